@@ -1,0 +1,64 @@
+using System.IO.MemoryMappedFiles;
+
+namespace AnyBit.IO;
+
+/// <summary>
+/// A read-only memory map of a whole file. Tensors are views into it, so opening a checkpoint costs only its header:
+/// the operating system pages weights in when a kernel first touches them.
+/// </summary>
+public sealed unsafe class MappedFile : IDisposable
+{
+    private readonly MemoryMappedFile? _map;
+    private readonly MemoryMappedViewAccessor? _view;
+    private byte* _pointer;
+
+    /// <summary>Path the file was opened from (used in error messages).</summary>
+    public string Path { get; }
+
+    /// <summary>Length of the file in bytes.</summary>
+    public long Length { get; }
+
+    /// <summary>First byte of the mapping; valid until <see cref="Dispose"/>.</summary>
+    public byte* Pointer => _pointer;
+
+    public MappedFile(string path)
+    {
+        Path = path;
+        if (!File.Exists(path)) throw new InvalidModelFileException(path, "file not found");
+        try
+        {
+            Length = new FileInfo(path).Length;
+            // A zero-length file cannot be mapped; callers see an empty span and reject it themselves.
+            if (Length == 0) return;
+            _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
+            _view = _map.CreateViewAccessor(0, 0, MemoryMappedFileAccess.Read);
+            byte* p = null;
+            _view.SafeMemoryMappedViewHandle.AcquirePointer(ref p);
+            _pointer = p + _view.PointerOffset;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            Dispose();
+            throw new InvalidModelFileException(path, $"cannot open: {e.Message}");
+        }
+    }
+
+    /// <summary>A span over [offset, offset+length); the range must have been validated against <see cref="Length"/>.</summary>
+    public ReadOnlySpan<byte> Span(long offset, int length)
+    {
+        if (offset < 0 || length < 0 || offset + length > Length)
+            throw new InvalidModelFileException(Path, $"read of {length} bytes at offset {offset} is past the end of the file ({Length} bytes)");
+        return new ReadOnlySpan<byte>(_pointer + offset, length);
+    }
+
+    public void Dispose()
+    {
+        if (_view is not null && _pointer != null)
+        {
+            _view.SafeMemoryMappedViewHandle.ReleasePointer();
+            _pointer = null;
+        }
+        _view?.Dispose();
+        _map?.Dispose();
+    }
+}

@@ -1,0 +1,90 @@
+using System.Buffers.Binary;
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using AnyBit.Formats;
+
+namespace AnyBit.IO;
+
+/// <summary>Turns stored tensor bytes of any readable element type into float32.</summary>
+public static class TensorDecoder
+{
+    /// <summary>True when <see cref="ToFloat32(StoredTensor, Span{float})"/> can decode this type.</summary>
+    public static bool CanDecode(TensorType type) => type switch
+    {
+        TensorType.F32 or TensorType.F16 or TensorType.BF16 or TensorType.F64 or TensorType.F8_E4M3 or TensorType.F8_E5M2
+            or TensorType.I8 or TensorType.U8 or TensorType.I16 or TensorType.I32 or TensorType.I64
+            or TensorType.Q8_0 or TensorType.Q4_0 => true,
+        _ => false,
+    };
+
+    /// <summary>Decodes <paramref name="tensor"/> into <paramref name="destination"/> (length = element count).</summary>
+    public static void ToFloat32(StoredTensor tensor, Span<float> destination)
+    {
+        if (destination.Length != tensor.ElementCount)
+            throw new ArgumentException($"destination holds {destination.Length} floats, tensor {tensor.Name} has {tensor.ElementCount}");
+        if (!CanDecode(tensor.Type))
+            throw new AnyBitException($"{tensor.Name}: tensor type {TensorTypes.Traits(tensor.Type).Name} cannot be decoded yet");
+        // Decode in chunks so tensors above 2 GiB of bytes still work through spans.
+        const int chunkElements = 1 << 20;
+        var traits = TensorTypes.Traits(tensor.Type);
+        long done = 0;
+        while (done < tensor.ElementCount)
+        {
+            int n = (int)Math.Min(chunkElements, tensor.ElementCount - done);
+            long byteOffset = done / traits.BlockSize * traits.BytesPerBlock;
+            int byteCount = (int)(n / traits.BlockSize * (long)traits.BytesPerBlock);
+            var src = tensor.File.Span(tensor.Offset + byteOffset, byteCount);
+            Decode(tensor.Type, src, destination.Slice((int)done, n));
+            done += n;
+        }
+    }
+
+    /// <summary>Decodes a run of whole blocks of <paramref name="type"/>.</summary>
+    public static void Decode(TensorType type, ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        switch (type)
+        {
+            case TensorType.F32:
+                MemoryMarshal.Cast<byte, float>(src).CopyTo(dst);
+                break;
+            case TensorType.F16:
+                TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(src), dst);
+                break;
+            case TensorType.BF16:
+                BFloat16.ToSingle(MemoryMarshal.Cast<byte, ushort>(src), dst);
+                break;
+            case TensorType.F64:
+                for (int i = 0; i < dst.Length; i++) dst[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(src[(8 * i)..]);
+                break;
+            case TensorType.F8_E4M3:
+                for (int i = 0; i < dst.Length; i++) dst[i] = Float8.E4M3FnToSingle(src[i]);
+                break;
+            case TensorType.F8_E5M2:
+                for (int i = 0; i < dst.Length; i++) dst[i] = Float8.E5M2ToSingle(src[i]);
+                break;
+            case TensorType.I8:
+                for (int i = 0; i < dst.Length; i++) dst[i] = (sbyte)src[i];
+                break;
+            case TensorType.U8:
+                for (int i = 0; i < dst.Length; i++) dst[i] = src[i];
+                break;
+            case TensorType.I16:
+                for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadInt16LittleEndian(src[(2 * i)..]);
+                break;
+            case TensorType.I32:
+                for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadInt32LittleEndian(src[(4 * i)..]);
+                break;
+            case TensorType.I64:
+                for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadInt64LittleEndian(src[(8 * i)..]);
+                break;
+            case TensorType.Q8_0:
+                GgmlBlocks.DequantizeQ8_0(src, dst);
+                break;
+            case TensorType.Q4_0:
+                GgmlBlocks.DequantizeQ4_0(src, dst);
+                break;
+            default:
+                throw new AnyBitException($"tensor type {type} cannot be decoded yet");
+        }
+    }
+}

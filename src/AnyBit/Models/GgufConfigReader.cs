@@ -1,0 +1,74 @@
+using AnyBit.IO;
+
+namespace AnyBit.Models;
+
+/// <summary>Reads the model hyperparameters from GGUF metadata (<c>{arch}.embedding_length</c> and friends).</summary>
+public static class GgufConfigReader
+{
+    public static ModelConfig Read(GgufFile gguf)
+    {
+        InvalidModelFileException Bad(string p) => new(gguf.Path, p);
+        string archName = gguf.GetString("general.architecture") ?? throw Bad("missing required key 'general.architecture'");
+        var arch = archName switch
+        {
+            "llama" => Architecture.Llama,
+            "mistral" => Architecture.Mistral,
+            "qwen2" => Architecture.Qwen2,
+            "qwen3" => Architecture.Qwen3,
+            "bitnet" => Architecture.BitNet,
+            _ => throw Bad($"architecture '{archName}' is not supported (llama, mistral, qwen2, qwen3, bitnet)"),
+        };
+        int Required(string key)
+        {
+            long v = gguf.GetInteger($"{archName}.{key}") ?? throw Bad($"missing required key '{archName}.{key}'");
+            if (v <= 0 || v > int.MaxValue) throw Bad($"'{archName}.{key}' = {v} is out of range");
+            return (int)v;
+        }
+        int? Optional(string key)
+        {
+            long? v = gguf.GetInteger($"{archName}.{key}");
+            return v is > 0 and <= int.MaxValue ? (int)v : null;
+        }
+        int hidden = Required("embedding_length");
+        int heads = Required("attention.head_count");
+        var embd = gguf.Find("token_embd.weight") ?? throw Bad("missing tensor 'token_embd.weight'");
+        int vocab = Optional("vocab_size") ?? (gguf.GetArray("tokenizer.ggml.tokens")?.Count) ?? (int)embd.Shape[0];
+
+        string? scalingType = gguf.GetString($"{archName}.rope.scaling.type");
+        var rope = new RopeConfig
+        {
+            Theta = gguf.GetFloat($"{archName}.rope.freq_base") ?? 10000.0,
+            // llama.cpp's "llama" graph uses adjacent pairs (its converter permutes Q/K rows); qwen2/qwen3 use halves.
+            Interleaved = arch is Architecture.Llama or Architecture.Mistral or Architecture.BitNet,
+            Scaling = scalingType == "linear" ? RopeScalingType.Linear : RopeScalingType.None,
+            Factor = gguf.GetFloat($"{archName}.rope.scaling.factor") ?? 1.0,
+        };
+        long? bos = gguf.GetInteger("tokenizer.ggml.bos_token_id");
+        long? eos = gguf.GetInteger("tokenizer.ggml.eos_token_id");
+        var eosIds = new List<int>();
+        if (eos is >= 0 and < int.MaxValue) eosIds.Add((int)eos);
+        long? eot = gguf.GetInteger("tokenizer.ggml.eot_token_id");
+        if (eot is >= 0 and < int.MaxValue && !eosIds.Contains((int)eot)) eosIds.Add((int)eot);
+
+        var config = new ModelConfig
+        {
+            Architecture = arch,
+            HiddenSize = hidden,
+            IntermediateSize = Required("feed_forward_length"),
+            NumLayers = Required("block_count"),
+            NumHeads = heads,
+            NumKvHeads = Optional("attention.head_count_kv") ?? heads,
+            HeadDim = Optional("attention.key_length") ?? hidden / heads,
+            VocabSize = vocab,
+            MaxPositions = Optional("context_length") ?? 2048,
+            RmsNormEps = (float)(gguf.GetFloat($"{archName}.attention.layer_norm_rms_epsilon") ?? 1e-5),
+            Rope = rope,
+            Activation = arch == Architecture.BitNet ? Activation.ReluSquared : Activation.Silu,
+            TiedEmbeddings = gguf.Find("output.weight") is null,
+            BosTokenId = bos is >= 0 and < int.MaxValue ? (int)bos : null,
+            EosTokenIds = eosIds.ToArray(),
+        };
+        config.Validate(gguf.Path);
+        return config;
+    }
+}

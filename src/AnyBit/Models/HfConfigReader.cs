@@ -1,0 +1,176 @@
+using System.Text.Json;
+using System.Text.RegularExpressions;
+
+namespace AnyBit.Models;
+
+/// <summary>
+/// Reads a Hugging Face <c>config.json</c> for the llama, mistral, qwen2, qwen3 and bitnet model types, in both the
+/// transformers 4 style (<c>rope_theta</c> + <c>rope_scaling</c>) and the transformers 5 style (<c>rope_parameters</c>).
+/// </summary>
+public static partial class HfConfigReader
+{
+    public static ModelConfig Read(string configPath)
+    {
+        JsonDocument doc;
+        try
+        {
+            doc = JsonDocument.Parse(File.ReadAllBytes(configPath), new JsonDocumentOptions { MaxDepth = 32, AllowTrailingCommas = true });
+        }
+        catch (JsonException e)
+        {
+            throw new InvalidModelFileException(configPath, $"not valid JSON ({e.Message})");
+        }
+        using (doc)
+        {
+            var root = doc.RootElement;
+            if (root.ValueKind != JsonValueKind.Object) throw new InvalidModelFileException(configPath, "not a JSON object");
+            InvalidModelFileException Bad(string p) => new(configPath, p);
+
+            string modelType = Str(root, "model_type") ?? throw Bad("missing required key 'model_type'");
+            var arch = modelType switch
+            {
+                "llama" => Architecture.Llama,
+                "mistral" => Architecture.Mistral,
+                "qwen2" => Architecture.Qwen2,
+                "qwen3" => Architecture.Qwen3,
+                "bitnet" => Architecture.BitNet,
+                _ => throw Bad($"model_type '{modelType}' is not supported (llama, mistral, qwen2, qwen3, bitnet)"),
+            };
+            int Required(string key) => Int(root, key) ?? throw Bad($"missing required key '{key}'");
+            int hidden = Required("hidden_size");
+            int heads = Required("num_attention_heads");
+            if (heads <= 0) throw Bad($"num_attention_heads {heads} is invalid");
+            string act = Str(root, "hidden_act") ?? Str(root, "hidden_activation") ?? (arch == Architecture.BitNet ? "relu2" : "silu");
+            var activation = act switch
+            {
+                "silu" or "swish" => Activation.Silu,
+                "relu2" => Activation.ReluSquared,
+                _ => throw Bad($"hidden_act '{act}' is not supported (silu, relu2)"),
+            };
+
+            bool slidingUsed = arch == Architecture.Mistral || (Bool(root, "use_sliding_window") ?? false);
+            int? window = slidingUsed ? Int(root, "sliding_window") : null;
+
+            var config = new ModelConfig
+            {
+                Architecture = arch,
+                HiddenSize = hidden,
+                IntermediateSize = Required("intermediate_size"),
+                NumLayers = Required("num_hidden_layers"),
+                NumHeads = heads,
+                NumKvHeads = Int(root, "num_key_value_heads") ?? heads,
+                HeadDim = Int(root, "head_dim") ?? hidden / heads,
+                VocabSize = Required("vocab_size"),
+                MaxPositions = Int(root, "max_position_embeddings") ?? 4096,
+                RmsNormEps = (float)(Num(root, "rms_norm_eps") ?? 1e-6),
+                Rope = ReadRope(root, Bad),
+                Activation = activation,
+                TiedEmbeddings = Bool(root, "tie_word_embeddings") ?? false,
+                SlidingWindow = window,
+                BosTokenId = Int(root, "bos_token_id"),
+                EosTokenIds = IntOrList(root, "eos_token_id"),
+            };
+            config.Validate(configPath);
+            return config;
+        }
+    }
+
+    private static RopeConfig ReadRope(JsonElement root, Func<string, InvalidModelFileException> bad)
+    {
+        // transformers 5 keeps theta and scaling together in rope_parameters; transformers 4 has rope_theta at the
+        // top level and the scaling (or null) in rope_scaling.
+        JsonElement? scaling = null;
+        double theta = Num(root, "rope_theta") ?? 10000.0;
+        if (root.TryGetProperty("rope_parameters", out var rp) && rp.ValueKind == JsonValueKind.Object)
+        {
+            theta = Num(rp, "rope_theta") ?? theta;
+            scaling = rp;
+        }
+        else if (root.TryGetProperty("rope_scaling", out var rs) && rs.ValueKind == JsonValueKind.Object)
+        {
+            scaling = rs;
+        }
+        if (scaling is null) return new RopeConfig { Theta = theta };
+        var s = scaling.Value;
+        string type = Str(s, "rope_type") ?? Str(s, "type") ?? "default";
+        return type switch
+        {
+            "default" => new RopeConfig { Theta = theta },
+            "linear" => new RopeConfig { Theta = theta, Scaling = RopeScalingType.Linear, Factor = Num(s, "factor") ?? throw bad("linear rope scaling without 'factor'") },
+            "llama3" => new RopeConfig
+            {
+                Theta = theta,
+                Scaling = RopeScalingType.Llama3,
+                Factor = Num(s, "factor") ?? throw bad("llama3 rope scaling without 'factor'"),
+                LowFreqFactor = Num(s, "low_freq_factor") ?? throw bad("llama3 rope scaling without 'low_freq_factor'"),
+                HighFreqFactor = Num(s, "high_freq_factor") ?? throw bad("llama3 rope scaling without 'high_freq_factor'"),
+                OriginalMaxPositions = Int(s, "original_max_position_embeddings") ?? throw bad("llama3 rope scaling without 'original_max_position_embeddings'"),
+            },
+            _ => throw bad($"rope type '{type}' is not supported (default, linear, llama3)"),
+        };
+    }
+
+    /// <summary>
+    /// Maps a Hugging Face tensor name to its GGUF name (<c>model.layers.3.self_attn.q_proj.weight</c> →
+    /// <c>blk.3.attn_q.weight</c>); null for tensors the forward pass does not use.
+    /// </summary>
+    public static string? ToGgufName(string hfName)
+    {
+        switch (hfName)
+        {
+            case "model.embed_tokens.weight": return "token_embd.weight";
+            case "model.norm.weight": return "output_norm.weight";
+            case "lm_head.weight": return "output.weight";
+        }
+        var m = LayerName().Match(hfName);
+        if (!m.Success) return null;
+        string layer = m.Groups[1].Value, part = m.Groups[2].Value, kind = m.Groups[3].Value;
+        string? g = part switch
+        {
+            "input_layernorm" => "attn_norm",
+            "post_attention_layernorm" => "ffn_norm",
+            "self_attn.q_proj" => "attn_q",
+            "self_attn.k_proj" => "attn_k",
+            "self_attn.v_proj" => "attn_v",
+            "self_attn.o_proj" => "attn_output",
+            "self_attn.q_norm" => "attn_q_norm",
+            "self_attn.k_norm" => "attn_k_norm",
+            "self_attn.attn_sub_norm" => "attn_sub_norm",
+            "mlp.gate_proj" => "ffn_gate",
+            "mlp.up_proj" => "ffn_up",
+            "mlp.down_proj" => "ffn_down",
+            "mlp.ffn_sub_norm" => "ffn_sub_norm",
+            _ => null,
+        };
+        return g is null ? null : $"blk.{layer}.{g}.{kind}";
+    }
+
+    [GeneratedRegex(@"^model\.layers\.(\d+)\.(.+)\.(weight|bias)$")]
+    private static partial Regex LayerName();
+
+    private static string? Str(JsonElement e, string key) =>
+        e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+
+    private static double? Num(JsonElement e, string key) =>
+        e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+
+    private static int? Int(JsonElement e, string key)
+    {
+        if (!e.TryGetProperty(key, out var v) || v.ValueKind != JsonValueKind.Number) return null;
+        if (v.TryGetInt32(out int i)) return i;
+        double d = v.GetDouble();
+        return d == Math.Floor(d) && d >= int.MinValue && d <= int.MaxValue ? (int)d : null;
+    }
+
+    private static bool? Bool(JsonElement e, string key) =>
+        e.TryGetProperty(key, out var v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False ? v.GetBoolean() : null;
+
+    private static int[] IntOrList(JsonElement e, string key)
+    {
+        if (!e.TryGetProperty(key, out var v)) return [];
+        if (v.ValueKind == JsonValueKind.Number && v.TryGetInt32(out int i)) return [i];
+        if (v.ValueKind == JsonValueKind.Array)
+            return v.EnumerateArray().Where(x => x.ValueKind == JsonValueKind.Number && x.TryGetInt32(out _)).Select(x => x.GetInt32()).ToArray();
+        return [];
+    }
+}

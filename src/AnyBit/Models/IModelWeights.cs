@@ -1,0 +1,53 @@
+using AnyBit.IO;
+
+namespace AnyBit.Models;
+
+/// <summary>One stored weight as a user sees it in <c>anybit inspect</c>.</summary>
+public sealed record WeightInfo(string Name, long[] Shape, string Type, long Bytes);
+
+/// <summary>
+/// The weights of a model under GGUF tensor names (<c>token_embd.weight</c>, <c>blk.N.attn_q.weight</c>, ...),
+/// whatever file format they came from.
+/// </summary>
+public interface IModelWeights : IDisposable
+{
+    /// <summary>The tensors as stored in the file(s), under their original names.</summary>
+    IReadOnlyList<WeightInfo> Weights { get; }
+
+    bool Contains(string name);
+
+    /// <summary>Shape of a tensor, outermost dimension first.</summary>
+    long[] Shape(string name);
+
+    /// <summary>Decodes a whole tensor to float32.</summary>
+    float[] ReadFloat32(string name);
+}
+
+/// <summary>
+/// Weights held in an <see cref="ITensorStore"/>, with a mapping from GGUF names to the store's names (identity for
+/// GGUF, the Hugging Face naming for safetensors checkpoints).
+/// </summary>
+public sealed class StoreWeights : IModelWeights
+{
+    private readonly ITensorStore _store;
+    private readonly Dictionary<string, StoredTensor> _byCanonical = new(StringComparer.Ordinal);
+
+    public StoreWeights(ITensorStore store, Func<string, string?> toCanonical)
+    {
+        _store = store;
+        foreach (var t in store.Tensors)
+        {
+            string? canonical = toCanonical(t.Name);
+            if (canonical is not null) _byCanonical[canonical] = t;
+        }
+        Weights = store.Tensors.Select(t => new WeightInfo(t.Name, t.Shape, TensorTypes.Traits(t.Type).Name, t.ByteLength)).ToList();
+    }
+
+    public ITensorStore Store => _store;
+    public IReadOnlyList<WeightInfo> Weights { get; }
+    public bool Contains(string name) => _byCanonical.ContainsKey(name);
+    public StoredTensor Tensor(string name) => _byCanonical.TryGetValue(name, out var t) ? t : throw new AnyBitException($"model has no tensor '{name}'");
+    public long[] Shape(string name) => Tensor(name).Shape;
+    public float[] ReadFloat32(string name) => Tensor(name).ToFloat32();
+    public void Dispose() => _store.Dispose();
+}

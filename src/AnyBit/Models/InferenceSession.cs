@@ -1,0 +1,243 @@
+using System.Numerics.Tensors;
+using AnyBit.Kernels;
+
+namespace AnyBit.Models;
+
+/// <summary>
+/// One sequence being processed: its KV cache, its position, and every scratch buffer the forward pass needs,
+/// allocated once so that prefill and decoding allocate nothing per token. Prompts longer than the batch size are
+/// processed in chunks.
+/// </summary>
+public sealed unsafe class InferenceSession : IDisposable
+{
+    private readonly Transformer _model;
+    private readonly ModelConfig _c;
+    private readonly WorkerPool _pool;
+    private readonly RotaryEmbedding _rope;
+    private readonly int _maxBatch;
+    private readonly NativeBuffer _keyCache, _valueCache; // (layer, kv_head, position, head_dim)
+    private readonly NativeBuffer _x, _xn, _q, _k, _v, _att, _gate, _up, _logits;
+    private readonly MatMulF32 _matmul = new();
+    private readonly AttentionJob _attention;
+
+    internal InferenceSession(Transformer model, int contextSize, int maxBatch, WorkerPool pool)
+    {
+        _model = model; _c = model.Config; _pool = pool;
+        ContextSize = contextSize;
+        _maxBatch = Math.Max(1, Math.Min(maxBatch, contextSize));
+        _rope = new RotaryEmbedding(_c.Rope, _c.HeadDim, contextSize, model.Weights.RopeFreqFactors);
+        long cacheSize = (long)_c.NumLayers * _c.NumKvHeads * contextSize * _c.HeadDim;
+        _keyCache = new NativeBuffer(cacheSize);
+        _valueCache = new NativeBuffer(cacheSize);
+        int b = _maxBatch, wide = Math.Max(_c.HiddenSize, _c.QueryWidth);
+        _x = new NativeBuffer((long)b * _c.HiddenSize);
+        _xn = new NativeBuffer((long)b * Math.Max(wide, _c.IntermediateSize));
+        _q = new NativeBuffer((long)b * _c.QueryWidth);
+        _k = new NativeBuffer((long)b * _c.KvWidth);
+        _v = new NativeBuffer((long)b * _c.KvWidth);
+        _att = new NativeBuffer((long)b * _c.QueryWidth);
+        _gate = new NativeBuffer((long)b * _c.IntermediateSize);
+        _up = new NativeBuffer((long)b * _c.IntermediateSize);
+        _logits = new NativeBuffer((long)b * _c.VocabSize);
+        _attention = new AttentionJob(this, pool.WorkerCount, contextSize);
+    }
+
+    public Transformer Model => _model;
+    public int ContextSize { get; }
+    /// <summary>Number of positions already in the KV cache.</summary>
+    public int Position { get; private set; }
+
+    /// <summary>Forgets the sequence (the cache is overwritten from position 0).</summary>
+    public void Reset() => Position = 0;
+
+    /// <summary>Rewinds to <paramref name="position"/>, keeping the cache before it.</summary>
+    public void Rewind(int position)
+    {
+        if (position < 0 || position > Position) throw new ArgumentOutOfRangeException(nameof(position));
+        Position = position;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="tokens"/> through the model at the current position and appends them to the cache.
+    /// Writes the logits of every token to <paramref name="allLogits"/> ([tokens, vocab]) when it is non-empty;
+    /// returns the logits of the last token (valid until the next call).
+    /// </summary>
+    public ReadOnlySpan<float> Forward(ReadOnlySpan<int> tokens, Span<float> allLogits = default)
+    {
+        if (tokens.Length == 0) throw new ArgumentException("no tokens to process", nameof(tokens));
+        if (Position + tokens.Length > ContextSize)
+            throw new AnyBitException($"{Position + tokens.Length} tokens exceed the context size of {ContextSize}");
+        bool wantAll = !allLogits.IsEmpty;
+        if (wantAll && allLogits.Length < (long)tokens.Length * _c.VocabSize)
+            throw new ArgumentException("allLogits is shorter than tokens × vocab", nameof(allLogits));
+        foreach (int t in tokens)
+            if ((uint)t >= (uint)_c.VocabSize) throw new AnyBitException($"token id {t} is outside the vocabulary (0..{_c.VocabSize - 1})");
+
+        int lastRows = 0;
+        for (int start = 0; start < tokens.Length; start += _maxBatch)
+        {
+            int n = Math.Min(_maxBatch, tokens.Length - start);
+            bool isLast = start + n == tokens.Length;
+            int outRows = wantAll ? n : (isLast ? 1 : 0);
+            ForwardChunk(tokens.Slice(start, n), outRows);
+            if (wantAll) _logits.Slice(0, n * _c.VocabSize).CopyTo(allLogits.Slice(start * _c.VocabSize, n * _c.VocabSize));
+            lastRows = outRows;
+        }
+        _lastRow = lastRows - 1;
+        return LastLogits;
+    }
+
+    private int _lastRow;
+
+    /// <summary>Logits of the last token processed by <see cref="Forward"/> (valid until the next call).</summary>
+    public ReadOnlySpan<float> LastLogits => _logits.Slice((long)_lastRow * _c.VocabSize, _c.VocabSize);
+
+    /// <summary>One chunk of at most maxBatch tokens; computes logits for the last <paramref name="outRows"/> of them.</summary>
+    private void ForwardChunk(ReadOnlySpan<int> tokens, int outRows)
+    {
+        int n = tokens.Length, d = _c.HiddenSize, q = _c.QueryWidth, kv = _c.KvWidth, f = _c.IntermediateSize, hd = _c.HeadDim;
+        float eps = _c.RmsNormEps;
+        bool int8 = _model.Activations == ActivationMode.Int8PerToken;
+        var w = _model.Weights;
+
+        for (int t = 0; t < n; t++)
+            new Span<float>(w.TokenEmbedding.Pointer + (long)tokens[t] * d, d).CopyTo(_x.Slice((long)t * d, d));
+
+        for (int l = 0; l < _c.NumLayers; l++)
+        {
+            var L = w.Layers[l];
+            // ---- attention block ----
+            for (int t = 0; t < n; t++)
+            {
+                var xn = _xn.Slice((long)t * d, d);
+                Ops.RmsNorm(_x.Slice((long)t * d, d), L.AttnNorm.Span, eps, xn);
+                if (int8) Ops.QuantizeActivationsInt8(xn);
+            }
+            _matmul.Run(_pool, _xn.Pointer, n, d, L.Wq.Pointer, q, _q.Pointer);
+            _matmul.Run(_pool, _xn.Pointer, n, d, L.Wk.Pointer, kv, _k.Pointer);
+            _matmul.Run(_pool, _xn.Pointer, n, d, L.Wv.Pointer, kv, _v.Pointer);
+            for (int t = 0; t < n; t++)
+            {
+                var qt = _q.Slice((long)t * q, q);
+                var kt = _k.Slice((long)t * kv, kv);
+                var vt = _v.Slice((long)t * kv, kv);
+                if (L.Bq is not null) TensorPrimitives.Add(qt, L.Bq.Span, qt);
+                if (L.Bk is not null) TensorPrimitives.Add(kt, L.Bk.Span, kt);
+                if (L.Bv is not null) TensorPrimitives.Add(vt, L.Bv.Span, vt);
+                int pos = Position + t;
+                for (int h = 0; h < _c.NumHeads; h++)
+                {
+                    var head = qt.Slice(h * hd, hd);
+                    if (L.QNorm is not null) Ops.RmsNorm(head, L.QNorm.Span, eps, head);
+                    _rope.Apply(head, pos);
+                }
+                for (int h = 0; h < _c.NumKvHeads; h++)
+                {
+                    var head = kt.Slice(h * hd, hd);
+                    if (L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
+                    _rope.Apply(head, pos);
+                    long cacheAt = CacheOffset(l, h, pos);
+                    head.CopyTo(_keyCache.Slice(cacheAt, hd));
+                    vt.Slice(h * hd, hd).CopyTo(_valueCache.Slice(cacheAt, hd));
+                }
+            }
+            _attention.Run(l, n);
+            if (L.AttnSubNorm is not null || int8)
+                for (int t = 0; t < n; t++)
+                {
+                    var a = _att.Slice((long)t * q, q);
+                    if (L.AttnSubNorm is not null) Ops.RmsNorm(a, L.AttnSubNorm.Span, eps, a);
+                    if (int8) Ops.QuantizeActivationsInt8(a);
+                }
+            _matmul.Run(_pool, _att.Pointer, n, q, L.Wo.Pointer, d, _xn.Pointer);
+            for (int t = 0; t < n; t++)
+            {
+                var o = _xn.Slice((long)t * d, d);
+                if (L.Bo is not null) TensorPrimitives.Add(o, L.Bo.Span, o);
+                var x = _x.Slice((long)t * d, d);
+                TensorPrimitives.Add(x, o, x);
+            }
+
+            // ---- feed-forward block ----
+            for (int t = 0; t < n; t++)
+            {
+                var xn = _xn.Slice((long)t * d, d);
+                Ops.RmsNorm(_x.Slice((long)t * d, d), L.FfnNorm.Span, eps, xn);
+                if (int8) Ops.QuantizeActivationsInt8(xn);
+            }
+            _matmul.Run(_pool, _xn.Pointer, n, d, L.WGate.Pointer, f, _gate.Pointer);
+            _matmul.Run(_pool, _xn.Pointer, n, d, L.WUp.Pointer, f, _up.Pointer);
+            for (int t = 0; t < n; t++)
+            {
+                var g = _gate.Slice((long)t * f, f);
+                var u = _up.Slice((long)t * f, f);
+                if (_c.Activation == Activation.Silu) Ops.SiluMultiply(g, u);
+                else Ops.ReluSquaredMultiply(g, u);
+                if (L.FfnSubNorm is not null) Ops.RmsNorm(g, L.FfnSubNorm.Span, eps, g);
+                if (int8) Ops.QuantizeActivationsInt8(g);
+            }
+            _matmul.Run(_pool, _gate.Pointer, n, f, L.WDown.Pointer, d, _xn.Pointer);
+            for (int t = 0; t < n; t++)
+            {
+                var x = _x.Slice((long)t * d, d);
+                TensorPrimitives.Add(x, _xn.Slice((long)t * d, d), x);
+            }
+        }
+
+        if (outRows > 0)
+        {
+            int first = n - outRows;
+            for (int t = first; t < n; t++)
+                Ops.RmsNorm(_x.Slice((long)t * d, d), w.OutputNorm.Span, eps, _xn.Slice((long)(t - first) * d, d));
+            _matmul.Run(_pool, _xn.Pointer, outRows, d, w.Output.Pointer, _c.VocabSize, _logits.Pointer);
+        }
+        Position += n;
+    }
+
+    private long CacheOffset(int layer, int kvHead, int pos) =>
+        (((long)layer * _c.NumKvHeads + kvHead) * ContextSize + pos) * _c.HeadDim;
+
+    /// <summary>
+    /// Causal attention for a chunk: one work item per (token, head). Scores are f32, max-subtracted softmax, and
+    /// the value sum streams the cache rows of one KV head in position order.
+    /// </summary>
+    private sealed class AttentionJob(InferenceSession s, int workers, int context) : IParallelWork
+    {
+        private readonly float[][] _scores = Enumerable.Range(0, workers).Select(_ => new float[context]).ToArray();
+        private int _layer, _tokens;
+
+        public void Run(int layer, int tokens)
+        {
+            _layer = layer; _tokens = tokens;
+            s._pool.Run(this, tokens * s._c.NumHeads);
+        }
+
+        public void Execute(int item, int worker)
+        {
+            var c = s._c;
+            int t = item / c.NumHeads, h = item % c.NumHeads, hd = c.HeadDim;
+            int kvh = h / (c.NumHeads / c.NumKvHeads);
+            int pos = s.Position + t;
+            int lo = c.SlidingWindow is int win && win > 0 ? Math.Max(0, pos - win + 1) : 0;
+            var query = s._q.Slice((long)t * c.QueryWidth + h * hd, hd);
+            var scores = _scores[worker].AsSpan(0, pos - lo + 1);
+            float scale = 1f / MathF.Sqrt(hd);
+            long baseOffset = s.CacheOffset(_layer, kvh, 0);
+            for (int j = lo; j <= pos; j++)
+                scores[j - lo] = TensorPrimitives.Dot(query, s._keyCache.Slice(baseOffset + (long)j * hd, hd)) * scale;
+            Ops.Softmax(scores);
+            var output = s._att.Slice((long)t * c.QueryWidth + h * hd, hd);
+            output.Clear();
+            for (int j = lo; j <= pos; j++)
+            {
+                var vrow = s._valueCache.Slice(baseOffset + (long)j * hd, hd);
+                TensorPrimitives.MultiplyAdd(vrow, scores[j - lo], output, output);
+            }
+        }
+    }
+
+    public void Dispose()
+    {
+        foreach (var b in new[] { _keyCache, _valueCache, _x, _xn, _q, _k, _v, _att, _gate, _up, _logits }) b.Dispose();
+    }
+}

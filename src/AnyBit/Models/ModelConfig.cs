@@ -1,0 +1,74 @@
+namespace AnyBit.Models;
+
+/// <summary>Transformer families AnyBit runs. They share one forward pass and differ in the switches of <see cref="ModelConfig"/>.</summary>
+public enum Architecture { Llama, Mistral, Qwen2, Qwen3, BitNet }
+
+/// <summary>Feed-forward activation: SwiGLU's SiLU, or BitNet's squared ReLU.</summary>
+public enum Activation { Silu, ReluSquared }
+
+/// <summary>How rotary embedding frequencies are rescaled for long context.</summary>
+public enum RopeScalingType { None, Linear, Llama3 }
+
+/// <summary>RoPE parameters (Hugging Face <c>rope_parameters</c> / <c>rope_scaling</c>, or GGUF <c>rope.*</c>).</summary>
+public sealed record RopeConfig
+{
+    public double Theta { get; init; } = 10000.0;
+    public RopeScalingType Scaling { get; init; } = RopeScalingType.None;
+    public double Factor { get; init; } = 1.0;
+    public double LowFreqFactor { get; init; } = 1.0;
+    public double HighFreqFactor { get; init; } = 4.0;
+    /// <summary>The pre-training context that Llama-3 scaling is relative to (<c>original_max_position_embeddings</c>).</summary>
+    public int OriginalMaxPositions { get; init; } = 8192;
+    /// <summary>
+    /// Rotation pairs: true for adjacent pairs (2i, 2i+1) as GGUF "llama" and llama2.c store Q/K; false for the
+    /// halves (i, i + d/2) of Hugging Face's rotate_half.
+    /// </summary>
+    public bool Interleaved { get; init; }
+}
+
+/// <summary>Everything the forward pass needs to know about a model's shape and numerics.</summary>
+public sealed record ModelConfig
+{
+    public Architecture Architecture { get; init; }
+    public int HiddenSize { get; init; }
+    public int IntermediateSize { get; init; }
+    public int NumLayers { get; init; }
+    public int NumHeads { get; init; }
+    public int NumKvHeads { get; init; }
+    /// <summary>Per-head width; Qwen3 sets it explicitly so that heads × head_dim differs from hidden size.</summary>
+    public int HeadDim { get; init; }
+    public int VocabSize { get; init; }
+    public int MaxPositions { get; init; }
+    public float RmsNormEps { get; init; } = 1e-5f;
+    public RopeConfig Rope { get; init; } = new();
+    public Activation Activation { get; init; } = Activation.Silu;
+    public bool TiedEmbeddings { get; init; }
+    /// <summary>Mistral's sliding attention window; null means full attention.</summary>
+    public int? SlidingWindow { get; init; }
+    public int? BosTokenId { get; init; }
+    public int[] EosTokenIds { get; init; } = [];
+
+    /// <summary>Width of the concatenated query heads.</summary>
+    public int QueryWidth => NumHeads * HeadDim;
+    /// <summary>Width of the concatenated key (or value) heads.</summary>
+    public int KvWidth => NumKvHeads * HeadDim;
+
+    /// <summary>Checks internal consistency; <paramref name="source"/> names the file in the error.</summary>
+    public void Validate(string source)
+    {
+        void Require(bool ok, string what)
+        {
+            if (!ok) throw new InvalidModelFileException(source, what);
+        }
+        Require(HiddenSize > 0 && HiddenSize <= 1 << 17, $"hidden size {HiddenSize} is out of range");
+        Require(IntermediateSize > 0 && IntermediateSize <= 1 << 20, $"intermediate size {IntermediateSize} is out of range");
+        Require(NumLayers > 0 && NumLayers <= 1024, $"layer count {NumLayers} is out of range");
+        Require(NumHeads > 0 && NumHeads <= 1024, $"head count {NumHeads} is out of range");
+        Require(NumKvHeads > 0 && NumHeads % NumKvHeads == 0, $"key/value head count {NumKvHeads} does not divide the head count {NumHeads}");
+        Require(HeadDim > 0 && HeadDim % 2 == 0 && HeadDim <= 4096, $"head dimension {HeadDim} must be positive and even");
+        Require(VocabSize > 0 && VocabSize <= 1 << 24, $"vocabulary size {VocabSize} is out of range");
+        Require(MaxPositions > 0, $"context length {MaxPositions} is out of range");
+        Require(RmsNormEps > 0 && float.IsFinite(RmsNormEps), $"rms_norm_eps {RmsNormEps} is invalid");
+        Require(Rope.Theta > 0 && double.IsFinite(Rope.Theta), $"rope theta {Rope.Theta} is invalid");
+    }
+}

@@ -1,0 +1,134 @@
+using AnyBit.IO;
+using AnyBit.Text;
+
+namespace AnyBit.Models;
+
+/// <summary>Options for <see cref="ModelLoader"/>.</summary>
+public sealed record LoadOptions
+{
+    /// <summary>A separate tokenizer file (llama2.c tokenizer.bin, or a tokenizer.json to override the model's).</summary>
+    public string? TokenizerPath { get; init; }
+
+    /// <summary>
+    /// Run BitNet models with float activations (ternary weights, no int8 activation quantization) instead of the
+    /// as-trained W1.58A8 recipe. No effect on other architectures.
+    /// </summary>
+    public bool FloatReference { get; init; }
+}
+
+/// <summary>What a model path holds, without loading the weights: for <c>anybit inspect</c> and for loading.</summary>
+public sealed class ModelFiles : IDisposable
+{
+    public required string Path { get; init; }
+    /// <summary>"Hugging Face folder", "GGUF v3", "llama2.c v0", ...</summary>
+    public required string Format { get; init; }
+    public required ModelConfig Config { get; init; }
+    public required IModelWeights Weights { get; init; }
+    public ITokenizer? Tokenizer { get; init; }
+    /// <summary>GGUF metadata when the model is a GGUF file.</summary>
+    public GgufFile? Gguf { get; init; }
+
+    public void Dispose() => Weights.Dispose();
+}
+
+/// <summary>Opens any supported model path: a Hugging Face folder, a GGUF file, or a llama2.c checkpoint.</summary>
+public static class ModelLoader
+{
+    /// <summary>Opens the files and reads config and tokenizer; weights stay memory-mapped.</summary>
+    public static ModelFiles Open(string path, LoadOptions? options = null)
+    {
+        options ??= new LoadOptions();
+        if (Directory.Exists(path)) return OpenHfFolder(path, options);
+        if (!File.Exists(path)) throw new InvalidModelFileException(path, "no such file or folder");
+        if (new FileInfo(path).Length >= 4 && GgufFile.HasMagic(path)) return OpenGguf(path, options);
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
+            throw new InvalidModelFileException(path, "a lone .safetensors file has no config: pass the model's folder (with config.json)");
+        if (Path.GetFileName(path) == "config.json") return OpenHfFolder(Path.GetDirectoryName(Path.GetFullPath(path))!, options);
+        return OpenLlama2c(path, options);
+    }
+
+    /// <summary>Opens and loads the weights for inference.</summary>
+    public static Transformer Load(string path, LoadOptions? options = null)
+    {
+        options ??= new LoadOptions();
+        using var files = Open(path, options);
+        var weights = WeightLoader.Load(files.Config, files.Weights, path);
+        var mode = files.Config.Architecture == Architecture.BitNet && !options.FloatReference ? ActivationMode.Int8PerToken : ActivationMode.Float;
+        return new Transformer(files.Config, weights, files.Tokenizer, mode, path);
+    }
+
+    private static ModelFiles OpenHfFolder(string folder, LoadOptions options)
+    {
+        string configPath = System.IO.Path.Combine(folder, "config.json");
+        if (!File.Exists(configPath)) throw new InvalidModelFileException(folder, "no config.json in the folder (is it a Hugging Face model folder?)");
+        var config = HfConfigReader.Read(configPath);
+        var store = SafetensorsCheckpoint.OpenFolder(folder);
+        try
+        {
+            var weights = new StoreWeights(store, HfConfigReader.ToGgufName);
+            string tokenizerJson = options.TokenizerPath ?? System.IO.Path.Combine(folder, "tokenizer.json");
+            ITokenizer? tokenizer = File.Exists(tokenizerJson)
+                ? TokenizerJson.Load(tokenizerJson, System.IO.Path.Combine(System.IO.Path.GetDirectoryName(tokenizerJson)!, "tokenizer_config.json"))
+                : null;
+            config = config with
+            {
+                TiedEmbeddings = config.TiedEmbeddings || !weights.Contains("output.weight"),
+                EosTokenIds = config.EosTokenIds.Length > 0 ? config.EosTokenIds : tokenizer?.EosId is int e ? [e] : [],
+            };
+            return new ModelFiles { Path = folder, Format = "Hugging Face folder", Config = config, Weights = weights, Tokenizer = tokenizer };
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+
+    private static ModelFiles OpenGguf(string path, LoadOptions options)
+    {
+        var gguf = GgufFile.Open(path);
+        try
+        {
+            var config = GgufConfigReader.Read(gguf);
+            var tokenizer = options.TokenizerPath is not null ? LoadSeparateTokenizer(options.TokenizerPath, config.VocabSize) : GgufTokenizer.TryLoad(gguf);
+            var weights = new StoreWeights(gguf, name => name);
+            foreach (var t in gguf.Tensors)
+                if (!TensorDecoder.CanDecode(t.Type) && (t.Name.StartsWith("blk.", StringComparison.Ordinal) || t.Name.StartsWith("token_embd", StringComparison.Ordinal) || t.Name.StartsWith("output", StringComparison.Ordinal)))
+                    throw new InvalidModelFileException(path, $"tensor '{t.Name}' is {TensorTypes.Traits(t.Type).Name}, which this version cannot run yet (F32, F16, BF16, Q8_0, Q4_0)");
+            return new ModelFiles { Path = path, Format = $"GGUF v{gguf.Version}", Config = config, Weights = weights, Tokenizer = tokenizer, Gguf = gguf };
+        }
+        catch
+        {
+            gguf.Dispose();
+            throw;
+        }
+    }
+
+    private static ModelFiles OpenLlama2c(string path, LoadOptions options)
+    {
+        var ckpt = Llama2cCheckpoint.Open(path);
+        try
+        {
+            string? tokPath = options.TokenizerPath;
+            if (tokPath is null)
+            {
+                string sibling = System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "tokenizer.bin");
+                if (File.Exists(sibling)) tokPath = sibling;
+            }
+            var tokenizer = tokPath is null ? null : LoadSeparateTokenizer(tokPath, ckpt.Config.VocabSize);
+            return new ModelFiles { Path = path, Format = $"llama2.c v{ckpt.Version}", Config = ckpt.Config, Weights = ckpt, Tokenizer = tokenizer };
+        }
+        catch
+        {
+            ckpt.Dispose();
+            throw;
+        }
+    }
+
+    private static ITokenizer LoadSeparateTokenizer(string path, int vocabSize)
+    {
+        if (path.EndsWith(".json", StringComparison.OrdinalIgnoreCase))
+            return TokenizerJson.Load(path, System.IO.Path.Combine(System.IO.Path.GetDirectoryName(System.IO.Path.GetFullPath(path))!, "tokenizer_config.json"));
+        return Llama2cTokenizer.Load(path, vocabSize);
+    }
+}

@@ -1,0 +1,69 @@
+using AnyBit.Kernels;
+
+namespace AnyBit.Models;
+
+/// <summary>
+/// Reads every tensor the forward pass needs from <see cref="IModelWeights"/>, checks its shape against the config,
+/// and applies BitNet's weight ternarization where the model calls for it.
+/// </summary>
+public static class WeightLoader
+{
+    public static TransformerWeights Load(ModelConfig c, IModelWeights w, string source)
+    {
+        int d = c.HiddenSize, q = c.QueryWidth, kv = c.KvWidth, f = c.IntermediateSize, v = c.VocabSize;
+        bool bitnet = c.Architecture == Architecture.BitNet;
+
+        NativeBuffer Read(string name, params long[] shape)
+        {
+            if (!w.Contains(name)) throw new InvalidModelFileException(source, $"missing tensor '{name}'");
+            var actual = w.Shape(name);
+            if (!actual.SequenceEqual(shape))
+                throw new InvalidModelFileException(source, $"tensor '{name}' has shape [{string.Join(", ", actual)}], the config implies [{string.Join(", ", shape)}]");
+            return new NativeBuffer(w.ReadFloat32(name));
+        }
+        NativeBuffer? Optional(string name, params long[] shape) => w.Contains(name) ? Read(name, shape) : null;
+        NativeBuffer Linear(string name, long rows, long cols)
+        {
+            var buffer = Read(name, rows, cols);
+            if (bitnet) Ternary.TernarizeInPlace(buffer.Span);
+            return buffer;
+        }
+
+        var layers = new LayerWeights[c.NumLayers];
+        for (int l = 0; l < c.NumLayers; l++)
+        {
+            string p = $"blk.{l}.";
+            layers[l] = new LayerWeights
+            {
+                AttnNorm = Read(p + "attn_norm.weight", d),
+                Wq = Linear(p + "attn_q.weight", q, d),
+                Wk = Linear(p + "attn_k.weight", kv, d),
+                Wv = Linear(p + "attn_v.weight", kv, d),
+                Wo = Linear(p + "attn_output.weight", d, q),
+                Bq = Optional(p + "attn_q.bias", q),
+                Bk = Optional(p + "attn_k.bias", kv),
+                Bv = Optional(p + "attn_v.bias", kv),
+                Bo = Optional(p + "attn_output.bias", d),
+                QNorm = Optional(p + "attn_q_norm.weight", c.HeadDim),
+                KNorm = Optional(p + "attn_k_norm.weight", c.HeadDim),
+                AttnSubNorm = Optional(p + "attn_sub_norm.weight", q),
+                FfnNorm = Read(p + "ffn_norm.weight", d),
+                WGate = Linear(p + "ffn_gate.weight", f, d),
+                WUp = Linear(p + "ffn_up.weight", f, d),
+                WDown = Linear(p + "ffn_down.weight", d, f),
+                FfnSubNorm = Optional(p + "ffn_sub_norm.weight", f),
+            };
+        }
+        var embedding = Read("token_embd.weight", v, d);
+        bool tied = !w.Contains("output.weight");
+        float[]? freqs = w.Contains("rope_freqs.weight") ? w.ReadFloat32("rope_freqs.weight") : null;
+        return new TransformerWeights
+        {
+            TokenEmbedding = embedding,
+            Layers = layers,
+            OutputNorm = Read("output_norm.weight", d),
+            Output = tied ? embedding : Read("output.weight", v, d),
+            RopeFreqFactors = freqs,
+        };
+    }
+}
