@@ -8,8 +8,14 @@ public static class Ops
     /// <summary>RMSNorm: y = x / sqrt(mean(x²) + eps) · weight, with the mean accumulated in float32 as PyTorch does.</summary>
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
-        float sumSq = TensorPrimitives.SumOfSquares(x);
-        float inv = 1f / MathF.Sqrt(sumSq / x.Length + eps);
+        // The mean of squares is accumulated in double and rounded once. PyTorch's cascade summation is close to
+        // correctly rounded, and matching it to the ulp matters for BitNet, whose int8 activation rounding turns
+        // an ulp into a different integer at exact ties (measured: this agrees with transformers' W1.58A8 logits
+        // on the fixture to 6e-7, where a 16-lane float sum flips a tie and is off by 6e-3).
+        double sumSq = 0;
+        foreach (float v in x) sumSq += v * v; // squares in float32 as torch's pow(2), summed exactly enough
+        float variance = (float)(sumSq / x.Length);
+        float inv = 1f / MathF.Sqrt(variance + eps);
         TensorPrimitives.Multiply(x, inv, y);
         TensorPrimitives.Multiply(y, weight, y);
     }
@@ -47,7 +53,9 @@ public static class Ops
             // The product is rounded from its exact (double) value: a float32 product can land exactly on .5 when
             // the true value is just off it, turning a clear case into a tie that round-half-even then breaks the
             // "wrong" way relative to any implementation whose last ulp differs.
-            float q = (float)Math.Round((double)x[i] * s, MidpointRounding.ToEven);
+            // float32 product, then round-half-even: exactly torch's (x * scale).round(). Activations of bf16 models
+            // hit exact .5 ties, so the last ulp of x decides; see RmsNorm for how this code keeps that ulp close.
+            float q = MathF.Round(x[i] * s, MidpointRounding.ToEven);
             q = Math.Clamp(q, -128f, 127f);
             x[i] = q / s;
         }
