@@ -5,7 +5,7 @@ namespace AnyBit.Kernels;
 /// <summary>Small per-row operations of the forward pass (norms, activations, activation quantization).</summary>
 public static class Ops
 {
-    /// <summary>RMSNorm: y = x / sqrt(mean(x²) + eps) · weight, with the mean accumulated in float32 as PyTorch does.</summary>
+    /// <summary>RMSNorm: y = x · 1/sqrt(mean(x²) + eps) · weight, in PyTorch's order of float32 operations.</summary>
     public static void RmsNorm(ReadOnlySpan<float> x, ReadOnlySpan<float> weight, float eps, Span<float> y)
     {
         // The mean of squares is accumulated in double and rounded once. PyTorch's cascade summation is close to
@@ -50,9 +50,6 @@ public static class Ops
         float s = 127f / MathF.Max(MathF.Abs(max), 1e-5f);
         for (int i = 0; i < x.Length; i++)
         {
-            // The product is rounded from its exact (double) value: a float32 product can land exactly on .5 when
-            // the true value is just off it, turning a clear case into a tie that round-half-even then breaks the
-            // "wrong" way relative to any implementation whose last ulp differs.
             // float32 product, then round-half-even: exactly torch's (x * scale).round(). Activations of bf16 models
             // hit exact .5 ties, so the last ulp of x decides; see RmsNorm for how this code keeps that ulp close.
             float q = MathF.Round(x[i] * s, MidpointRounding.ToEven);
