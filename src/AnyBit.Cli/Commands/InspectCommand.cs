@@ -1,0 +1,64 @@
+using System.CommandLine;
+using AnyBit.IO;
+using AnyBit.Models;
+
+namespace AnyBit.Cli.Commands;
+
+/// <summary><c>anybit inspect</c>: architecture, hyperparameters, tokenizer and every tensor of a model, without loading weights.</summary>
+internal static class InspectCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var tokenizer = CommonOptions.Tokenizer();
+        var json = CommonOptions.Json();
+        var cmd = new Command("inspect", "Show a model's architecture, tokenizer and tensors") { model, tokenizer, json };
+        cmd.SetAction(parse =>
+        {
+            using var files = ModelLoader.Open(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer) });
+            var c = files.Config;
+            long totalBytes = files.Weights.Weights.Sum(w => w.Bytes);
+            long totalParams = files.Weights.Weights.Sum(w => TensorTypes.ElementCount(w.Shape));
+            var tensors = files.Weights.Weights.Select(w => new { w.Name, Shape = w.Shape, Dtype = w.Type, w.Bytes }).ToArray();
+            if (parse.GetValue(json))
+            {
+                CommonOptions.WriteJson(new
+                {
+                    files.Path,
+                    files.Format,
+                    Architecture = c.Architecture.ToString().ToLowerInvariant(),
+                    HiddenSize = c.HiddenSize,
+                    IntermediateSize = c.IntermediateSize,
+                    NumLayers = c.NumLayers,
+                    NumHeads = c.NumHeads,
+                    NumKvHeads = c.NumKvHeads,
+                    HeadDim = c.HeadDim,
+                    VocabSize = c.VocabSize,
+                    ContextLength = c.MaxPositions,
+                    RmsNormEps = c.RmsNormEps,
+                    RopeTheta = c.Rope.Theta,
+                    RopeScaling = c.Rope.Scaling.ToString().ToLowerInvariant(),
+                    TiedEmbeddings = c.TiedEmbeddings,
+                    Tokenizer = files.Tokenizer?.Kind,
+                    Parameters = totalParams,
+                    Bytes = totalBytes,
+                    Tensors = tensors,
+                });
+                return 0;
+            }
+            var o = Console.Out;
+            o.WriteLine($"{files.Path}  ({files.Format})");
+            o.WriteLine($"architecture   {c.Architecture}");
+            o.WriteLine($"hidden {c.HiddenSize}, ffn {c.IntermediateSize}, layers {c.NumLayers}, heads {c.NumHeads}, kv heads {c.NumKvHeads}, head dim {c.HeadDim}");
+            o.WriteLine($"vocab {c.VocabSize}, context {c.MaxPositions}, rms eps {c.RmsNormEps:G}, rope θ {c.Rope.Theta:G} ({c.Rope.Scaling}{(c.Rope.Interleaved ? ", interleaved pairs" : "")}), tied embeddings {c.TiedEmbeddings}");
+            o.WriteLine($"tokenizer      {files.Tokenizer?.Kind ?? "none"}{(files.Tokenizer is null ? "" : $" ({files.Tokenizer.VocabSize} tokens, bos {files.Tokenizer.BosId?.ToString() ?? "-"}, eos {files.Tokenizer.EosId?.ToString() ?? "-"})")}");
+            o.WriteLine($"parameters     {totalParams:N0} in {tensors.Length} tensors, {totalBytes:N0} bytes ({8.0 * totalBytes / Math.Max(1, totalParams):F2} bits per weight)");
+            o.WriteLine();
+            int width = Math.Max(20, tensors.Max(t => t.Name.Length));
+            foreach (var t in tensors)
+                o.WriteLine($"{t.Name.PadRight(width)}  {t.Dtype,-8} {("[" + string.Join(", ", t.Shape) + "]"),-16} {t.Bytes,14:N0}");
+            return 0;
+        });
+        return cmd;
+    }
+}
