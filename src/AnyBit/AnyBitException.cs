@@ -21,5 +21,16 @@ public sealed class InvalidModelFileException : AnyBitException
 
     /// <summary>Creates the error; the message reads "FILE: PROBLEM".</summary>
     public InvalidModelFileException(string filePath, string problem)
-        : base($"{filePath}: {problem}") => FilePath = filePath;
+        : base($"{filePath}: {OneLine(problem)}") => FilePath = filePath;
+
+    /// <summary>
+    /// Errors are printed as one line: control characters (a JSON parser's message may quote a multi-line
+    /// fragment of a hostile file) become spaces and very long texts are cut.
+    /// </summary>
+    internal static string OneLine(string text)
+    {
+        var chars = text.Select(c => char.IsControl(c) ? ' ' : c).ToArray();
+        string s = new string(chars);
+        return s.Length > 400 ? s[..400] + "…" : s;
+    }
 }

@@ -227,13 +227,22 @@ public sealed class GgufFile : ITensorStore
             GgufValueType.Int32 => Fill(new int[n], () => (int)r.U32()),
             GgufValueType.Float32 => Fill(new float[n], () => BitConverter.Int32BitsToSingle((int)r.U32())),
             GgufValueType.Bool => Fill(new bool[n], () => r.Byte() != 0),
-            GgufValueType.String => Fill(new string[n], () => r.String()),
+            // Strings are collected as they parse rather than preallocated: a corrupt count cannot reserve memory
+            // beyond what the file actually holds.
+            GgufValueType.String => ReadStrings(r, n),
             GgufValueType.UInt64 => Fill(new ulong[n], () => r.U64()),
             GgufValueType.Int64 => Fill(new long[n], () => (long)r.U64()),
             GgufValueType.Float64 => Fill(new double[n], () => BitConverter.Int64BitsToDouble((long)r.U64())),
             _ => throw r.Bad($"metadata '{key}': arrays of {t} are not supported"),
         };
         return new GgufArray(t, values);
+    }
+
+    private static string[] ReadStrings(Reader r, int n)
+    {
+        var list = new List<string>(Math.Min(n, 1 << 16));
+        for (int i = 0; i < n; i++) list.Add(r.String());
+        return list.ToArray();
     }
 
     private static T[] Fill<T>(T[] a, Func<T> next)

@@ -146,7 +146,7 @@ public sealed class SafetensorsFile : ITensorStore
     {
         ["F64"] = TensorType.F64, ["F32"] = TensorType.F32, ["F16"] = TensorType.F16, ["BF16"] = TensorType.BF16,
         ["F8_E4M3"] = TensorType.F8_E4M3, ["F8_E5M2"] = TensorType.F8_E5M2,
-        ["I8"] = TensorType.I8, ["U8"] = TensorType.U8, ["I16"] = TensorType.I16, ["I32"] = TensorType.I32, ["I64"] = TensorType.I64,
+        ["I8"] = TensorType.I8, ["U8"] = TensorType.U8, ["U16"] = TensorType.U16, ["U32"] = TensorType.U32, ["U64"] = TensorType.U64, ["BOOL"] = TensorType.Bool, ["I16"] = TensorType.I16, ["I32"] = TensorType.I32, ["I64"] = TensorType.I64,
     };
 
     /// <summary>The safetensors dtype string for a type, e.g. "BF16".</summary>

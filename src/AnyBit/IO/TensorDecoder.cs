@@ -13,6 +13,7 @@ public static class TensorDecoder
     {
         TensorType.F32 or TensorType.F16 or TensorType.BF16 or TensorType.F64 or TensorType.F8_E4M3 or TensorType.F8_E5M2
             or TensorType.I8 or TensorType.U8 or TensorType.I16 or TensorType.I32 or TensorType.I64
+            or TensorType.U16 or TensorType.U32 or TensorType.U64 or TensorType.Bool
             or TensorType.Q8_0 or TensorType.Q4_0 => true,
         _ => false,
     };
@@ -66,7 +67,17 @@ public static class TensorDecoder
                 for (int i = 0; i < dst.Length; i++) dst[i] = (sbyte)src[i];
                 break;
             case TensorType.U8:
+            case TensorType.Bool:
                 for (int i = 0; i < dst.Length; i++) dst[i] = src[i];
+                break;
+            case TensorType.U16:
+                for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadUInt16LittleEndian(src[(2 * i)..]);
+                break;
+            case TensorType.U32:
+                for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadUInt32LittleEndian(src[(4 * i)..]);
+                break;
+            case TensorType.U64:
+                for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadUInt64LittleEndian(src[(8 * i)..]);
                 break;
             case TensorType.I16:
                 for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadInt16LittleEndian(src[(2 * i)..]);

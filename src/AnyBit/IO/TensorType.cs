@@ -12,7 +12,7 @@ public enum TensorType
     I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
     TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39,
 
-    F8_E4M3 = 1000, F8_E5M2 = 1001, U8 = 1002,
+    F8_E4M3 = 1000, F8_E5M2 = 1001, U8 = 1002, U16 = 1003, U32 = 1004, U64 = 1005, Bool = 1006,
 }
 
 /// <summary>Block geometry of a tensor type: how many elements share one block and how many bytes the block takes.</summary>
@@ -38,6 +38,10 @@ public static class TensorTypes
         new(TensorType.I32, "I32", 1, 4),
         new(TensorType.I64, "I64", 1, 8),
         new(TensorType.U8, "U8", 1, 1),
+        new(TensorType.U16, "U16", 1, 2),
+        new(TensorType.U32, "U32", 1, 4),
+        new(TensorType.U64, "U64", 1, 8),
+        new(TensorType.Bool, "BOOL", 1, 1),
         new(TensorType.F8_E4M3, "F8_E4M3", 1, 1),
         new(TensorType.F8_E5M2, "F8_E5M2", 1, 1),
         new(TensorType.Q4_0, "Q4_0", 32, 2 + 16),           // fp16 d, 32 nibbles

@@ -48,6 +48,12 @@ public sealed class StoreWeights : IModelWeights
     public bool Contains(string name) => _byCanonical.ContainsKey(name);
     public StoredTensor Tensor(string name) => _byCanonical.TryGetValue(name, out var t) ? t : throw new AnyBitException($"model has no tensor '{name}'");
     public long[] Shape(string name) => Tensor(name).Shape;
-    public float[] ReadFloat32(string name) => Tensor(name).ToFloat32();
+    public float[] ReadFloat32(string name)
+    {
+        var t = Tensor(name);
+        if (!TensorDecoder.CanDecode(t.Type))
+            throw new InvalidModelFileException(t.File.Path, $"tensor '{t.Name}' is {TensorTypes.Traits(t.Type).Name}, which this version cannot run yet (F32, F16, BF16, F8, Q8_0, Q4_0)");
+        return t.ToFloat32();
+    }
     public void Dispose() => _store.Dispose();
 }

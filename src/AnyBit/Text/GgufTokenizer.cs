@@ -96,7 +96,12 @@ public static class GgufTokenizer
         if (arr is null) return Enumerable.Repeat(fallback, n).ToArray();
         if (arr.Count != n) throw bad($"{key} has {arr.Count} entries for {n} tokens");
         var result = new int[n];
-        for (int i = 0; i < n; i++) result[i] = Convert.ToInt32(arr.Values.GetValue(i));
+        for (int i = 0; i < n; i++)
+        {
+            object? v = arr.Values.GetValue(i);
+            long x = v switch { int a => a, uint a => a, long a => a, ulong a => (long)Math.Min(a, long.MaxValue), short a => a, ushort a => a, sbyte a => a, byte a => a, _ => throw bad($"{key} is not an integer array") };
+            result[i] = (int)Math.Clamp(x, int.MinValue, int.MaxValue);
+        }
         return result;
     }
 }

@@ -33,7 +33,7 @@ public static class TokenizerJson
             {
                 return Build(doc.RootElement, path, tokenizerConfigPath);
             }
-            catch (Exception e) when (e is InvalidOperationException or KeyNotFoundException or FormatException or ArgumentException or RegexParseException)
+            catch (Exception e) when (e is not AnyBitException and not OutOfMemoryException)
             {
                 throw new InvalidModelFileException(path, $"malformed tokenizer ({e.Message})");
             }
