@@ -82,3 +82,33 @@ public class TokenizerFixtureTests
         if (!c.Decoded.Contains('\uFFFD')) Assert.DoesNotContain(pieces, p => p.Contains('\uFFFD'));
     }
 }
+
+/// <summary>The two byte-level BPE engines (Microsoft.ML.Tokenizers and the built-in one) must agree everywhere.</summary>
+public class ByteLevelEngineTests
+{
+    [Theory]
+    [InlineData("gutenberg-llama", "sherlock.txt")]
+    [InlineData("gutenberg-llama", "alice.txt")]
+    public void Library_and_builtin_bpe_agree_on_a_whole_book(string model, string book)
+    {
+        string json = Shared.Data("models", model, "tokenizer.json");
+        var library = TokenizerJson.Load(json);
+        var builtin = TokenizerJson.Load(json, null, preferLibrary: false);
+        Assert.NotNull(library.SegmentEncoder);
+        Assert.Null(builtin.SegmentEncoder);
+        string text = File.ReadAllText(Shared.Data("text", "eval", book));
+        var a = library.Encode(text);
+        var b = builtin.Encode(text);
+        Assert.Equal(b.Length, a.Length);
+        Assert.Equal(b, a);
+        Assert.Equal(text, library.Decode(a));
+    }
+
+    [Fact]
+    public void Library_encoder_is_used_only_where_it_is_exact()
+    {
+        // SentencePiece-style files keep the built-in engine (byte fallback, Metaspace).
+        Assert.Null(TokenizerJson.Load(Shared.Fixture("models", "llama2-sp", "tokenizer.json")).SegmentEncoder);
+        Assert.NotNull(TokenizerJson.Load(Shared.Fixture("models", "qwen2-bpe", "tokenizer.json")).SegmentEncoder);
+    }
+}

@@ -33,6 +33,13 @@ public sealed class BpeTokenizer : ITokenizer
     public int? EosId { get; init; }
     public int LeadingSpacesToStrip { get; init; }
 
+    /// <summary>
+    /// When set, ordinary text segments (between added tokens, after normalization) are encoded by this
+    /// Microsoft.ML.Tokenizers BPE model instead of the built-in pre-tokenizer and merger. TokenizerJson sets it for
+    /// the byte-level pipelines that library reproduces exactly.
+    /// </summary>
+    internal Microsoft.ML.Tokenizers.Tokenizer? SegmentEncoder { get; init; }
+
     internal BpeTokenizer(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges,
         IReadOnlyList<AddedToken> added, Func<string, byte[]> tokenToBytes)
     {
@@ -73,6 +80,11 @@ public sealed class BpeTokenizer : ITokenizer
             if (token is not null) { ids.Add(token.Id); continue; }
             string normalized = segment!;
             foreach (var n in Normalizers) normalized = n.Apply(normalized);
+            if (SegmentEncoder is not null)
+            {
+                ids.AddRange(SegmentEncoder.EncodeToIds(normalized, considerPreTokenization: true, considerNormalization: false));
+                continue;
+            }
             var pieces = new List<TextPiece> { new(normalized, offset == 0) };
             foreach (var p in PreTokenizers) p.Apply(pieces);
             foreach (var piece in pieces) EncodeWord(piece.Text, ids);

@@ -91,6 +91,9 @@ internal abstract class PreTokenizerStep
 /// </summary>
 internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) : PreTokenizerStep
 {
+    public bool AddPrefixSpace => addPrefixSpace;
+    public bool UseRegex => useRegex;
+
     /// <summary>The GPT-2 pattern tokenizers uses when ByteLevel has <c>use_regex: true</c>.</summary>
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
@@ -116,6 +119,9 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
 
 internal sealed class SplitPreTokenizer(Regex pattern, string behavior) : PreTokenizerStep
 {
+    public Regex Pattern => pattern;
+    public string Behavior => behavior;
+
     public override void Apply(List<TextPiece> pieces) => SplitAll(pieces, pattern, behavior);
 }
 
