@@ -1,0 +1,33 @@
+using AnyBit.Models;
+
+namespace AnyBit.Tests;
+
+public class AllocationTests
+{
+    /// <summary>Decoding a token (forward + sampling) allocates nothing on the managed heap, on any thread.</summary>
+    [Fact]
+    public void Decode_steps_do_not_allocate()
+    {
+        using var model = ModelLoader.Load(Shared.Data("models", "stories260K", "stories260K.gguf"));
+        using var session = model.CreateSession(256);
+        var sampler = new Sampler(new SamplingOptions { Temperature = 0.8f, TopK = 40, TopP = 0.95f, MinP = 0.05f, RepetitionPenalty = 1.1f, Seed = 7 }, model.Config.VocabSize);
+        var history = new int[256];
+        history[0] = 1;
+        int count = 1;
+        int[] one = [1];
+        session.Forward(one);
+        for (int i = 0; i < 20; i++) Step(); // warm up (JIT, tiering)
+        long before = GC.GetTotalAllocatedBytes(precise: true);
+        for (int i = 0; i < 100; i++) Step();
+        long allocated = GC.GetTotalAllocatedBytes(precise: true) - before;
+        Assert.True(allocated < 4096, $"100 decode steps allocated {allocated} bytes");
+
+        void Step()
+        {
+            int next = sampler.Sample(session.LastLogits, history.AsSpan(0, count));
+            history[count++] = next;
+            one[0] = next;
+            session.Forward(one);
+        }
+    }
+}
