@@ -55,7 +55,8 @@ public static class WeightLoader
             };
         }
         var embedding = Read("token_embd.weight", v, d);
-        bool tied = !w.Contains("output.weight");
+        // Hugging Face ties the head to the embedding whenever the config says so, even if a copy is stored.
+        bool tied = c.TiedEmbeddings || !w.Contains("output.weight");
         float[]? freqs = w.Contains("rope_freqs.weight") ? w.ReadFloat32("rope_freqs.weight") : null;
         return new TransformerWeights
         {
