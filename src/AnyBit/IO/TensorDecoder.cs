@@ -14,7 +14,9 @@ public static class TensorDecoder
         TensorType.F32 or TensorType.F16 or TensorType.BF16 or TensorType.F64 or TensorType.F8_E4M3 or TensorType.F8_E5M2
             or TensorType.I8 or TensorType.U8 or TensorType.I16 or TensorType.I32 or TensorType.I64
             or TensorType.U16 or TensorType.U32 or TensorType.U64 or TensorType.Bool
-            or TensorType.Q8_0 or TensorType.Q4_0 => true,
+            or TensorType.Q8_0 or TensorType.Q4_0 or TensorType.Q4_1 or TensorType.Q5_0 or TensorType.Q5_1
+            or TensorType.Q2_K or TensorType.Q3_K or TensorType.Q4_K or TensorType.Q5_K or TensorType.Q6_K
+            or TensorType.TQ1_0 or TensorType.TQ2_0 or TensorType.IQ4_NL or TensorType.MXFP4 => true,
         _ => false,
     };
 
@@ -88,12 +90,20 @@ public static class TensorDecoder
             case TensorType.I64:
                 for (int i = 0; i < dst.Length; i++) dst[i] = BinaryPrimitives.ReadInt64LittleEndian(src[(8 * i)..]);
                 break;
-            case TensorType.Q8_0:
-                GgmlBlocks.DequantizeQ8_0(src, dst);
-                break;
-            case TensorType.Q4_0:
-                GgmlBlocks.DequantizeQ4_0(src, dst);
-                break;
+            case TensorType.Q8_0: GgmlLegacyQuants.DequantizeQ8_0(src, dst); break;
+            case TensorType.Q4_0: GgmlLegacyQuants.DequantizeQ4_0(src, dst); break;
+            case TensorType.Q4_1: GgmlLegacyQuants.DequantizeQ4_1(src, dst); break;
+            case TensorType.Q5_0: GgmlLegacyQuants.DequantizeQ5_0(src, dst); break;
+            case TensorType.Q5_1: GgmlLegacyQuants.DequantizeQ5_1(src, dst); break;
+            case TensorType.IQ4_NL: GgmlLegacyQuants.DequantizeIq4Nl(src, dst); break;
+            case TensorType.MXFP4: GgmlLegacyQuants.DequantizeMxfp4(src, dst); break;
+            case TensorType.Q2_K: GgmlKQuants.DequantizeQ2_K(src, dst); break;
+            case TensorType.Q3_K: GgmlKQuants.DequantizeQ3_K(src, dst); break;
+            case TensorType.Q4_K: GgmlKQuants.DequantizeQ4_K(src, dst); break;
+            case TensorType.Q5_K: GgmlKQuants.DequantizeQ5_K(src, dst); break;
+            case TensorType.Q6_K: GgmlKQuants.DequantizeQ6_K(src, dst); break;
+            case TensorType.TQ1_0: GgmlTernaryQuants.DequantizeTq1_0(src, dst); break;
+            case TensorType.TQ2_0: GgmlTernaryQuants.DequantizeTq2_0(src, dst); break;
             default:
                 throw new AnyBitException($"tensor type {type} cannot be decoded yet");
         }

@@ -1,0 +1,36 @@
+using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+
+namespace AnyBit.Formats;
+
+/// <summary>
+/// The float conventions ggml's reference quantizers rely on. They are compiled as plain IEEE float32 code without
+/// FMA contraction, so writing each expression in the same order in C# reproduces their bytes exactly.
+/// </summary>
+internal static class GgmlHelpers
+{
+    /// <summary>ggml's nearest_int: round half to even (the 1.5·2^23 trick), for |x| ≤ 2^22.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int NearestInt(float x) => (int)MathF.Round(x, MidpointRounding.ToEven);
+
+    /// <summary>C's roundf/lroundf: round half away from zero.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static int RoundAway(float x) => (int)MathF.Round(x, MidpointRounding.AwayFromZero);
+
+    public static float ReadHalf(ReadOnlySpan<byte> b, int offset) => (float)BinaryPrimitives.ReadHalfLittleEndian(b[offset..]);
+
+    /// <summary>fp32 → fp16 rounding to nearest even, as GGML_FP32_TO_FP16.</summary>
+    public static void WriteHalf(Span<byte> b, int offset, float value) => BinaryPrimitives.WriteHalfLittleEndian(b[offset..], (Half)value);
+
+    /// <summary>The fp16 value a float becomes when stored (GGML_FP16_TO_FP32(GGML_FP32_TO_FP16(x))).</summary>
+    public static float RoundTripHalf(float value) => (float)(Half)value;
+
+    /// <summary>The 16 IQ4_NL code values (kvalues_iq4nl).</summary>
+    public static readonly sbyte[] Iq4NlValues = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
+
+    /// <summary>The 16 MXFP4 code values: E2M1 doubled (kvalues_mxfp4).</summary>
+    public static readonly sbyte[] Mxfp4Values = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+
+    /// <summary>E8M0 scale halved: 2^(e−128), the scale ggml's MXFP4 multiplies its doubled E2M1 values by.</summary>
+    public static float E8M0Half(byte e) => e < 2 ? BitConverter.UInt32BitsToSingle(0x00200000u << e) : BitConverter.UInt32BitsToSingle((uint)(e - 1) << 23);
+}

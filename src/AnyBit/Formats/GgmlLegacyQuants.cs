@@ -1,0 +1,258 @@
+using static AnyBit.Formats.GgmlHelpers;
+
+namespace AnyBit.Formats;
+
+/// <summary>
+/// ggml's 32-element block types, quantized as llama.cpp's <c>quantize_row_*_ref</c> functions do (byte for byte) and
+/// dequantized as its <c>dequantize_row_*</c>. Layouts (ggml-common.h), all fp16 little-endian:
+/// Q4_0 { d; qs[16] }, Q4_1 { d; m; qs[16] }, Q5_0 { d; qh[4]; qs[16] }, Q5_1 { d; m; qh[4]; qs[16] }, Q8_0 { d; qs[32] },
+/// IQ4_NL { d; qs[16] }, MXFP4 { e8m0 e; qs[16] }. In nibble-packed types byte j holds element j (low nibble) and
+/// element j+16 (high nibble); Q5's fifth bits are bit j of the little-endian u32 qh.
+/// </summary>
+public static class GgmlLegacyQuants
+{
+    private const int QK = 32;
+
+    // ---- Q4_0: d = max/−8 (signed value of largest magnitude), q = min(15, trunc(x/d + 8.5)) ----
+    public static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        for (int b = 0; b < x.Length / QK; b++)
+        {
+            var xb = x.Slice(b * QK, QK);
+            var yb = y.Slice(b * 18, 18);
+            float amax = 0, max = 0;
+            foreach (float v in xb)
+                if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
+            float d = max / -8;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            WriteHalf(yb, 0, d);
+            for (int j = 0; j < QK / 2; j++)
+            {
+                float x0 = xb[j] * id, x1 = xb[QK / 2 + j] * id;
+                int q0 = Math.Min(15, (int)(sbyte)(int)(x0 + 8.5f));
+                int q1 = Math.Min(15, (int)(sbyte)(int)(x1 + 8.5f));
+                yb[2 + j] = (byte)(q0 | (q1 << 4));
+            }
+        }
+    }
+
+    public static void DequantizeQ4_0(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * 18, 18);
+            float d = ReadHalf(block, 0);
+            for (int j = 0; j < 16; j++)
+            {
+                dst[b * QK + j] = ((block[2 + j] & 0x0F) - 8) * d;
+                dst[b * QK + j + 16] = ((block[2 + j] >> 4) - 8) * d;
+            }
+        }
+    }
+
+    // ---- Q4_1: d = (max − min)/15, m = min, q = min(15, trunc((x − min)/d + 0.5)) ----
+    public static void QuantizeQ4_1(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        for (int b = 0; b < x.Length / QK; b++)
+        {
+            var xb = x.Slice(b * QK, QK);
+            var yb = y.Slice(b * 20, 20);
+            float min = float.MaxValue, max = -float.MaxValue;
+            foreach (float v in xb) { if (v < min) min = v; if (v > max) max = v; }
+            float d = (max - min) / 15;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            WriteHalf(yb, 0, d);
+            WriteHalf(yb, 2, min);
+            for (int j = 0; j < QK / 2; j++)
+            {
+                float x0 = (xb[j] - min) * id, x1 = (xb[QK / 2 + j] - min) * id;
+                int q0 = Math.Min(15, (int)(sbyte)(int)(x0 + 0.5f));
+                int q1 = Math.Min(15, (int)(sbyte)(int)(x1 + 0.5f));
+                yb[4 + j] = (byte)(q0 | (q1 << 4));
+            }
+        }
+    }
+
+    public static void DequantizeQ4_1(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * 20, 20);
+            float d = ReadHalf(block, 0), m = ReadHalf(block, 2);
+            for (int j = 0; j < 16; j++)
+            {
+                dst[b * QK + j] = (block[4 + j] & 0x0F) * d + m;
+                dst[b * QK + j + 16] = (block[4 + j] >> 4) * d + m;
+            }
+        }
+    }
+
+    // ---- Q5_0: d = max/−16, q = min(31, trunc(x/d + 16.5)) ----
+    public static void QuantizeQ5_0(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        for (int b = 0; b < x.Length / QK; b++)
+        {
+            var xb = x.Slice(b * QK, QK);
+            var yb = y.Slice(b * 22, 22);
+            float amax = 0, max = 0;
+            foreach (float v in xb)
+                if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
+            float d = max / -16;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            WriteHalf(yb, 0, d);
+            uint qh = 0;
+            for (int j = 0; j < QK / 2; j++)
+            {
+                float x0 = xb[j] * id, x1 = xb[QK / 2 + j] * id;
+                int q0 = Math.Min(31, (int)(sbyte)(int)(x0 + 16.5f));
+                int q1 = Math.Min(31, (int)(sbyte)(int)(x1 + 16.5f));
+                yb[6 + j] = (byte)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+                qh |= (uint)((q0 & 0x10) >> 4) << j;
+                qh |= (uint)((q1 & 0x10) >> 4) << (j + QK / 2);
+            }
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(yb[2..], qh);
+        }
+    }
+
+    public static void DequantizeQ5_0(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * 22, 22);
+            float d = ReadHalf(block, 0);
+            uint qh = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(block[2..]);
+            for (int j = 0; j < 16; j++)
+            {
+                int h0 = (int)((qh >> j) << 4) & 0x10, h1 = (int)(qh >> (j + 12)) & 0x10;
+                dst[b * QK + j] = (((block[6 + j] & 0x0F) | h0) - 16) * d;
+                dst[b * QK + j + 16] = (((block[6 + j] >> 4) | h1) - 16) * d;
+            }
+        }
+    }
+
+    // ---- Q5_1: d = (max − min)/31, m = min, q = trunc((x − min)/d + 0.5) ----
+    public static void QuantizeQ5_1(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        for (int b = 0; b < x.Length / QK; b++)
+        {
+            var xb = x.Slice(b * QK, QK);
+            var yb = y.Slice(b * 24, 24);
+            float min = float.MaxValue, max = -float.MaxValue;
+            foreach (float v in xb) { if (v < min) min = v; if (v > max) max = v; }
+            float d = (max - min) / 31;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            WriteHalf(yb, 0, d);
+            WriteHalf(yb, 2, min);
+            uint qh = 0;
+            for (int j = 0; j < QK / 2; j++)
+            {
+                float x0 = (xb[j] - min) * id, x1 = (xb[QK / 2 + j] - min) * id;
+                int q0 = (byte)(int)(x0 + 0.5f), q1 = (byte)(int)(x1 + 0.5f);
+                yb[8 + j] = (byte)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
+                qh |= (uint)((q0 & 0x10) >> 4) << j;
+                qh |= (uint)((q1 & 0x10) >> 4) << (j + QK / 2);
+            }
+            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(yb[4..], qh);
+        }
+    }
+
+    public static void DequantizeQ5_1(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * 24, 24);
+            float d = ReadHalf(block, 0), m = ReadHalf(block, 2);
+            uint qh = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(block[4..]);
+            for (int j = 0; j < 16; j++)
+            {
+                int h0 = (int)((qh >> j) << 4) & 0x10, h1 = (int)(qh >> (j + 12)) & 0x10;
+                dst[b * QK + j] = ((block[8 + j] & 0x0F) | h0) * d + m;
+                dst[b * QK + j + 16] = ((block[8 + j] >> 4) | h1) * d + m;
+            }
+        }
+    }
+
+    // ---- Q8_0: d = amax/127, q = roundf(x/d) ----
+    public static void QuantizeQ8_0(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        for (int b = 0; b < x.Length / QK; b++)
+        {
+            var xb = x.Slice(b * QK, QK);
+            var yb = y.Slice(b * 34, 34);
+            float amax = 0;
+            foreach (float v in xb) amax = MathF.Max(amax, MathF.Abs(v));
+            float d = amax / 127;
+            float id = d != 0 ? 1.0f / d : 0.0f;
+            WriteHalf(yb, 0, d);
+            for (int j = 0; j < QK; j++) yb[2 + j] = (byte)(sbyte)RoundAway(xb[j] * id);
+        }
+    }
+
+    public static void DequantizeQ8_0(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * 34, 34);
+            float d = ReadHalf(block, 0);
+            for (int j = 0; j < QK; j++) dst[b * QK + j] = (sbyte)block[2 + j] * d;
+        }
+    }
+
+    // ---- IQ4_NL: d · kvalues_iq4nl[q] ----
+    public static void DequantizeIq4Nl(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * 18, 18);
+            float d = ReadHalf(block, 0);
+            for (int j = 0; j < 16; j++)
+            {
+                dst[b * QK + j] = d * Iq4NlValues[block[2 + j] & 0x0F];
+                dst[b * QK + j + 16] = d * Iq4NlValues[block[2 + j] >> 4];
+            }
+        }
+    }
+
+    // ---- MXFP4: e = floor(log2 amax) − 2 + 127; nearest doubled-E2M1 value times 2^(e−128), ties to the lower index ----
+    public static void QuantizeMxfp4(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        for (int b = 0; b < x.Length / QK; b++)
+        {
+            var xb = x.Slice(b * QK, QK);
+            var yb = y.Slice(b * 17, 17);
+            float amax = 0;
+            foreach (float v in xb) if (amax < MathF.Abs(v)) amax = MathF.Abs(v);
+            byte e = amax > 0 ? (byte)(int)(MathF.Floor(MathF.Log2(amax)) - 2 + 127) : (byte)0;
+            float d = E8M0Half(e);
+            yb[0] = e;
+            for (int j = 0; j < QK / 2; j++)
+                yb[1 + j] = (byte)(BestMxfp4(xb[j], d) | (BestMxfp4(xb[QK / 2 + j], d) << 4));
+        }
+    }
+
+    private static int BestMxfp4(float x, float e)
+    {
+        int best = 0;
+        float bestErr = MathF.Abs(Mxfp4Values[0] * e - x);
+        for (int i = 1; i < 16; i++)
+        {
+            float err = MathF.Abs(Mxfp4Values[i] * e - x);
+            if (err < bestErr) { best = i; bestErr = err; }
+        }
+        return best;
+    }
+
+    public static void DequantizeMxfp4(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        for (int b = 0; b < dst.Length / QK; b++)
+        {
+            var block = src.Slice(b * 17, 17);
+            float d = E8M0Half(block[0]);
+            for (int j = 0; j < 16; j++)
+            {
+                dst[b * QK + j] = Mxfp4Values[block[1 + j] & 0x0F] * d;
+                dst[b * QK + j + 16] = Mxfp4Values[block[1 + j] >> 4] * d;
+            }
+        }
+    }
+}

@@ -1,0 +1,76 @@
+using System.Security.Cryptography;
+using AnyBit.Formats;
+using AnyBit.IO;
+
+namespace AnyBit.Tests;
+
+/// <summary>
+/// ggml block types against llama.cpp's own bytes (../shared/fixtures/ggml): quantizing the F32 source gives exactly
+/// llama-quantize's blocks, and dequantizing them gives exactly llama.cpp's floats.
+/// </summary>
+public class GgmlQuantTests
+{
+    public delegate void Quantizer(ReadOnlySpan<float> x, Span<byte> y);
+
+    public static readonly Dictionary<string, Quantizer> Quantizers = new()
+    {
+        ["Q4_0"] = GgmlLegacyQuants.QuantizeQ4_0,
+        ["Q4_1"] = GgmlLegacyQuants.QuantizeQ4_1,
+        ["Q5_0"] = GgmlLegacyQuants.QuantizeQ5_0,
+        ["Q5_1"] = GgmlLegacyQuants.QuantizeQ5_1,
+        ["Q8_0"] = GgmlLegacyQuants.QuantizeQ8_0,
+        ["Q2_K"] = GgmlKQuants.QuantizeQ2_K,
+        ["Q3_K"] = GgmlKQuants.QuantizeQ3_K,
+        ["Q4_K"] = GgmlKQuants.QuantizeQ4_K,
+        ["Q5_K"] = GgmlKQuants.QuantizeQ5_K,
+        ["Q6_K"] = GgmlKQuants.QuantizeQ6_K,
+        ["TQ1_0"] = GgmlTernaryQuants.QuantizeTq1_0,
+        ["TQ2_0"] = GgmlTernaryQuants.QuantizeTq2_0,
+    };
+
+    public static TheoryData<string> AllTypes => new() { "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "TQ1_0", "TQ2_0", "IQ4_NL" };
+    public static TheoryData<string> QuantizableTypes => new() { "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "TQ1_0", "TQ2_0" };
+
+    private static readonly string[] Tensors = ["blk.0.attn_q.weight", "blk.3.ffn_down.weight", "blk.7.attn_v.weight"];
+
+    [Theory]
+    [MemberData(nameof(AllTypes))]
+    public void Dequantization_is_bit_exact_with_llama_cpp(string type)
+    {
+        using var g = GgufFile.Open(Shared.Fixture("ggml", type + ".gguf"));
+        using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Shared.Fixture("ggml", "manifest.json")));
+        var entries = manifest.RootElement.GetProperty("files").GetProperty(type + ".gguf").GetProperty("tensors");
+        foreach (string name in Tensors)
+        {
+            var values = g.Find(name)!.ToFloat32();
+            var stored = g.Find(name + ".dequant")!.ToFloat32();
+            Assert.Equal(stored, values.AsSpan(0, stored.Length).ToArray());
+            string sha = Convert.ToHexStringLower(SHA256.HashData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan())));
+            Assert.Equal(entries.GetProperty(name).GetProperty("dequant_sha256_full").GetString(), sha);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(QuantizableTypes))]
+    public void Quantization_is_byte_identical_to_llama_quantize(string type)
+    {
+        using var source = GgufFile.Open(Shared.Fixture("ggml", "source-f32.gguf"));
+        using var expected = GgufFile.Open(Shared.Fixture("ggml", type + ".gguf"));
+        var traits = TensorTypes.Traits(Enum.Parse<TensorType>(type));
+        foreach (string name in Tensors)
+        {
+            var x = source.Find(name)!.ToFloat32();
+            var want = expected.Find(name)!.Bytes;
+            var got = new byte[want.Length];
+            Quantizers[type](x, got);
+            int blockBytes = traits.BytesPerBlock, differing = 0, firstBad = -1;
+            for (int b = 0; b < got.Length / blockBytes; b++)
+                if (!got.AsSpan(b * blockBytes, blockBytes).SequenceEqual(want.Slice(b * blockBytes, blockBytes)))
+                {
+                    differing++;
+                    if (firstBad < 0) firstBad = b;
+                }
+            Assert.True(differing == 0, $"{type} {name}: {differing} of {got.Length / blockBytes} blocks differ (first: block {firstBad})");
+        }
+    }
+}
