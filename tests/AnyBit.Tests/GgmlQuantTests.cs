@@ -26,10 +26,11 @@ public class GgmlQuantTests
         ["Q6_K"] = GgmlKQuants.QuantizeQ6_K,
         ["TQ1_0"] = GgmlTernaryQuants.QuantizeTq1_0,
         ["TQ2_0"] = GgmlTernaryQuants.QuantizeTq2_0,
+        ["IQ4_NL"] = GgmlLegacyQuants.QuantizeIq4Nl,
     };
 
     public static TheoryData<string> AllTypes => new() { "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "TQ1_0", "TQ2_0", "IQ4_NL" };
-    public static TheoryData<string> QuantizableTypes => new() { "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "TQ1_0", "TQ2_0" };
+    public static TheoryData<string> QuantizableTypes => new() { "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "TQ1_0", "TQ2_0", "IQ4_NL" };
 
     private static readonly string[] Tensors = ["blk.0.attn_q.weight", "blk.3.ffn_down.weight", "blk.7.attn_v.weight"];
 

@@ -199,6 +199,88 @@ public static class GgmlLegacyQuants
     }
 
     // ---- IQ4_NL: d · kvalues_iq4nl[q] ----
+
+    /// <summary>
+    /// IQ4_NL as llama-quantize writes it without an importance matrix: ggml's quantize_iq4_nl, i.e. the
+    /// x²-weighted least-squares scale refined over 15 trial scales (ntry = 7), then every weight re-mapped to its
+    /// nearest code. (quantize_row_iq4_nl_ref skips the search and gives different bytes.)
+    /// </summary>
+    public static void QuantizeIq4Nl(ReadOnlySpan<float> x, Span<byte> y)
+    {
+        const int ntry = 7;
+        var values = Iq4NlValues;
+        Span<float> weight = stackalloc float[QK];
+        Span<byte> L = stackalloc byte[QK];
+        for (int b = 0; b < x.Length / QK; b++)
+        {
+            var xb = x.Slice(b * QK, QK);
+            var yb = y.Slice(b * 18, 18);
+            yb.Clear();
+            for (int j = 0; j < QK; j++) weight[j] = xb[j] * xb[j];
+            float amax = 0, max = 0;
+            for (int j = 0; j < QK; j++)
+            {
+                float ax = MathF.Abs(xb[j]);
+                if (ax > amax) { amax = ax; max = xb[j]; }
+            }
+            float scale = 0;
+            if (amax >= 1e-15f)
+            {
+                float d = -max / values[0];
+                float id = 1 / d;
+                float sumqx = 0, sumq2 = 0;
+                for (int j = 0; j < QK; j++)
+                {
+                    int l = BestIndex(values, id * xb[j]);
+                    float q = values[l];
+                    float w = weight[j];
+                    sumqx += w * q * xb[j];
+                    sumq2 += w * q * q;
+                }
+                d = sumq2 > 0 ? sumqx / sumq2 : 0f;
+                float best = d * sumqx;
+                for (int itry = -ntry; itry <= ntry; itry++)
+                {
+                    id = (itry + values[0]) / max;
+                    sumqx = sumq2 = 0;
+                    for (int j = 0; j < QK; j++)
+                    {
+                        int l = BestIndex(values, id * xb[j]);
+                        float q = values[l];
+                        float w = weight[j];
+                        sumqx += w * q * xb[j];
+                        sumq2 += w * q * q;
+                    }
+                    if (sumq2 > 0 && sumqx * sumqx > best * sumq2)
+                    {
+                        d = sumqx / sumq2;
+                        best = d * sumqx;
+                    }
+                }
+                scale = d;
+            }
+            WriteHalf(yb, 0, scale);
+            float inv = scale != 0 ? 1 / scale : 0;
+            for (int j = 0; j < QK; j++) L[j] = (byte)BestIndex(values, inv * xb[j]);
+            for (int j = 0; j < 16; j++) yb[2 + j] = (byte)(L[j] | (L[16 + j] << 4));
+        }
+    }
+
+    /// <summary>Index of the code value nearest x in an ascending table (ties go to the larger value).</summary>
+    private static int BestIndex(sbyte[] values, float x)
+    {
+        int n = values.Length;
+        if (x <= values[0]) return 0;
+        if (x >= values[n - 1]) return n - 1;
+        int lo = 0, hi = n - 1;
+        while (hi - lo > 1)
+        {
+            int mid = (lo + hi) / 2;
+            if (x < values[mid]) hi = mid; else lo = mid;
+        }
+        return x - values[hi - 1] < values[hi] - x ? hi - 1 : hi;
+    }
+
     public static void DequantizeIq4Nl(ReadOnlySpan<byte> src, Span<float> dst)
     {
         for (int b = 0; b < dst.Length / QK; b++)
