@@ -20,6 +20,7 @@ public static class Program
             TokenizeCommand.Create(),
             PerplexityCommand.Create(),
             InspectCommand.Create(),
+            QuantizeCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -139,7 +139,12 @@ public sealed class GgufFile : ITensorStore
             }
             uint typeId = r.U32();
             var type = (TensorType)typeId;
-            if (typeId >= 1000 || !TensorTypes.IsKnown(type)) throw r.Bad($"tensor '{name}' has unknown ggml type id {typeId}");
+            if (typeId >= Quantization.FormatRegistry.FirstCustomTypeId)
+            {
+                if (CustomFormat(typeId, r) is null)
+                    throw r.Bad($"tensor '{name}' has type id {typeId}, which the file does not declare ({Quantization.FormatRegistry.TypeKeyPrefix}{typeId} is missing)");
+            }
+            else if (typeId >= 1000 || !TensorTypes.IsKnown(type)) throw r.Bad($"tensor '{name}' has unknown ggml type id {typeId}");
             ulong offset = r.U64();
             infos.Add((name, ne, type, offset));
         }
@@ -152,18 +157,21 @@ public sealed class GgufFile : ITensorStore
         foreach (var (name, ne, type, offset) in infos)
         {
             long elements = TensorTypes.ElementCount(ne);
-            var traits = TensorTypes.Traits(type);
+            var custom = (uint)type >= Quantization.FormatRegistry.FirstCustomTypeId ? CustomFormat((uint)type, r) : null;
+            var traits = custom is not null
+                ? new TensorTypeTraits(type, custom.Name, custom.BlockSize, custom.BytesPerBlock)
+                : TensorTypes.Traits(type);
             if (elements < 0) throw r.Bad($"tensor '{name}' is too large");
             if (ne[0] % traits.BlockSize != 0)
                 throw r.Bad($"tensor '{name}' row length {ne[0]} is not a multiple of the {traits.Name} block size {traits.BlockSize}");
-            long bytes = TensorTypes.ByteSize(type, elements);
+            long bytes = elements / traits.BlockSize > long.MaxValue / traits.BytesPerBlock ? -1 : elements / traits.BlockSize * traits.BytesPerBlock;
             if (bytes < 0) throw r.Bad($"tensor '{name}' is too large");
             if (offset % (ulong)Alignment != 0) throw r.Bad($"tensor '{name}' offset {offset} is not aligned to {Alignment}");
             if (offset > (ulong)Math.Max(0, dataLength) || (long)offset + bytes > dataLength)
                 throw r.Bad($"tensor '{name}' ({bytes} bytes at data offset {offset}) runs past the end of the file: truncated?");
             if (_byName.ContainsKey(name)) throw r.Bad($"tensor '{name}' appears twice");
             var shape = ne.Reverse().ToArray();
-            var t = new StoredTensor(name, shape, type, _file, DataOffset + (long)offset, bytes);
+            var t = new StoredTensor(name, shape, type, _file, DataOffset + (long)offset, bytes, custom);
             _tensors.Add(t);
             _byName[name] = t;
             ranges.Add(((long)offset, (long)offset + bytes, name));
@@ -172,6 +180,27 @@ public sealed class GgufFile : ITensorStore
         for (int i = 1; i < ranges.Count; i++)
             if (ranges[i].Begin < ranges[i - 1].End && ranges[i].End > ranges[i].Begin)
                 throw r.Bad($"tensors '{ranges[i - 1].Name}' and '{ranges[i].Name}' overlap");
+    }
+
+    private readonly Dictionary<uint, Quantization.TensorFormat> _customFormats = new();
+
+    /// <summary>The AnyBit format declared for a custom type id in this file's metadata, or null.</summary>
+    private Quantization.TensorFormat? CustomFormat(uint typeId, Reader r)
+    {
+        if (_customFormats.TryGetValue(typeId, out var known)) return known;
+        if (GetString(Quantization.FormatRegistry.TypeKeyPrefix + typeId) is not string spec) return null;
+        Quantization.TensorFormat format;
+        try
+        {
+            format = Quantization.FormatRegistry.Parse(spec);
+        }
+        catch (AnyBitException e)
+        {
+            throw r.Bad($"type id {typeId} is declared as '{spec}', which is not a valid format ({e.Message})");
+        }
+        if (format.GgmlType is not null) throw r.Bad($"type id {typeId} is declared as the ggml type '{spec}'; ggml types use their own ids");
+        _customFormats[typeId] = format;
+        return format;
     }
 
     private static object ReadValue(Reader r, GgufValueType type, string key, int depth)

@@ -6,11 +6,21 @@ namespace AnyBit.IO;
 /// </summary>
 public sealed unsafe class StoredTensor
 {
-    public StoredTensor(string name, long[] shape, TensorType type, MappedFile file, long offset, long byteLength)
+    public StoredTensor(string name, long[] shape, TensorType type, MappedFile file, long offset, long byteLength,
+        Quantization.TensorFormat? format = null)
     {
-        Name = name; Shape = shape; Type = type; File = file; Offset = offset; ByteLength = byteLength;
+        Name = name; Shape = shape; Type = type; File = file; Offset = offset; ByteLength = byteLength; Format = format;
         ElementCount = TensorTypes.ElementCount(shape);
     }
+
+    /// <summary>The AnyBit format of a tensor stored under an AnyBit type id (null for ggml and safetensors types).</summary>
+    public Quantization.TensorFormat? Format { get; }
+
+    /// <summary>The type as shown to users: "Q4_K", "BF16", "int3:g64:asym", ...</summary>
+    public string TypeName => Format is not null && Format.GgmlType is null ? Format.Name : TensorTypes.Traits(Type).Name;
+
+    /// <summary>Storage bits per weight.</summary>
+    public double BitsPerWeight => ElementCount == 0 ? 0 : 8.0 * ByteLength / ElementCount;
 
     public string Name { get; }
 

@@ -25,6 +25,11 @@ public static class TensorDecoder
     {
         if (destination.Length != tensor.ElementCount)
             throw new ArgumentException($"destination holds {destination.Length} floats, tensor {tensor.Name} has {tensor.ElementCount}");
+        if (tensor.Format is { GgmlType: null } format)
+        {
+            DecodeCustom(tensor, format, destination);
+            return;
+        }
         if (!CanDecode(tensor.Type))
             throw new AnyBitException($"{tensor.Name}: tensor type {TensorTypes.Traits(tensor.Type).Name} cannot be decoded yet");
         // Decode in chunks so tensors above 2 GiB of bytes still work through spans.
@@ -39,6 +44,19 @@ public static class TensorDecoder
             var src = tensor.File.Span(tensor.Offset + byteOffset, byteCount);
             Decode(tensor.Type, src, destination.Slice((int)done, n));
             done += n;
+        }
+    }
+
+    private static void DecodeCustom(StoredTensor tensor, Quantization.TensorFormat format, Span<float> destination)
+    {
+        // Whole blocks at a time, about a million weights per step.
+        long blocksPerChunk = Math.Max(1, (1 << 20) / format.BlockSize);
+        long totalBlocks = tensor.ElementCount / format.BlockSize;
+        for (long b = 0; b < totalBlocks; b += blocksPerChunk)
+        {
+            int n = (int)Math.Min(blocksPerChunk, totalBlocks - b);
+            var src = tensor.File.Span(tensor.Offset + b * format.BytesPerBlock, n * format.BytesPerBlock);
+            format.Dequantize(src, destination.Slice((int)(b * format.BlockSize), n * format.BlockSize));
         }
     }
 

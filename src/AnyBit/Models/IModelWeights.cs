@@ -40,7 +40,7 @@ public sealed class StoreWeights : IModelWeights
             string? canonical = toCanonical(t.Name);
             if (canonical is not null) _byCanonical[canonical] = t;
         }
-        Weights = store.Tensors.Select(t => new WeightInfo(t.Name, t.Shape, TensorTypes.Traits(t.Type).Name, t.ByteLength)).ToList();
+        Weights = store.Tensors.Select(t => new WeightInfo(t.Name, t.Shape, t.TypeName, t.ByteLength)).ToList();
     }
 
     public ITensorStore Store => _store;
@@ -51,8 +51,8 @@ public sealed class StoreWeights : IModelWeights
     public float[] ReadFloat32(string name)
     {
         var t = Tensor(name);
-        if (!TensorDecoder.CanDecode(t.Type))
-            throw new InvalidModelFileException(t.File.Path, $"tensor '{t.Name}' is {TensorTypes.Traits(t.Type).Name}, which this version cannot run yet (F32, F16, BF16, F8, Q8_0, Q4_0)");
+        if (t.Format is null && !TensorDecoder.CanDecode(t.Type))
+            throw new InvalidModelFileException(t.File.Path, $"tensor '{t.Name}' is {t.TypeName}, which this version cannot run yet");
         return t.ToFloat32();
     }
     public void Dispose() => _store.Dispose();

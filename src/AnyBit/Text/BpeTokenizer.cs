@@ -40,10 +40,24 @@ public sealed class BpeTokenizer : ITokenizer
     /// </summary>
     internal Microsoft.ML.Tokenizers.Tokenizer? SegmentEncoder { get; init; }
 
+    /// <summary>The merges in rank order (for writing the vocabulary into GGUF).</summary>
+    public IReadOnlyList<(string Left, string Right)> Merges { get; }
+
+    /// <summary>Tokens matched verbatim in text (special and user-defined).</summary>
+    public IReadOnlyList<AddedToken> AddedTokens { get; }
+
+    /// <summary>llama.cpp's name for this pre-tokenizer (tokenizer.ggml.pre), when known.</summary>
+    public string PreTokenizerName { get; init; } = "default";
+
+    /// <summary>True for SentencePiece-style vocabularies (▁ for spaces, byte fallback).</summary>
+    public bool SentencePieceStyle { get; init; }
+
     internal BpeTokenizer(Dictionary<string, int> vocab, IReadOnlyList<(string Left, string Right)> merges,
         IReadOnlyList<AddedToken> added, Func<string, byte[]> tokenToBytes)
     {
         _vocab = vocab;
+        Merges = merges;
+        AddedTokens = added;
         int size = Math.Max(vocab.Count == 0 ? 0 : vocab.Values.Max() + 1, added.Count == 0 ? 0 : added.Max(a => a.Id) + 1);
         _pieces = new string[size];
         foreach (var (piece, id) in vocab) _pieces[id] = piece;

@@ -10,8 +10,8 @@ public static class GgufTokenizer
     /// <summary>llama.cpp's token types (<c>tokenizer.ggml.token_type</c>).</summary>
     private const int TypeUnknown = 2, TypeControl = 3, TypeUserDefined = 4;
 
-    private const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
-    private const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    internal const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    internal const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
     /// <summary>The tokenizer, or null when the file carries no vocabulary.</summary>
     public static ITokenizer? TryLoad(GgufFile gguf)
@@ -61,6 +61,7 @@ public static class GgufTokenizer
                 string pattern = pre switch
                 {
                     "llama3" or "llama-bpe" or "llama-v3" or "smaug-bpe" => Llama3Pattern,
+                    "gpt-2" or "gpt2" or "default" => ByteLevelPreTokenizer.Gpt2Pattern,
                     "qwen2" => Qwen2Pattern,
                     _ => ByteLevelPreTokenizer.Gpt2Pattern,
                 };
@@ -68,6 +69,7 @@ public static class GgufTokenizer
                 return new BpeTokenizer(vocab, merges, added, ByteLevelBytes)
                 {
                     Kind = $"GGUF gpt2 (byte-level BPE, pre-tokenizer '{pre}')",
+                    PreTokenizerName = pre,
                     Normalizers = [],
                     PreTokenizers = [new SplitPreTokenizer(new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant), "Isolated"), new ByteLevelPreTokenizer(false, false)],
                     PrefixIds = addBos && bos is int b ? [b] : [],

@@ -58,6 +58,12 @@ public sealed class ScoredSentencePieceTokenizer : ITokenizer
     }
 
     public string Kind { get; }
+    /// <summary>Vocabulary pieces by id, as stored.</summary>
+    public IReadOnlyList<string> Pieces => _pieces;
+    /// <summary>Merge scores by id.</summary>
+    public IReadOnlyList<float> Scores => _scores;
+    /// <summary>The space symbol pieces use: "▁", or " " in llama2.c's tokenizer.bin.</summary>
+    public string SpaceSymbol => _space;
     public bool AddSpacePrefix { get; }
     public bool AddBos { get; }
     public bool AddEos { get; }

@@ -143,6 +143,8 @@ public static class TokenizerJson
         return new BpeTokenizer(vocab, merges, added, toBytes)
         {
             Kind = isSentencePiece ? "tokenizer.json SentencePiece-style BPE" : byteLevel ? "tokenizer.json byte-level BPE" : "tokenizer.json BPE",
+            SentencePieceStyle = isSentencePiece,
+            PreTokenizerName = GgufPreName(preTokenizers),
             Normalizers = normalizers,
             PreTokenizers = preTokenizers,
             PrefixIds = prefix,
@@ -180,6 +182,24 @@ public static class TokenizerJson
             ByteLevel = true,
             PreTokenizer = new Microsoft.ML.Tokenizers.RegexPreTokenizer(pattern, null),
         });
+    }
+
+    /// <summary>llama.cpp's tokenizer.ggml.pre for the pre-tokenizer regexes it recognises.</summary>
+    private static string GgufPreName(List<PreTokenizerStep> steps)
+    {
+        string? pattern = steps switch
+        {
+            [ByteLevelPreTokenizer { UseRegex: true }] => ByteLevelPreTokenizer.Gpt2Pattern,
+            [SplitPreTokenizer split, ByteLevelPreTokenizer { UseRegex: false }] => split.Pattern.ToString(),
+            _ => null,
+        };
+        return pattern switch
+        {
+            ByteLevelPreTokenizer.Gpt2Pattern => "gpt-2",
+            GgufTokenizer.Llama3Pattern => "llama-bpe",
+            GgufTokenizer.Qwen2Pattern => "qwen2",
+            _ => "default",
+        };
     }
 
     private static bool Flag(JsonElement e, string key) => e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.True;

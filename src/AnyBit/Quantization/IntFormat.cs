@@ -1,0 +1,143 @@
+using AnyBit.Formats;
+using AnyBit.IO;
+using static AnyBit.Formats.GgmlHelpers;
+
+namespace AnyBit.Quantization;
+
+/// <summary>How an integer format's scale is shared.</summary>
+public enum ScaleScope { Group, Channel, Tensor }
+
+/// <summary>
+/// k-bit integers (k = 1..8) with one scale per group of N weights, per output channel (row) or per tensor.
+/// Block layout: fp16 scale s, then (asymmetric only) a u8 zero point z, then the N codes bit-packed
+/// (<see cref="BitPacking"/>). Symmetric: code = q + 2^(k−1), q = clamp(round(x/s), −2^(k−1), 2^(k−1)−1) with
+/// s = absmax/(2^(k−1)−1), value q·s (k = 1 stores signs with s = mean|x|). Asymmetric: s = (max−min)/(2^k−1),
+/// z = clamp(round(−min/s), 0, 2^k−1), code = clamp(round(x/s)+z, 0, 2^k−1), value (code−z)·s. Rounding is half to
+/// even; codes are computed against the fp16-rounded scale that is stored, so decoding sees what encoding assumed.
+/// Per-channel and per-tensor scopes store a group of one whole row (per-tensor rows all carry the tensor's scale).
+/// </summary>
+public sealed class IntFormat : TensorFormat
+{
+    public int Bits { get; }
+    public int GroupSize { get; }
+    public bool Symmetric { get; }
+    public ScaleScope Scope { get; }
+
+    public IntFormat(int bits, int groupSize, bool symmetric, ScaleScope scope = ScaleScope.Group)
+    {
+        if (bits is < 1 or > 8) throw new AnyBitException($"int{bits}: bits must be 1..8");
+        if (groupSize < 1) throw new AnyBitException($"int{bits}: group size {groupSize} must be positive");
+        Bits = bits; GroupSize = groupSize; Symmetric = symmetric; Scope = scope;
+    }
+
+    public override string Name => $"int{Bits}:" + Scope switch
+    {
+        ScaleScope.Group => $"g{GroupSize}",
+        ScaleScope.Channel => "channel",
+        _ => "tensor",
+    } + (Symmetric ? ":sym" : ":asym");
+
+    /// <summary>The stored layout's name (scope resolved to a group size), used as the GGUF type declaration.</summary>
+    public string StorageName => $"int{Bits}:g{GroupSize}" + (Symmetric ? ":sym" : ":asym");
+
+    public override TensorType? GgmlType => null;
+    public override int BlockSize => GroupSize;
+    public override int BytesPerBlock => 2 + (Symmetric ? 0 : 1) + BitPacking.PackedBytes(GroupSize, Bits);
+
+    public override TensorFormat Bind(long rowLength) =>
+        Scope == ScaleScope.Group ? this : new IntFormat(Bits, (int)rowLength, Symmetric, Scope);
+
+    public override void Quantize(ReadOnlySpan<float> tensor, int rowLength, Span<byte> dst)
+    {
+        if (Scope != ScaleScope.Tensor)
+        {
+            base.Quantize(tensor, rowLength, dst);
+            return;
+        }
+        // One scale for the whole tensor: every row's block stores it.
+        float min = float.MaxValue, max = float.MinValue, amax = 0;
+        double sumAbs = 0;
+        foreach (float v in tensor) { min = MathF.Min(min, v); max = MathF.Max(max, v); amax = MathF.Max(amax, MathF.Abs(v)); sumAbs += MathF.Abs(v); }
+        var stats = new GroupStats(min, max, amax, (float)(sumAbs / Math.Max(1, tensor.Length)));
+        int rowBytes = BytesPerBlock;
+        for (int r = 0; r < tensor.Length / rowLength; r++)
+            QuantizeGroup(tensor.Slice(r * rowLength, rowLength), dst.Slice(r * rowBytes, rowBytes), stats);
+    }
+
+    private readonly record struct GroupStats(float Min, float Max, float AbsMax, float MeanAbs)
+    {
+        public static GroupStats Of(ReadOnlySpan<float> x)
+        {
+            float min = float.MaxValue, max = float.MinValue, amax = 0, sum = 0;
+            foreach (float v in x) { min = MathF.Min(min, v); max = MathF.Max(max, v); amax = MathF.Max(amax, MathF.Abs(v)); sum += MathF.Abs(v); }
+            return new GroupStats(min, max, amax, sum / x.Length);
+        }
+    }
+
+    public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst)
+    {
+        for (int g = 0; g < row.Length / GroupSize; g++)
+        {
+            var x = row.Slice(g * GroupSize, GroupSize);
+            QuantizeGroup(x, dst.Slice(g * BytesPerBlock, BytesPerBlock), GroupStats.Of(x));
+        }
+    }
+
+    private void QuantizeGroup(ReadOnlySpan<float> x, Span<byte> block, GroupStats stats)
+    {
+        Span<int> codes = x.Length <= 4096 ? stackalloc int[x.Length] : new int[x.Length];
+        int levels = 1 << Bits;
+        int header;
+        if (Symmetric)
+        {
+            header = 2;
+            if (Bits == 1)
+            {
+                float s = RoundTripHalf(stats.MeanAbs);
+                WriteHalf(block, 0, s);
+                for (int i = 0; i < x.Length; i++) codes[i] = x[i] >= 0 ? 1 : 0;
+            }
+            else
+            {
+                int qmax = (levels >> 1) - 1, offset = levels >> 1;
+                float s = RoundTripHalf(stats.AbsMax / qmax);
+                WriteHalf(block, 0, s);
+                float inv = s != 0 ? 1f / s : 0f;
+                for (int i = 0; i < x.Length; i++)
+                    codes[i] = Math.Clamp(NearestInt(x[i] * inv), -offset, qmax) + offset;
+            }
+        }
+        else
+        {
+            header = 3;
+            int qmax = levels - 1;
+            float lo = stats.Min, hi = stats.Max;
+            float s = hi > lo ? (hi - lo) / qmax : MathF.Abs(hi) / qmax;
+            s = RoundTripHalf(s);
+            float inv = s != 0 ? 1f / s : 0f;
+            int z = s != 0 ? Math.Clamp(NearestInt(-lo * inv), 0, qmax) : 0;
+            WriteHalf(block, 0, s);
+            block[2] = (byte)z;
+            for (int i = 0; i < x.Length; i++) codes[i] = Math.Clamp(NearestInt(x[i] * inv) + z, 0, qmax);
+        }
+        BitPacking.Pack(codes, Bits, block[header..]);
+    }
+
+    public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        Span<int> codes = GroupSize <= 4096 ? stackalloc int[GroupSize] : new int[GroupSize];
+        int levels = 1 << Bits;
+        for (int g = 0; g < dst.Length / GroupSize; g++)
+        {
+            var block = src.Slice(g * BytesPerBlock, BytesPerBlock);
+            var y = dst.Slice(g * GroupSize, GroupSize);
+            float s = ReadHalf(block, 0);
+            int zero = Symmetric ? (Bits == 1 ? 0 : levels >> 1) : block[2];
+            BitPacking.Unpack(block[(Symmetric ? 2 : 3)..], Bits, codes);
+            if (Symmetric && Bits == 1)
+                for (int i = 0; i < GroupSize; i++) y[i] = codes[i] == 1 ? s : -s;
+            else
+                for (int i = 0; i < GroupSize; i++) y[i] = (codes[i] - zero) * s;
+        }
+    }
+}

@@ -1,0 +1,59 @@
+using AnyBit.Formats;
+using AnyBit.IO;
+using static AnyBit.Formats.GgmlHelpers;
+
+namespace AnyBit.Quantization;
+
+/// <summary>
+/// Weights as minifloat codes (any ExMy) with an fp16 scale per group (or per row): s = absmax / max_finite, so the
+/// group's largest magnitude lands on the format's largest value; each x/s is rounded to nearest-even with
+/// saturation. Block layout: fp16 s, then the (1+E+M)-bit codes bit-packed.
+/// </summary>
+public sealed class MinifloatFormat : TensorFormat
+{
+    public Minifloat Element { get; }
+    public int GroupSize { get; }
+    public bool PerChannel { get; }
+
+    public MinifloatFormat(Minifloat element, int groupSize, bool perChannel)
+    {
+        if (!element.Signed) throw new AnyBitException($"{element.Name} has no sign bit and cannot hold weights");
+        Element = element; GroupSize = groupSize; PerChannel = perChannel;
+    }
+
+    public override string Name => Element.Name + (PerChannel ? "" : $":g{GroupSize}");
+    public string StorageName => $"{Element.Name}:g{GroupSize}";
+    public override TensorType? GgmlType => null;
+    public override int BlockSize => GroupSize;
+    public override int BytesPerBlock => 2 + BitPacking.PackedBytes(GroupSize, Element.Bits);
+    public override TensorFormat Bind(long rowLength) => PerChannel ? new MinifloatFormat(Element, (int)rowLength, true) : this;
+
+    public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst)
+    {
+        Span<int> codes = GroupSize <= 4096 ? stackalloc int[GroupSize] : new int[GroupSize];
+        for (int g = 0; g < row.Length / GroupSize; g++)
+        {
+            var x = row.Slice(g * GroupSize, GroupSize);
+            var block = dst.Slice(g * BytesPerBlock, BytesPerBlock);
+            float amax = 0;
+            foreach (float v in x) amax = MathF.Max(amax, MathF.Abs(v));
+            float s = RoundTripHalf(amax / Element.MaxFinite);
+            WriteHalf(block, 0, s);
+            float inv = s != 0 ? 1f / s : 0f;
+            for (int i = 0; i < x.Length; i++) codes[i] = (int)Element.Encode(x[i] * inv, saturate: true);
+            BitPacking.Pack(codes, Element.Bits, block[2..]);
+        }
+    }
+
+    public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        Span<int> codes = GroupSize <= 4096 ? stackalloc int[GroupSize] : new int[GroupSize];
+        for (int g = 0; g < dst.Length / GroupSize; g++)
+        {
+            var block = src.Slice(g * BytesPerBlock, BytesPerBlock);
+            float s = ReadHalf(block, 0);
+            BitPacking.Unpack(block[2..], Element.Bits, codes);
+            for (int i = 0; i < GroupSize; i++) dst[g * GroupSize + i] = Element.Decode((uint)codes[i]) * s;
+        }
+    }
+}

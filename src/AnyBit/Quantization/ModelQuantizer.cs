@@ -1,0 +1,271 @@
+using System.Text.RegularExpressions;
+using AnyBit.IO;
+using AnyBit.Models;
+
+namespace AnyBit.Quantization;
+
+/// <summary>One tensor of the output file: where its floats come from and the format it is stored in.</summary>
+public sealed record PlannedTensor(string Name, long[] Shape, TensorFormat Format, Func<float[]> Source);
+
+/// <summary>The whole output: tensors in order, metadata, and a summary for the user.</summary>
+public sealed class QuantPlan
+{
+    public required List<PlannedTensor> Tensors { get; init; }
+    public required Action<GgufWriter> WriteMetadata { get; init; }
+    public long OutputBytes => Tensors.Sum(t => t.Format.ByteSize(TensorTypes.ElementCount(t.Shape)));
+    public long Parameters => Tensors.Sum(t => TensorTypes.ElementCount(t.Shape));
+    public double BitsPerWeight => Parameters == 0 ? 0 : 8.0 * OutputBytes / Parameters;
+}
+
+/// <summary>
+/// Quantizes a model (Hugging Face folder, GGUF, llama2.c) or a bag of tensors into a GGUF file, one tensor at a
+/// time: each tensor is read, converted and written before the next is touched, so peak memory stays near the
+/// largest tensor. Every format is checked against every tensor before anything is written.
+/// </summary>
+public static class ModelQuantizer
+{
+    /// <summary>Builds the plan (opening the input, choosing and validating every tensor's format).</summary>
+    public static (QuantPlan Plan, IDisposable Input) Plan(string input, QuantizeOptions options)
+    {
+        if (!QuantPresets.IsPreset(options.Format)) FormatRegistry.Parse(options.Format); // fail fast on a bad spec
+        if (IsBagOfTensors(input)) return PlanBag(input, options);
+        var files = ModelLoader.Open(input, new LoadOptions { TokenizerPath = options.TokenizerPath });
+        try
+        {
+            return (PlanModel(files, options), files);
+        }
+        catch
+        {
+            files.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Writes the plan to <paramref name="output"/> (through a temporary file).</summary>
+    public static void Write(QuantPlan plan, string output, Action<int, int, string>? progress = null, CancellationToken cancellation = default)
+    {
+        var writer = new GgufWriter();
+        plan.WriteMetadata(writer);
+        var customIds = new Dictionary<string, uint>();
+        foreach (var t in plan.Tensors)
+        {
+            uint typeId;
+            if (t.Format.GgmlType is TensorType g) typeId = (uint)g;
+            else
+            {
+                string spec = FormatRegistry.StorageSpec(t.Format);
+                if (!customIds.TryGetValue(spec, out typeId))
+                {
+                    typeId = (uint)(FormatRegistry.FirstCustomTypeId + customIds.Count);
+                    customIds[spec] = typeId;
+                    writer.Add(FormatRegistry.TypeKeyPrefix + typeId, spec);
+                }
+            }
+            long elements = TensorTypes.ElementCount(t.Shape);
+            int rowLength = (int)t.Shape[^1];
+            var format = t.Format;
+            var source = t.Source;
+            writer.AddTensor(t.Name, t.Shape, typeId, format.ByteSize(elements), dst => format.Quantize(source(), rowLength, dst));
+        }
+        if (customIds.Count > 0) writer.Add("anybit.format_version", 1u);
+        if (plan.Tensors.Any(t => t.Format.GgmlType is not (TensorType.F32 or TensorType.F16 or TensorType.BF16)))
+            writer.Add("general.quantization_version", 2u);
+        writer.Write(output, progress, cancellation);
+    }
+
+    private static bool IsBagOfTensors(string path)
+    {
+        if (Directory.Exists(path)) return false;
+        if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return true;
+        if (File.Exists(path) && new FileInfo(path).Length >= 4 && GgufFile.HasMagic(path))
+        {
+            using var g = GgufFile.Open(path);
+            return g.GetString("general.architecture") is null;
+        }
+        return false;
+    }
+
+    private static TensorFormat Resolve(string spec, string name, long rowLength, List<string> problems)
+    {
+        TensorFormat format;
+        try
+        {
+            format = FormatRegistry.Parse(spec).Bind(rowLength);
+        }
+        catch (AnyBitException e)
+        {
+            problems.Add($"{name}: {e.Message}");
+            return FormatRegistry.Parse("f32");
+        }
+        if (format.CheckRowLength(rowLength) is string why)
+            problems.Add($"{name}: {why} (formats that fit rows of {rowLength}: {FittingFormats(rowLength)})");
+        return format;
+    }
+
+    private static string FittingFormats(long rowLength)
+    {
+        var candidates = new[] { "q8_0", "q6_k", "q4_k", "q4_0", "iq4_nl", "mxfp4", "nvfp4", "nf4:g64", "int4:g128", "int4:g32", "int8:channel", "int4:channel", "e4m3:g32", "e4m3", "f16", "bf16", "f32" };
+        return string.Join(", ", candidates.Where(c => FormatRegistry.Parse(c).Bind(rowLength).CheckRowLength(rowLength) is null));
+    }
+
+    private static void Check(List<string> problems)
+    {
+        if (problems.Count == 0) return;
+        string shown = string.Join("; ", problems.Take(4)) + (problems.Count > 4 ? $"; and {problems.Count - 4} more" : "");
+        throw new AnyBitException($"cannot quantize as asked, nothing was written: {shown}");
+    }
+
+    private static QuantPlan PlanModel(ModelFiles files, QuantizeOptions options)
+    {
+        var c = files.Config;
+        var problems = new List<string>();
+        var tensors = new List<PlannedTensor>();
+        bool permute = files.Gguf is null && !files.Format.StartsWith("llama2.c", StringComparison.Ordinal) && GgufModelMetadata.NeedsQkPermutation(c);
+        bool bitnet = c.Architecture == Architecture.BitNet;
+        var names = CanonicalNames(c, files.Weights);
+        foreach (string name in names)
+        {
+            long[] shape = files.Weights.Shape(name);
+            long rowLength = shape[^1];
+            bool isMatrix = shape.Length >= 2 && !name.EndsWith("_norm.weight", StringComparison.Ordinal) && !name.EndsWith(".bias", StringComparison.Ordinal);
+            bool isEmbedding = name == "token_embd.weight", isOutput = name == "output.weight" || (isEmbedding && c.TiedEmbeddings && !files.Weights.Contains("output.weight"));
+            string spec;
+            if (!isMatrix || options.KeepFloat.Any(r => r.IsMatch(name))) spec = "f32";
+            else
+            {
+                int layer = LayerIndex(name);
+                spec = QuantPresets.IsPreset(options.Format) ? QuantPresets.SpecFor(options.Format, name, layer, c.NumLayers, isOutput) : options.Format;
+                if (isEmbedding && options.TokenEmbeddingType is string te) spec = te;
+                if (isOutput && options.OutputTensorType is string ot) spec = ot;
+                foreach (var (pattern, s) in options.TensorTypes)
+                    if (pattern.IsMatch(name)) { spec = s; break; }
+            }
+            var format = Resolve(spec, name, rowLength, problems);
+            bool ternarize = bitnet && isMatrix && !isEmbedding && !isOutput;
+            int heads = name.EndsWith("attn_q.weight", StringComparison.Ordinal) ? c.NumHeads : name.EndsWith("attn_k.weight", StringComparison.Ordinal) ? c.NumKvHeads : 0;
+            var weights = files.Weights;
+            tensors.Add(new PlannedTensor(name, shape, format, () =>
+            {
+                var data = weights.ReadFloat32(name);
+                if (permute && heads > 0) data = PermuteForInterleavedRope(data, heads, (int)rowLength);
+                if (ternarize) Ternary.TernarizeInPlace(data);
+                return data;
+            }));
+        }
+        if (c.Rope.Scaling == RopeScalingType.Llama3 && !files.Weights.Contains("rope_freqs.weight"))
+        {
+            var factors = GgufModelMetadata.RopeFrequencyFactors(c);
+            tensors.Add(new PlannedTensor("rope_freqs.weight", [factors.Length], FormatRegistry.Parse("f32"), () => factors));
+        }
+        Check(problems);
+        return new QuantPlan
+        {
+            Tensors = tensors,
+            WriteMetadata = w =>
+            {
+                if (files.Gguf is { } source)
+                {
+                    foreach (string key in source.MetadataKeys)
+                        if (!key.StartsWith(FormatRegistry.TypeKeyPrefix, StringComparison.Ordinal) && key is not ("general.file_type" or "general.quantization_version" or "general.alignment" or "anybit.format_version"))
+                            w.AddRaw(key, source.Metadata[key]);
+                }
+                else
+                {
+                    GgufModelMetadata.WriteHyperparameters(w, c, Path.GetFileName(Path.TrimEndingDirectorySeparator(files.Path)));
+                    if (files.Tokenizer is not null) GgufModelMetadata.WriteTokenizer(w, files.Tokenizer, c);
+                }
+                if (FileType(options.Format) is uint ft) w.Add("general.file_type", ft);
+            },
+        };
+    }
+
+    /// <summary>GGUF tensor names in llama.cpp's order: token_embd, the blocks, output_norm, output.</summary>
+    private static List<string> CanonicalNames(ModelConfig c, IModelWeights w)
+    {
+        string[] perLayer = ["attn_norm.weight", "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias", "attn_v.weight", "attn_v.bias",
+            "attn_output.weight", "attn_output.bias", "attn_q_norm.weight", "attn_k_norm.weight", "attn_sub_norm.weight",
+            "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight", "ffn_sub_norm.weight"];
+        var names = new List<string> { "token_embd.weight" };
+        for (int l = 0; l < c.NumLayers; l++)
+            names.AddRange(perLayer.Select(p => $"blk.{l}.{p}").Where(w.Contains));
+        names.Add("output_norm.weight");
+        if (w.Contains("output.weight") && !c.TiedEmbeddings) names.Add("output.weight");
+        if (w.Contains("rope_freqs.weight")) names.Add("rope_freqs.weight");
+        return names.Where(w.Contains).ToList();
+    }
+
+    private static int LayerIndex(string name)
+    {
+        var m = Regex.Match(name, @"^blk\.(\d+)\.");
+        return m.Success ? int.Parse(m.Groups[1].Value) : -1;
+    }
+
+    /// <summary>
+    /// Reorders Q/K rows from Hugging Face's rotate-half layout (pairs i, i+d/2) to adjacent pairs (2i, 2i+1), as
+    /// llama.cpp's converter does: within each head, row h·d + half·(d/2) + i moves to h·d + 2i + half.
+    /// </summary>
+    public static float[] PermuteForInterleavedRope(float[] w, int heads, int rowLength)
+    {
+        int rows = w.Length / rowLength, headDim = rows / heads, half = headDim / 2;
+        var result = new float[w.Length];
+        for (int h = 0; h < heads; h++)
+            for (int part = 0; part < 2; part++)
+                for (int i = 0; i < half; i++)
+                {
+                    int from = h * headDim + part * half + i, to = h * headDim + 2 * i + part;
+                    Array.Copy(w, (long)from * rowLength, result, (long)to * rowLength, rowLength);
+                }
+        return result;
+    }
+
+    /// <summary>llama.cpp's general.file_type for the whole-file formats it names.</summary>
+    private static uint? FileType(string spec) => spec.Trim().ToLowerInvariant() switch
+    {
+        "f32" => 0, "f16" => 1, "q4_0" => 2, "q4_1" => 3, "q8_0" => 7, "q5_0" => 8, "q5_1" => 9, "q2_k" => 10,
+        "q3_k_s" or "q3_k" => 11, "q3_k_m" => 12, "q4_k_s" or "q4_k" => 14, "q4_k_m" => 15, "q5_k_s" or "q5_k" => 16,
+        "q5_k_m" => 17, "q6_k" => 18, "iq4_nl" => 25, "bf16" => 32, "tq1_0" => 36, "tq2_0" => 37,
+        _ => null,
+    };
+
+    private static (QuantPlan, IDisposable) PlanBag(string input, QuantizeOptions options)
+    {
+        ITensorStore store = input.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? SafetensorsFile.Open(input) : GgufFile.Open(input);
+        try
+        {
+            var problems = new List<string>();
+            var tensors = new List<PlannedTensor>();
+            foreach (var t in store.Tensors)
+            {
+                bool isFloat = t.Type is TensorType.F32 or TensorType.F16 or TensorType.BF16 or TensorType.F64 or TensorType.F8_E4M3 or TensorType.F8_E5M2
+                    || t.Format is not null || (int)t.Type is >= 2 and < 1000 && TensorDecoder.CanDecode(t.Type) && t.Type is not (TensorType.I8 or TensorType.I16 or TensorType.I32 or TensorType.I64);
+                string spec = isFloat && t.Shape.Length >= 2 && !options.KeepFloat.Any(r => r.IsMatch(t.Name)) ? options.Format : "f32";
+                foreach (var (pattern, s) in options.TensorTypes)
+                    if (isFloat && t.Shape.Length >= 2 && pattern.IsMatch(t.Name)) { spec = s; break; }
+                if (QuantPresets.IsPreset(spec)) spec = QuantPresets.SpecFor(spec, t.Name, 0, 1, false);
+                var format = Resolve(spec, t.Name, t.Shape.Length == 0 ? 1 : t.Shape[^1], problems);
+                var tensor = t;
+                if (!TensorDecoder.CanDecode(t.Type) && t.Format is null) { problems.Add($"{t.Name}: type {t.TypeName} cannot be read"); continue; }
+                tensors.Add(new PlannedTensor(t.Name, t.Shape.Length == 0 ? [1] : t.Shape, format, () => tensor.ToFloat32()));
+            }
+            Check(problems);
+            var gguf = store as GgufFile;
+            var plan = new QuantPlan
+            {
+                Tensors = tensors,
+                WriteMetadata = w =>
+                {
+                    if (gguf is not null)
+                        foreach (string key in gguf.MetadataKeys)
+                            if (!key.StartsWith(FormatRegistry.TypeKeyPrefix, StringComparison.Ordinal) && key is not ("general.alignment" or "general.quantization_version" or "anybit.format_version"))
+                                w.AddRaw(key, gguf.Metadata[key]);
+                },
+            };
+            return (plan, store);
+        }
+        catch
+        {
+            store.Dispose();
+            throw;
+        }
+    }
+}

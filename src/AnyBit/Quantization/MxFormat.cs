@@ -1,0 +1,80 @@
+using AnyBit.Formats;
+using AnyBit.IO;
+
+namespace AnyBit.Quantization;
+
+/// <summary>
+/// OCP microscaling storage: per block of k (32 by default) an E8M0 shared scale byte, then the element codes
+/// bit-packed at the element width (8, 6 or 4 bits). Values are exactly what <see cref="Microscaling"/> (the
+/// microxcaling-exact fake quantizer) produces; a block whose scale would overflow E8M0 stores 0xFF (NaN).
+/// </summary>
+public sealed class MxFormat : TensorFormat
+{
+    private readonly Minifloat? _code; // element encoding (null for the int8 element)
+
+    public MxFormat(MxElement element, int blockSize, MxRounding rounding)
+    {
+        Element = element; MxBlock = blockSize; Rounding = rounding;
+        _code = element.ExponentBits switch
+        {
+            0 => null,
+            4 when element.MantissaBits == 5 => Minifloat.Parse("e4m3fn"),
+            5 => Minifloat.Parse("e5m2"),
+            3 => Minifloat.Parse("e3m2fn"),
+            2 when element.MantissaBits == 5 => Minifloat.Parse("e2m3fn"),
+            _ => Minifloat.Parse("e2m1fn"),
+        };
+    }
+
+    public MxElement Element { get; }
+    public int MxBlock { get; }
+    public MxRounding Rounding { get; }
+
+    public override string Name => Element.Name + (MxBlock != 32 ? $":g{MxBlock}" : "") + (Rounding == MxRounding.NearestAway ? ":away" : "");
+    public override TensorType? GgmlType => null;
+    public override int BlockSize => MxBlock;
+    public override int BytesPerBlock => 1 + BitPacking.PackedBytes(MxBlock, Element.StoredBits);
+
+    public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst)
+    {
+        Span<float> q = stackalloc float[MxBlock];
+        Span<int> codes = stackalloc int[MxBlock];
+        for (int b = 0; b < row.Length / MxBlock; b++)
+        {
+            var x = row.Slice(b * MxBlock, MxBlock);
+            var block = dst.Slice(b * BytesPerBlock, BytesPerBlock);
+            int? shared = Microscaling.SharedExponent(x, Element);
+            if (shared is null)
+            {
+                block.Clear();
+                block[0] = 0xFF;
+                continue;
+            }
+            block[0] = (byte)(shared.Value + 127);
+            Microscaling.QuantizeDequantize(x, q, Element, Rounding, MxBlock);
+            float scale = MathF.Pow(2, shared.Value);
+            for (int i = 0; i < MxBlock; i++)
+            {
+                float element = q[i] / scale;
+                codes[i] = _code is null ? (int)MathF.Round(element * 64f) & 0xFF : (int)_code.Encode(element, saturate: true);
+            }
+            BitPacking.Pack(codes, Element.StoredBits, block[1..]);
+        }
+    }
+
+    public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)
+    {
+        Span<int> codes = stackalloc int[MxBlock];
+        for (int b = 0; b < dst.Length / MxBlock; b++)
+        {
+            var block = src.Slice(b * BytesPerBlock, BytesPerBlock);
+            float scale = block[0] == 0xFF ? float.NaN : MathF.Pow(2, block[0] - 127);
+            BitPacking.Unpack(block[1..], Element.StoredBits, codes);
+            for (int i = 0; i < MxBlock; i++)
+            {
+                float element = _code is null ? (sbyte)(byte)codes[i] / 64f : _code.Decode((uint)codes[i]);
+                dst[b * MxBlock + i] = element * scale;
+            }
+        }
+    }
+}

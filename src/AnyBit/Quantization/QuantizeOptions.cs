@@ -1,0 +1,25 @@
+using System.Text.RegularExpressions;
+
+namespace AnyBit.Quantization;
+
+/// <summary>What <c>anybit quantize</c> was asked to do.</summary>
+public sealed record QuantizeOptions
+{
+    /// <summary>Default format (or preset such as q4_k_m) for weight matrices.</summary>
+    public required string Format { get; init; }
+
+    /// <summary>Per-tensor overrides: tensors whose GGUF name matches the regex get the spec (first match wins).</summary>
+    public IReadOnlyList<(Regex Pattern, string Spec)> TensorTypes { get; init; } = [];
+
+    /// <summary>Format of the output head (output.weight, or the tied embedding).</summary>
+    public string? OutputTensorType { get; init; }
+
+    /// <summary>Format of token_embd.weight.</summary>
+    public string? TokenEmbeddingType { get; init; }
+
+    /// <summary>Tensors matching any of these stay float32.</summary>
+    public IReadOnlyList<Regex> KeepFloat { get; init; } = [];
+
+    /// <summary>Separate tokenizer (llama2.c tokenizer.bin) for inputs that lack one.</summary>
+    public string? TokenizerPath { get; init; }
+}

@@ -1,0 +1,56 @@
+using AnyBit.IO;
+
+namespace AnyBit.Quantization;
+
+/// <summary>
+/// A storage format for a weight tensor: how a row of floats becomes blocks of bytes and back. Every format has a
+/// scalar reference quantizer and dequantizer written from its specification; a row's length must be a whole
+/// number of blocks. Formats ggml knows carry its type id so that llama.cpp can read the files; the others are
+/// stored under AnyBit type ids declared in the file's metadata.
+/// </summary>
+public abstract class TensorFormat
+{
+    /// <summary>The canonical spec string, e.g. "q4_k", "int3:g64:asym", "e3m2fn:g32".</summary>
+    public abstract string Name { get; }
+
+    /// <summary>ggml's type id, or null for formats ggml lacks.</summary>
+    public abstract TensorType? GgmlType { get; }
+
+    /// <summary>Weights per block.</summary>
+    public abstract int BlockSize { get; }
+
+    /// <summary>Bytes per block, scales included.</summary>
+    public abstract int BytesPerBlock { get; }
+
+    /// <summary>Storage bits per weight.</summary>
+    public double BitsPerWeight => 8.0 * BytesPerBlock / BlockSize;
+
+    /// <summary>Bytes a tensor of <paramref name="elements"/> weights takes.</summary>
+    public long ByteSize(long elements) => elements / BlockSize * BytesPerBlock;
+
+    /// <summary>Null when rows of this length can be stored; otherwise why not.</summary>
+    public virtual string? CheckRowLength(long rowLength) =>
+        rowLength % BlockSize == 0 ? null : $"rows of {rowLength} are not a multiple of {Name}'s block of {BlockSize}";
+
+    /// <summary>
+    /// The concrete format for rows of <paramref name="rowLength"/>: formats whose block is "one row" (per-channel or
+    /// per-tensor scales) resolve their group size here; block formats return themselves.
+    /// </summary>
+    public virtual TensorFormat Bind(long rowLength) => this;
+
+    /// <summary>Quantizes a whole tensor (rows of <paramref name="rowLength"/>) into <paramref name="dst"/>.</summary>
+    public virtual void Quantize(ReadOnlySpan<float> tensor, int rowLength, Span<byte> dst)
+    {
+        long rowBytes = ByteSize(rowLength);
+        for (long r = 0; r < tensor.Length / rowLength; r++)
+            QuantizeRow(tensor.Slice((int)(r * rowLength), rowLength), dst.Slice((int)(r * rowBytes), (int)rowBytes));
+    }
+
+    /// <summary>Quantizes one row (a whole number of blocks).</summary>
+    public abstract void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst);
+
+    /// <summary>Decodes whole blocks.</summary>
+    public abstract void Dequantize(ReadOnlySpan<byte> src, Span<float> dst);
+
+    public override string ToString() => Name;
+}
