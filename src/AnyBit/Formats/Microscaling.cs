@@ -10,7 +10,7 @@ public enum MxRounding
 }
 
 /// <summary>An OCP microscaling element type: its exponent and mantissa widths as microxcaling parameterises them.</summary>
-/// <param name="Name">mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4, mxint8</param>
+/// <param name="Name">mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8 (plain "mxfp4" is ggml's MXFP4)</param>
 /// <param name="ExponentBits">element exponent bits (0 for the integer element)</param>
 /// <param name="MantissaBits">microxcaling's "mbits": stored mantissa bits + sign + implicit bit</param>
 /// <param name="Emax">largest element exponent; the shared scale is floor(log2 amax) − Emax</param>
@@ -22,7 +22,7 @@ public sealed record MxElement(string Name, int ExponentBits, int MantissaBits, 
     public static readonly MxElement Fp8E5M2 = new("mxfp8_e5m2", 5, 4, 15, 57344f, 8);
     public static readonly MxElement Fp6E3M2 = new("mxfp6_e3m2", 3, 4, 4, 28f, 6);
     public static readonly MxElement Fp6E2M3 = new("mxfp6_e2m3", 2, 5, 2, 7.5f, 6);
-    public static readonly MxElement Fp4E2M1 = new("mxfp4", 2, 3, 2, 6f, 4);
+    public static readonly MxElement Fp4E2M1 = new("mxfp4_e2m1", 2, 3, 2, 6f, 4);
     public static readonly MxElement Int8 = new("mxint8", 0, 8, 0, 127f / 64f, 8);
 
     public static IReadOnlyList<MxElement> All { get; } = [Fp8E4M3, Fp8E5M2, Fp6E3M2, Fp6E2M3, Fp4E2M1, Int8];

@@ -80,8 +80,8 @@ public static partial class FormatRegistry
                     return new TernaryFormat(absmean, packing);
                 }
             }
-            var mx = MxElement.All.FirstOrDefault(e => e.Name == head || (head == "mxfp4_e2m1" && e == MxElement.Fp4E2M1));
-            if (mx is not null && head != "mxfp4")
+            var mx = MxElement.All.FirstOrDefault(e => e.Name == head);
+            if (mx is not null)
             {
                 int block = TakeGroup(options, spec) ?? 32;
                 var rounding = Take(options, "away") ? MxRounding.NearestAway : MxRounding.NearestEven;

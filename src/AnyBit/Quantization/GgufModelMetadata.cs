@@ -32,6 +32,7 @@ public static class GgufModelMetadata
     {
         string a = ArchitectureName(c);
         w.Add("general.architecture", a);
+        w.Add("general.type", "model");
         w.Add("general.name", name);
         w.Add($"{a}.context_length", (uint)c.MaxPositions);
         w.Add($"{a}.embedding_length", (uint)c.HiddenSize);
@@ -42,11 +43,8 @@ public static class GgufModelMetadata
         w.Add($"{a}.attention.layer_norm_rms_epsilon", c.RmsNormEps);
         w.Add($"{a}.rope.freq_base", (float)c.Rope.Theta);
         w.Add($"{a}.rope.dimension_count", (uint)c.HeadDim);
-        if (c.HeadDim * c.NumHeads != c.HiddenSize)
-        {
-            w.Add($"{a}.attention.key_length", (uint)c.HeadDim);
-            w.Add($"{a}.attention.value_length", (uint)c.HeadDim);
-        }
+        w.Add($"{a}.attention.key_length", (uint)c.HeadDim);
+        w.Add($"{a}.attention.value_length", (uint)c.HeadDim);
         w.Add($"{a}.vocab_size", (uint)c.VocabSize);
         if (c.Rope.Scaling == RopeScalingType.Linear)
         {

@@ -79,8 +79,11 @@ public static class ModelQuantizer
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return true;
         if (File.Exists(path) && new FileInfo(path).Length >= 4 && GgufFile.HasMagic(path))
         {
+            // No architecture, or an architecture without its hyperparameters (as in tensor-only fixtures that
+            // gguf-py's writer forced to name one): a bag of tensors.
             using var g = GgufFile.Open(path);
-            return g.GetString("general.architecture") is null;
+            string? arch = g.GetString("general.architecture");
+            return arch is null || g.GetInteger($"{arch}.block_count") is null;
         }
         return false;
     }
