@@ -58,3 +58,68 @@ public class PerplexityTests
         Assert.Throws<AnyBitException>(() => Perplexity.Evaluate(m, [1, 2, 3], 128));
     }
 }
+
+/// <summary>llama-perplexity's windows and its KL-divergence statistics.</summary>
+public class PerplexityComparisonTests
+{
+    /// <summary>llama.cpp's own F32 result on Sherlock with its chunking is 29.3588 (fixtures/ggml/README.md).</summary>
+    [Fact]
+    public void Llama_cpp_windows_reproduce_llama_perplexity()
+    {
+        using var m = ModelLoader.Load(Shared.Data("models", "gutenberg-llama"));
+        var ids = Perplexity.TokenizeForEvaluation(m.Tokenizer!, Shared.Data("text", "eval", "sherlock.txt"), null, WindowMethod.LlamaCpp);
+        Assert.InRange(ids.Length, 305 * 512, 306 * 512 - 1);
+        var r = Perplexity.Evaluate(m, null, ids, 512, WindowMethod.LlamaCpp);
+        Assert.Equal(305, r.Windows);
+        Assert.Equal(77775, r.TokensScored);
+        Assert.InRange(r.Perplexity, 29.3588 * 0.999, 29.3588 * 1.001);
+    }
+
+    [Fact]
+    public void A_model_against_itself_has_zero_divergence()
+    {
+        using var m = ModelLoader.Load(Shared.Data("models", "stories260K", "stories260K.gguf"));
+        var ids = Enumerable.Range(0, 600).Select(i => 1 + (i * 37) % 500).ToArray();
+        var r = Perplexity.Evaluate(m, m, ids, 128, WindowMethod.LlamaCpp);
+        Assert.NotNull(r.Kl);
+        Assert.InRange(r.Kl!.MeanKl, 0, 1e-9);
+        Assert.Equal(100.0, r.Kl.SameTopPercent);
+        Assert.Equal(r.Perplexity, r.BasePerplexity!.Value, 1e-9);
+        Assert.Equal(4 * 63, r.TokensScored);
+    }
+
+    [Fact]
+    public void Kl_statistics_match_a_direct_computation()
+    {
+        var acc = new KlAccumulator();
+        float[] p = [0f, 1f, 2f], q = [0.5f, 0.5f, 2f];
+        acc.Add(p, q, 2);
+        var r = acc.Result();
+        double Z(float[] l) => l.Sum(v => Math.Exp(v));
+        double expected = 0;
+        for (int i = 0; i < 3; i++)
+        {
+            double pi = Math.Exp(p[i]) / Z(p), qi = Math.Exp(q[i]) / Z(q);
+            expected += pi * Math.Log(pi / qi);
+        }
+        Assert.Equal(expected, r.MeanKl, 1e-12);
+        Assert.Equal(100.0, r.SameTopPercent);
+        Assert.Equal(Math.Exp(2) / Z(q) - Math.Exp(2) / Z(p), r.MeanDeltaP, 1e-12);
+    }
+
+    /// <summary>BitNet's master weights as TQ1_0/TQ2_0 (absmean ternarization, then lossless TQ packing) run as trained.</summary>
+    [Theory]
+    [InlineData("tq2_0")]
+    [InlineData("tq1_0")]
+    public void Bitnet_tq_files_keep_the_as_trained_perplexity(string format)
+    {
+        string output = Path.Combine(Shared.TempDir(), "b.gguf");
+        var (plan, input) = AnyBit.Quantization.ModelQuantizer.Plan(Shared.Data("models", "gutenberg-bitnet"), new AnyBit.Quantization.QuantizeOptions { Format = format });
+        using (input) AnyBit.Quantization.ModelQuantizer.Write(plan, output);
+        using var tq = ModelLoader.Load(output);
+        using var trained = ModelLoader.Load(Shared.Data("models", "gutenberg-bitnet"));
+        var ids = Perplexity.TokenizeForEvaluation(trained.Tokenizer!, Shared.Data("text", "eval", "sherlock.txt"), 16_000);
+        var r = Perplexity.Evaluate(tq, trained, ids, 512, WindowMethod.Full);
+        Assert.InRange(r.Perplexity / r.BasePerplexity!.Value, 0.998, 1.002);
+    }
+}

@@ -17,16 +17,26 @@ internal static class PerplexityCommand
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Use only the first N tokens of the text" };
         var json = CommonOptions.Json();
         var floatRef = CommonOptions.FloatReference();
-        var cmd = new Command("perplexity", "Measure perplexity on a text file") { model, tokenizer, text, ctx, maxTokens, json, floatRef };
+        var windows = new Option<string>("--windows") { Description = "full: windows of ctx+1 scoring all ctx predictions (default); llama.cpp: llama-perplexity's chunks scoring their second half", DefaultValueFactory = _ => "full" };
+        var klBase = new Option<string?>("--kl-base") { Description = "Base model: also report KL divergence, top-1 agreement and Δp against it on the same windows" };
+        var cmd = new Command("perplexity", "Measure perplexity (and KL divergence against a base model) on a text file") { model, tokenizer, text, ctx, maxTokens, json, floatRef, windows, klBase };
         cmd.SetAction((parse, cancellation) =>
         {
             int c = parse.GetValue(ctx);
             if (c <= 0) throw new AnyBitException($"--ctx {c} must be positive");
             int? max = parse.GetValue(maxTokens);
             if (max is <= 0) throw new AnyBitException($"--max-tokens {max} must be positive");
-            using var m = ModelLoader.Load(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef) });
+            var method = parse.GetValue(windows)!.ToLowerInvariant() switch
+            {
+                "full" => WindowMethod.Full,
+                "llama.cpp" or "llamacpp" or "llama-cpp" => WindowMethod.LlamaCpp,
+                var other => throw new AnyBitException($"--windows '{other}' is not one of: full, llama.cpp"),
+            };
+            var loadOptions = new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef) };
+            using var m = ModelLoader.Load(parse.GetValue(model)!, loadOptions);
+            using var baseModel = parse.GetValue(klBase) is string basePath ? ModelLoader.Load(basePath, loadOptions with { TokenizerPath = null }) : null;
             var tok = CommonOptions.RequireTokenizer(m);
-            var ids = Perplexity.TokenizeForEvaluation(tok, parse.GetValue(text)!, max);
+            var ids = Perplexity.TokenizeForEvaluation(tok, parse.GetValue(text)!, max, method);
             PerplexityResult result;
             bool interactive = !Console.IsErrorRedirected && AnsiConsole.Profile.Capabilities.Interactive;
             if (interactive)
@@ -36,15 +46,32 @@ internal static class PerplexityCommand
                 console.Progress().Start(p =>
                 {
                     var task = p.AddTask("perplexity");
-                    result = Perplexity.Evaluate(m, ids, c, new SyncProgress(x => { task.MaxValue = x.Total; task.Value = x.Done; }), cancellation);
+                    result = Perplexity.Evaluate(m, baseModel, ids, c, method, new SyncProgress(x => { task.MaxValue = x.Total; task.Value = x.Done; }), cancellation);
                 });
             }
-            else result = Perplexity.Evaluate(m, ids, c, null, cancellation);
+            else result = Perplexity.Evaluate(m, baseModel, ids, c, method, null, cancellation);
 
+            var k = result.Kl;
             if (parse.GetValue(json))
-                CommonOptions.WriteJson(new { result.Perplexity, result.TokensScored, result.TokensPerSecond });
+            {
+                if (k is null) CommonOptions.WriteJson(new { result.Perplexity, result.TokensScored, result.TokensPerSecond });
+                else CommonOptions.WriteJson(new
+                {
+                    result.Perplexity, result.TokensScored, result.TokensPerSecond, result.BasePerplexity,
+                    KlDivergence = new { k.MeanKl, k.MedianKl, k.P99Kl, k.MaxKl },
+                    k.SameTopPercent, DeltaPMean = k.MeanDeltaP, DeltaPRms = k.RmsDeltaP,
+                });
+            }
             else
-                Console.Out.WriteLine($"perplexity {result.Perplexity:F4} over {result.TokensScored} tokens ({result.Windows} windows of {c}), {result.TokensPerSecond:F1} tokens/s");
+            {
+                Console.Out.WriteLine($"perplexity {result.Perplexity:F4} over {result.TokensScored} tokens ({result.Windows} windows of {c}, {method} method), {result.TokensPerSecond:F1} tokens/s");
+                if (k is not null)
+                {
+                    Console.Out.WriteLine($"base perplexity {result.BasePerplexity:F4}");
+                    Console.Out.WriteLine($"KL divergence mean {k.MeanKl:F6}, median {k.MedianKl:F6}, 99th percentile {k.P99Kl:F6}, max {k.MaxKl:F6}");
+                    Console.Out.WriteLine($"same top token {k.SameTopPercent:F3} %, Δp mean {100 * k.MeanDeltaP:F3} %, RMS Δp {100 * k.RmsDeltaP:F3} %");
+                }
+            }
             return Task.FromResult(0);
         });
         return cmd;

@@ -4,21 +4,27 @@ using AnyBit.Text;
 
 namespace AnyBit.Evaluation;
 
-/// <summary>Result of a perplexity run.</summary>
+/// <summary>Result of a perplexity run (with KL-divergence statistics when a base model was compared).</summary>
 public sealed record PerplexityResult(double Perplexity, double MeanNll, long TokensScored, int Windows, double Seconds)
 {
     public double TokensPerSecond => Seconds > 0 ? TokensScored / Seconds : 0;
+    public KlStatistics? Kl { get; init; }
+    /// <summary>The base model's perplexity on the same windows, when one was compared.</summary>
+    public double? BasePerplexity { get; init; }
 }
 
 /// <summary>
-/// Perplexity with full, non-overlapping windows, as the Gutenberg models were evaluated: the ids are cut into
-/// windows of ctx+1 ids starting every ctx; in each window the ctx predictions of ids 1..ctx given the ids before
-/// them are scored (no context carried across windows); a partial trailing window is dropped.
+/// Perplexity over a token stream cut into windows (<see cref="WindowMethod"/>), optionally compared token by token
+/// with a base model for KL divergence, top-1 agreement and Δp (as llama-perplexity's KLD mode reports them).
 /// </summary>
 public static class Perplexity
 {
-    /// <summary>Tokenizes a text file the way the evaluation does: the tokenizer's default encoding, then EOS appended.</summary>
-    public static int[] TokenizeForEvaluation(ITokenizer tokenizer, string textFile, int? maxTokens)
+    /// <summary>
+    /// Tokenizes a text file for evaluation. Full windows: the tokenizer's default encoding with EOS appended (the
+    /// Gutenberg training script). llama.cpp windows: the file without its final newline (as llama-perplexity -f
+    /// reads it), encoded with the tokenizer's BOS rule, nothing appended.
+    /// </summary>
+    public static int[] TokenizeForEvaluation(ITokenizer tokenizer, string textFile, int? maxTokens, WindowMethod method = WindowMethod.Full)
     {
         if (!File.Exists(textFile)) throw new InvalidModelFileException(textFile, "file not found");
         string text;
@@ -31,41 +37,91 @@ public static class Perplexity
             throw new InvalidModelFileException(textFile, $"cannot read: {e.Message}");
         }
         if (text.Length == 0) throw new InvalidModelFileException(textFile, "the text file is empty");
-        var ids = tokenizer.Encode(text, addSpecial: true).ToList();
-        if (tokenizer.EosId is int eos) ids.Add(eos);
+        List<int> ids;
+        if (method == WindowMethod.Full)
+        {
+            ids = tokenizer.Encode(text, addSpecial: true).ToList();
+            if (tokenizer.EosId is int eos) ids.Add(eos);
+        }
+        else
+        {
+            if (text.EndsWith('\n')) text = text[..^1];
+            ids = tokenizer.Encode(text, addSpecial: true).ToList();
+        }
         if (maxTokens is int max && ids.Count > max) ids.RemoveRange(max, ids.Count - max);
         return ids.ToArray();
     }
 
-    /// <summary>Scores <paramref name="ids"/>; <paramref name="progress"/> receives (windows done, windows total).</summary>
+    /// <summary>Scores <paramref name="ids"/> with full windows (the default method).</summary>
     public static PerplexityResult Evaluate(Transformer model, int[] ids, int ctx, IProgress<(int Done, int Total)>? progress = null,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default) =>
+        Evaluate(model, null, ids, ctx, WindowMethod.Full, progress, cancellation);
+
+    /// <summary>
+    /// Scores <paramref name="ids"/> under <paramref name="model"/>; with <paramref name="baseModel"/> also computes
+    /// KL(base ‖ model) and agreement statistics on the same windows.
+    /// </summary>
+    public static PerplexityResult Evaluate(Transformer model, Transformer? baseModel, int[] ids, int ctx, WindowMethod method,
+        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellation = default)
     {
-        if (ctx < 1) throw new AnyBitException($"context {ctx} must be at least 1");
+        if (ctx < 2) throw new AnyBitException($"context {ctx} must be at least 2");
         if (ctx > model.Config.MaxPositions)
             throw new AnyBitException($"context {ctx} is longer than the model's {model.Config.MaxPositions} positions");
-        int windows = ids.Length <= ctx ? 0 : (ids.Length - 1) / ctx;
-        if (windows == 0) throw new AnyBitException($"the text has {ids.Length} tokens, fewer than one window of {ctx + 1}");
+        if (baseModel is not null && baseModel.Config.VocabSize != model.Config.VocabSize)
+            throw new AnyBitException($"the base model's vocabulary ({baseModel.Config.VocabSize}) differs from the model's ({model.Config.VocabSize})");
+        int? bos = model.Tokenizer?.BosId;
+        bool addBos = method == WindowMethod.LlamaCpp && bos is not null && model.Tokenizer!.Encode("", addSpecial: true) is [var first] && first == bos;
+        var windows = EvaluationWindows.Cut(ids.Length, ctx, method, addBos);
+        if (windows.Count == 0)
+            throw new AnyBitException($"the text has {ids.Length} tokens, fewer than one window of {(method == WindowMethod.Full ? ctx + 1 : ctx)}");
+
         int vocab = model.Config.VocabSize;
-        using var session = model.CreateSession(ctx, maxBatch: Math.Min(ctx, 512));
-        var logits = new float[(long)ctx * vocab];
-        double nll = 0;
+        int batch = Math.Min(ctx, 512);
+        using var session = model.CreateSession(ctx + 1, maxBatch: batch);
+        using var baseSession = baseModel?.CreateSession(ctx + 1, maxBatch: batch);
+        var logits = new float[(long)(ctx + 1) * vocab];
+        var baseLogits = baseModel is null ? null : new float[(long)(ctx + 1) * vocab];
+        var kl = baseModel is null ? null : new KlAccumulator();
+        double nll = 0, baseNll = 0;
         long scored = 0;
+        var input = new int[ctx + 1];
         var clock = Stopwatch.StartNew();
-        progress?.Report((0, windows));
-        for (int w = 0; w < windows; w++)
+        progress?.Report((0, windows.Count));
+        for (int w = 0; w < windows.Count; w++)
         {
             cancellation.ThrowIfCancellationRequested();
-            var window = ids.AsSpan(w * ctx, ctx + 1);
+            var win = windows[w];
+            int fed = win.Length - 1; // the last id is only a target
+            ids.AsSpan(win.Start, win.Length).CopyTo(input);
+            if (win.ReplaceFirstWithBos) input[0] = bos!.Value;
             session.Reset();
-            session.Forward(window[..ctx], logits);
-            for (int t = 0; t < ctx; t++)
-                nll += NegativeLogLikelihood(logits.AsSpan(t * vocab, vocab), window[t + 1]);
-            scored += ctx;
-            progress?.Report((w + 1, windows));
+            session.Forward(input.AsSpan(0, fed), logits);
+            if (baseSession is not null)
+            {
+                baseSession.Reset();
+                baseSession.Forward(input.AsSpan(0, fed), baseLogits);
+            }
+            for (int t = win.FirstScored; t < fed; t++)
+            {
+                int target = ids[win.Start + t + 1];
+                var row = logits.AsSpan(t * vocab, vocab);
+                nll += NegativeLogLikelihood(row, target);
+                if (kl is not null)
+                {
+                    var baseRow = baseLogits.AsSpan(t * vocab, vocab);
+                    baseNll += NegativeLogLikelihood(baseRow, target);
+                    kl.Add(baseRow, row, target);
+                }
+            }
+            scored += fed - win.FirstScored;
+            progress?.Report((w + 1, windows.Count));
         }
         double mean = nll / scored;
-        return new PerplexityResult(Math.Exp(mean), mean, scored, windows, clock.Elapsed.TotalSeconds);
+        return new PerplexityResult(Math.Exp(mean), mean, scored, windows.Count, clock.Elapsed.TotalSeconds)
+        {
+            Kl = kl?.Result(),
+            BasePerplexity = kl is null ? null : Math.Exp(baseNll / scored),
+        };
     }
 
     /// <summary>−log softmax(logits)[target], computed in double with the max subtracted.</summary>

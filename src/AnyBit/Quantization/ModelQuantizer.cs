@@ -138,6 +138,9 @@ public static class ModelQuantizer
             {
                 int layer = LayerIndex(name);
                 spec = QuantPresets.IsPreset(options.Format) ? QuantPresets.SpecFor(options.Format, name, layer, c.NumLayers, isOutput) : options.Format;
+                // Ternary formats are for BitNet's linear layers; the embedding and head of such models are trained
+                // in full precision, so they stay f16 (exact for bf16 weights) unless asked otherwise.
+                if ((isEmbedding || isOutput) && IsTernaryFamily(options.Format)) spec = "f16";
                 if (isEmbedding && options.TokenEmbeddingType is string te) spec = te;
                 if (isOutput && options.OutputTensorType is string ot) spec = ot;
                 foreach (var (pattern, s) in options.TensorTypes)
@@ -180,6 +183,12 @@ public static class ModelQuantizer
                 if (FileType(options.Format) is uint ft) w.Add("general.file_type", ft);
             },
         };
+    }
+
+    private static bool IsTernaryFamily(string spec)
+    {
+        string s = spec.Trim().ToLowerInvariant();
+        return s is "tq1_0" or "tq2_0" || s.StartsWith("ternary", StringComparison.Ordinal);
     }
 
     /// <summary>GGUF tensor names in llama.cpp's order: token_embd, the blocks, output_norm, output.</summary>
