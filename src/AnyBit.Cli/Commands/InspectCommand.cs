@@ -15,11 +15,16 @@ internal static class InspectCommand
         var cmd = new Command("inspect", "Show a model's architecture, tokenizer and tensors") { model, tokenizer, json };
         cmd.SetAction(parse =>
         {
+            if (AnyBit.Quantization.ModelQuantizer.IsBagOfTensors(parse.GetValue(model)!)) return InspectBag(parse.GetValue(model)!, parse.GetValue(json));
             using var files = ModelLoader.Open(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer) });
             var c = files.Config;
             long totalBytes = files.Weights.Weights.Sum(w => w.Bytes);
             long totalParams = files.Weights.Weights.Sum(w => TensorTypes.ElementCount(w.Shape));
-            var tensors = files.Weights.Weights.Select(w => new { w.Name, Shape = w.Shape, Dtype = w.Type, w.Bytes }).ToArray();
+            var tensors = files.Weights.Weights.Select(w => new
+            {
+                w.Name, Shape = w.Shape, Dtype = w.Type, w.Bytes,
+                BitsPerWeight = Math.Round(8.0 * w.Bytes / Math.Max(1, TensorTypes.ElementCount(w.Shape)), 4),
+            }).ToArray();
             if (parse.GetValue(json))
             {
                 CommonOptions.WriteJson(new
@@ -42,6 +47,7 @@ internal static class InspectCommand
                     Tokenizer = files.Tokenizer?.Kind,
                     Parameters = totalParams,
                     Bytes = totalBytes,
+                    BitsPerWeight = Math.Round(8.0 * totalBytes / Math.Max(1, totalParams), 4),
                     Tensors = tensors,
                 });
                 return 0;
@@ -56,9 +62,29 @@ internal static class InspectCommand
             o.WriteLine();
             int width = Math.Max(20, tensors.Max(t => t.Name.Length));
             foreach (var t in tensors)
-                o.WriteLine($"{t.Name.PadRight(width)}  {t.Dtype,-8} {("[" + string.Join(", ", t.Shape) + "]"),-16} {t.Bytes,14:N0}");
+                o.WriteLine($"{t.Name.PadRight(width)}  {t.Dtype,-14} {("[" + string.Join(", ", t.Shape) + "]"),-16} {t.Bytes,14:N0}  {t.BitsPerWeight,7:F3} bpw");
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>A file of tensors without a model: list them with their formats.</summary>
+    private static int InspectBag(string path, bool json)
+    {
+        using ITensorStore store = path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? SafetensorsFile.Open(path) : GgufFile.Open(path);
+        var tensors = store.Tensors.Select(t => new { t.Name, t.Shape, Dtype = t.TypeName, Bytes = t.ByteLength, BitsPerWeight = Math.Round(t.BitsPerWeight, 4) }).ToArray();
+        long bytes = tensors.Sum(t => t.Bytes), parameters = store.Tensors.Sum(t => t.ElementCount);
+        if (json)
+        {
+            CommonOptions.WriteJson(new { Path = path, Format = "tensors only", Parameters = parameters, Bytes = bytes, BitsPerWeight = Math.Round(8.0 * bytes / Math.Max(1, parameters), 4), Tensors = tensors });
+            return 0;
+        }
+        Console.Out.WriteLine($"{path}  (tensors only, no model)");
+        Console.Out.WriteLine($"parameters     {parameters:N0} in {tensors.Length} tensors, {bytes:N0} bytes ({8.0 * bytes / Math.Max(1, parameters):F2} bits per weight)");
+        Console.Out.WriteLine();
+        int width = Math.Max(20, tensors.Length == 0 ? 0 : tensors.Max(t => t.Name.Length));
+        foreach (var t in tensors)
+            Console.Out.WriteLine($"{t.Name.PadRight(width)}  {t.Dtype,-14} {("[" + string.Join(", ", t.Shape) + "]"),-16} {t.Bytes,14:N0}  {t.BitsPerWeight,7:F3} bpw");
+        return 0;
     }
 }

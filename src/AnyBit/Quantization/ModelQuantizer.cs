@@ -73,7 +73,8 @@ public static class ModelQuantizer
         writer.Write(output, progress, cancellation);
     }
 
-    private static bool IsBagOfTensors(string path)
+    /// <summary>True for a GGUF or safetensors file that holds tensors but no model (no architecture hyperparameters).</summary>
+    public static bool IsBagOfTensors(string path)
     {
         if (Directory.Exists(path)) return false;
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return true;
