@@ -23,7 +23,7 @@ public static partial class FormatRegistry
         "int{1..8}[:g{N}|:channel|:tensor][:sym|:asym] (default g128, asym); nf4[:g{N}] and fp4[:g{N}] (default g64); " +
         "e{E}m{M}[fn|fnuz][:g{N}] for any minifloat with E 1..8, M 0..10 (default one scale per row); " +
         "mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8 [:g{N}] [:even|:away]; nvfp4; " +
-        "ternary[:absmean|:absmax][:tq1_0|:tq2_0]";
+        "ternary[:absmean|:absmax][:tq1_0|:tq2_0]; cb{1..4}[:g{N}] (k-means codebook per group, default g128)";
 
     private static readonly Dictionary<string, Func<TensorFormat>> Ggml = new()
     {
@@ -63,6 +63,13 @@ public static partial class FormatRegistry
         {
             var m = IntHead().Match(head);
             if (m.Success) return ParseInt(int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), options, spec);
+            var cb = CodebookHead().Match(head);
+            if (cb.Success)
+            {
+                int group = TakeGroup(options, spec) ?? 128;
+                NoLeftovers(options, spec);
+                return new CodebookFormat(int.Parse(cb.Groups[1].Value, CultureInfo.InvariantCulture), group);
+            }
             switch (head)
             {
                 case "nf4" or "fp4":
@@ -154,4 +161,7 @@ public static partial class FormatRegistry
 
     [GeneratedRegex(@"^int(\d+)$")]
     private static partial Regex IntHead();
+
+    [GeneratedRegex(@"^(?:cb|kmeans)(\d+)$")]
+    private static partial Regex CodebookHead();
 }
