@@ -131,4 +131,40 @@ public class CorruptionTests
         // Sanity: the corruption actually bites (most variants of most kinds are refused).
         Assert.True(failedCleanly > 0, $"no variant of {kind} was refused: the corruption did nothing");
     }
+
+    /// <summary>quantize and inspect on corrupted GGUF inputs: a clean refusal or a complete file, never a crash or a partial output.</summary>
+    [Theory]
+    [InlineData("gguf-v3")]
+    [InlineData("gguf-v1")]
+    public void Quantizing_corrupted_gguf_fails_cleanly(string kind)
+    {
+        string dir = Shared.TempDir();
+        var subject = Prepare(kind, dir);
+        byte[] original = File.ReadAllBytes(subject.FileToCorrupt);
+        var rng = new Random(777);
+        string output = Path.Combine(dir, "out.gguf");
+        int failedCleanly = 0;
+        for (int v = 0; v < 60; v++)
+        {
+            string what = Corrupt(original, rng, subject.FileToCorrupt);
+            if (File.Exists(output)) File.Delete(output);
+            try
+            {
+                var (plan, input) = AnyBit.Quantization.ModelQuantizer.Plan(subject.ModelPath, new AnyBit.Quantization.QuantizeOptions { Format = "q8_0", KeepFloat = [new System.Text.RegularExpressions.Regex("token_embd|output")] });
+                using (input) AnyBit.Quantization.ModelQuantizer.Write(plan, output);
+                using var g = AnyBit.IO.GgufFile.Open(output);
+            }
+            catch (AnyBitException)
+            {
+                failedCleanly++;
+                Assert.False(File.Exists(output), $"variant {v} ({what}) left an output file");
+            }
+            catch (Exception e)
+            {
+                Assert.Fail($"{kind} variant {v} ({what}): {e.GetType().Name}: {e.Message}\n{e.StackTrace}");
+            }
+            Assert.Empty(Directory.GetFiles(dir, "*.partial"));
+        }
+        Assert.True(failedCleanly > 0, $"no variant of {kind} was refused: the corruption did nothing");
+    }
 }
