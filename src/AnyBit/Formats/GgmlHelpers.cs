@@ -25,6 +25,27 @@ internal static class GgmlHelpers
     /// <summary>The fp16 value a float becomes when stored (GGML_FP16_TO_FP32(GGML_FP32_TO_FP16(x))).</summary>
     public static float RoundTripHalf(float value) => (float)(Half)value;
 
+    /// <summary>
+    /// The value of largest magnitude, with its sign (the first one on ties), as ggml's scans find it; also returns
+    /// that magnitude.
+    /// </summary>
+    public static float SignedMaxMagnitude(ReadOnlySpan<float> x, out float amax)
+    {
+        amax = 0;
+        float max = 0;
+        foreach (float v in x)
+            if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
+        return max;
+    }
+
+    /// <summary>Smallest and largest value of a block (ggml's min/max scan starting from ±FLT_MAX).</summary>
+    public static (float Min, float Max) MinMax(ReadOnlySpan<float> x)
+    {
+        float min = float.MaxValue, max = -float.MaxValue;
+        foreach (float v in x) { if (v < min) min = v; if (v > max) max = v; }
+        return (min, max);
+    }
+
     /// <summary>The 16 IQ4_NL code values (kvalues_iq4nl).</summary>
     public static readonly sbyte[] Iq4NlValues = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
 

@@ -21,12 +21,7 @@ public static class GgmlKQuants
     /// <summary>Symmetric fit with nmax levels each side; rmse_type 1 weights by x² and searches ±0.9 around the first scale.</summary>
     private static float MakeQxQuants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L)
     {
-        float max = 0, amax = 0;
-        for (int i = 0; i < n; i++)
-        {
-            float ax = MathF.Abs(x[i]);
-            if (ax > amax) { amax = ax; max = x[i]; }
-        }
+        float max = SignedMaxMagnitude(x[..n], out float amax);
         if (amax < GroupMaxEps)
         {
             L[..n].Clear();
@@ -75,12 +70,7 @@ public static class GgmlKQuants
     /// <summary>Symmetric 3-bit fit with x²-weighted coordinate descent on the levels (make_q3_quants, do_rmse).</summary>
     private static float MakeQ3Quants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L)
     {
-        float max = 0, amax = 0;
-        for (int i = 0; i < n; i++)
-        {
-            float ax = MathF.Abs(x[i]);
-            if (ax > amax) { amax = ax; max = x[i]; }
-        }
+        float max = SignedMaxMagnitude(x[..n], out float amax);
         if (amax < GroupMaxEps)
         {
             L[..n].Clear();

@@ -20,9 +20,7 @@ public static class GgmlLegacyQuants
         {
             var xb = x.Slice(b * QK, QK);
             var yb = y.Slice(b * 18, 18);
-            float amax = 0, max = 0;
-            foreach (float v in xb)
-                if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
+            float max = SignedMaxMagnitude(xb, out _);
             float d = max / -8;
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
@@ -57,8 +55,7 @@ public static class GgmlLegacyQuants
         {
             var xb = x.Slice(b * QK, QK);
             var yb = y.Slice(b * 20, 20);
-            float min = float.MaxValue, max = -float.MaxValue;
-            foreach (float v in xb) { if (v < min) min = v; if (v > max) max = v; }
+            var (min, max) = MinMax(xb);
             float d = (max - min) / 15;
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
@@ -94,9 +91,7 @@ public static class GgmlLegacyQuants
         {
             var xb = x.Slice(b * QK, QK);
             var yb = y.Slice(b * 22, 22);
-            float amax = 0, max = 0;
-            foreach (float v in xb)
-                if (amax < MathF.Abs(v)) { amax = MathF.Abs(v); max = v; }
+            float max = SignedMaxMagnitude(xb, out _);
             float d = max / -16;
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
@@ -137,8 +132,7 @@ public static class GgmlLegacyQuants
         {
             var xb = x.Slice(b * QK, QK);
             var yb = y.Slice(b * 24, 24);
-            float min = float.MaxValue, max = -float.MaxValue;
-            foreach (float v in xb) { if (v < min) min = v; if (v > max) max = v; }
+            var (min, max) = MinMax(xb);
             float d = (max - min) / 31;
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
@@ -217,12 +211,7 @@ public static class GgmlLegacyQuants
             var yb = y.Slice(b * 18, 18);
             yb.Clear();
             for (int j = 0; j < QK; j++) weight[j] = xb[j] * xb[j];
-            float amax = 0, max = 0;
-            for (int j = 0; j < QK; j++)
-            {
-                float ax = MathF.Abs(xb[j]);
-                if (ax > amax) { amax = ax; max = xb[j]; }
-            }
+            float max = SignedMaxMagnitude(xb, out float amax);
             float scale = 0;
             if (amax >= 1e-15f)
             {
