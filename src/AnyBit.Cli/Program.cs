@@ -21,6 +21,8 @@ public static class Program
             PerplexityCommand.Create(),
             InspectCommand.Create(),
             QuantizeCommand.Create(),
+            SynthCommand.Create(),
+            BenchCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

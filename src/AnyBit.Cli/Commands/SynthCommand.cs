@@ -1,0 +1,42 @@
+using System.CommandLine;
+using AnyBit.Quantization;
+
+namespace AnyBit.Cli.Commands;
+
+/// <summary><c>anybit synth</c>: a Llama-shaped GGUF with seeded random weights, for speed measurements on any shape.</summary>
+internal static class SynthCommand
+{
+    public static Command Create()
+    {
+        var preset = new Option<string>("--preset") { Description = "tiny, 1b (2048×16, 32/8 heads, FFN 5632, vocab 32000), 3b or 8b", DefaultValueFactory = _ => "tiny" };
+        var hidden = new Option<int?>("--hidden") { Description = "Override the hidden size" };
+        var layers = new Option<int?>("--layers") { Description = "Override the layer count" };
+        var heads = new Option<int?>("--heads") { Description = "Override the head count" };
+        var kvHeads = new Option<int?>("--kv-heads") { Description = "Override the key/value head count" };
+        var ffn = new Option<int?>("--ffn") { Description = "Override the feed-forward size" };
+        var vocab = new Option<int?>("--vocab") { Description = "Override the vocabulary size" };
+        var format = new Option<string>("--format", "-f") { Description = "Weight format (any quantize spec)", DefaultValueFactory = _ => "f16" };
+        var seed = new Option<ulong>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 42 };
+        var output = new Option<string>("--output", "-o") { Description = "Output .gguf file", Required = true };
+        var cmd = new Command("synth", "Write a synthetic Llama model of realistic shape as GGUF") { preset, hidden, layers, heads, kvHeads, ffn, vocab, format, seed, output };
+        cmd.SetAction((parse, cancellation) =>
+        {
+            var s = SyntheticShape.Preset(parse.GetValue(preset)!);
+            s = s with
+            {
+                Hidden = parse.GetValue(hidden) ?? s.Hidden,
+                Layers = parse.GetValue(layers) ?? s.Layers,
+                Heads = parse.GetValue(heads) ?? s.Heads,
+                KvHeads = parse.GetValue(kvHeads) ?? s.KvHeads,
+                Ffn = parse.GetValue(ffn) ?? s.Ffn,
+                Vocab = parse.GetValue(vocab) ?? s.Vocab,
+            };
+            var plan = SyntheticModel.Plan(s, parse.GetValue(format)!, parse.GetValue(seed));
+            string path = parse.GetValue(output)!;
+            ModelQuantizer.Write(plan, path, null, cancellation);
+            Console.Out.WriteLine($"wrote {path}: {plan.Parameters:N0} parameters, {new FileInfo(path).Length:N0} bytes, {plan.BitsPerWeight:F3} bits per weight");
+            return Task.FromResult(0);
+        });
+        return cmd;
+    }
+}

@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using AnyBit.Kernels;
+using AnyBit.Models;
+
+namespace AnyBit.Evaluation;
+
+/// <summary>One llama-bench style result row: prompt processing (n_gen = 0) or generation (n_prompt = 0).</summary>
+public sealed record BenchRow(string Model, long ModelSize, long ModelParams, double BitsPerWeight, int NPrompt, int NGen, int NThreads,
+    double AvgTs, double StddevTs, double BytesPerSecond, IReadOnlyDictionary<string, string> Kernels, double[] Samples);
+
+/// <summary>
+/// Prompt-processing and generation speed, measured as llama-bench does: a warm-up run, then <c>reps</c> timed runs
+/// of a random prompt of p tokens (one batch) and of n single-token decode steps after a one-token prompt; tokens/s
+/// as mean ± sample standard deviation. Bytes/s is the model's weight bytes × generated tokens/s — the memory
+/// traffic decoding needs, to compare with the machine's bandwidth.
+/// </summary>
+public static class Benchmark
+{
+    public static List<BenchRow> Run(Transformer model, long modelBytes, long modelParams, IReadOnlyDictionary<string, string> kernels,
+        int prompt, int generate, int threads, int reps, ulong seed = 1234, CancellationToken cancellation = default)
+    {
+        if (reps < 1) throw new AnyBitException($"repetitions {reps} must be at least 1");
+        if (prompt < 0 || generate < 0) throw new AnyBitException("token counts must not be negative");
+        int context = Math.Max(prompt, generate + 1) + 1;
+        if (context > model.Config.MaxPositions) throw new AnyBitException($"{context} tokens exceed the model's context of {model.Config.MaxPositions}");
+        using var pool = new WorkerPool(threads);
+        using var session = model.CreateSession(context, maxBatch: Math.Max(1, prompt), pool: pool);
+        var rng = new Random((int)seed);
+        int vocab = model.Config.VocabSize;
+        int[] RandomIds(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();
+        double bpw = modelParams == 0 ? 0 : 8.0 * modelBytes / modelParams;
+        string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Source));
+        var rows = new List<BenchRow>();
+
+        if (prompt > 0)
+        {
+            var ids = RandomIds(prompt);
+            var samples = Measure(reps, () => { session.Reset(); session.Forward(ids); }, cancellation).Select(s => prompt / s).ToArray();
+            rows.Add(Row(prompt, 0, samples, 0));
+        }
+        if (generate > 0)
+        {
+            var first = RandomIds(1);
+            var next = new int[1];
+            var samples = Measure(reps, () =>
+            {
+                session.Reset();
+                session.Forward(first);
+                for (int i = 0; i < generate; i++)
+                {
+                    next[0] = Sampler.ArgMax(session.LastLogits);
+                    session.Forward(next);
+                }
+            }, cancellation).Select(s => generate / s).ToArray();
+            rows.Add(Row(0, generate, samples, modelBytes));
+        }
+        return rows;
+
+        BenchRow Row(int p, int n, double[] samples, long bytesPerToken)
+        {
+            double mean = samples.Average();
+            double sd = samples.Length > 1 ? Math.Sqrt(samples.Sum(s => (s - mean) * (s - mean)) / (samples.Length - 1)) : 0;
+            return new BenchRow(name, modelBytes, modelParams, bpw, p, n, pool.WorkerCount, mean, sd, bytesPerToken * mean, kernels, samples);
+        }
+    }
+
+    private static double[] Measure(int reps, Action run, CancellationToken cancellation)
+    {
+        run(); // warm-up: JIT, page faults of the weights
+        var seconds = new double[reps];
+        for (int r = 0; r < reps; r++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var clock = Stopwatch.StartNew();
+            run();
+            seconds[r] = clock.Elapsed.TotalSeconds;
+        }
+        return seconds;
+    }
+}

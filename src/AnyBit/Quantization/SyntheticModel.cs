@@ -1,0 +1,130 @@
+using AnyBit.IO;
+using AnyBit.Models;
+
+namespace AnyBit.Quantization;
+
+/// <summary>Shape of a synthetic Llama-architecture model.</summary>
+public sealed record SyntheticShape(int Hidden, int Layers, int Heads, int KvHeads, int Ffn, int Vocab, int Context = 4096)
+{
+    /// <summary>Presets of realistic shape (hidden, layers, heads, KV heads, FFN, vocabulary).</summary>
+    public static SyntheticShape Preset(string name) => name.ToLowerInvariant() switch
+    {
+        "tiny" => new SyntheticShape(256, 2, 4, 2, 768, 1024, 512),
+        "1b" => new SyntheticShape(2048, 16, 32, 8, 5632, 32000),
+        "3b" => new SyntheticShape(3072, 28, 24, 8, 8192, 32000),
+        "8b" => new SyntheticShape(4096, 32, 32, 8, 14336, 32000),
+        _ => throw new AnyBitException($"unknown preset '{name}' (tiny, 1b, 3b, 8b)"),
+    };
+
+    public ModelConfig ToConfig() => new()
+    {
+        Architecture = Architecture.Llama, HiddenSize = Hidden, IntermediateSize = Ffn, NumLayers = Layers, NumHeads = Heads,
+        NumKvHeads = KvHeads, HeadDim = Hidden / Heads, VocabSize = Vocab, MaxPositions = Context, RmsNormEps = 1e-5f,
+        Rope = new RopeConfig { Theta = 10000, Interleaved = true }, TiedEmbeddings = false, BosTokenId = 1, EosTokenIds = [2],
+    };
+}
+
+/// <summary>
+/// Writes a Llama-architecture GGUF with seeded random weights (normal, σ = 0.02, the usual initialisation; norms 1)
+/// and a synthetic SentencePiece vocabulary (unk, BOS, EOS, the 256 byte tokens, "▁", then "▁t{i}" pieces), so that speed
+/// can be measured on realistic shapes without downloading a model. Each tensor is generated, quantized and written
+/// on its own, so a 8B model needs memory for one tensor only.
+/// </summary>
+public static class SyntheticModel
+{
+    public static QuantPlan Plan(SyntheticShape shape, string format, ulong seed)
+    {
+        var c = shape.ToConfig();
+        c.Validate("synthetic model");
+        if (shape.Hidden % shape.Heads != 0) throw new AnyBitException($"hidden {shape.Hidden} is not a multiple of heads {shape.Heads}");
+        if (shape.Vocab < 300) throw new AnyBitException($"vocabulary {shape.Vocab} is too small (at least 300: 3 control + 256 byte tokens)");
+        var tensors = new List<PlannedTensor>();
+        int index = 0;
+        void Add(string name, long[] shapeDims, bool isNorm)
+        {
+            long rowLength = shapeDims[^1];
+            var f = FormatRegistry.Parse(isNorm ? "f32" : format).Bind(rowLength);
+            if (f.CheckRowLength(rowLength) is string why) throw new AnyBitException($"{name}: {why}");
+            ulong tensorSeed = seed * 1_000_003UL + (ulong)index++;
+            long n = TensorTypes.ElementCount(shapeDims);
+            tensors.Add(new PlannedTensor(name, shapeDims, f, () => isNorm ? Ones(n) : Normal(n, tensorSeed, 0.02f)));
+        }
+        int q = c.QueryWidth, kv = c.KvWidth;
+        Add("token_embd.weight", [shape.Vocab, shape.Hidden], false);
+        for (int l = 0; l < shape.Layers; l++)
+        {
+            string p = $"blk.{l}.";
+            Add(p + "attn_norm.weight", [shape.Hidden], true);
+            Add(p + "attn_q.weight", [q, shape.Hidden], false);
+            Add(p + "attn_k.weight", [kv, shape.Hidden], false);
+            Add(p + "attn_v.weight", [kv, shape.Hidden], false);
+            Add(p + "attn_output.weight", [shape.Hidden, q], false);
+            Add(p + "ffn_norm.weight", [shape.Hidden], true);
+            Add(p + "ffn_gate.weight", [shape.Ffn, shape.Hidden], false);
+            Add(p + "ffn_up.weight", [shape.Ffn, shape.Hidden], false);
+            Add(p + "ffn_down.weight", [shape.Hidden, shape.Ffn], false);
+        }
+        Add("output_norm.weight", [shape.Hidden], true);
+        Add("output.weight", [shape.Vocab, shape.Hidden], false);
+        return new QuantPlan
+        {
+            Tensors = tensors,
+            WriteMetadata = w =>
+            {
+                GgufModelMetadata.WriteHyperparameters(w, c, $"anybit-synthetic-{shape.Hidden}x{shape.Layers}");
+                WriteVocabulary(w, shape.Vocab);
+            },
+        };
+    }
+
+    private static void WriteVocabulary(GgufWriter w, int vocab)
+    {
+        var tokens = new string[vocab];
+        var scores = new float[vocab];
+        var types = new int[vocab];
+        tokens[0] = "<unk>"; types[0] = 2;
+        tokens[1] = "<s>"; types[1] = 3;
+        tokens[2] = "</s>"; types[2] = 3;
+        for (int b = 0; b < 256; b++) { tokens[3 + b] = $"<0x{b:X2}>"; types[3 + b] = 6; }
+        tokens[259] = "▁"; types[259] = 1;
+        for (int i = 260; i < vocab; i++) { tokens[i] = $"▁t{i}"; types[i] = 1; scores[i] = -i; }
+        w.Add("tokenizer.ggml.model", "llama");
+        w.Add("tokenizer.ggml.tokens", tokens);
+        w.Add("tokenizer.ggml.scores", scores);
+        w.Add("tokenizer.ggml.token_type", types);
+        w.Add("tokenizer.ggml.bos_token_id", 1u);
+        w.Add("tokenizer.ggml.eos_token_id", 2u);
+        w.Add("tokenizer.ggml.unknown_token_id", 0u);
+        w.Add("tokenizer.ggml.add_bos_token", true);
+    }
+
+    private static float[] Ones(long n)
+    {
+        var a = new float[n];
+        Array.Fill(a, 1f);
+        return a;
+    }
+
+    /// <summary>Seeded normal samples (Box–Muller over a splitmix64 stream): the same seed gives the same model.</summary>
+    private static float[] Normal(long n, ulong seed, float sigma)
+    {
+        var a = GC.AllocateUninitializedArray<float>(checked((int)n));
+        ulong state = seed;
+        ulong Next()
+        {
+            state += 0x9E3779B97F4A7C15UL;
+            ulong z = state;
+            z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+            z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+            return z ^ (z >> 31);
+        }
+        for (long i = 0; i < n; i += 2)
+        {
+            double u1 = ((Next() >> 11) + 1.0) / (1UL << 53), u2 = (Next() >> 11) * (1.0 / (1UL << 53));
+            double r = Math.Sqrt(-2 * Math.Log(u1)) * sigma;
+            a[i] = (float)(r * Math.Cos(2 * Math.PI * u2));
+            if (i + 1 < n) a[i + 1] = (float)(r * Math.Sin(2 * Math.PI * u2));
+        }
+        return a;
+    }
+}
