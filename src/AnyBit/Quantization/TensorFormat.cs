@@ -39,11 +39,23 @@ public abstract class TensorFormat
     public virtual TensorFormat Bind(long rowLength) => this;
 
     /// <summary>Quantizes a whole tensor (rows of <paramref name="rowLength"/>) into <paramref name="dst"/>.</summary>
-    public virtual void Quantize(ReadOnlySpan<float> tensor, int rowLength, Span<byte> dst)
+    public virtual unsafe void Quantize(ReadOnlySpan<float> tensor, int rowLength, Span<byte> dst)
     {
-        long rowBytes = ByteSize(rowLength);
-        for (long r = 0; r < tensor.Length / rowLength; r++)
-            QuantizeRow(tensor.Slice((int)(r * rowLength), rowLength), dst.Slice((int)(r * rowBytes), (int)rowBytes));
+        int rowBytes = (int)ByteSize(rowLength);
+        int rows = tensor.Length / rowLength;
+        // Rows are independent, so they are quantized in parallel chunks; the bytes do not depend on the order.
+        fixed (float* src = tensor)
+        fixed (byte* output = dst)
+        {
+            float* s = src;
+            byte* o = output;
+            int chunk = Math.Max(1, Math.Min(rows, (1 << 16) / Math.Max(1, rowLength)));
+            Parallel.For(0, (rows + chunk - 1) / chunk, c =>
+            {
+                for (int r = c * chunk; r < Math.Min(rows, (c + 1) * chunk); r++)
+                    QuantizeRow(new ReadOnlySpan<float>(s + (long)r * rowLength, rowLength), new Span<byte>(o + (long)r * rowBytes, rowBytes));
+            });
+        }
     }
 
     /// <summary>Quantizes one row (a whole number of blocks).</summary>
