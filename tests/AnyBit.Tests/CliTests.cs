@@ -142,3 +142,34 @@ public class CliTests
         Assert.DoesNotContain("   at ", r.Stderr);
     }
 }
+
+/// <summary>Ctrl-C during quantize: the command stops with exit code 130 and leaves no output file (or finishes whole).</summary>
+public class CancellationTests
+{
+    [Fact]
+    public async Task Interrupted_quantize_leaves_no_partial_output()
+    {
+        string dir = Shared.TempDir();
+        string output = Path.Combine(dir, "out.gguf");
+        var psi = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "AnyBit.Cli.dll"), "quantize", "-m", Shared.Data("models", "gutenberg-llama"), "-f", "iq4_nl", "-o", output })
+            psi.ArgumentList.Add(a);
+        using var p = System.Diagnostics.Process.Start(psi)!;
+        var stderr = p.StandardError.ReadToEndAsync();
+        await Task.Delay(1500);
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", p.Id.ToString()])) kill.WaitForExit();
+        Assert.True(p.WaitForExit(60_000));
+        if (p.ExitCode == 0)
+        {
+            using var g = AnyBit.IO.GgufFile.Open(output); // finished before the signal: the file is whole
+        }
+        else
+        {
+            Assert.Equal(130, p.ExitCode);
+            Assert.False(File.Exists(output));
+            Assert.Contains("cancelled", await stderr);
+        }
+        Assert.Empty(Directory.GetFiles(dir, "*.partial"));
+        Assert.Empty(Directory.GetFiles(dir, ".*"));
+    }
+}
