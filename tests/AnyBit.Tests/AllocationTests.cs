@@ -2,6 +2,7 @@ using AnyBit.Models;
 
 namespace AnyBit.Tests;
 
+[Collection("Serial")]
 public class AllocationTests
 {
     /// <summary>Decoding a token (forward + sampling) allocates nothing on the managed heap, on any thread.</summary>
