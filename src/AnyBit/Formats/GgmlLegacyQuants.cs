@@ -87,6 +87,7 @@ public static class GgmlLegacyQuants
     // ---- Q5_0: d = max/−16, q = min(31, trunc(x/d + 16.5)) ----
     public static void QuantizeQ5_0(ReadOnlySpan<float> x, Span<byte> y)
     {
+        Span<int> q = stackalloc int[QK];
         for (int b = 0; b < x.Length / QK; b++)
         {
             var xb = x.Slice(b * QK, QK);
@@ -95,17 +96,8 @@ public static class GgmlLegacyQuants
             float d = max / -16;
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
-            uint qh = 0;
-            for (int j = 0; j < QK / 2; j++)
-            {
-                float x0 = xb[j] * id, x1 = xb[QK / 2 + j] * id;
-                int q0 = Math.Min(31, (int)(sbyte)(int)(x0 + 16.5f));
-                int q1 = Math.Min(31, (int)(sbyte)(int)(x1 + 16.5f));
-                yb[6 + j] = (byte)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
-                qh |= (uint)((q0 & 0x10) >> 4) << j;
-                qh |= (uint)((q1 & 0x10) >> 4) << (j + QK / 2);
-            }
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(yb[2..], qh);
+            for (int j = 0; j < QK; j++) q[j] = Math.Min(31, (int)(sbyte)(int)(xb[j] * id + 16.5f));
+            PackFiveBit(q, yb.Slice(2, 4), yb.Slice(6, 16));
         }
     }
 
@@ -115,19 +107,14 @@ public static class GgmlLegacyQuants
         {
             var block = src.Slice(b * 22, 22);
             float d = ReadHalf(block, 0);
-            uint qh = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(block[2..]);
-            for (int j = 0; j < 16; j++)
-            {
-                int h0 = (int)((qh >> j) << 4) & 0x10, h1 = (int)(qh >> (j + 12)) & 0x10;
-                dst[b * QK + j] = (((block[6 + j] & 0x0F) | h0) - 16) * d;
-                dst[b * QK + j + 16] = (((block[6 + j] >> 4) | h1) - 16) * d;
-            }
+            for (int j = 0; j < QK; j++) dst[b * QK + j] = (FiveBitCode(block.Slice(2, 4), block.Slice(6, 16), j) - 16) * d;
         }
     }
 
     // ---- Q5_1: d = (max − min)/31, m = min, q = trunc((x − min)/d + 0.5) ----
     public static void QuantizeQ5_1(ReadOnlySpan<float> x, Span<byte> y)
     {
+        Span<int> q = stackalloc int[QK];
         for (int b = 0; b < x.Length / QK; b++)
         {
             var xb = x.Slice(b * QK, QK);
@@ -137,16 +124,8 @@ public static class GgmlLegacyQuants
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
             WriteHalf(yb, 2, min);
-            uint qh = 0;
-            for (int j = 0; j < QK / 2; j++)
-            {
-                float x0 = (xb[j] - min) * id, x1 = (xb[QK / 2 + j] - min) * id;
-                int q0 = (byte)(int)(x0 + 0.5f), q1 = (byte)(int)(x1 + 0.5f);
-                yb[8 + j] = (byte)((q0 & 0x0F) | ((q1 & 0x0F) << 4));
-                qh |= (uint)((q0 & 0x10) >> 4) << j;
-                qh |= (uint)((q1 & 0x10) >> 4) << (j + QK / 2);
-            }
-            System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(yb[4..], qh);
+            for (int j = 0; j < QK; j++) q[j] = (byte)(int)((xb[j] - min) * id + 0.5f);
+            PackFiveBit(q, yb.Slice(4, 4), yb.Slice(8, 16));
         }
     }
 
@@ -156,14 +135,32 @@ public static class GgmlLegacyQuants
         {
             var block = src.Slice(b * 24, 24);
             float d = ReadHalf(block, 0), m = ReadHalf(block, 2);
-            uint qh = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(block[4..]);
-            for (int j = 0; j < 16; j++)
-            {
-                int h0 = (int)((qh >> j) << 4) & 0x10, h1 = (int)(qh >> (j + 12)) & 0x10;
-                dst[b * QK + j] = ((block[8 + j] & 0x0F) | h0) * d + m;
-                dst[b * QK + j + 16] = ((block[8 + j] >> 4) | h1) * d + m;
-            }
+            for (int j = 0; j < QK; j++) dst[b * QK + j] = FiveBitCode(block.Slice(4, 4), block.Slice(8, 16), j) * d + m;
         }
+    }
+
+    /// <summary>
+    /// Q5's code layout: the low nibbles as in Q4 (byte j holds element j low and element j+16 high) and the fifth
+    /// bits as bit j of a little-endian u32 qh.
+    /// </summary>
+    private static void PackFiveBit(ReadOnlySpan<int> q, Span<byte> qh, Span<byte> qs)
+    {
+        uint high = 0;
+        for (int j = 0; j < QK / 2; j++)
+        {
+            qs[j] = (byte)((q[j] & 0x0F) | ((q[j + QK / 2] & 0x0F) << 4));
+            high |= (uint)((q[j] & 0x10) >> 4) << j;
+            high |= (uint)((q[j + QK / 2] & 0x10) >> 4) << (j + QK / 2);
+        }
+        System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(qh, high);
+    }
+
+    /// <summary>The 5-bit code of element j (0..31) of a Q5 block.</summary>
+    private static int FiveBitCode(ReadOnlySpan<byte> qh, ReadOnlySpan<byte> qs, int j)
+    {
+        uint high = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(qh);
+        int low = j < QK / 2 ? qs[j] & 0x0F : qs[j - QK / 2] >> 4;
+        return low | (int)((high >> j) & 1) << 4;
     }
 
     // ---- Q8_0: d = amax/127, q = roundf(x/d) ----
