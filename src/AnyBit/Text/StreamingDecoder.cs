@@ -11,8 +11,6 @@ public sealed class StreamingDecoder
 {
     private readonly ITokenizer _tokenizer;
     private readonly bool _skipSpecial;
-    private readonly byte[] _pending = new byte[8];
-    private int _pendingCount;
     private int _spacesToStrip;
     private readonly Decoder _utf8 = new UTF8Encoding(false, false).GetDecoder();
     private readonly char[] _chars = new char[1024];
@@ -36,29 +34,18 @@ public sealed class StreamingDecoder
             _spacesToStrip--;
         }
         if (bytes.Length == 0) return "";
-        var sb = new StringBuilder();
-        foreach (byte b in bytes) Push(b, sb);
-        return sb.ToString();
-    }
-
-    private void Push(byte b, StringBuilder sb)
-    {
         // System.Text.Decoder keeps partial sequences between calls and emits U+FFFD for invalid ones, exactly the
         // behaviour of Python's bytes.decode(errors="replace") that the reference decoders use.
-        Span<byte> one = [b];
-        int n = _utf8.GetChars(one, _chars, flush: false);
-        sb.Append(_chars, 0, n);
-        _pendingCount = n == 0 ? Math.Min(_pendingCount + 1, _pending.Length) : 0;
+        int needed = _utf8.GetCharCount(bytes, flush: false);
+        char[] buffer = needed <= _chars.Length ? _chars : new char[needed];
+        int n = _utf8.GetChars(bytes, buffer, flush: false);
+        return new string(buffer, 0, n);
     }
 
     /// <summary>Ends the stream: incomplete trailing bytes become U+FFFD.</summary>
     public string Flush()
     {
         int n = _utf8.GetChars(ReadOnlySpan<byte>.Empty, _chars, flush: true);
-        _pendingCount = 0;
         return new string(_chars, 0, n);
     }
-
-    /// <summary>Bytes held back waiting for the rest of a character.</summary>
-    public int PendingBytes => _pendingCount;
 }
