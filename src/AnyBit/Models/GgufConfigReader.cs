@@ -38,8 +38,9 @@ public static class GgufConfigReader
         var rope = new RopeConfig
         {
             Theta = gguf.GetFloat($"{archName}.rope.freq_base") ?? 10000.0,
-            // llama.cpp's "llama" graph uses adjacent pairs (its converter permutes Q/K rows); qwen2/qwen3 use halves.
-            Interleaved = arch is Architecture.Llama or Architecture.Mistral or Architecture.BitNet,
+            // llama.cpp's "llama" graph uses adjacent pairs (its converter permutes Q/K rows); bitnet, qwen2 and qwen3
+            // rotate halves, as Hugging Face does.
+            Interleaved = arch is Architecture.Llama or Architecture.Mistral,
             Scaling = scalingType == "linear" ? RopeScalingType.Linear : RopeScalingType.None,
             Factor = gguf.GetFloat($"{archName}.rope.scaling.factor") ?? 1.0,
         };

@@ -24,9 +24,10 @@ public static class GgufModelMetadata
 
     /// <summary>
     /// True when llama.cpp's graph for this architecture rotates adjacent pairs, so Hugging Face Q/K rows must be
-    /// permuted on the way in (as convert_hf_to_gguf.py does for llama).
+    /// permuted on the way in (as convert_hf_to_gguf.py does for llama). Its bitnet, qwen2 and qwen3 graphs rotate
+    /// halves (NEOX order) and their converters write Q/K unchanged.
     /// </summary>
-    public static bool NeedsQkPermutation(ModelConfig c) => c.Architecture is Architecture.Llama or Architecture.Mistral or Architecture.BitNet;
+    public static bool NeedsQkPermutation(ModelConfig c) => c.Architecture is Architecture.Llama or Architecture.Mistral;
 
     public static void WriteHyperparameters(GgufWriter w, ModelConfig c, string name)
     {
