@@ -75,3 +75,40 @@ public class GgmlQuantTests
         }
     }
 }
+
+/// <summary>MXFP4 (no llama.cpp fixture): quantization against the rule in docs/FORMATS, written out here.</summary>
+public class Mxfp4Tests
+{
+    [Fact]
+    public void Mxfp4_blocks_follow_ggml_rule()
+    {
+        var rng = new Random(21);
+        var x = Enumerable.Range(0, 32 * 64).Select(_ => (float)((rng.NextDouble() - 0.5) * Math.Pow(2, rng.Next(-6, 6)))).ToArray();
+        int[] table = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
+        var got = new byte[x.Length / 32 * 17];
+        GgmlLegacyQuants.QuantizeMxfp4(x, got);
+        for (int b = 0; b < x.Length / 32; b++)
+        {
+            float amax = x.Skip(32 * b).Take(32).Max(Math.Abs);
+            int e = (int)(MathF.Floor(MathF.Log2(amax)) - 2 + 127);
+            Assert.Equal((byte)e, got[17 * b]);
+            float scale = MathF.Pow(2, e - 128);
+            for (int j = 0; j < 32; j++)
+            {
+                int best = 0;
+                for (int i = 1; i < 16; i++)
+                    if (MathF.Abs(table[i] * scale - x[32 * b + j]) < MathF.Abs(table[best] * scale - x[32 * b + j])) best = i;
+                byte packed = got[17 * b + 1 + j % 16];
+                Assert.Equal(best, j < 16 ? packed & 0xF : packed >> 4);
+            }
+        }
+        var back = new float[x.Length];
+        GgmlLegacyQuants.DequantizeMxfp4(got, back);
+        for (int b = 0; b < x.Length / 32; b++)
+            for (int j = 0; j < 32; j++)
+            {
+                byte packed = got[17 * b + 1 + j % 16];
+                Assert.Equal(table[j < 16 ? packed & 0xF : packed >> 4] * MathF.Pow(2, got[17 * b] - 128), back[32 * b + j]);
+            }
+    }
+}

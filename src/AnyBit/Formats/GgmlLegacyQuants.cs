@@ -16,6 +16,7 @@ public static class GgmlLegacyQuants
     // ---- Q4_0: d = max/−8 (signed value of largest magnitude), q = min(15, trunc(x/d + 8.5)) ----
     public static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> y)
     {
+        Span<int> q = stackalloc int[QK];
         for (int b = 0; b < x.Length / QK; b++)
         {
             var xb = x.Slice(b * QK, QK);
@@ -24,13 +25,8 @@ public static class GgmlLegacyQuants
             float d = max / -8;
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
-            for (int j = 0; j < QK / 2; j++)
-            {
-                float x0 = xb[j] * id, x1 = xb[QK / 2 + j] * id;
-                int q0 = Math.Min(15, (int)(sbyte)(int)(x0 + 8.5f));
-                int q1 = Math.Min(15, (int)(sbyte)(int)(x1 + 8.5f));
-                yb[2 + j] = (byte)(q0 | (q1 << 4));
-            }
+            for (int j = 0; j < QK; j++) q[j] = Math.Min(15, (int)(sbyte)(int)(xb[j] * id + 8.5f));
+            PackNibbles(q, yb.Slice(2, 16));
         }
     }
 
@@ -40,17 +36,14 @@ public static class GgmlLegacyQuants
         {
             var block = src.Slice(b * 18, 18);
             float d = ReadHalf(block, 0);
-            for (int j = 0; j < 16; j++)
-            {
-                dst[b * QK + j] = ((block[2 + j] & 0x0F) - 8) * d;
-                dst[b * QK + j + 16] = ((block[2 + j] >> 4) - 8) * d;
-            }
+            for (int j = 0; j < QK; j++) dst[b * QK + j] = (Nibble(block.Slice(2, 16), j) - 8) * d;
         }
     }
 
     // ---- Q4_1: d = (max − min)/15, m = min, q = min(15, trunc((x − min)/d + 0.5)) ----
     public static void QuantizeQ4_1(ReadOnlySpan<float> x, Span<byte> y)
     {
+        Span<int> q = stackalloc int[QK];
         for (int b = 0; b < x.Length / QK; b++)
         {
             var xb = x.Slice(b * QK, QK);
@@ -60,13 +53,8 @@ public static class GgmlLegacyQuants
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
             WriteHalf(yb, 2, min);
-            for (int j = 0; j < QK / 2; j++)
-            {
-                float x0 = (xb[j] - min) * id, x1 = (xb[QK / 2 + j] - min) * id;
-                int q0 = Math.Min(15, (int)(sbyte)(int)(x0 + 0.5f));
-                int q1 = Math.Min(15, (int)(sbyte)(int)(x1 + 0.5f));
-                yb[4 + j] = (byte)(q0 | (q1 << 4));
-            }
+            for (int j = 0; j < QK; j++) q[j] = Math.Min(15, (int)(sbyte)(int)((xb[j] - min) * id + 0.5f));
+            PackNibbles(q, yb.Slice(4, 16));
         }
     }
 
@@ -76,11 +64,7 @@ public static class GgmlLegacyQuants
         {
             var block = src.Slice(b * 20, 20);
             float d = ReadHalf(block, 0), m = ReadHalf(block, 2);
-            for (int j = 0; j < 16; j++)
-            {
-                dst[b * QK + j] = (block[4 + j] & 0x0F) * d + m;
-                dst[b * QK + j + 16] = (block[4 + j] >> 4) * d + m;
-            }
+            for (int j = 0; j < QK; j++) dst[b * QK + j] = Nibble(block.Slice(4, 16), j) * d + m;
         }
     }
 
@@ -140,18 +124,26 @@ public static class GgmlLegacyQuants
     }
 
     /// <summary>
+    /// The 4-bit layout of every 32-weight nibble type (Q4_0, Q4_1, IQ4_NL, MXFP4, and Q5's low bits): byte j holds
+    /// element j in its low nibble and element j+16 in its high nibble.
+    /// </summary>
+    private static void PackNibbles(ReadOnlySpan<int> q, Span<byte> qs)
+    {
+        for (int j = 0; j < QK / 2; j++) qs[j] = (byte)((q[j] & 0x0F) | ((q[j + QK / 2] & 0x0F) << 4));
+    }
+
+    /// <summary>The 4-bit code of element j (0..31) in that layout.</summary>
+    private static int Nibble(ReadOnlySpan<byte> qs, int j) => j < QK / 2 ? qs[j] & 0x0F : qs[j - QK / 2] >> 4;
+
+    /// <summary>
     /// Q5's code layout: the low nibbles as in Q4 (byte j holds element j low and element j+16 high) and the fifth
     /// bits as bit j of a little-endian u32 qh.
     /// </summary>
     private static void PackFiveBit(ReadOnlySpan<int> q, Span<byte> qh, Span<byte> qs)
     {
+        PackNibbles(q, qs);
         uint high = 0;
-        for (int j = 0; j < QK / 2; j++)
-        {
-            qs[j] = (byte)((q[j] & 0x0F) | ((q[j + QK / 2] & 0x0F) << 4));
-            high |= (uint)((q[j] & 0x10) >> 4) << j;
-            high |= (uint)((q[j + QK / 2] & 0x10) >> 4) << (j + QK / 2);
-        }
+        for (int j = 0; j < QK; j++) high |= (uint)((q[j] & 0x10) >> 4) << j;
         System.Buffers.Binary.BinaryPrimitives.WriteUInt32LittleEndian(qh, high);
     }
 
@@ -159,8 +151,7 @@ public static class GgmlLegacyQuants
     private static int FiveBitCode(ReadOnlySpan<byte> qh, ReadOnlySpan<byte> qs, int j)
     {
         uint high = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(qh);
-        int low = j < QK / 2 ? qs[j] & 0x0F : qs[j - QK / 2] >> 4;
-        return low | (int)((high >> j) & 1) << 4;
+        return Nibble(qs, j) | (int)((high >> j) & 1) << 4;
     }
 
     // ---- Q8_0: d = amax/127, q = roundf(x/d) ----
@@ -201,7 +192,7 @@ public static class GgmlLegacyQuants
         const int ntry = 7;
         var values = Iq4NlValues;
         Span<float> weight = stackalloc float[QK];
-        Span<byte> L = stackalloc byte[QK];
+        Span<int> L = stackalloc int[QK];
         for (int b = 0; b < x.Length / QK; b++)
         {
             var xb = x.Slice(b * QK, QK);
@@ -247,8 +238,8 @@ public static class GgmlLegacyQuants
             }
             WriteHalf(yb, 0, scale);
             float inv = scale != 0 ? 1 / scale : 0;
-            for (int j = 0; j < QK; j++) L[j] = (byte)BestIndex(values, inv * xb[j]);
-            for (int j = 0; j < 16; j++) yb[2 + j] = (byte)(L[j] | (L[16 + j] << 4));
+            for (int j = 0; j < QK; j++) L[j] = BestIndex(values, inv * xb[j]);
+            PackNibbles(L, yb.Slice(2, 16));
         }
     }
 
@@ -273,17 +264,14 @@ public static class GgmlLegacyQuants
         {
             var block = src.Slice(b * 18, 18);
             float d = ReadHalf(block, 0);
-            for (int j = 0; j < 16; j++)
-            {
-                dst[b * QK + j] = d * Iq4NlValues[block[2 + j] & 0x0F];
-                dst[b * QK + j + 16] = d * Iq4NlValues[block[2 + j] >> 4];
-            }
+            for (int j = 0; j < QK; j++) dst[b * QK + j] = d * Iq4NlValues[Nibble(block.Slice(2, 16), j)];
         }
     }
 
     // ---- MXFP4: e = floor(log2 amax) − 2 + 127; nearest doubled-E2M1 value times 2^(e−128), ties to the lower index ----
     public static void QuantizeMxfp4(ReadOnlySpan<float> x, Span<byte> y)
     {
+        Span<int> q = stackalloc int[QK];
         for (int b = 0; b < x.Length / QK; b++)
         {
             var xb = x.Slice(b * QK, QK);
@@ -293,8 +281,8 @@ public static class GgmlLegacyQuants
             byte e = amax > 0 ? (byte)(int)(MathF.Floor(MathF.Log2(amax)) - 2 + 127) : (byte)0;
             float d = E8M0Half(e);
             yb[0] = e;
-            for (int j = 0; j < QK / 2; j++)
-                yb[1 + j] = (byte)(BestMxfp4(xb[j], d) | (BestMxfp4(xb[QK / 2 + j], d) << 4));
+            for (int j = 0; j < QK; j++) q[j] = BestMxfp4(xb[j], d);
+            PackNibbles(q, yb.Slice(1, 16));
         }
     }
 
@@ -316,11 +304,7 @@ public static class GgmlLegacyQuants
         {
             var block = src.Slice(b * 17, 17);
             float d = E8M0Half(block[0]);
-            for (int j = 0; j < 16; j++)
-            {
-                dst[b * QK + j] = Mxfp4Values[block[1 + j] & 0x0F] * d;
-                dst[b * QK + j + 16] = Mxfp4Values[block[1 + j] >> 4] * d;
-            }
+            for (int j = 0; j < QK; j++) dst[b * QK + j] = Mxfp4Values[Nibble(block.Slice(1, 16), j)] * d;
         }
     }
 }
