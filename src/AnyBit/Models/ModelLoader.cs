@@ -27,6 +27,8 @@ public sealed class ModelFiles : IDisposable
     public ITokenizer? Tokenizer { get; init; }
     /// <summary>GGUF metadata when the model is a GGUF file.</summary>
     public GgufFile? Gguf { get; init; }
+    /// <summary>The model's own Jinja chat template, if it has one.</summary>
+    public string? ChatTemplateSource { get; init; }
 
     public void Dispose() => Weights.Dispose();
 }
@@ -75,7 +77,8 @@ public static class ModelLoader
             throw new InvalidModelFileException(path, $"malformed weights ({e.GetType().Name}: {e.Message})");
         }
         var mode = files.Config.Architecture == Architecture.BitNet && !options.FloatReference ? ActivationMode.Int8PerToken : ActivationMode.Float;
-        return new Transformer(files.Config, weights, files.Tokenizer, mode, path);
+        var chatTemplate = ChatTemplateLoader.Create(files.ChatTemplateSource, files.Tokenizer, path);
+        return new Transformer(files.Config, weights, files.Tokenizer, mode, path) { ChatTemplate = chatTemplate };
     }
 
     private static ModelFiles OpenHfFolder(string folder, LoadOptions options)
@@ -96,7 +99,11 @@ public static class ModelLoader
                 TiedEmbeddings = config.TiedEmbeddings || !weights.Contains("output.weight"),
                 EosTokenIds = config.EosTokenIds.Length > 0 ? config.EosTokenIds : tokenizer?.EosId is int e ? [e] : [],
             };
-            return new ModelFiles { Path = folder, Format = "Hugging Face folder", Config = config, Weights = weights, Tokenizer = tokenizer };
+            return new ModelFiles
+            {
+                Path = folder, Format = "Hugging Face folder", Config = config, Weights = weights, Tokenizer = tokenizer,
+                ChatTemplateSource = ChatTemplateLoader.FromFolder(folder),
+            };
         }
         catch
         {
@@ -113,7 +120,11 @@ public static class ModelLoader
             var config = GgufConfigReader.Read(gguf);
             var tokenizer = options.TokenizerPath is not null ? LoadSeparateTokenizer(options.TokenizerPath, config.VocabSize) : GgufTokenizer.TryLoad(gguf);
             var weights = new StoreWeights(gguf, name => name);
-            return new ModelFiles { Path = path, Format = $"GGUF v{gguf.Version}", Config = config, Weights = weights, Tokenizer = tokenizer, Gguf = gguf };
+            return new ModelFiles
+            {
+                Path = path, Format = $"GGUF v{gguf.Version}", Config = config, Weights = weights, Tokenizer = tokenizer, Gguf = gguf,
+                ChatTemplateSource = ChatTemplateLoader.FromGguf(gguf),
+            };
         }
         catch
         {

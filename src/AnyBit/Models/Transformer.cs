@@ -21,6 +21,8 @@ public sealed class Transformer : IDisposable
     public TransformerWeights Weights { get; }
     public ITokenizer? Tokenizer { get; }
     public ActivationMode Activations { get; }
+    /// <summary>How conversations become prompts: the model's own template, or ChatML when it has none.</summary>
+    public ChatTemplate ChatTemplate { get; init; } = ChatTemplate.ChatML();
     /// <summary>Path the model came from.</summary>
     public string Source { get; }
 

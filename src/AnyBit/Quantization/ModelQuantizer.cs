@@ -180,6 +180,7 @@ public static class ModelQuantizer
                 {
                     GgufModelMetadata.WriteHyperparameters(w, c, Path.GetFileName(Path.TrimEndingDirectorySeparator(files.Path)));
                     if (files.Tokenizer is not null) GgufModelMetadata.WriteTokenizer(w, files.Tokenizer, c);
+                    if (files.ChatTemplateSource is not null) w.Add("tokenizer.chat_template", files.ChatTemplateSource);
                 }
                 if (FileType(options.Format) is uint ft) w.Add("general.file_type", ft);
             },

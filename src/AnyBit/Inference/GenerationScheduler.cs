@@ -1,0 +1,380 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Threading.Channels;
+using AnyBit.Models;
+using AnyBit.Text;
+
+namespace AnyBit.Inference;
+
+/// <summary>Thrown when the scheduler's wait queue is full; the caller should retry later (HTTP 503).</summary>
+public sealed class SchedulerBusyException(string message) : AnyBitException(message);
+
+/// <summary>
+/// Runs many generations on one model: up to <see cref="SlotCount"/> sequences at once, each with its own KV cache
+/// (allocated once, when the scheduler starts, and reused), and a bounded queue of waiting requests beyond that.
+/// One scheduler thread owns the model: it admits waiting requests into free slots (prefilling their prompts),
+/// then advances every active sequence by one token per step, round-robin, so concurrent streams progress
+/// together (continuous batching at the step level). A cancelled request leaves its slot at the next step.
+/// </summary>
+public sealed class GenerationScheduler : IDisposable
+{
+    private readonly Transformer _model;
+    private readonly InferenceSession[] _sessions;
+    private readonly Job?[] _slots;
+    private readonly ConcurrentQueue<Job> _queue = new();
+    private readonly SemaphoreSlim _signal = new(0);
+    private readonly Thread _thread;
+    private readonly int[] _defaultStopIds;
+    private volatile bool _stopping;
+    private int _queued, _active;
+    private long _completed, _cancelled, _failed;
+
+    /// <param name="model">the loaded model (not owned: dispose it after the scheduler)</param>
+    /// <param name="slots">sequences generated concurrently, each with a KV cache of <paramref name="contextSize"/></param>
+    /// <param name="contextSize">positions per sequence (prompt plus output)</param>
+    /// <param name="queueLimit">requests that may wait for a slot; more are refused with <see cref="SchedulerBusyException"/></param>
+    public GenerationScheduler(Transformer model, int slots, int contextSize, int queueLimit)
+    {
+        if (slots < 1) throw new AnyBitException($"parallel sequences {slots} must be ≥ 1");
+        if (contextSize < 2) throw new AnyBitException($"context size {contextSize} must be ≥ 2");
+        if (contextSize > model.Config.MaxPositions) throw new AnyBitException($"context size {contextSize} exceeds the model's {model.Config.MaxPositions} positions");
+        if (queueLimit < 0) throw new AnyBitException($"queue limit {queueLimit} must be ≥ 0");
+        _model = model;
+        SlotCount = slots;
+        ContextSize = contextSize;
+        QueueLimit = queueLimit;
+        _sessions = new InferenceSession[slots];
+        try
+        {
+            for (int i = 0; i < slots; i++) _sessions[i] = model.CreateSession(contextSize);
+        }
+        catch
+        {
+            foreach (var s in _sessions) s?.Dispose();
+            throw;
+        }
+        _slots = new Job?[slots];
+        _defaultStopIds = model.Config.EosTokenIds;
+        _thread = new Thread(Loop) { IsBackground = true, Name = "AnyBit scheduler" };
+        _thread.Start();
+    }
+
+    /// <summary>Sequences that can be generated at once.</summary>
+    public int SlotCount { get; }
+
+    /// <summary>Positions per sequence.</summary>
+    public int ContextSize { get; }
+
+    /// <summary>Requests that may wait for a free slot.</summary>
+    public int QueueLimit { get; }
+
+    /// <summary>Sequences being generated now.</summary>
+    public int ActiveSequences => Volatile.Read(ref _active);
+
+    /// <summary>Requests waiting for a slot.</summary>
+    public int QueuedRequests => Volatile.Read(ref _queued);
+
+    /// <summary>Requests that ran to their end.</summary>
+    public long CompletedRequests => Interlocked.Read(ref _completed);
+
+    /// <summary>Requests cancelled by their caller (a closed stream, a disconnected client).</summary>
+    public long CancelledRequests => Interlocked.Read(ref _cancelled);
+
+    /// <summary>Requests that failed with an error.</summary>
+    public long FailedRequests => Interlocked.Read(ref _failed);
+
+    /// <summary>
+    /// Queues a generation and returns its stream of chunks. Throws at once, before queueing, when the prompt
+    /// does not fit the context or the options are out of range (<see cref="AnyBitException"/>), or when the queue
+    /// is full (<see cref="SchedulerBusyException"/>). Cancelling <paramref name="cancellation"/> or disposing
+    /// the stream frees the request's slot.
+    /// </summary>
+    public GenerationStream Submit(int[] prompt, GenerationOptions options, CancellationToken cancellation = default)
+    {
+        ObjectDisposedException.ThrowIf(_stopping, this);
+        options.Validate();
+        if (prompt.Length == 0) throw new AnyBitException("the prompt is empty: give at least one token");
+        if (prompt.Length >= ContextSize)
+            throw new AnyBitException($"the prompt has {prompt.Length} tokens; the context holds {ContextSize} (shorten the prompt)");
+        foreach (int t in prompt)
+            if ((uint)t >= (uint)_model.Config.VocabSize) throw new AnyBitException($"token id {t} is outside the vocabulary (0..{_model.Config.VocabSize - 1})");
+
+        var job = new Job(this, prompt, options);
+        if (Interlocked.Increment(ref _queued) > QueueLimit + Math.Max(0, SlotCount - ActiveSequences))
+        {
+            Interlocked.Decrement(ref _queued);
+            throw new SchedulerBusyException($"the server is busy: {SlotCount} sequences running and {QueueLimit} waiting");
+        }
+        _queue.Enqueue(job);
+        if (cancellation.CanBeCanceled) job.Registration = cancellation.Register(job.Cancel);
+        _signal.Release();
+        return new GenerationStream(job);
+    }
+
+    private void Wake() => _signal.Release();
+
+    private void Loop()
+    {
+        while (!_stopping)
+        {
+            try
+            {
+                Admit();
+                bool any = false;
+                for (int i = 0; i < _slots.Length; i++)
+                {
+                    var job = _slots[i];
+                    if (job is null) continue;
+                    if (job.IsCancelled) { Release(i, cancelled: true); continue; }
+                    any = true;
+                }
+                if (!any)
+                {
+                    if (_queue.IsEmpty) _signal.Wait();
+                    continue;
+                }
+                DecodeStep();
+            }
+            catch (Exception e) when (!_stopping)
+            {
+                // A bug in one step must not take the server down: fail the sequences that were running.
+                for (int i = 0; i < _slots.Length; i++)
+                    if (_slots[i] is Job job) Fail(i, job, e);
+            }
+        }
+    }
+
+    /// <summary>Moves waiting requests into free slots and prefills their prompts.</summary>
+    private void Admit()
+    {
+        for (int slot = 0; slot < _slots.Length; slot++)
+        {
+            if (_slots[slot] is not null) continue;
+            Job? job = null;
+            while (_queue.TryDequeue(out var candidate))
+            {
+                Interlocked.Decrement(ref _queued);
+                if (candidate.IsCancelled) { candidate.Complete(null, cancelled: true); Interlocked.Increment(ref _cancelled); continue; }
+                job = candidate;
+                break;
+            }
+            if (job is null) return;
+            if (job.Options.MaxTokens == 0)
+            {
+                job.Emit(new GenerationChunk("", null) { FinishReason = FinishReason.Length, Usage = new(job.Prompt.Length, 0), Timings = new(0, job.Prompt.Length, 0, 0) });
+                job.Complete(null, cancelled: false);
+                Interlocked.Increment(ref _completed);
+                continue;
+            }
+            _slots[slot] = job;
+            Interlocked.Increment(ref _active);
+            try
+            {
+                job.Start(_sessions[slot], _defaultStopIds);
+                if (Advance(job)) Release(slot, cancelled: false);
+            }
+            catch (Exception e)
+            {
+                Fail(slot, job, e);
+            }
+        }
+    }
+
+    /// <summary>One token for every active sequence.</summary>
+    private void DecodeStep()
+    {
+        for (int i = 0; i < _slots.Length; i++)
+        {
+            var job = _slots[i];
+            if (job is null) continue;
+            if (job.IsCancelled) { Release(i, cancelled: true); continue; }
+            try
+            {
+                job.Session!.Forward(job.NextToken);
+                if (Advance(job)) Release(i, cancelled: false);
+            }
+            catch (Exception e)
+            {
+                Fail(i, job, e);
+            }
+        }
+    }
+
+    /// <summary>Samples the next token of <paramref name="job"/> and emits it; true when the job has finished.</summary>
+    private bool Advance(Job job)
+    {
+        var session = job.Session!;
+        int next = job.Sampler!.Sample(session.LastLogits, CollectionsMarshal.AsSpan(job.History));
+        job.History.Add(next);
+        job.Generated++;
+        bool endToken = Array.IndexOf(job.StopIds!, next) >= 0;
+        string text = endToken ? "" : job.Matcher.Push(job.Decoder?.Append(next) ?? "");
+        FinishReason? finish = endToken || job.Matcher.Stopped ? FinishReason.Stop
+            : job.Generated >= job.Options.MaxTokens || session.Position >= ContextSize ? FinishReason.Length
+            : null;
+        if (finish is not null && !job.Matcher.Stopped)
+        {
+            text += job.Matcher.Push(job.Decoder?.Flush() ?? "");
+            text += job.Matcher.Flush();
+            if (job.Matcher.Stopped) finish = FinishReason.Stop;
+        }
+        if (finish is null)
+        {
+            job.NextToken[0] = next;
+            job.Emit(new GenerationChunk(text, next));
+            return false;
+        }
+        job.Emit(new GenerationChunk(text, next)
+        {
+            FinishReason = finish,
+            Usage = new GenerationUsage(job.Prompt.Length, job.Generated),
+            Timings = job.Timings(),
+        });
+        return true;
+    }
+
+    private void Release(int slot, bool cancelled)
+    {
+        var job = _slots[slot]!;
+        _slots[slot] = null;
+        Interlocked.Decrement(ref _active);
+        job.Complete(null, cancelled);
+        if (cancelled) Interlocked.Increment(ref _cancelled);
+        else Interlocked.Increment(ref _completed);
+    }
+
+    private void Fail(int slot, Job job, Exception e)
+    {
+        if (_slots[slot] == job)
+        {
+            _slots[slot] = null;
+            Interlocked.Decrement(ref _active);
+        }
+        job.Complete(e, cancelled: false);
+        Interlocked.Increment(ref _failed);
+    }
+
+    /// <summary>Stops the scheduler thread; waiting and running requests end with <see cref="ObjectDisposedException"/>.</summary>
+    public void Dispose()
+    {
+        if (_stopping) return;
+        _stopping = true;
+        _signal.Release();
+        _thread.Join();
+        var gone = new ObjectDisposedException(nameof(GenerationScheduler));
+        foreach (var job in _slots) job?.Complete(gone, cancelled: false);
+        while (_queue.TryDequeue(out var job)) job.Complete(gone, cancelled: false);
+        foreach (var s in _sessions) s.Dispose();
+        _signal.Dispose();
+    }
+
+    /// <summary>One request: its input, its output channel and, while it runs, its slot's session and sampler.</summary>
+    internal sealed class Job(GenerationScheduler owner, int[] prompt, GenerationOptions options)
+    {
+        private readonly Channel<GenerationChunk> _output = Channel.CreateUnbounded<GenerationChunk>(new UnboundedChannelOptions { SingleReader = true, SingleWriter = true });
+        private volatile bool _cancelled;
+        private readonly Stopwatch _clock = new();
+        private double _promptSeconds;
+
+        public int[] Prompt { get; } = prompt;
+        public GenerationOptions Options { get; } = options;
+        public CancellationTokenRegistration Registration { get; set; }
+        public bool IsCancelled => _cancelled;
+        public ChannelReader<GenerationChunk> Output => _output.Reader;
+
+        public InferenceSession? Session { get; private set; }
+        public Sampler? Sampler { get; private set; }
+        public List<int> History { get; } = new(prompt.Length + 16);
+        public StreamingDecoder? Decoder { get; private set; }
+        public StopSequenceMatcher Matcher { get; } = new(options.StopSequences);
+        public int[]? StopIds { get; private set; }
+        public int[] NextToken { get; } = new int[1];
+        public int Generated { get; set; }
+
+        public void Cancel()
+        {
+            if (_cancelled) return;
+            _cancelled = true;
+            owner.Wake();
+        }
+
+        /// <summary>Takes a slot: resets its cache and prefills the prompt.</summary>
+        public void Start(InferenceSession session, int[] defaultStopIds)
+        {
+            Session = session;
+            Sampler = new Sampler(Options.Sampling, session.Model.Config.VocabSize);
+            StopIds = Options.StopAtEndOfSequence ? [.. defaultStopIds, .. Options.StopTokenIds] : [.. Options.StopTokenIds];
+            var tokenizer = session.Model.Tokenizer;
+            if (tokenizer is not null)
+            {
+                // The prompt goes through the decoder first so that the first new token decodes in context.
+                Decoder = new StreamingDecoder(tokenizer, skipSpecial: true);
+                foreach (int id in Prompt) Decoder.Append(id);
+            }
+            History.AddRange(Prompt);
+            _clock.Start();
+            session.Reset();
+            session.Forward(Prompt);
+            _promptSeconds = _clock.Elapsed.TotalSeconds;
+            _clock.Restart();
+        }
+
+        public GenerationTimings Timings() => new(_promptSeconds, Prompt.Length, _clock.Elapsed.TotalSeconds, Generated);
+
+        public void Emit(GenerationChunk chunk) => _output.Writer.TryWrite(chunk);
+
+        public void Complete(Exception? error, bool cancelled)
+        {
+            Registration.Dispose();
+            _output.Writer.TryComplete(cancelled ? new OperationCanceledException("the generation was cancelled") : error);
+        }
+    }
+}
+
+/// <summary>
+/// The chunks of one queued generation, in order. Enumerate it once; leaving the enumeration early or disposing
+/// the stream cancels the generation and frees its slot.
+/// </summary>
+public sealed class GenerationStream : IAsyncEnumerable<GenerationChunk>, IDisposable
+{
+    private readonly GenerationScheduler.Job _job;
+
+    internal GenerationStream(GenerationScheduler.Job job) => _job = job;
+
+    /// <summary>Tokens in the prompt.</summary>
+    public int PromptTokens => _job.Prompt.Length;
+
+    /// <inheritdoc />
+    public async IAsyncEnumerator<GenerationChunk> GetAsyncEnumerator(CancellationToken cancellationToken = default)
+    {
+        try
+        {
+            await foreach (var chunk in _job.Output.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+                yield return chunk;
+        }
+        finally
+        {
+            _job.Cancel();
+        }
+    }
+
+    /// <summary>Collects the whole output.</summary>
+    public async Task<GenerationResult> ToResultAsync(CancellationToken cancellationToken = default)
+    {
+        var text = new System.Text.StringBuilder();
+        var ids = new List<int>();
+        GenerationChunk? last = null;
+        await foreach (var chunk in this.WithCancellation(cancellationToken).ConfigureAwait(false))
+        {
+            text.Append(chunk.Text);
+            if (chunk.TokenId is int id) ids.Add(id);
+            last = chunk;
+        }
+        if (last?.FinishReason is not FinishReason reason) throw new OperationCanceledException("the generation ended without a result");
+        return new GenerationResult(text.ToString(), ids, reason, last.Usage!, last.Timings!);
+    }
+
+    /// <summary>Cancels the generation if it is still running.</summary>
+    public void Dispose() => _job.Cancel();
+}
