@@ -23,6 +23,7 @@ public static class Program
             QuantizeCommand.Create(),
             SynthCommand.Create(),
             BenchCommand.Create(),
+            ServeCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

@@ -9,6 +9,10 @@ namespace AnyBit.Kernels;
 public sealed unsafe class NativeBuffer : IDisposable
 {
     private float* _data;
+    private static long s_allocatedBytes;
+
+    /// <summary>Bytes held by all live buffers in the process (weights, KV caches, scratch): for health reports.</summary>
+    public static long AllocatedBytes => Interlocked.Read(ref s_allocatedBytes);
 
     public NativeBuffer(long length)
     {
@@ -16,6 +20,7 @@ public sealed unsafe class NativeBuffer : IDisposable
         Length = length;
         _data = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(1, length) * sizeof(float), 64);
         NativeMemory.Clear(_data, (nuint)length * sizeof(float));
+        Interlocked.Add(ref s_allocatedBytes, length * sizeof(float));
     }
 
     public NativeBuffer(ReadOnlySpan<float> values) : this(values.Length) => values.CopyTo(Span);
@@ -34,7 +39,9 @@ public sealed unsafe class NativeBuffer : IDisposable
 
     public void Dispose()
     {
-        if (_data != null) NativeMemory.AlignedFree(_data);
+        if (_data == null) return;
+        NativeMemory.AlignedFree(_data);
         _data = null;
+        Interlocked.Add(ref s_allocatedBytes, -Length * sizeof(float));
     }
 }

@@ -1,0 +1,74 @@
+using System.CommandLine;
+using AnyBit.Server;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.Extensions.DependencyInjection;
+
+namespace AnyBit.Cli.Commands;
+
+/// <summary><c>anybit serve</c>: the OpenAI-compatible HTTP server.</summary>
+internal static class ServeCommand
+{
+    public static Command Create()
+    {
+        var model = CommonOptions.Model();
+        var tokenizer = CommonOptions.Tokenizer();
+        var host = new Option<string>("--host") { Description = "Address to bind (loopback by default)", DefaultValueFactory = _ => "127.0.0.1" };
+        var port = new Option<int>("--port") { Description = "Port (0 = any free port; the address is printed)", DefaultValueFactory = _ => 8080 };
+        var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on every endpoint but /health" };
+        var parallel = new Option<int>("--parallel", "-np") { Description = "Sequences generated at once, each with its own KV cache", DefaultValueFactory = _ => 4 };
+        var ctx = new Option<int?>("--ctx", "-c") { Description = "Context size per sequence (default: the model's, at most 4096)" };
+        var queue = new Option<int>("--queue") { Description = "Requests that may wait for a slot before 503", DefaultValueFactory = _ => 64 };
+        var maxTokens = new Option<int>("--max-tokens-limit") { Description = "Largest max_tokens a request may ask for", DefaultValueFactory = _ => 4096 };
+        var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body", DefaultValueFactory = _ => 4L << 20 };
+        var alias = new Option<string?>("--alias") { Description = "Model name reported to clients (default: the file name)" };
+        var floatRef = CommonOptions.FloatReference();
+
+        var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API")
+        {
+            model, tokenizer, host, port, apiKey, parallel, ctx, queue, maxTokens, maxBody, alias, floatRef,
+        };
+        cmd.SetAction(async (parse, cancellation) =>
+        {
+            var options = new ServerOptions
+            {
+                Host = parse.GetValue(host)!,
+                Port = parse.GetValue(port),
+                ApiKey = parse.GetValue(apiKey),
+                MaxTokensLimit = parse.GetValue(maxTokens),
+                MaxBodyBytes = parse.GetValue(maxBody),
+                ModelAlias = parse.GetValue(alias),
+            };
+            if (options.MaxTokensLimit < 1) throw new AnyBitException($"--max-tokens-limit {options.MaxTokensLimit} must be ≥ 1");
+            if (options.MaxBodyBytes < 1024) throw new AnyBitException($"--max-body-bytes {options.MaxBodyBytes} must be ≥ 1024");
+            if (options.Port is < 0 or > 65535) throw new AnyBitException($"--port {options.Port} must be between 0 and 65535");
+            using var lm = LanguageModel.Load(parse.GetValue(model)!, new LanguageModelOptions
+            {
+                TokenizerPath = parse.GetValue(tokenizer),
+                ContextSize = parse.GetValue(ctx),
+                ParallelSequences = parse.GetValue(parallel),
+                QueueLimit = parse.GetValue(queue),
+                FloatReference = parse.GetValue(floatRef),
+            });
+            _ = lm.Tokenizer; // a server needs text: fail now, not on the first request
+            await using var app = OpenAiServer.Build(lm, options);
+            await app.StartAsync(cancellation);
+            var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()?.Addresses ?? [];
+            foreach (var a in addresses) Console.Out.WriteLine($"listening on {a}");
+            Console.Out.Flush();
+            Console.Error.WriteLine($"[{lm.Name}: {lm.Scheduler.SlotCount} slots × {lm.ContextSize} positions, queue {lm.Scheduler.QueueLimit}, chat template: {(lm.ChatTemplate.IsFallback ? "ChatML (the model has none)" : "the model's")}]");
+            if (options.ApiKey is null && options.Host is not ("127.0.0.1" or "localhost" or "::1"))
+                Console.Error.WriteLine($"warning: serving on {options.Host} without --api-key: anyone who can reach this address can use the model");
+            try
+            {
+                await Task.Delay(Timeout.Infinite, cancellation);
+            }
+            catch (OperationCanceledException)
+            {
+            }
+            await app.StopAsync(CancellationToken.None);
+            return 0;
+        });
+        return cmd;
+    }
+}
