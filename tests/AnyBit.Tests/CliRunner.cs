@@ -9,13 +9,17 @@ internal static class CliRunner
 
     private static string CliDll => Path.Combine(AppContext.BaseDirectory, "AnyBit.Cli.dll");
 
-    public static Result Run(params string[] args)
+    public static Result Run(params string[] args) => RunWithInput("", args);
+
+    /// <summary>Runs with <paramref name="stdin"/> written to the child's standard input.</summary>
+    public static Result RunWithInput(string stdin, params string[] args)
     {
         var psi = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, RedirectStandardInput = true };
         psi.ArgumentList.Add(CliDll);
         foreach (var a in args) psi.ArgumentList.Add(a);
         psi.Environment.Remove("ANYBIT_DEBUG");
         using var p = Process.Start(psi)!;
+        p.StandardInput.Write(stdin);
         p.StandardInput.Close();
         var stdout = p.StandardOutput.ReadToEndAsync();
         var stderr = p.StandardError.ReadToEndAsync();

@@ -178,3 +178,25 @@ public class LanguageModelTests
         }
     }
 }
+
+/// <summary><c>anybit run --chat</c> keeps the conversation and streams the same replies as the library.</summary>
+[Collection("Serial")]
+public class ChatCommandTests
+{
+    [Fact]
+    public async Task Two_turns_match_the_library_replies()
+    {
+        string modelPath = Shared.Data("models", "gutenberg-llama");
+        var r = CliRunner.RunWithInput("Hello there\nTell me more\n/exit\n", "run", "-m", modelPath, "--chat", "--temperature", "0", "-n", "12", "--system", "Be brief.");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+
+        using var model = LanguageModel.Load(modelPath);
+        var o = new GenerationOptions { MaxTokens = 12 };
+        var turns = new List<ChatTurn> { new("system", "Be brief."), new("user", "Hello there") };
+        string first = (await model.ChatCompleteAsync(turns, o)).Text;
+        turns.Add(new("assistant", first));
+        turns.Add(new("user", "Tell me more"));
+        string second = (await model.ChatCompleteAsync(turns, o)).Text;
+        Assert.Equal(first + "\n" + second + "\n", r.Stdout);
+    }
+}

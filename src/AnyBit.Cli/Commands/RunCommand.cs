@@ -24,27 +24,23 @@ internal static class RunCommand
         var json = CommonOptions.Json();
         var floatRef = CommonOptions.FloatReference();
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "Keep generating after an end-of-sequence token" };
+        var chat = new Option<bool>("--chat") { Description = "Interactive chat in the terminal, through the model's chat template (/reset, /exit)" };
+        var system = new Option<string?>("--system") { Description = "System message for --chat" };
 
         var cmd = new Command("run", "Generate text from a prompt")
         {
-            model, tokenizer, prompt, promptIds, maxTokens, temperature, topK, topP, minP, repeatPenalty, seed, ctx, json, floatRef, ignoreEos,
+            model, tokenizer, prompt, promptIds, maxTokens, temperature, topK, topP, minP, repeatPenalty, seed, ctx, json, floatRef, ignoreEos, chat, system,
         };
         cmd.SetAction((parse, cancellation) =>
         {
             string? text = parse.GetValue(prompt), idsText = parse.GetValue(promptIds);
+            if (parse.GetValue(chat)) return ChatLoop.RunAsync(parse.GetValue(model)!, parse.GetValue(tokenizer), parse.GetValue(ctx), parse.GetValue(system),
+                new AnyBit.Inference.GenerationOptions { MaxTokens = parse.GetValue(maxTokens), Sampling = ReadSampling(parse), StopAtEndOfSequence = !parse.GetValue(ignoreEos) },
+                parse.GetValue(floatRef), cancellation);
             if ((text is null) == (idsText is null)) throw new AnyBitException("give exactly one of --prompt TEXT or --prompt-ids 1,2,3");
             int n = parse.GetValue(maxTokens);
             if (n < 0) throw new AnyBitException($"--max-tokens {n} must be ≥ 0");
-            var sampling = new SamplingOptions
-            {
-                Temperature = parse.GetValue(temperature),
-                TopK = parse.GetValue(topK),
-                TopP = parse.GetValue(topP),
-                MinP = parse.GetValue(minP),
-                RepetitionPenalty = parse.GetValue(repeatPenalty),
-                Seed = parse.GetValue(seed),
-            };
-            sampling.Validate();
+            var sampling = ReadSampling(parse);
 
             using var m = ModelLoader.Load(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef) });
             int[] ids = text is not null ? CommonOptions.RequireTokenizer(m).Encode(text) : CommonOptions.ParseIds(idsText!, m.Config.VocabSize);
@@ -115,5 +111,20 @@ internal static class RunCommand
             return Task.FromResult(0);
         });
         return cmd;
+
+        SamplingOptions ReadSampling(ParseResult parse)
+        {
+            var sampling = new SamplingOptions
+            {
+                Temperature = parse.GetValue(temperature),
+                TopK = parse.GetValue(topK),
+                TopP = parse.GetValue(topP),
+                MinP = parse.GetValue(minP),
+                RepetitionPenalty = parse.GetValue(repeatPenalty),
+                Seed = parse.GetValue(seed),
+            };
+            sampling.Validate();
+            return sampling;
+        }
     }
 }

@@ -40,6 +40,8 @@ public enum FinishReason
 }
 
 /// <summary>Token counts of one generation, as OpenAI's usage object reports them.</summary>
+/// <param name="PromptTokens">tokens in the prompt</param>
+/// <param name="CompletionTokens">tokens generated (an end-of-sequence token included)</param>
 public sealed record GenerationUsage(int PromptTokens, int CompletionTokens)
 {
     /// <summary>Prompt plus completion tokens.</summary>
@@ -51,6 +53,8 @@ public sealed record GenerationUsage(int PromptTokens, int CompletionTokens)
 /// a possible stop sequence is pending) and its id. The last chunk has <see cref="FinishReason"/> and
 /// <see cref="Usage"/> set.
 /// </summary>
+/// <param name="Text">text completed by this token (may be empty)</param>
+/// <param name="TokenId">the token generated, or null for a chunk that carries no token</param>
 public sealed record GenerationChunk(string Text, int? TokenId)
 {
     /// <summary>Set on the last chunk only.</summary>
@@ -64,4 +68,9 @@ public sealed record GenerationChunk(string Text, int? TokenId)
 }
 
 /// <summary>A finished generation.</summary>
+/// <param name="Text">the generated text (without stop sequences)</param>
+/// <param name="TokenIds">the generated tokens</param>
+/// <param name="FinishReason">why it ended</param>
+/// <param name="Usage">token counts</param>
+/// <param name="Timings">prompt and generation speed</param>
 public sealed record GenerationResult(string Text, IReadOnlyList<int> TokenIds, FinishReason FinishReason, GenerationUsage Usage, GenerationTimings Timings);
