@@ -14,8 +14,9 @@ public sealed class SchedulerBusyException(string message) : AnyBitException(mes
 /// Runs many generations on one model: up to <see cref="SlotCount"/> sequences at once, each with its own KV cache
 /// (allocated once, when the scheduler starts, and reused), and a bounded queue of waiting requests beyond that.
 /// One scheduler thread owns the model: it admits waiting requests into free slots (prefilling their prompts),
-/// then advances every active sequence by one token per step, round-robin, so concurrent streams progress
-/// together (continuous batching at the step level). A cancelled request leaves its slot at the next step.
+/// then advances every active sequence by one token per step, all of them in one batched forward pass
+/// (continuous batching: sequences join and leave the batch between steps). A cancelled request leaves its slot
+/// at the next step.
 /// </summary>
 public sealed class GenerationScheduler : IDisposable
 {
@@ -181,17 +182,43 @@ public sealed class GenerationScheduler : IDisposable
         }
     }
 
-    /// <summary>One token for every active sequence.</summary>
+    private readonly List<InferenceSession> _batchSessions = new();
+    private readonly List<int> _batchSlots = new();
+    private int[] _batchTokens = [];
+
+    /// <summary>
+    /// One token for every active sequence, decoded as one batch: the weights stream through the cores once for
+    /// all sequences instead of once per sequence (each sequence attends to its own cache).
+    /// </summary>
     private void DecodeStep()
     {
+        _batchSessions.Clear();
+        _batchSlots.Clear();
         for (int i = 0; i < _slots.Length; i++)
         {
             var job = _slots[i];
             if (job is null) continue;
             if (job.IsCancelled) { Release(i, cancelled: true); continue; }
+            _batchSlots.Add(i);
+            _batchSessions.Add(job.Session!);
+        }
+        if (_batchSlots.Count == 0) return;
+        if (_batchTokens.Length < _batchSlots.Count) _batchTokens = new int[_slots.Length];
+        for (int b = 0; b < _batchSlots.Count; b++) _batchTokens[b] = _slots[_batchSlots[b]]!.NextToken[0];
+        try
+        {
+            InferenceSession.ForwardBatch(_batchSessions, _batchTokens.AsSpan(0, _batchSlots.Count));
+        }
+        catch (Exception e)
+        {
+            foreach (int i in _batchSlots) Fail(i, _slots[i]!, e);
+            return;
+        }
+        foreach (int i in _batchSlots)
+        {
+            var job = _slots[i]!;
             try
             {
-                job.Session!.Forward(job.NextToken);
                 if (Advance(job)) Release(i, cancelled: false);
             }
             catch (Exception e)

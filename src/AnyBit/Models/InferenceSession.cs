@@ -89,6 +89,63 @@ public sealed unsafe class InferenceSession : IDisposable
 
     private int _lastRow;
 
+    // While ForwardBatch runs on this session's scratch, row t belongs to _rowOwners[t] at _rowPositions[t]
+    // (its KV cache, its position); otherwise every row is this session's, at Position + t.
+    private InferenceSession[]? _rowOwners;
+    private int[]? _rowPositions;
+
+    private InferenceSession RowOwner(int t) => _rowOwners is null ? this : _rowOwners[t];
+    private int RowPosition(int t) => _rowPositions is null ? Position + t : _rowPositions[t];
+
+    /// <summary>
+    /// Decodes one token for each of several sequences as one batch, so every weight is read once for all of them
+    /// (continuous batching). Each session appends its token to its own cache and gets its own
+    /// <see cref="LastLogits"/>. The result per session is the same as its own <see cref="Forward"/> of that token.
+    /// </summary>
+    public static void ForwardBatch(IReadOnlyList<InferenceSession> sessions, ReadOnlySpan<int> tokens)
+    {
+        int n = sessions.Count;
+        if (n == 0) return;
+        if (tokens.Length != n) throw new ArgumentException("one token per session", nameof(tokens));
+        if (n == 1) { sessions[0].Forward(tokens); return; }
+        var driver = sessions[0];
+        if (n > driver._maxBatch) throw new ArgumentException($"{n} sessions exceed the batch size {driver._maxBatch}", nameof(sessions));
+        var owners = new InferenceSession[n];
+        var positions = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            var s = sessions[i];
+            if (s._model != driver._model) throw new ArgumentException("sessions of different models cannot share a batch", nameof(sessions));
+            if (s.ContextSize != driver.ContextSize) throw new ArgumentException("sessions in a batch must have the same context size", nameof(sessions));
+            for (int j = 0; j < i; j++)
+                if (owners[j] == s) throw new ArgumentException("a session appears twice in the batch", nameof(sessions));
+            if (s.Position + 1 > s.ContextSize) throw new AnyBitException($"{s.Position + 1} tokens exceed the context size of {s.ContextSize}");
+            if ((uint)tokens[i] >= (uint)driver._c.VocabSize) throw new AnyBitException($"token id {tokens[i]} is outside the vocabulary (0..{driver._c.VocabSize - 1})");
+            owners[i] = s;
+            positions[i] = s.Position;
+        }
+        driver._rowOwners = owners;
+        driver._rowPositions = positions;
+        try
+        {
+            driver.ForwardChunk(tokens, n);
+        }
+        finally
+        {
+            driver._rowOwners = null;
+            driver._rowPositions = null;
+        }
+        int vocab = driver._c.VocabSize;
+        for (int i = n - 1; i >= 0; i--)
+        {
+            var s = owners[i];
+            // The driver's own row 0 is already in place; copy the others into their sessions.
+            if (i > 0) driver._logits.Slice((long)i * vocab, vocab).CopyTo(s._logits.Slice(0, vocab));
+            s._lastRow = 0;
+            s.Position = positions[i] + 1;
+        }
+    }
+
     /// <summary>Logits of the last token processed by <see cref="Forward"/> (valid until the next call).</summary>
     public ReadOnlySpan<float> LastLogits => _logits.Slice((long)_lastRow * _c.VocabSize, _c.VocabSize);
 
@@ -124,21 +181,22 @@ public sealed unsafe class InferenceSession : IDisposable
                 if (L.Bq is not null) TensorPrimitives.Add(qt, L.Bq.Span, qt);
                 if (L.Bk is not null) TensorPrimitives.Add(kt, L.Bk.Span, kt);
                 if (L.Bv is not null) TensorPrimitives.Add(vt, L.Bv.Span, vt);
-                int pos = Position + t;
+                int pos = RowPosition(t);
+                var owner = RowOwner(t);
                 for (int h = 0; h < _c.NumHeads; h++)
                 {
                     var head = qt.Slice(h * hd, hd);
                     if (L.QNorm is not null) Ops.RmsNorm(head, L.QNorm.Span, eps, head);
-                    _rope.Apply(head, pos);
+                    owner._rope.Apply(head, pos);
                 }
                 for (int h = 0; h < _c.NumKvHeads; h++)
                 {
                     var head = kt.Slice(h * hd, hd);
                     if (L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
-                    _rope.Apply(head, pos);
-                    long cacheAt = CacheOffset(l, h, pos);
-                    head.CopyTo(_keyCache.Slice(cacheAt, hd));
-                    vt.Slice(h * hd, hd).CopyTo(_valueCache.Slice(cacheAt, hd));
+                    owner._rope.Apply(head, pos);
+                    long cacheAt = owner.CacheOffset(l, h, pos);
+                    head.CopyTo(owner._keyCache.Slice(cacheAt, hd));
+                    vt.Slice(h * hd, hd).CopyTo(owner._valueCache.Slice(cacheAt, hd));
                 }
             }
             _attention.Run(l, n);
@@ -191,7 +249,7 @@ public sealed unsafe class InferenceSession : IDisposable
                 Ops.RmsNorm(_x.Slice((long)t * d, d), w.OutputNorm.Span, eps, _xn.Slice((long)(t - first) * d, d));
             _matmul.Run(_pool, _xn.Pointer, outRows, d, w.Output.Pointer, _c.VocabSize, _logits.Pointer);
         }
-        Position += n;
+        if (_rowOwners is null) Position += n;
     }
 
     private long CacheOffset(int layer, int kvHead, int pos) =>
@@ -217,20 +275,21 @@ public sealed unsafe class InferenceSession : IDisposable
             var c = s._c;
             int t = item / c.NumHeads, h = item % c.NumHeads, hd = c.HeadDim;
             int kvh = h / (c.NumHeads / c.NumKvHeads);
-            int pos = s.Position + t;
+            int pos = s.RowPosition(t);
+            var owner = s.RowOwner(t);
             int lo = c.SlidingWindow is int win && win > 0 ? Math.Max(0, pos - win + 1) : 0;
             var query = s._q.Slice((long)t * c.QueryWidth + h * hd, hd);
             var scores = _scores[worker].AsSpan(0, pos - lo + 1);
             float scale = 1f / MathF.Sqrt(hd);
-            long baseOffset = s.CacheOffset(_layer, kvh, 0);
+            long baseOffset = owner.CacheOffset(_layer, kvh, 0);
             for (int j = lo; j <= pos; j++)
-                scores[j - lo] = TensorPrimitives.Dot(query, s._keyCache.Slice(baseOffset + (long)j * hd, hd)) * scale;
+                scores[j - lo] = TensorPrimitives.Dot(query, owner._keyCache.Slice(baseOffset + (long)j * hd, hd)) * scale;
             Ops.Softmax(scores);
             var output = s._att.Slice((long)t * c.QueryWidth + h * hd, hd);
             output.Clear();
             for (int j = lo; j <= pos; j++)
             {
-                var vrow = s._valueCache.Slice(baseOffset + (long)j * hd, hd);
+                var vrow = owner._valueCache.Slice(baseOffset + (long)j * hd, hd);
                 TensorPrimitives.MultiplyAdd(vrow, scores[j - lo], output, output);
             }
         }
