@@ -72,12 +72,12 @@ public class LanguageModelTests
     [Fact]
     public async Task Cancellation_ends_the_stream_and_frees_the_slot()
     {
-        using var model = LanguageModel.Load(ModelPath, new LanguageModelOptions { ContextSize = 256 });
+        using var model = LanguageModel.Load(ModelPath, new LanguageModelOptions { ContextSize = 1024 });
         using var cts = new CancellationTokenSource();
         int seen = 0;
         await Assert.ThrowsAnyAsync<OperationCanceledException>(async () =>
         {
-            await foreach (var chunk in model.GenerateAsync(Prompt, new GenerationOptions { MaxTokens = 200, StopAtEndOfSequence = false }, cts.Token))
+            await foreach (var chunk in model.GenerateAsync(Prompt, new GenerationOptions { MaxTokens = 1000, StopAtEndOfSequence = false }, cts.Token))
                 if (++seen == 3) cts.Cancel();
         });
         Assert.InRange(seen, 3, 10);
@@ -90,8 +90,8 @@ public class LanguageModelTests
     [Fact]
     public async Task Leaving_the_loop_early_cancels_the_generation()
     {
-        using var model = LanguageModel.Load(ModelPath, new LanguageModelOptions { ContextSize = 256 });
-        await foreach (var chunk in model.GenerateAsync(Prompt, new GenerationOptions { MaxTokens = 200, StopAtEndOfSequence = false }))
+        using var model = LanguageModel.Load(ModelPath, new LanguageModelOptions { ContextSize = 1024 });
+        await foreach (var chunk in model.GenerateAsync(Prompt, new GenerationOptions { MaxTokens = 1000, StopAtEndOfSequence = false }))
             break;
         await WaitUntil(() => model.Scheduler.ActiveSequences == 0 && model.Scheduler.CancelledRequests == 1);
     }

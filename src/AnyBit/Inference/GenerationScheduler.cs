@@ -110,7 +110,7 @@ public sealed class GenerationScheduler : IDisposable
         _queue.Enqueue(job);
         if (cancellation.CanBeCanceled) job.Registration = cancellation.Register(job.Cancel);
         _signal.Release();
-        return new GenerationStream(job);
+        return new GenerationStream(job, cancellation);
     }
 
     private void Wake() => _signal.Release();
@@ -366,8 +366,13 @@ public sealed class GenerationScheduler : IDisposable
 public sealed class GenerationStream : IAsyncEnumerable<GenerationChunk>, IDisposable
 {
     private readonly GenerationScheduler.Job _job;
+    private readonly CancellationToken _submitted;
 
-    internal GenerationStream(GenerationScheduler.Job job) => _job = job;
+    internal GenerationStream(GenerationScheduler.Job job, CancellationToken submitted)
+    {
+        _job = job;
+        _submitted = submitted;
+    }
 
     /// <summary>Tokens in the prompt.</summary>
     public int PromptTokens => _job.Prompt.Length;
@@ -375,10 +380,15 @@ public sealed class GenerationStream : IAsyncEnumerable<GenerationChunk>, IDispo
     /// <inheritdoc />
     public async IAsyncEnumerator<GenerationChunk> GetAsyncEnumerator(CancellationToken cancellationToken = default)
     {
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(_submitted, cancellationToken);
         try
         {
-            await foreach (var chunk in _job.Output.ReadAllAsync(cancellationToken).ConfigureAwait(false))
+            await foreach (var chunk in _job.Output.ReadAllAsync(linked.Token).ConfigureAwait(false))
+            {
+                // Chunks may already be buffered when the caller cancels: stop at once rather than drain them.
+                linked.Token.ThrowIfCancellationRequested();
                 yield return chunk;
+            }
         }
         finally
         {
