@@ -115,8 +115,15 @@ public class LanguageModelTests
         var o = new GenerationOptions { MaxTokens = 200, StopAtEndOfSequence = false };
         using var running = model.Generate(model.Tokenize(Prompt), o);
         await WaitUntil(() => model.Scheduler.ActiveSequences == 1);
-        using var waiting = model.Generate(model.Tokenize(Prompt), o);
+        var waiting = model.Generate(model.Tokenize(Prompt), o);
         Assert.Throws<SchedulerBusyException>(() => model.Generate(model.Tokenize(Prompt), o));
+        // A waiting request that is abandoned leaves the queue at once, while the slot is still busy.
+        waiting.Dispose();
+        Assert.Equal(0, model.Scheduler.QueuedRequests);
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(async () => { await foreach (var _ in waiting) { } });
+        using var next = model.Generate(model.Tokenize(Prompt), o);
+        Assert.Equal(1, model.Scheduler.QueuedRequests);
+        Assert.Equal(1, model.Scheduler.ActiveSequences);
     }
 
     [Fact]

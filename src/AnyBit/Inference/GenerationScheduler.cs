@@ -155,8 +155,7 @@ public sealed class GenerationScheduler : IDisposable
             Job? job = null;
             while (_queue.TryDequeue(out var candidate))
             {
-                Interlocked.Decrement(ref _queued);
-                if (candidate.IsCancelled) { candidate.Complete(null, cancelled: true); Interlocked.Increment(ref _cancelled); continue; }
+                if (!candidate.TryLeaveQueue()) continue; // cancelled while waiting: already completed and counted
                 job = candidate;
                 break;
             }
@@ -319,10 +318,28 @@ public sealed class GenerationScheduler : IDisposable
         public int[] NextToken { get; } = new int[1];
         public int Generated { get; set; }
 
+        private int _queueState; // 0 waiting in the queue, 1 taken by the scheduler, 2 cancelled while waiting
+
+        /// <summary>Called by the scheduler when it dequeues the job; false when the job was cancelled while waiting.</summary>
+        public bool TryLeaveQueue()
+        {
+            if (Interlocked.CompareExchange(ref _queueState, 1, 0) != 0) return false;
+            Interlocked.Decrement(ref owner._queued);
+            return true;
+        }
+
         public void Cancel()
         {
             if (_cancelled) return;
             _cancelled = true;
+            // A job still waiting for a slot is finished here, so its caller and its queue place are freed now
+            // rather than when a slot opens.
+            if (Interlocked.CompareExchange(ref _queueState, 2, 0) == 0)
+            {
+                Interlocked.Decrement(ref owner._queued);
+                Interlocked.Increment(ref owner._cancelled);
+                Complete(null, cancelled: true);
+            }
             owner.Wake();
         }
 
