@@ -43,6 +43,9 @@ public sealed unsafe class InferenceSession : IDisposable
     }
 
     public Transformer Model => _model;
+
+    /// <summary>Receives the inputs of every linear layer during <see cref="Forward"/> (calibration); null normally.</summary>
+    public IActivationObserver? Observer { get; set; }
     public int ContextSize { get; }
     /// <summary>Number of positions already in the KV cache.</summary>
     public int Position { get; private set; }
@@ -170,6 +173,7 @@ public sealed unsafe class InferenceSession : IDisposable
                 Ops.RmsNorm(_x.Slice((long)t * d, d), L.AttnNorm.Span, eps, xn);
                 if (int8) Ops.QuantizeActivationsInt8(xn);
             }
+            Observer?.Observe(l, LinearInput.Attention, _xn.Slice(0, n * d), n, d);
             _matmul.Run(_pool, _xn.Pointer, n, d, L.Wq.Pointer, q, _q.Pointer);
             _matmul.Run(_pool, _xn.Pointer, n, d, L.Wk.Pointer, kv, _k.Pointer);
             _matmul.Run(_pool, _xn.Pointer, n, d, L.Wv.Pointer, kv, _v.Pointer);
@@ -207,6 +211,7 @@ public sealed unsafe class InferenceSession : IDisposable
                     if (L.AttnSubNorm is not null) Ops.RmsNorm(a, L.AttnSubNorm.Span, eps, a);
                     if (int8) Ops.QuantizeActivationsInt8(a);
                 }
+            Observer?.Observe(l, LinearInput.AttentionOutput, _att.Slice(0, n * q), n, q);
             _matmul.Run(_pool, _att.Pointer, n, q, L.Wo.Pointer, d, _xn.Pointer);
             for (int t = 0; t < n; t++)
             {
@@ -223,6 +228,7 @@ public sealed unsafe class InferenceSession : IDisposable
                 Ops.RmsNorm(_x.Slice((long)t * d, d), L.FfnNorm.Span, eps, xn);
                 if (int8) Ops.QuantizeActivationsInt8(xn);
             }
+            Observer?.Observe(l, LinearInput.FeedForward, _xn.Slice(0, n * d), n, d);
             _matmul.Run(_pool, _xn.Pointer, n, d, L.WGate.Pointer, f, _gate.Pointer);
             _matmul.Run(_pool, _xn.Pointer, n, d, L.WUp.Pointer, f, _up.Pointer);
             for (int t = 0; t < n; t++)
@@ -234,6 +240,7 @@ public sealed unsafe class InferenceSession : IDisposable
                 if (L.FfnSubNorm is not null) Ops.RmsNorm(g, L.FfnSubNorm.Span, eps, g);
                 if (int8) Ops.QuantizeActivationsInt8(g);
             }
+            Observer?.Observe(l, LinearInput.FeedForwardDown, _gate.Slice(0, n * f), n, f);
             _matmul.Run(_pool, _gate.Pointer, n, f, L.WDown.Pointer, d, _xn.Pointer);
             for (int t = 0; t < n; t++)
             {

@@ -123,6 +123,42 @@ public sealed class IntFormat : TensorFormat
         BitPacking.Pack(codes, Bits, block[header..]);
     }
 
+    /// <summary>The (scale, zero point) this format stores for a group, as <see cref="QuantizeRow"/> computes them.</summary>
+    internal (float Scale, int Zero) FitGroup(ReadOnlySpan<float> x)
+    {
+        var stats = GroupStats.Of(x);
+        int levels = 1 << Bits;
+        if (Symmetric)
+            return Bits == 1 ? (RoundTripHalf(stats.MeanAbs), 0) : (RoundTripHalf(stats.AbsMax / ((levels >> 1) - 1)), levels >> 1);
+        int qmax = levels - 1;
+        float s = stats.Max > stats.Min ? (stats.Max - stats.Min) / qmax : MathF.Abs(stats.Max) / qmax;
+        s = RoundTripHalf(s);
+        int z = s != 0 ? Math.Clamp(NearestInt(-stats.Min * (1f / s)), 0, qmax) : 0;
+        return (s, z);
+    }
+
+    /// <summary>The code of <paramref name="x"/> under a group's parameters (the rounding of <see cref="QuantizeRow"/>).</summary>
+    internal int Code(float x, float scale, int zero)
+    {
+        int levels = 1 << Bits;
+        float inv = scale != 0 ? 1f / scale : 0f;
+        if (Symmetric && Bits == 1) return x >= 0 ? 1 : 0;
+        if (Symmetric) return Math.Clamp(NearestInt(x * inv), -zero, (levels >> 1) - 1) + zero;
+        return Math.Clamp(NearestInt(x * inv) + zero, 0, levels - 1);
+    }
+
+    /// <summary>The value a code decodes to.</summary>
+    internal float Value(int code, float scale, int zero) =>
+        Symmetric && Bits == 1 ? (code == 1 ? scale : -scale) : (code - zero) * scale;
+
+    /// <summary>Writes one block from its parameters and codes.</summary>
+    internal void WriteBlock(float scale, int zero, ReadOnlySpan<int> codes, Span<byte> block)
+    {
+        WriteHalf(block, 0, scale);
+        if (!Symmetric) block[2] = (byte)zero;
+        BitPacking.Pack(codes, Bits, block[(Symmetric ? 2 : 3)..]);
+    }
+
     public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)
     {
         Span<int> codes = GroupSize <= 4096 ? stackalloc int[GroupSize] : new int[GroupSize];

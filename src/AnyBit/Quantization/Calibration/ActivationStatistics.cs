@@ -1,0 +1,95 @@
+using AnyBit.Kernels;
+using AnyBit.Models;
+
+namespace AnyBit.Quantization.Calibration;
+
+/// <summary>
+/// Statistics of one linear-layer input over the calibration tokens: the Hessian proxy H = Σ x xᵀ (GPTQ), the
+/// per-channel mean of x² (llama.cpp's importance matrix) and mean |x| (AWQ), and a sample of rows (AWQ's loss).
+/// Nothing per token is kept beyond the sample, so calibration memory does not grow with the number of tokens.
+/// </summary>
+public sealed class InputStatistics(int width, int sampleRows)
+{
+    public int Width { get; } = width;
+    public long Tokens { get; private set; }
+    /// <summary>Σ x xᵀ, row-major width × width (double: sums over many tokens).</summary>
+    public double[] Hessian { get; } = new double[(long)width * width];
+    public double[] SumSquares { get; } = new double[width];
+    public double[] SumAbs { get; } = new double[width];
+    public List<float[]> Samples { get; } = new();
+    private readonly int _sampleRows = sampleRows;
+
+    internal unsafe void Add(ReadOnlySpan<float> rows, int tokens, float[] transposeScratch, float[] productScratch, WorkerPool pool, MatMulF32 matmul)
+    {
+        int w = Width;
+        // Xᵀ (width × tokens) so that one GEMM gives Xᵀ·X; partial sums of one chunk stay in float, then go to double.
+        for (int t = 0; t < tokens; t++)
+            for (int i = 0; i < w; i++)
+            {
+                float v = rows[t * w + i];
+                transposeScratch[(long)i * tokens + t] = v;
+                SumSquares[i] += (double)v * v;
+                SumAbs[i] += MathF.Abs(v);
+            }
+        fixed (float* xt = transposeScratch)
+        fixed (float* product = productScratch)
+            matmul.Run(pool, xt, w, tokens, xt, w, product);
+        for (long i = 0; i < (long)w * w; i++) Hessian[i] += productScratch[i];
+        // Every 8th token joins the sample (spread over the windows) until the sample is full.
+        for (int t = 0; t < tokens && Samples.Count < _sampleRows; t += 8) Samples.Add(rows.Slice(t * w, w).ToArray());
+        Tokens += tokens;
+    }
+
+    /// <summary>Mean of x² per channel: the importance of each input channel.</summary>
+    public float[] Importance() => SumSquares.Select(s => (float)(s / Math.Max(1, Tokens))).ToArray();
+
+    /// <summary>Mean |x| per channel.</summary>
+    public float[] MeanAbs() => SumAbs.Select(s => (float)(s / Math.Max(1, Tokens))).ToArray();
+}
+
+/// <summary>Collects <see cref="InputStatistics"/> for every (layer, input) while calibration text runs through the model.</summary>
+public sealed class ActivationStatistics : IActivationObserver
+{
+    private readonly Dictionary<(int, LinearInput), InputStatistics> _stats = new();
+    private readonly MatMulF32 _matmul = new();
+    private readonly WorkerPool _pool;
+    private readonly int _sampleRows;
+    private float[] _transpose = [], _product = [];
+
+    public ActivationStatistics(WorkerPool pool, int sampleRows = 512)
+    {
+        _pool = pool;
+        _sampleRows = sampleRows;
+    }
+
+    public InputStatistics For(int layer, LinearInput input) =>
+        _stats.TryGetValue((layer, input), out var s) ? s : throw new AnyBitException($"no calibration statistics for layer {layer} {input}");
+
+    public IEnumerable<((int Layer, LinearInput Input) Key, InputStatistics Stats)> All => _stats.Select(kv => (kv.Key, kv.Value));
+
+    public void Observe(int layer, LinearInput input, ReadOnlySpan<float> rows, int tokens, int width)
+    {
+        if (!_stats.TryGetValue((layer, input), out var s)) _stats[(layer, input)] = s = new InputStatistics(width, _sampleRows);
+        if (_transpose.Length < (long)tokens * width) _transpose = new float[(long)tokens * width];
+        if (_product.Length < (long)width * width) _product = new float[(long)width * width];
+        s.Add(rows, tokens, _transpose, _product, _pool, _matmul);
+    }
+
+    /// <summary>Runs the calibration windows through <paramref name="model"/> and returns the statistics.</summary>
+    public static ActivationStatistics Collect(Transformer model, IReadOnlyList<int[]> windows, IProgress<(int Done, int Total)>? progress = null,
+        CancellationToken cancellation = default)
+    {
+        var stats = new ActivationStatistics(WorkerPool.Shared);
+        int longest = windows.Max(w => w.Length);
+        using var session = model.CreateSession(longest);
+        session.Observer = stats;
+        for (int i = 0; i < windows.Count; i++)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            session.Reset();
+            session.Forward(windows[i]);
+            progress?.Report((i + 1, windows.Count));
+        }
+        return stats;
+    }
+}
