@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Text.RegularExpressions;
 using AnyBit.Quantization;
+using AnyBit.Quantization.Methods;
 using Spectre.Console;
 
 namespace AnyBit.Cli.Commands;
@@ -19,7 +20,23 @@ internal static class QuantizeCommand
         var keepFloat = new Option<string[]>("--keep-float") { Description = "REGEX: matching tensors stay float32 (repeatable)" };
         var tokenizer = CommonOptions.Tokenizer();
         var json = CommonOptions.Json();
-        var cmd = new Command("quantize", "Quantize a model into a GGUF file") { model, format, output, tensorType, outputType, embeddingType, keepFloat, tokenizer, json };
+        var method = new Option<string>("--method") { Description = "rtn, gptq, awq or awq+gptq", DefaultValueFactory = _ => "rtn" };
+        var rotate = new Option<bool>("--rotate") { Description = "Randomized Hadamard rotation of the residual stream, folded into the weights" };
+        var calibration = new Option<string?>("--calibration") { Description = "Plain text to calibrate on (gptq, awq, --target-bpw)" };
+        var calibrationWindows = new Option<int>("--calibration-windows") { Description = "Calibration windows", DefaultValueFactory = _ => 64 };
+        var calibrationLength = new Option<int>("--calibration-length") { Description = "Tokens per calibration window", DefaultValueFactory = _ => 256 };
+        var seed = new Option<ulong>("--seed") { Description = "Seed for calibration sampling and rotations", DefaultValueFactory = _ => 1 };
+        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from 'anybit imatrix': weighted clip search for RTN" };
+        var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: columns in order of decreasing activation energy" };
+        var damp = new Option<double>("--damp") { Description = "GPTQ: Hessian damping as a fraction of its mean diagonal", DefaultValueFactory = _ => 0.01 };
+        var targetBpw = new Option<double?>("--target-bpw") { Description = "Mixed precision: choose a format per tensor to fit this many bits per weight" };
+        var targetSize = new Option<string?>("--target-size") { Description = "Mixed precision: choose a format per tensor to fit this size (e.g. 12MB)" };
+        var candidates = new Option<string>("--candidates") { Description = "Mixed precision: formats to choose from", DefaultValueFactory = _ => "q2_k,q3_k,q4_k,q5_k,q6_k,q8_0" };
+        var cmd = new Command("quantize", "Quantize a model into a GGUF file")
+        {
+            model, format, output, tensorType, outputType, embeddingType, keepFloat, tokenizer, json,
+            method, rotate, calibration, calibrationWindows, calibrationLength, seed, imatrix, actOrder, damp, targetBpw, targetSize, candidates,
+        };
         cmd.SetAction((parse, cancellation) =>
         {
             var options = new QuantizeOptions
@@ -33,7 +50,30 @@ internal static class QuantizeCommand
             };
             string outPath = parse.GetValue(output)!;
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var (plan, input) = ModelQuantizer.Plan(parse.GetValue(model)!, options);
+            string m = parse.GetValue(method)!.Trim().ToLowerInvariant();
+            if (m is not ("rtn" or "gptq" or "awq" or "awq+gptq" or "gptq+awq")) throw new AnyBitException($"--method '{m}' is not one of rtn, gptq, awq, awq+gptq");
+            var accuracy = new AccuracyOptions
+            {
+                Gptq = m.Contains("gptq"),
+                Awq = m.Contains("awq"),
+                Rotate = parse.GetValue(rotate),
+                CalibrationFile = parse.GetValue(calibration),
+                CalibrationWindows = parse.GetValue(calibrationWindows),
+                CalibrationLength = parse.GetValue(calibrationLength),
+                Seed = parse.GetValue(seed),
+                ImatrixFile = parse.GetValue(imatrix),
+                GptqOptions = new GptqOptions(parse.GetValue(damp), 128, parse.GetValue(actOrder)),
+                TargetBitsPerWeight = parse.GetValue(targetBpw),
+                TargetBytes = parse.GetValue(targetSize) is string ts ? ParseSize(ts) : null,
+                Candidates = parse.GetValue(candidates)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+            };
+            if (accuracy.TargetBitsPerWeight is double bpw && !(bpw > 0 && bpw <= 32)) throw new AnyBitException($"--target-bpw {bpw} must be in (0, 32]");
+            if (accuracy.CalibrationWindows < 1 || accuracy.CalibrationLength < 2) throw new AnyBitException("--calibration-windows must be ≥ 1 and --calibration-length ≥ 2");
+            if (!(accuracy.GptqOptions.Damping >= 0)) throw new AnyBitException($"--damp {accuracy.GptqOptions.Damping} must be ≥ 0");
+            foreach (var cand in accuracy.Candidates) FormatRegistry.Parse(cand);
+            var (plan, input) = accuracy.IsPlain
+                ? ModelQuantizer.Plan(parse.GetValue(model)!, options)
+                : AccuracyPipeline.Plan(parse.GetValue(model)!, options, accuracy, line => { if (!parse.GetValue(json)) Console.Error.WriteLine($"[{line}]"); }, cancellation);
             using (input)
             {
                 bool interactive = !Console.IsErrorRedirected && !parse.GetValue(json) && AnsiConsole.Profile.Capabilities.Interactive;
@@ -57,6 +97,17 @@ internal static class QuantizeCommand
             return Task.FromResult(0);
         });
         return cmd;
+    }
+
+    /// <summary>"12MB", "900KB", "1.5GB" or plain bytes (decimal units, as file sizes are usually quoted).</summary>
+    internal static long ParseSize(string text)
+    {
+        var m = Regex.Match(text.Trim(), @"^(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?$", RegexOptions.IgnoreCase);
+        if (!m.Success) throw new AnyBitException($"--target-size '{text}' is not a size such as 12MB, 900KB or 123456");
+        double value = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        string unit = m.Groups[2].Value.ToUpperInvariant();
+        double factor = unit switch { "KB" => 1e3, "MB" => 1e6, "GB" => 1e9, "KIB" => 1024, "MIB" => 1 << 20, "GIB" => 1 << 30, _ => 1 };
+        return (long)(value * factor);
     }
 
     private static (Regex, string) ParseOverride(string text)

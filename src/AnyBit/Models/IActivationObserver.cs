@@ -11,6 +11,8 @@ public enum LinearInput
     FeedForward,
     /// <summary>The gated activation: input of ffn_down.</summary>
     FeedForwardDown,
+    /// <summary>The output norm's output: input of the output head (reported with layer −1, for rows whose logits are computed).</summary>
+    Output,
 }
 
 /// <summary>

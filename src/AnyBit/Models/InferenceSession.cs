@@ -254,6 +254,7 @@ public sealed unsafe class InferenceSession : IDisposable
             int first = n - outRows;
             for (int t = first; t < n; t++)
                 Ops.RmsNorm(_x.Slice((long)t * d, d), w.OutputNorm.Span, eps, _xn.Slice((long)(t - first) * d, d));
+            Observer?.Observe(-1, LinearInput.Output, _xn.Slice(0, outRows * d), outRows, d);
             _matmul.Run(_pool, _xn.Pointer, outRows, d, w.Output.Pointer, _c.VocabSize, _logits.Pointer);
         }
         if (_rowOwners is null) Position += n;

@@ -5,7 +5,11 @@ using AnyBit.Models;
 namespace AnyBit.Quantization;
 
 /// <summary>One tensor of the output file: where its floats come from and the format it is stored in.</summary>
-public sealed record PlannedTensor(string Name, long[] Shape, TensorFormat Format, Func<float[]> Source);
+public sealed record PlannedTensor(string Name, long[] Shape, TensorFormat Format, Func<float[]> Source)
+{
+    /// <summary>When set, produces the encoded bytes directly (GPTQ), instead of quantizing <see cref="Source"/> with <see cref="Format"/>.</summary>
+    public Func<byte[]>? Encoded { get; init; }
+}
 
 /// <summary>The whole output: tensors in order, metadata, and a summary for the user.</summary>
 public sealed class QuantPlan
@@ -65,7 +69,12 @@ public static class ModelQuantizer
             int rowLength = (int)t.Shape[^1];
             var format = t.Format;
             var source = t.Source;
-            writer.AddTensor(t.Name, t.Shape, typeId, format.ByteSize(elements), dst => format.Quantize(source(), rowLength, dst));
+            var encoded = t.Encoded;
+            writer.AddTensor(t.Name, t.Shape, typeId, format.ByteSize(elements), dst =>
+            {
+                if (encoded is null) format.Quantize(source(), rowLength, dst);
+                else encoded().CopyTo(dst);
+            });
         }
         if (customIds.Count > 0) writer.Add("anybit.format_version", 1u);
         if (plan.Tensors.Any(t => t.Format.GgmlType is not (TensorType.F32 or TensorType.F16 or TensorType.BF16)))

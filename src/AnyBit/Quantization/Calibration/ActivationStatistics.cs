@@ -83,11 +83,13 @@ public sealed class ActivationStatistics : IActivationObserver
         int longest = windows.Max(w => w.Length);
         using var session = model.CreateSession(longest);
         session.Observer = stats;
+        // All logits are asked for so that the output head sees every position (its input is observed then).
+        var logits = new float[(long)longest * model.Config.VocabSize];
         for (int i = 0; i < windows.Count; i++)
         {
             cancellation.ThrowIfCancellationRequested();
             session.Reset();
-            session.Forward(windows[i]);
+            session.Forward(windows[i], logits.AsSpan(0, windows[i].Length * model.Config.VocabSize));
             progress?.Report((i + 1, windows.Count));
         }
         return stats;

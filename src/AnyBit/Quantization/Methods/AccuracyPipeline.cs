@@ -1,0 +1,197 @@
+using AnyBit.IO;
+using AnyBit.Kernels;
+using AnyBit.Models;
+using AnyBit.Quantization.Calibration;
+
+namespace AnyBit.Quantization.Methods;
+
+/// <summary>
+/// Quantization with the accuracy algorithms: the model is loaded in float32 (in llama.cpp's tensor conventions,
+/// through a temporary f32 GGUF of the plan), transformed (rotation, AWQ scales), calibrated, optionally given a
+/// mixed-precision plan, and each linear weight is then encoded with GPTQ or round-to-nearest in its format.
+/// </summary>
+public static class AccuracyPipeline
+{
+    public static (QuantPlan Plan, IDisposable Resources) Plan(string input, QuantizeOptions options, AccuracyOptions accuracy,
+        Action<string>? status = null, CancellationToken cancellation = default)
+    {
+        if (accuracy.NeedsCalibration && accuracy.CalibrationFile is null)
+            throw new AnyBitException($"{accuracy.MethodName} needs calibration text: pass --calibration FILE");
+        var (plan0, files) = ModelQuantizer.Plan(input, options);
+        Transformer? model = null;
+        string temp = Path.Combine(Path.GetTempPath(), $"anybit-float-{Guid.NewGuid():N}.gguf");
+        try
+        {
+            status?.Invoke("loading float weights");
+            var floatPlan = new QuantPlan
+            {
+                Tensors = plan0.Tensors.Select(t => t with { Format = FormatRegistry.Parse("f32") }).ToList(),
+                WriteMetadata = plan0.WriteMetadata,
+            };
+            ModelQuantizer.Write(floatPlan, temp, null, cancellation);
+            // Tensors the runtime does not hold (rope_freqs.weight) are read now, before the input closes.
+            var extras = plan0.Tensors.Where(t => !IsModelTensor(t.Name)).ToDictionary(t => t.Name, t => t.Source());
+            files.Dispose();
+            model = ModelLoader.Load(temp, new LoadOptions { FloatReference = false });
+            var c = model.Config;
+            if (c.Architecture == Architecture.BitNet && (accuracy.Gptq || accuracy.Awq || accuracy.Rotate))
+                throw new AnyBitException("GPTQ, AWQ and rotation are for float-activation models; BitNet's weights are ternarized as trained");
+
+            var weights = model.Weights;
+            if (accuracy.Rotate)
+            {
+                status?.Invoke("rotating the residual stream");
+                weights = Rotation.Apply(c, weights, accuracy.Seed);
+                model = new Transformer(c, weights, model.Tokenizer, model.Activations, model.Source) { ChatTemplate = model.ChatTemplate };
+            }
+            var formats = plan0.Tensors.ToDictionary(t => t.Name, t => t.Format);
+            if (!formats.ContainsKey("output.weight") && !ReferenceEquals(weights.Output, weights.TokenEmbedding))
+                formats["output.weight"] = formats["token_embd.weight"];
+
+            ActivationStatistics? stats = null;
+            int[][]? windows = null;
+            if (accuracy.NeedsCalibration)
+            {
+                var tokenizer = model.Tokenizer ?? throw new AnyBitException("calibration needs the model's tokenizer");
+                windows = CalibrationText.Sample(tokenizer, accuracy.CalibrationFile!, accuracy.CalibrationWindows,
+                    Math.Min(accuracy.CalibrationLength, c.MaxPositions), accuracy.Seed);
+                status?.Invoke($"calibrating on {windows.Length} windows of {windows[0].Length} tokens");
+                stats = ActivationStatistics.Collect(model, windows, null, cancellation);
+            }
+            if (accuracy.Awq)
+            {
+                status?.Invoke("searching AWQ scales");
+                var scales = AwqScaling.Apply(c, weights, stats!, name => formats[name], null, cancellation);
+                foreach (var ((layer, inputKind), s) in scales) AwqScaling.Rescale(stats!.For(layer, inputKind), s);
+            }
+            string? mixedPlan = null;
+            if (accuracy.TargetBitsPerWeight is not null || accuracy.TargetBytes is not null)
+            {
+                status?.Invoke("measuring per-tensor sensitivity for the mixed-precision plan");
+                var shapes = plan0.Tensors.ToDictionary(t => t.Name, t => t.Shape);
+                if (formats.ContainsKey("output.weight")) shapes.TryAdd("output.weight", shapes["token_embd.weight"]);
+                var chosen = MixedPrecisionPlanner.Choose(model, formats, shapes, accuracy, windows!, status, cancellation);
+                foreach (var (name, f) in chosen) formats[name] = f;
+                mixedPlan = string.Join(",", chosen.Select(kv => $"{kv.Key}={kv.Value.Name}"));
+            }
+            var importance = accuracy.ImatrixFile is not null ? ImportanceMatrix.Read(accuracy.ImatrixFile) : null;
+
+            var factors = new Dictionary<(int, LinearInput), (double[] Factor, bool[] Dead, int[]? Order)>();
+            var tensors = new List<PlannedTensor>();
+            foreach (var t in plan0.Tensors.Concat(formats.ContainsKey("output.weight") && plan0.Tensors.All(p => p.Name != "output.weight")
+                         ? [new PlannedTensor("output.weight", plan0.Tensors.First(p => p.Name == "token_embd.weight").Shape, formats["output.weight"], () => [])]
+                         : []))
+            {
+                var format = formats[t.Name].Bind(t.Shape[^1]);
+                if (extras.TryGetValue(t.Name, out var extra))
+                {
+                    tensors.Add(new PlannedTensor(t.Name, t.Shape, format, () => extra));
+                    continue;
+                }
+                var buffer = BufferOf(weights, t.Name);
+                var planned = new PlannedTensor(t.Name, t.Shape, format, () => buffer.Span.ToArray());
+                int rows = (int)(TensorTypes.ElementCount(t.Shape) / t.Shape[^1]), cols = (int)t.Shape[^1];
+                var reads = InputOf(t.Name) ?? (t.Name == "token_embd.weight" && ReferenceEquals(weights.Output, weights.TokenEmbedding) ? (-1, LinearInput.Output) : null);
+                if (accuracy.Gptq && reads is (int layer, LinearInput kind) && IsQuantized(format))
+                {
+                    var key = (layer, kind);
+                    planned = planned with
+                    {
+                        Encoded = () =>
+                        {
+                            if (!factors.TryGetValue(key, out var f))
+                            {
+                                var h = stats!.For(layer, kind).Hessian;
+                                int[]? order = accuracy.GptqOptions.ActOrder ? Gptq.ActOrder(h, cols) : null;
+                                var factor = Gptq.InverseHessianFactor(h, cols, accuracy.GptqOptions.Damping, order, out var dead);
+                                factors[key] = f = (factor, dead, order);
+                            }
+                            var w = buffer.Span.ToArray();
+                            IColumnRounder rounder = format is IntFormat fmt ? new IntColumnRounder(fmt, rows, cols) : new BlockColumnRounder(format, rows, cols);
+                            Gptq.Quantize(w, rows, cols, f.Factor, f.Dead, f.Order, rounder, accuracy.GptqOptions, cancellation);
+                            return rounder.Encode();
+                        },
+                    };
+                }
+                else if (format is IntFormat intFormat && IsQuantized(format) && ImportanceFor(t.Name, importance, stats) is float[] imp && imp.Length == cols)
+                {
+                    planned = planned with { Encoded = () => WeightedRounding.Quantize(intFormat, buffer.Span.ToArray(), rows, cols, imp) };
+                }
+                tensors.Add(planned);
+            }
+            string method = accuracy.MethodName;
+            var final = new QuantPlan
+            {
+                Tensors = tensors,
+                WriteMetadata = w =>
+                {
+                    plan0.WriteMetadata(w);
+                    w.Add("anybit.quantization.method", method);
+                    if (mixedPlan is not null) w.Add("anybit.quantization.plan", mixedPlan);
+                    if (accuracy.CalibrationFile is not null) w.Add("anybit.quantization.calibration", Path.GetFileName(accuracy.CalibrationFile));
+                },
+            };
+            return (final, model);
+        }
+        catch
+        {
+            model?.Dispose();
+            files.Dispose();
+            throw;
+        }
+        finally
+        {
+            try { File.Delete(temp); } catch (IOException) { }
+        }
+    }
+
+    private static bool IsQuantized(TensorFormat f) => f.GgmlType is not (TensorType.F32 or TensorType.F16 or TensorType.BF16);
+
+    private static float[]? ImportanceFor(string name, Dictionary<string, float[]>? imatrix, ActivationStatistics? stats)
+    {
+        if (imatrix is not null && imatrix.TryGetValue(name, out var imp)) return imp;
+        if (stats is not null && InputOf(name) is (int layer, LinearInput kind)) return stats.For(layer, kind).Importance();
+        return null;
+    }
+
+    private static bool IsModelTensor(string name) => name is "token_embd.weight" or "output.weight" or "output_norm.weight" || name.StartsWith("blk.", StringComparison.Ordinal);
+
+    /// <summary>Which calibration input a weight reads.</summary>
+    public static (int Layer, LinearInput Input)? InputOf(string name)
+    {
+        if (name == "output.weight") return (-1, LinearInput.Output);
+        var m = System.Text.RegularExpressions.Regex.Match(name, @"^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$");
+        if (!m.Success) return null;
+        int layer = int.Parse(m.Groups[1].Value);
+        return (layer, m.Groups[2].Value switch
+        {
+            "attn_q" or "attn_k" or "attn_v" => LinearInput.Attention,
+            "attn_output" => LinearInput.AttentionOutput,
+            "ffn_gate" or "ffn_up" => LinearInput.FeedForward,
+            _ => LinearInput.FeedForwardDown,
+        });
+    }
+
+    /// <summary>The float32 buffer holding a tensor of the loaded model, by GGUF name.</summary>
+    public static NativeBuffer BufferOf(TransformerWeights w, string name)
+    {
+        if (name == "token_embd.weight") return w.TokenEmbedding;
+        if (name == "output.weight") return w.Output;
+        if (name == "output_norm.weight") return w.OutputNorm;
+        var m = System.Text.RegularExpressions.Regex.Match(name, @"^blk\.(\d+)\.(.+)$");
+        if (m.Success)
+        {
+            var L = w.Layers[int.Parse(m.Groups[1].Value)];
+            NativeBuffer? b = m.Groups[2].Value switch
+            {
+                "attn_norm.weight" => L.AttnNorm, "attn_q.weight" => L.Wq, "attn_k.weight" => L.Wk, "attn_v.weight" => L.Wv,
+                "attn_output.weight" => L.Wo, "attn_q.bias" => L.Bq, "attn_k.bias" => L.Bk, "attn_v.bias" => L.Bv, "attn_output.bias" => L.Bo,
+                "attn_q_norm.weight" => L.QNorm, "attn_k_norm.weight" => L.KNorm, "attn_sub_norm.weight" => L.AttnSubNorm,
+                "ffn_norm.weight" => L.FfnNorm, "ffn_gate.weight" => L.WGate, "ffn_up.weight" => L.WUp, "ffn_down.weight" => L.WDown,
+                "ffn_sub_norm.weight" => L.FfnSubNorm, _ => null,
+            };
+            if (b is not null) return b;
+        }
+        throw new AnyBitException($"the accuracy pipeline does not know tensor '{name}'");
+    }
+}

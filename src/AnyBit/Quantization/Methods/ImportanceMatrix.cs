@@ -1,0 +1,51 @@
+using AnyBit.IO;
+using AnyBit.Models;
+using AnyBit.Quantization.Calibration;
+
+namespace AnyBit.Quantization.Methods;
+
+/// <summary>
+/// The importance matrix file <c>anybit imatrix</c> writes and <c>quantize --imatrix</c> reads: a GGUF with, per
+/// linear weight, a float32 tensor <c>NAME.in_sum2</c> (Σ x² per input channel over the calibration tokens) and
+/// <c>NAME.counts</c> (the token count), the layout of llama.cpp's GGUF imatrix files.
+/// </summary>
+public static class ImportanceMatrix
+{
+    private static readonly string[] Linears = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
+
+    public static void Write(ActivationStatistics stats, int layers, string output, string dataset, CancellationToken cancellation = default)
+    {
+        var w = new GgufWriter();
+        w.Add("general.type", "imatrix");
+        w.Add("imatrix.datasets", new[] { dataset });
+        for (int l = 0; l < layers; l++)
+            foreach (var lin in Linears)
+            {
+                string name = $"blk.{l}.{lin}.weight";
+                var (layer, kind) = AccuracyPipeline.InputOf(name)!.Value;
+                var s = stats.For(layer, kind);
+                var sums = s.SumSquares.Select(v => (float)v).ToArray();
+                w.AddTensor(name + ".in_sum2", [sums.Length], (uint)TensorType.F32, sums.Length * 4L, dst => System.Runtime.InteropServices.MemoryMarshal.AsBytes(sums.AsSpan()).CopyTo(dst));
+                float[] count = [s.Tokens];
+                w.AddTensor(name + ".counts", [1], (uint)TensorType.F32, 4, dst => System.Runtime.InteropServices.MemoryMarshal.AsBytes(count.AsSpan()).CopyTo(dst));
+            }
+        w.Write(output, null, cancellation);
+    }
+
+    /// <summary>Mean x² per input channel, by weight name.</summary>
+    public static Dictionary<string, float[]> Read(string path)
+    {
+        using var gguf = GgufFile.Open(path);
+        var result = new Dictionary<string, float[]>();
+        foreach (var t in gguf.Tensors)
+        {
+            if (!t.Name.EndsWith(".in_sum2", StringComparison.Ordinal)) continue;
+            string name = t.Name[..^".in_sum2".Length];
+            var counts = gguf.Find(name + ".counts")?.ToFloat32();
+            float n = counts is { Length: > 0 } && counts[0] > 0 ? counts[0] : 1;
+            result[name] = t.ToFloat32().Select(v => v / n).ToArray();
+        }
+        if (result.Count == 0) throw new InvalidModelFileException(path, "not an importance matrix (no *.in_sum2 tensors)");
+        return result;
+    }
+}

@@ -1,0 +1,152 @@
+using AnyBit.Evaluation;
+using AnyBit.Kernels;
+using AnyBit.Models;
+
+namespace AnyBit.Quantization.Methods;
+
+/// <summary>
+/// Mixed precision under a size budget. Each tensor's sensitivity is measured: the KL divergence of the model's
+/// next-token distribution (on a few calibration windows) when that tensor alone is quantized to the most
+/// aggressive candidate; the other candidates' losses follow from it in proportion to their squared weight error
+/// (the embedding and head are measured for every candidate). Losses are taken as additive, and the plan minimizing their sum within the budget is found by a
+/// Lagrangian sweep (each tensor picks argmin loss + λ·bytes) followed by greedy upgrades with what is left.
+/// </summary>
+public static class MixedPrecisionPlanner
+{
+    public sealed record Choice(string Tensor, TensorFormat Format, double Loss, long Bytes);
+
+    public static Dictionary<string, TensorFormat> Choose(Transformer model, IReadOnlyDictionary<string, TensorFormat> planned, IReadOnlyDictionary<string, long[]> shapes, AccuracyOptions options,
+        int[][] windows, Action<string>? status, CancellationToken cancellation)
+    {
+        var c = model.Config;
+        var candidates = options.Candidates.Select(FormatRegistry.Parse).ToList();
+        var evalWindows = windows.Take(2).Select(w => w.Take(Math.Min(128, w.Length)).ToArray()).ToArray();
+        var baseLogits = evalWindows.Select(w => Logits(model, w)).ToArray();
+
+        var tensors = planned.Keys.Where(n => IsQuantizable(n) && HasBuffer(model.Weights, n)).ToList();
+        long fixedBytes = planned.Where(kv => !tensors.Contains(kv.Key)).Sum(kv => kv.Value.Bind(Shape(shapes, kv.Key).Cols).ByteSize(Shape(shapes, kv.Key).Elements));
+        long totalParams = planned.Keys.Sum(n => Shape(shapes, n).Elements);
+        long budget = options.TargetBytes ?? (long)(options.TargetBitsPerWeight!.Value * totalParams / 8);
+        long budgetForPlan = budget - fixedBytes;
+
+        var options_ = new Dictionary<string, List<Choice>>();
+        int done = 0;
+        foreach (var name in tensors)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            var buffer = AccuracyPipeline.BufferOf(model.Weights, name);
+            var (rows, cols, elements) = Shape(shapes, name);
+            var original = buffer.Span.ToArray();
+            var fitting = candidates.Select(f => f.Bind(cols)).Where(f => f.CheckRowLength(cols) is null).ToList();
+            if (fitting.Count == 0) throw new AnyBitException($"no candidate format fits {name} (rows of {cols})");
+            var errors = fitting.Select(f => SquaredError(original, Dequantized(f, original, cols))).ToList();
+            var list = new List<Choice>();
+            bool hasHessian = AccuracyPipeline.InputOf(name) is not null;
+            double klRef = 0, errRef = 0;
+            for (int i = 0; i < fitting.Count; i++)
+            {
+                double loss;
+                if (!hasHessian || i == 0)
+                {
+                    Dequantized(fitting[i], original, cols).CopyTo(buffer.Span);
+                    loss = evalWindows.Select((w, k) => MeanKl(baseLogits[k], Logits(model, w), c.VocabSize)).Average();
+                    original.CopyTo(buffer.Span);
+                    if (i == 0) { klRef = loss; errRef = errors[0]; }
+                }
+                else loss = errRef > 0 ? klRef * errors[i] / errRef : 0;
+                list.Add(new Choice(name, fitting[i], loss, fitting[i].ByteSize(elements)));
+            }
+            options_[name] = list;
+            status?.Invoke($"sensitivity {++done}/{tensors.Count}: {name}");
+        }
+
+        var plan = Solve(options_, budgetForPlan);
+        return plan.ToDictionary(ch => ch.Tensor, ch => ch.Format);
+    }
+
+    /// <summary>Minimizes Σ loss subject to Σ bytes ≤ budget over one choice per tensor.</summary>
+    public static List<Choice> Solve(IReadOnlyDictionary<string, List<Choice>> choices, long budget)
+    {
+        List<Choice> Pick(double lambda) => choices.Values.Select(list => list.MinBy(ch => ch.Loss + lambda * ch.Bytes)!).ToList();
+        var smallest = choices.Values.Select(list => list.MinBy(ch => ch.Bytes)!).ToList();
+        if (smallest.Sum(ch => ch.Bytes) > budget)
+            throw new AnyBitException($"the budget of {budget} bytes is below the smallest plan ({smallest.Sum(ch => ch.Bytes)} bytes)");
+        double lo = 0, hi = 1;
+        while (Pick(hi).Sum(ch => ch.Bytes) > budget) hi *= 2;
+        for (int it = 0; it < 100; it++)
+        {
+            double mid = (lo + hi) / 2;
+            if (Pick(mid).Sum(ch => ch.Bytes) > budget) lo = mid; else hi = mid;
+        }
+        var plan = Pick(hi).ToDictionary(ch => ch.Tensor);
+        // Spend what the Lagrangian left: repeatedly take the upgrade with the best loss saved per byte that fits.
+        long used = plan.Values.Sum(ch => ch.Bytes);
+        while (true)
+        {
+            Choice? best = null;
+            double bestRate = 0;
+            foreach (var (name, current) in plan)
+                foreach (var alt in choices[name])
+                {
+                    long extra = alt.Bytes - current.Bytes;
+                    double saved = current.Loss - alt.Loss;
+                    if (extra <= 0 || saved <= 0 || used + extra > budget) continue;
+                    if (saved / extra > bestRate) { bestRate = saved / extra; best = alt; }
+                }
+            if (best is null) break;
+            used += best.Bytes - plan[best.Tensor].Bytes;
+            plan[best.Tensor] = best;
+        }
+        return plan.Values.ToList();
+    }
+
+    private static bool IsQuantizable(string name) =>
+        name == "token_embd.weight" || name == "output.weight" || AccuracyPipeline.InputOf(name) is not null;
+
+    private static bool HasBuffer(TransformerWeights w, string name)
+    {
+        try { AccuracyPipeline.BufferOf(w, name); return true; }
+        catch (AnyBitException) { return false; }
+    }
+
+    private static (int Rows, int Cols, long Elements) Shape(IReadOnlyDictionary<string, long[]> shapes, string name)
+    {
+        var shape = shapes[name];
+        long elements = shape.Aggregate(1L, (x, y) => x * y);
+        int cols = (int)shape[^1];
+        return ((int)(elements / cols), cols, elements);
+    }
+
+    private static float[] Dequantized(TensorFormat format, float[] w, int cols)
+    {
+        var bytes = new byte[format.ByteSize(w.Length)];
+        format.Quantize(w, cols, bytes);
+        var back = new float[w.Length];
+        format.Dequantize(bytes, back);
+        return back;
+    }
+
+    private static double SquaredError(float[] w, float[] q)
+    {
+        double total = 0;
+        for (long i = 0; i < w.Length; i++) { double e = w[i] - q[i]; total += e * e; }
+        return total;
+    }
+
+    private static float[] Logits(Transformer model, int[] window)
+    {
+        using var session = model.CreateSession(window.Length);
+        var all = new float[(long)window.Length * model.Config.VocabSize];
+        session.Forward(window, all);
+        return all;
+    }
+
+    private static double MeanKl(float[] baseLogits, float[] logits, int vocab)
+    {
+        var acc = new KlAccumulator();
+        int n = baseLogits.Length / vocab;
+        for (int t = 0; t < n; t++)
+            acc.Add(baseLogits.AsSpan(t * vocab, vocab), logits.AsSpan(t * vocab, vocab), 0);
+        return acc.Result().MeanKl;
+    }
+}
