@@ -24,6 +24,8 @@ public static class Program
             SynthCommand.Create(),
             BenchCommand.Create(),
             ServeCommand.Create(),
+            SweepCommand.Create(),
+            ImatrixCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
