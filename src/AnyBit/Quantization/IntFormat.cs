@@ -86,47 +86,16 @@ public sealed class IntFormat : TensorFormat
     private void QuantizeGroup(ReadOnlySpan<float> x, Span<byte> block, GroupStats stats)
     {
         Span<int> codes = x.Length <= 4096 ? stackalloc int[x.Length] : new int[x.Length];
-        int levels = 1 << Bits;
-        int header;
-        if (Symmetric)
-        {
-            header = 2;
-            if (Bits == 1)
-            {
-                float s = RoundTripHalf(stats.MeanAbs);
-                WriteHalf(block, 0, s);
-                for (int i = 0; i < x.Length; i++) codes[i] = x[i] >= 0 ? 1 : 0;
-            }
-            else
-            {
-                int qmax = (levels >> 1) - 1, offset = levels >> 1;
-                float s = RoundTripHalf(stats.AbsMax / qmax);
-                WriteHalf(block, 0, s);
-                float inv = s != 0 ? 1f / s : 0f;
-                for (int i = 0; i < x.Length; i++)
-                    codes[i] = Math.Clamp(NearestInt(x[i] * inv), -offset, qmax) + offset;
-            }
-        }
-        else
-        {
-            header = 3;
-            int qmax = levels - 1;
-            float lo = stats.Min, hi = stats.Max;
-            float s = hi > lo ? (hi - lo) / qmax : MathF.Abs(hi) / qmax;
-            s = RoundTripHalf(s);
-            float inv = s != 0 ? 1f / s : 0f;
-            int z = s != 0 ? Math.Clamp(NearestInt(-lo * inv), 0, qmax) : 0;
-            WriteHalf(block, 0, s);
-            block[2] = (byte)z;
-            for (int i = 0; i < x.Length; i++) codes[i] = Math.Clamp(NearestInt(x[i] * inv) + z, 0, qmax);
-        }
-        BitPacking.Pack(codes, Bits, block[header..]);
+        var (s, z) = Fit(stats);
+        for (int i = 0; i < x.Length; i++) codes[i] = Code(x[i], s, z);
+        WriteBlock(s, z, codes, block);
     }
 
     /// <summary>The (scale, zero point) this format stores for a group, as <see cref="QuantizeRow"/> computes them.</summary>
-    internal (float Scale, int Zero) FitGroup(ReadOnlySpan<float> x)
+    internal (float Scale, int Zero) FitGroup(ReadOnlySpan<float> x) => Fit(GroupStats.Of(x));
+
+    private (float Scale, int Zero) Fit(GroupStats stats)
     {
-        var stats = GroupStats.Of(x);
         int levels = 1 << Bits;
         if (Symmetric)
             return Bits == 1 ? (RoundTripHalf(stats.MeanAbs), 0) : (RoundTripHalf(stats.AbsMax / ((levels >> 1) - 1)), levels >> 1);
@@ -137,7 +106,7 @@ public sealed class IntFormat : TensorFormat
         return (s, z);
     }
 
-    /// <summary>The code of <paramref name="x"/> under a group's parameters (the rounding of <see cref="QuantizeRow"/>).</summary>
+    /// <summary>The code of <paramref name="x"/> under a group's parameters: the rounding of every path (RTN, GPTQ, clip search).</summary>
     internal int Code(float x, float scale, int zero)
     {
         int levels = 1 << Bits;
