@@ -7,9 +7,10 @@ namespace AnyBit.Server;
 internal interface IResponseShape
 {
     string IdPrefix { get; }
+    /// <summary>The "object" of streamed chunks (chat.completion.chunk, text_completion).</summary>
+    string ChunkObject { get; }
     /// <summary>A streamed chunk; <paramref name="first"/> marks the opening chunk (chat sends the role there).</summary>
     object Chunk(string id, long created, string model, string? text, bool first, string? finishReason);
-    object UsageChunk(string id, long created, string model, GenerationUsage usage);
     object Completion(string id, long created, string model, string text, string finishReason, GenerationUsage usage);
 }
 
@@ -65,7 +66,7 @@ internal static class GenerationResponder
                     if (chunk.FinishReason is FinishReason reason)
                     {
                         await sse.WriteAsync(shape.Chunk(id, created, modelName, null, false, OpenAiJson.FinishReason(reason)), aborted);
-                        if (includeUsage) await sse.WriteAsync(shape.UsageChunk(id, created, modelName, chunk.Usage!), aborted);
+                        if (includeUsage) await sse.WriteAsync(UsageChunk(shape, id, created, modelName, chunk.Usage!), aborted);
                     }
                 }
             }
@@ -77,6 +78,14 @@ internal static class GenerationResponder
             await sse.DoneAsync(aborted);
         }
     }
+
+    /// <summary>OpenAI's final usage chunk: no choices, the usage object.</summary>
+    private static object UsageChunk(IResponseShape shape, string id, long created, string model, GenerationUsage usage) => new
+    {
+        Id = id, Object = shape.ChunkObject, Created = created, Model = model, SystemFingerprint = "anybit",
+        Choices = Array.Empty<object>(),
+        Usage = OpenAiJson.Usage(usage),
+    };
 }
 
 internal sealed record ApiErrorBody(string Message, string Type, string? Param, string? Code);
@@ -85,11 +94,12 @@ internal sealed record ApiErrorEnvelope(ApiErrorBody Error);
 internal sealed class ChatShape : IResponseShape
 {
     public string IdPrefix => "chatcmpl-";
+    public string ChunkObject => "chat.completion.chunk";
 
     public object Chunk(string id, long created, string model, string? text, bool first, string? finishReason) => new
     {
         Id = id,
-        Object = "chat.completion.chunk",
+        Object = ChunkObject,
         Created = created,
         Model = model,
         SystemFingerprint = "anybit",
@@ -104,13 +114,6 @@ internal sealed class ChatShape : IResponseShape
                 FinishReason = finishReason,
             },
         },
-    };
-
-    public object UsageChunk(string id, long created, string model, GenerationUsage usage) => new
-    {
-        Id = id, Object = "chat.completion.chunk", Created = created, Model = model, SystemFingerprint = "anybit",
-        Choices = Array.Empty<object>(),
-        Usage = OpenAiJson.Usage(usage),
     };
 
     public object Completion(string id, long created, string model, string text, string finishReason, GenerationUsage usage) => new
@@ -131,22 +134,16 @@ internal sealed class ChatShape : IResponseShape
 internal sealed class TextShape(string echo) : IResponseShape
 {
     public string IdPrefix => "cmpl-";
+    public string ChunkObject => "text_completion";
 
     public object Chunk(string id, long created, string model, string? text, bool first, string? finishReason) => new
     {
         Id = id,
-        Object = "text_completion",
+        Object = ChunkObject,
         Created = created,
         Model = model,
         SystemFingerprint = "anybit",
         Choices = new[] { new { Text = first ? echo : text ?? "", Index = 0, Logprobs = (object?)null, FinishReason = finishReason } },
-    };
-
-    public object UsageChunk(string id, long created, string model, GenerationUsage usage) => new
-    {
-        Id = id, Object = "text_completion", Created = created, Model = model, SystemFingerprint = "anybit",
-        Choices = Array.Empty<object>(),
-        Usage = OpenAiJson.Usage(usage),
     };
 
     public object Completion(string id, long created, string model, string text, string finishReason, GenerationUsage usage) => new

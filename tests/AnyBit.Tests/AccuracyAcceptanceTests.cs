@@ -28,7 +28,7 @@ public class AccuracyAcceptanceTests
         {
             string file = Path.Combine(dir, "q.gguf");
             var options = new QuantizeOptions { Format = format };
-            var (plan, resources) = accuracy.IsPlain ? ModelQuantizer.Plan(ModelPath, options) : AccuracyPipeline.Plan(ModelPath, options, accuracy);
+            var (plan, resources) = AccuracyPipeline.Plan(ModelPath, options, accuracy);
             using (resources) ModelQuantizer.Write(plan, file);
             using var q = ModelLoader.Load(file);
             var (baseModel, ids) = Reference.Value;

@@ -20,7 +20,7 @@ internal static class QuantizeCommand
         var keepFloat = new Option<string[]>("--keep-float") { Description = "REGEX: matching tensors stay float32 (repeatable)" };
         var tokenizer = CommonOptions.Tokenizer();
         var json = CommonOptions.Json();
-        var method = new Option<string>("--method") { Description = "rtn, gptq, awq or awq+gptq", DefaultValueFactory = _ => "rtn" };
+        var method = new Option<string>("--method") { Description = "rtn, or a combination of gptq, awq and rotate: gptq, awq, awq+gptq, gptq+rotate", DefaultValueFactory = _ => "rtn" };
         var rotate = new Option<bool>("--rotate") { Description = "Randomized Hadamard rotation of the residual stream, folded into the weights" };
         var calibration = new Option<string?>("--calibration") { Description = "Plain text to calibrate on (gptq, awq, --target-bpw)" };
         var calibrationWindows = new Option<int>("--calibration-windows") { Description = "Calibration windows", DefaultValueFactory = _ => 64 };
@@ -50,13 +50,10 @@ internal static class QuantizeCommand
             };
             string outPath = parse.GetValue(output)!;
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            string m = parse.GetValue(method)!.Trim().ToLowerInvariant();
-            if (m is not ("rtn" or "gptq" or "awq" or "awq+gptq" or "gptq+awq")) throw new AnyBitException($"--method '{m}' is not one of rtn, gptq, awq, awq+gptq");
-            var accuracy = new AccuracyOptions
+            var byMethod = AccuracyOptions.ForMethod(parse.GetValue(method)!, "--method");
+            var accuracy = byMethod with
             {
-                Gptq = m.Contains("gptq"),
-                Awq = m.Contains("awq"),
-                Rotate = parse.GetValue(rotate),
+                Rotate = byMethod.Rotate || parse.GetValue(rotate),
                 CalibrationFile = parse.GetValue(calibration),
                 CalibrationWindows = parse.GetValue(calibrationWindows),
                 CalibrationLength = parse.GetValue(calibrationLength),
@@ -71,9 +68,8 @@ internal static class QuantizeCommand
             if (accuracy.CalibrationWindows < 1 || accuracy.CalibrationLength < 2) throw new AnyBitException("--calibration-windows must be ≥ 1 and --calibration-length ≥ 2");
             if (!(accuracy.GptqOptions.Damping >= 0)) throw new AnyBitException($"--damp {accuracy.GptqOptions.Damping} must be ≥ 0");
             foreach (var cand in accuracy.Candidates) FormatRegistry.Parse(cand);
-            var (plan, input) = accuracy.IsPlain
-                ? ModelQuantizer.Plan(parse.GetValue(model)!, options)
-                : AccuracyPipeline.Plan(parse.GetValue(model)!, options, accuracy, line => { if (!parse.GetValue(json)) Console.Error.WriteLine($"[{line}]"); }, cancellation);
+            var (plan, input) = AccuracyPipeline.Plan(parse.GetValue(model)!, options, accuracy,
+                line => { if (!parse.GetValue(json)) Console.Error.WriteLine($"[{line}]"); }, cancellation);
             using (input)
             {
                 bool interactive = !Console.IsErrorRedirected && !parse.GetValue(json) && AnsiConsole.Profile.Capabilities.Interactive;

@@ -66,26 +66,11 @@ public static class Sweep
         foreach (var format in o.Formats)
         {
             FormatRegistry.Parse(format);
-            foreach (var method in o.Methods) points.Add((format, method, ParseMethod(method, o)));
+            foreach (var method in o.Methods) points.Add((format, method, AccuracyOptions.ForMethod(method, "--methods") with { CalibrationFile = o.CalibrationFile }));
         }
         foreach (double bpw in o.TargetBitsPerWeight)
             points.Add(($"mixed@{bpw:0.###}", "rtn", new AccuracyOptions { CalibrationFile = o.CalibrationFile, TargetBitsPerWeight = bpw, Candidates = o.Candidates }));
         return points;
-    }
-
-    public static AccuracyOptions ParseMethod(string method, SweepOptions o)
-    {
-        var parts = method.ToLowerInvariant().Split('+', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-        foreach (var p in parts)
-            if (p is not ("rtn" or "gptq" or "awq" or "rotate"))
-                throw new AnyBitException($"--methods: '{method}' is not a combination of rtn, gptq, awq and rotate");
-        return new AccuracyOptions
-        {
-            Gptq = parts.Contains("gptq"),
-            Awq = parts.Contains("awq"),
-            Rotate = parts.Contains("rotate"),
-            CalibrationFile = o.CalibrationFile,
-        };
     }
 
     public static string ReportPath(string dir) => Path.Combine(dir, "report.json");
@@ -107,7 +92,7 @@ public static class Sweep
     public static List<SweepPoint> Run(SweepOptions o, Action<int, int, string>? progress = null, CancellationToken cancellation = default)
     {
         var todo = Points(o);
-        if (todo.Any(p => !p.Accuracy.IsPlain) && o.CalibrationFile is null && todo.Any(p => p.Accuracy.NeedsCalibration))
+        if (o.CalibrationFile is null && todo.Any(p => p.Accuracy.NeedsCalibration))
             throw new AnyBitException("gptq, awq and mixed-precision points need --calibration FILE");
         Directory.CreateDirectory(o.OutputDirectory);
         var points = Load(o.OutputDirectory);
@@ -126,7 +111,7 @@ public static class Sweep
             string file = Path.Combine(models, Slug(label) + ".gguf");
             var clock = System.Diagnostics.Stopwatch.StartNew();
             var options = new QuantizeOptions { Format = format.StartsWith("mixed@", StringComparison.Ordinal) ? "q4_k" : format };
-            var (plan, resources) = accuracy.IsPlain ? ModelQuantizer.Plan(o.Model, options) : AccuracyPipeline.Plan(o.Model, options, accuracy, null, cancellation);
+            var (plan, resources) = AccuracyPipeline.Plan(o.Model, options, accuracy, null, cancellation);
             using (resources) ModelQuantizer.Write(plan, file, null, cancellation);
             double quantizeSeconds = clock.Elapsed.TotalSeconds;
             clock.Restart();

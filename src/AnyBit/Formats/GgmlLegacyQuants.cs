@@ -14,19 +14,26 @@ public static class GgmlLegacyQuants
     private const int QK = 32;
 
     // ---- Q4_0: d = max/−8 (signed value of largest magnitude), q = min(15, trunc(x/d + 8.5)) ----
-    public static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> y)
+    public static void QuantizeQ4_0(ReadOnlySpan<float> x, Span<byte> y) =>
+        QuantizeSignedMax(x, y, 8, 18, static (q, block) => PackNibbles(q, block.Slice(2, 16)));
+
+    private delegate void CodePacker(ReadOnlySpan<int> codes, Span<byte> block);
+
+    /// <summary>Blocks of one fp16 scale d = max/−half and codes min(2·half−1, trunc(x/d + half + 0.5)): Q4_0 and Q5_0.</summary>
+    private static void QuantizeSignedMax(ReadOnlySpan<float> x, Span<byte> y, int half, int blockBytes, CodePacker pack)
     {
         Span<int> q = stackalloc int[QK];
+        float offset = half + 0.5f;
         for (int b = 0; b < x.Length / QK; b++)
         {
             var xb = x.Slice(b * QK, QK);
-            var yb = y.Slice(b * 18, 18);
+            var yb = y.Slice(b * blockBytes, blockBytes);
             float max = SignedMaxMagnitude(xb, out _);
-            float d = max / -8;
+            float d = max / -half;
             float id = d != 0 ? 1.0f / d : 0.0f;
             WriteHalf(yb, 0, d);
-            for (int j = 0; j < QK; j++) q[j] = Math.Min(15, (int)(sbyte)(int)(xb[j] * id + 8.5f));
-            PackNibbles(q, yb.Slice(2, 16));
+            for (int j = 0; j < QK; j++) q[j] = Math.Min(2 * half - 1, (int)(sbyte)(int)(xb[j] * id + offset));
+            pack(q, yb);
         }
     }
 
@@ -69,21 +76,8 @@ public static class GgmlLegacyQuants
     }
 
     // ---- Q5_0: d = max/−16, q = min(31, trunc(x/d + 16.5)) ----
-    public static void QuantizeQ5_0(ReadOnlySpan<float> x, Span<byte> y)
-    {
-        Span<int> q = stackalloc int[QK];
-        for (int b = 0; b < x.Length / QK; b++)
-        {
-            var xb = x.Slice(b * QK, QK);
-            var yb = y.Slice(b * 22, 22);
-            float max = SignedMaxMagnitude(xb, out _);
-            float d = max / -16;
-            float id = d != 0 ? 1.0f / d : 0.0f;
-            WriteHalf(yb, 0, d);
-            for (int j = 0; j < QK; j++) q[j] = Math.Min(31, (int)(sbyte)(int)(xb[j] * id + 16.5f));
-            PackFiveBit(q, yb.Slice(2, 4), yb.Slice(6, 16));
-        }
-    }
+    public static void QuantizeQ5_0(ReadOnlySpan<float> x, Span<byte> y) =>
+        QuantizeSignedMax(x, y, 16, 22, static (q, block) => PackFiveBit(q, block.Slice(2, 4), block.Slice(6, 16)));
 
     public static void DequantizeQ5_0(ReadOnlySpan<byte> src, Span<float> dst)
     {

@@ -122,20 +122,7 @@ public sealed class GenerationScheduler : IDisposable
             try
             {
                 Admit();
-                bool any = false;
-                for (int i = 0; i < _slots.Length; i++)
-                {
-                    var job = _slots[i];
-                    if (job is null) continue;
-                    if (job.IsCancelled) { Release(i, cancelled: true); continue; }
-                    any = true;
-                }
-                if (!any)
-                {
-                    if (_queue.IsEmpty) _signal.Wait();
-                    continue;
-                }
-                DecodeStep();
+                if (!DecodeStep() && _queue.IsEmpty) _signal.Wait();
             }
             catch (Exception e) when (!_stopping)
             {
@@ -187,9 +174,10 @@ public sealed class GenerationScheduler : IDisposable
 
     /// <summary>
     /// One token for every active sequence, decoded as one batch: the weights stream through the cores once for
-    /// all sequences instead of once per sequence (each sequence attends to its own cache).
+    /// all sequences instead of once per sequence (each sequence attends to its own cache). Cancelled sequences leave
+    /// their slots first. Returns false when no sequence was active.
     /// </summary>
-    private void DecodeStep()
+    private bool DecodeStep()
     {
         _batchSessions.Clear();
         _batchSlots.Clear();
@@ -201,7 +189,7 @@ public sealed class GenerationScheduler : IDisposable
             _batchSlots.Add(i);
             _batchSessions.Add(job.Session!);
         }
-        if (_batchSlots.Count == 0) return;
+        if (_batchSlots.Count == 0) return false;
         if (_batchTokens.Length < _batchSlots.Count) _batchTokens = new int[_slots.Length];
         for (int b = 0; b < _batchSlots.Count; b++) _batchTokens[b] = _slots[_batchSlots[b]]!.NextToken[0];
         try
@@ -211,7 +199,7 @@ public sealed class GenerationScheduler : IDisposable
         catch (Exception e)
         {
             foreach (int i in _batchSlots) Fail(i, _slots[i]!, e);
-            return;
+            return true;
         }
         foreach (int i in _batchSlots)
         {
@@ -225,6 +213,7 @@ public sealed class GenerationScheduler : IDisposable
                 Fail(i, job, e);
             }
         }
+        return true;
     }
 
     /// <summary>Samples the next token of <paramref name="job"/> and emits it; true when the job has finished.</summary>

@@ -36,6 +36,18 @@ public sealed record AccuracyOptions
 
     public bool IsPlain => !Gptq && !Awq && !Rotate && ImatrixFile is null && TargetBitsPerWeight is null && TargetBytes is null;
 
+    /// <summary>
+    /// Options for a method string: "rtn", or a '+'-joined combination of gptq, awq and rotate (e.g. "awq+gptq",
+    /// "gptq+rotate"). <paramref name="option"/> names the command-line option in the error.
+    /// </summary>
+    public static AccuracyOptions ForMethod(string method, string option)
+    {
+        var parts = method.Trim().ToLowerInvariant().Split('+', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length == 0 || parts.Any(p => p is not ("rtn" or "gptq" or "awq" or "rotate")))
+            throw new AnyBitException($"{option} '{method}' is not rtn or a combination of gptq, awq and rotate (e.g. awq+gptq)");
+        return new AccuracyOptions { Gptq = parts.Contains("gptq"), Awq = parts.Contains("awq"), Rotate = parts.Contains("rotate") };
+    }
+
     /// <summary>A short name of the method for metadata and reports, e.g. "gptq+rotate".</summary>
     public string MethodName => string.Join("+", new[] { Awq ? "awq" : null, Gptq ? "gptq" : null, Rotate ? "rotate" : null, ImatrixFile is not null ? "imatrix" : null }
         .Where(s => s is not null).DefaultIfEmpty("rtn"));

@@ -9,12 +9,14 @@ namespace AnyBit.Quantization.Methods;
 /// Quantization with the accuracy algorithms: the model is loaded in float32 (in llama.cpp's tensor conventions,
 /// through a temporary f32 GGUF of the plan), transformed (rotation, AWQ scales), calibrated, optionally given a
 /// mixed-precision plan, and each linear weight is then encoded with GPTQ or round-to-nearest in its format.
+/// Plain options (round-to-nearest, nothing else) take <see cref="ModelQuantizer"/>'s streaming path.
 /// </summary>
 public static class AccuracyPipeline
 {
     public static (QuantPlan Plan, IDisposable Resources) Plan(string input, QuantizeOptions options, AccuracyOptions accuracy,
         Action<string>? status = null, CancellationToken cancellation = default)
     {
+        if (accuracy.IsPlain) return ModelQuantizer.Plan(input, options);
         if (accuracy.NeedsCalibration && accuracy.CalibrationFile is null)
             throw new AnyBitException($"{accuracy.MethodName} needs calibration text: pass --calibration FILE");
         var (plan0, files) = ModelQuantizer.Plan(input, options);
@@ -44,9 +46,16 @@ public static class AccuracyPipeline
                 weights = Rotation.Apply(c, weights, accuracy.Seed);
                 model = new Transformer(c, weights, model.Tokenizer, model.Activations, model.Source) { ChatTemplate = model.ChatTemplate };
             }
+            // The output tensors: the input plan's, plus the head when rotation untied it from the embedding.
             var formats = plan0.Tensors.ToDictionary(t => t.Name, t => t.Format);
+            var shapes = plan0.Tensors.ToDictionary(t => t.Name, t => t.Shape);
+            var names = plan0.Tensors.Select(t => t.Name).ToList();
             if (!formats.ContainsKey("output.weight") && !ReferenceEquals(weights.Output, weights.TokenEmbedding))
+            {
                 formats["output.weight"] = formats["token_embd.weight"];
+                shapes["output.weight"] = shapes["token_embd.weight"];
+                names.Add("output.weight");
+            }
 
             ActivationStatistics? stats = null;
             int[][]? windows = null;
@@ -68,8 +77,6 @@ public static class AccuracyPipeline
             if (accuracy.TargetBitsPerWeight is not null || accuracy.TargetBytes is not null)
             {
                 status?.Invoke("measuring per-tensor sensitivity for the mixed-precision plan");
-                var shapes = plan0.Tensors.ToDictionary(t => t.Name, t => t.Shape);
-                if (formats.ContainsKey("output.weight")) shapes.TryAdd("output.weight", shapes["token_embd.weight"]);
                 var chosen = MixedPrecisionPlanner.Choose(model, formats, shapes, accuracy, windows!, status, cancellation);
                 foreach (var (name, f) in chosen) formats[name] = f;
                 mixedPlan = string.Join(",", chosen.Select(kv => $"{kv.Key}={kv.Value.Name}"));
@@ -78,20 +85,19 @@ public static class AccuracyPipeline
 
             var factors = new Dictionary<(int, LinearInput), (double[] Factor, bool[] Dead, int[]? Order)>();
             var tensors = new List<PlannedTensor>();
-            foreach (var t in plan0.Tensors.Concat(formats.ContainsKey("output.weight") && plan0.Tensors.All(p => p.Name != "output.weight")
-                         ? [new PlannedTensor("output.weight", plan0.Tensors.First(p => p.Name == "token_embd.weight").Shape, formats["output.weight"], () => [])]
-                         : []))
+            foreach (string name in names)
             {
-                var format = formats[t.Name].Bind(t.Shape[^1]);
-                if (extras.TryGetValue(t.Name, out var extra))
+                long[] shape = shapes[name];
+                var format = formats[name].Bind(shape[^1]);
+                if (extras.TryGetValue(name, out var extra))
                 {
-                    tensors.Add(new PlannedTensor(t.Name, t.Shape, format, () => extra));
+                    tensors.Add(new PlannedTensor(name, shape, format, () => extra));
                     continue;
                 }
-                var buffer = BufferOf(weights, t.Name);
-                var planned = new PlannedTensor(t.Name, t.Shape, format, () => buffer.Span.ToArray());
-                int rows = (int)(TensorTypes.ElementCount(t.Shape) / t.Shape[^1]), cols = (int)t.Shape[^1];
-                var reads = InputOf(t.Name) ?? (t.Name == "token_embd.weight" && ReferenceEquals(weights.Output, weights.TokenEmbedding) ? (-1, LinearInput.Output) : null);
+                var buffer = BufferOf(weights, name);
+                var planned = new PlannedTensor(name, shape, format, () => buffer.Span.ToArray());
+                int rows = (int)(TensorTypes.ElementCount(shape) / shape[^1]), cols = (int)shape[^1];
+                var reads = InputOf(name) ?? (name == "token_embd.weight" && ReferenceEquals(weights.Output, weights.TokenEmbedding) ? (-1, LinearInput.Output) : null);
                 if (accuracy.Gptq && reads is (int layer, LinearInput kind) && IsQuantized(format))
                 {
                     var key = (layer, kind);
@@ -113,7 +119,7 @@ public static class AccuracyPipeline
                         },
                     };
                 }
-                else if (format is IntFormat intFormat && IsQuantized(format) && ImportanceFor(t.Name, importance, stats) is float[] imp && imp.Length == cols)
+                else if (format is IntFormat intFormat && IsQuantized(format) && ImportanceFor(name, importance, stats) is float[] imp && imp.Length == cols)
                 {
                     planned = planned with { Encoded = () => WeightedRounding.Quantize(intFormat, buffer.Span.ToArray(), rows, cols, imp) };
                 }

@@ -23,7 +23,7 @@ public static class MixedPrecisionPlanner
         var evalWindows = windows.Take(2).Select(w => w.Take(Math.Min(128, w.Length)).ToArray()).ToArray();
         var baseLogits = evalWindows.Select(w => Logits(model, w)).ToArray();
 
-        var tensors = planned.Keys.Where(n => IsQuantizable(n) && HasBuffer(model.Weights, n)).ToList();
+        var tensors = planned.Keys.Where(IsQuantizable).ToList();
         long fixedBytes = planned.Where(kv => !tensors.Contains(kv.Key)).Sum(kv => kv.Value.Bind(Shape(shapes, kv.Key).Cols).ByteSize(Shape(shapes, kv.Key).Elements));
         long totalParams = planned.Keys.Sum(n => Shape(shapes, n).Elements);
         long budget = options.TargetBytes ?? (long)(options.TargetBitsPerWeight!.Value * totalParams / 8);
@@ -102,12 +102,6 @@ public static class MixedPrecisionPlanner
 
     private static bool IsQuantizable(string name) =>
         name == "token_embd.weight" || name == "output.weight" || AccuracyPipeline.InputOf(name) is not null;
-
-    private static bool HasBuffer(TransformerWeights w, string name)
-    {
-        try { AccuracyPipeline.BufferOf(w, name); return true; }
-        catch (AnyBitException) { return false; }
-    }
 
     private static (int Rows, int Cols, long Elements) Shape(IReadOnlyDictionary<string, long[]> shapes, string name)
     {
