@@ -23,6 +23,9 @@ public sealed record LanguageModelOptions
 
     /// <summary>BitNet only: float activations instead of the as-trained int8 ones.</summary>
     public bool FloatReference { get; init; }
+
+    /// <summary>Which kernels run quantized weights (default: the fast integer kernels).</summary>
+    public Kernels.Quantized.KernelMode Kernels { get; init; } = AnyBit.Kernels.Quantized.KernelMode.Fast;
 }
 
 /// <summary>
@@ -55,7 +58,7 @@ public sealed class LanguageModel : IDisposable
     public static LanguageModel Load(string path, LanguageModelOptions? options = null)
     {
         options ??= new LanguageModelOptions();
-        var model = ModelLoader.Load(path, new LoadOptions { TokenizerPath = options.TokenizerPath, FloatReference = options.FloatReference });
+        var model = ModelLoader.Load(path, new LoadOptions { TokenizerPath = options.TokenizerPath, FloatReference = options.FloatReference, Kernels = options.Kernels });
         try
         {
             return new LanguageModel(model, options);

@@ -59,8 +59,8 @@ public class AccuracyMethodTests
         float scale = expected.Max(MathF.Abs);
         for (int i = 0; i < expected.Length; i++) Assert.True(MathF.Abs(expected[i] - actual[i]) < 2e-4f * scale, $"{fixture} logit {i}: {actual[i]} vs {expected[i]}");
         // The weights did change (the rotation is not the identity).
-        Assert.NotEqual(original.Weights.Layers[0].Wq.Span.ToArray(), model.Weights.Layers[0].Wq.Span.ToArray());
-        if (!ReferenceEquals(rotated.Output, rotated.TokenEmbedding)) rotated.Output.Dispose();
+        Assert.NotEqual(original.Weights.Layers[0].Wq.F32.Span.ToArray(), model.Weights.Layers[0].Wq.F32.Span.ToArray());
+        if (!rotated.OutputIsEmbedding) rotated.Output.Dispose();
     }
 
     [Fact]
@@ -80,12 +80,12 @@ public class AccuracyMethodTests
         var windows = new[] { ids, ids.Reverse().ToArray() };
         var stats = ActivationStatistics.Collect(model, windows);
         var format = FormatRegistry.Parse("int3:g64");
-        var before = model.Weights.Layers[0].WGate.Span.ToArray();
+        var before = model.Weights.Layers[0].WGate.F32.Span.ToArray();
         AwqScaling.Apply(model.Config, model.Weights, stats, _ => format);
         var actual = Logits(model, ids);
         float scale = expected.Max(MathF.Abs);
         for (int i = 0; i < expected.Length; i++) Assert.True(MathF.Abs(expected[i] - actual[i]) < 2e-4f * scale, $"logit {i}: {actual[i]} vs {expected[i]}");
-        Assert.NotEqual(before, model.Weights.Layers[0].WGate.Span.ToArray());
+        Assert.NotEqual(before, model.Weights.Layers[0].WGate.F32.Span.ToArray());
     }
 
     [Fact]

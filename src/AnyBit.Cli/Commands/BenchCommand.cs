@@ -15,12 +15,14 @@ internal static class BenchCommand
         var threads = new Option<int>("-t", "--threads") { Description = "Threads (default: all cores)", DefaultValueFactory = _ => Environment.ProcessorCount };
         var reps = new Option<int>("-r", "--repetitions") { Description = "Timed repetitions", DefaultValueFactory = _ => 5 };
         var json = CommonOptions.Json();
-        var cmd = new Command("bench", "Measure prompt-processing and generation speed") { model, prompt, gen, threads, reps, json };
+        var kernelsOption = CommonOptions.Kernels();
+        var cmd = new Command("bench", "Measure prompt-processing and generation speed") { model, prompt, gen, threads, reps, json, kernelsOption };
         cmd.SetAction((parse, cancellation) =>
         {
             int t = parse.GetValue(threads);
             if (t < 1 || t > 1024) throw new AnyBitException($"--threads {t} is out of range");
             string path = parse.GetValue(model)!;
+            var mode = CommonOptions.ParseKernels(parse.GetValue(kernelsOption));
             long bytes, parameters;
             var kernels = new Dictionary<string, string>();
             using (var files = ModelLoader.Open(path))
@@ -28,10 +30,9 @@ internal static class BenchCommand
                 var matrices = files.Weights.Weights.Where(w => w.Shape.Length >= 2).ToList();
                 bytes = files.Weights.Weights.Sum(w => w.Bytes);
                 parameters = files.Weights.Weights.Sum(w => AnyBit.IO.TensorTypes.ElementCount(w.Shape));
-                foreach (var type in matrices.Select(w => w.Type).Distinct())
-                    kernels[type] = "dequantized to f32 at load; f32 GEMM (4x4 Vector512 tiles)";
             }
-            using var m = ModelLoader.Load(path);
+            using var m = ModelLoader.Load(path, new LoadOptions { Kernels = mode });
+            foreach (var (type, kernel) in KernelReport.Describe(m)) kernels[type] = kernel;
             var rows = Benchmark.Run(m, bytes, parameters, kernels, parse.GetValue(prompt), parse.GetValue(gen), t, parse.GetValue(reps), cancellation: cancellation);
             if (parse.GetValue(json))
             {

@@ -25,6 +25,21 @@ internal static class CommonOptions
         Description = "BitNet: run with float activations instead of the as-trained int8 activations",
     };
 
+    public static Option<string> Kernels() => new("--kernels")
+    {
+        Description = "Kernels for quantized weights: fast (SIMD integer kernels), reference (their scalar definition, slow) or f32 (dequantize at load, float activations)",
+        DefaultValueFactory = _ => "fast",
+    };
+
+    /// <summary>The <see cref="AnyBit.Kernels.Quantized.KernelMode"/> named by --kernels.</summary>
+    public static AnyBit.Kernels.Quantized.KernelMode ParseKernels(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        null or "" or "fast" => AnyBit.Kernels.Quantized.KernelMode.Fast,
+        "reference" or "ref" => AnyBit.Kernels.Quantized.KernelMode.Reference,
+        "f32" or "float32" => AnyBit.Kernels.Quantized.KernelMode.Float32,
+        _ => throw new AnyBitException($"--kernels: unknown value '{text}' (use fast, reference or f32)"),
+    };
+
     public static readonly JsonSerializerOptions JsonOutput = new()
     {
         PropertyNamingPolicy = JsonNamingPolicy.SnakeCaseLower,

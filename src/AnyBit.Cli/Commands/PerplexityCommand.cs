@@ -17,9 +17,10 @@ internal static class PerplexityCommand
         var maxTokens = new Option<int?>("--max-tokens") { Description = "Use only the first N tokens of the text" };
         var json = CommonOptions.Json();
         var floatRef = CommonOptions.FloatReference();
+        var kernelsOption = CommonOptions.Kernels();
         var windows = new Option<string>("--windows") { Description = "full: windows of ctx+1 scoring all ctx predictions (default); llama.cpp: llama-perplexity's chunks scoring their second half", DefaultValueFactory = _ => "full" };
         var klBase = new Option<string?>("--kl-base") { Description = "Base model: also report KL divergence, top-1 agreement and Δp against it on the same windows" };
-        var cmd = new Command("perplexity", "Measure perplexity (and KL divergence against a base model) on a text file") { model, tokenizer, text, ctx, maxTokens, json, floatRef, windows, klBase };
+        var cmd = new Command("perplexity", "Measure perplexity (and KL divergence against a base model) on a text file") { model, tokenizer, text, ctx, maxTokens, json, floatRef, windows, klBase, kernelsOption };
         cmd.SetAction((parse, cancellation) =>
         {
             int c = parse.GetValue(ctx);
@@ -32,7 +33,7 @@ internal static class PerplexityCommand
                 "llama.cpp" or "llamacpp" or "llama-cpp" => WindowMethod.LlamaCpp,
                 var other => throw new AnyBitException($"--windows '{other}' is not one of: full, llama.cpp"),
             };
-            var loadOptions = new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef) };
+            var loadOptions = new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef), Kernels = CommonOptions.ParseKernels(parse.GetValue(kernelsOption)) };
             using var m = ModelLoader.Load(parse.GetValue(model)!, loadOptions);
             using var baseModel = parse.GetValue(klBase) is string basePath ? ModelLoader.Load(basePath, loadOptions with { TokenizerPath = null }) : null;
             var tok = CommonOptions.RequireTokenizer(m);

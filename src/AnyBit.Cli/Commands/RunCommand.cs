@@ -23,26 +23,27 @@ internal static class RunCommand
         var ctx = new Option<int?>("--ctx", "-c") { Description = "Context size (default: the model's, at most 4096)" };
         var json = CommonOptions.Json();
         var floatRef = CommonOptions.FloatReference();
+        var kernelsOption = CommonOptions.Kernels();
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "Keep generating after an end-of-sequence token" };
         var chat = new Option<bool>("--chat") { Description = "Interactive chat in the terminal, through the model's chat template (/reset, /exit)" };
         var system = new Option<string?>("--system") { Description = "System message for --chat" };
 
         var cmd = new Command("run", "Generate text from a prompt")
         {
-            model, tokenizer, prompt, promptIds, maxTokens, temperature, topK, topP, minP, repeatPenalty, seed, ctx, json, floatRef, ignoreEos, chat, system,
+            model, tokenizer, prompt, promptIds, maxTokens, temperature, topK, topP, minP, repeatPenalty, seed, ctx, json, floatRef, kernelsOption, ignoreEos, chat, system,
         };
         cmd.SetAction((parse, cancellation) =>
         {
             string? text = parse.GetValue(prompt), idsText = parse.GetValue(promptIds);
             if (parse.GetValue(chat)) return ChatLoop.RunAsync(parse.GetValue(model)!, parse.GetValue(tokenizer), parse.GetValue(ctx), parse.GetValue(system),
                 new AnyBit.Inference.GenerationOptions { MaxTokens = parse.GetValue(maxTokens), Sampling = ReadSampling(parse), StopAtEndOfSequence = !parse.GetValue(ignoreEos) },
-                parse.GetValue(floatRef), cancellation);
+                parse.GetValue(floatRef), CommonOptions.ParseKernels(parse.GetValue(kernelsOption)), cancellation);
             if ((text is null) == (idsText is null)) throw new AnyBitException("give exactly one of --prompt TEXT or --prompt-ids 1,2,3");
             int n = parse.GetValue(maxTokens);
             if (n < 0) throw new AnyBitException($"--max-tokens {n} must be ≥ 0");
             var sampling = ReadSampling(parse);
 
-            using var m = ModelLoader.Load(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef) });
+            using var m = ModelLoader.Load(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef), Kernels = CommonOptions.ParseKernels(parse.GetValue(kernelsOption)) });
             int[] ids = text is not null ? CommonOptions.RequireTokenizer(m).Encode(text) : CommonOptions.ParseIds(idsText!, m.Config.VocabSize);
             if (ids.Length == 0) throw new AnyBitException("the prompt encodes to no tokens (empty text and a tokenizer that adds no BOS); give some text");
             int context = parse.GetValue(ctx) ?? Math.Min(m.Config.MaxPositions, 4096);

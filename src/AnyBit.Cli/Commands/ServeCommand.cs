@@ -23,10 +23,11 @@ internal static class ServeCommand
         var maxBody = new Option<long>("--max-body-bytes") { Description = "Largest request body", DefaultValueFactory = _ => 4L << 20 };
         var alias = new Option<string?>("--alias") { Description = "Model name reported to clients (default: the file name)" };
         var floatRef = CommonOptions.FloatReference();
+        var kernelsOption = CommonOptions.Kernels();
 
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API")
         {
-            model, tokenizer, host, port, apiKey, parallel, ctx, queue, maxTokens, maxBody, alias, floatRef,
+            model, tokenizer, host, port, apiKey, parallel, ctx, queue, maxTokens, maxBody, alias, floatRef, kernelsOption,
         };
         cmd.SetAction(async (parse, cancellation) =>
         {
@@ -49,6 +50,7 @@ internal static class ServeCommand
                 ParallelSequences = parse.GetValue(parallel),
                 QueueLimit = parse.GetValue(queue),
                 FloatReference = parse.GetValue(floatRef),
+                Kernels = CommonOptions.ParseKernels(parse.GetValue(kernelsOption)),
             });
             _ = lm.Tokenizer; // a server needs text: fail now, not on the first request
             await using var app = OpenAiServer.Build(lm, options);

@@ -371,7 +371,7 @@ public static class GgmlKQuants
     }
 
     /// <summary>The 16 signed 6-bit sub-block scales of a Q3_K block (4 low bits in bytes 0–7, 2 high bits in 8–11).</summary>
-    private static void Q3Scales(ReadOnlySpan<byte> sc, Span<int> scales)
+    internal static void Q3Scales(ReadOnlySpan<byte> sc, Span<int> scales)
     {
         for (int j = 0; j < 16; j++)
         {

@@ -45,7 +45,7 @@ public static class GgmlTernaryQuants
         }
     }
 
-    private static int Trit(byte b, int n) => ((byte)(b * Pow3[n]) * 3) >> 8;
+    internal static int Trit(byte b, int n) => ((byte)(b * Pow3[n]) * 3) >> 8;
 
     public static void DequantizeTq1_0(ReadOnlySpan<byte> src, Span<float> dst)
     {

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using AnyBit.Kernels;
+using AnyBit.Kernels.Quantized;
 
 namespace AnyBit.Models;
 
@@ -18,6 +19,7 @@ public sealed unsafe class InferenceSession : IDisposable
     private readonly NativeBuffer _keyCache, _valueCache; // (layer, kv_head, position, head_dim)
     private readonly NativeBuffer _x, _xn, _q, _k, _v, _att, _gate, _up, _logits;
     private readonly MatMulF32 _matmul = new();
+    private readonly QuantizedMatMul _quantized;
     private readonly AttentionJob _attention;
 
     internal InferenceSession(Transformer model, int contextSize, int maxBatch, WorkerPool pool)
@@ -40,6 +42,7 @@ public sealed unsafe class InferenceSession : IDisposable
         _up = new NativeBuffer((long)b * _c.IntermediateSize);
         _logits = new NativeBuffer((long)b * _c.VocabSize);
         _attention = new AttentionJob(this, pool.WorkerCount, contextSize);
+        _quantized = new QuantizedMatMul(_maxBatch);
     }
 
     public Transformer Model => _model;
@@ -174,9 +177,9 @@ public sealed unsafe class InferenceSession : IDisposable
                 if (int8) Ops.QuantizeActivationsInt8(xn);
             }
             Observer?.Observe(l, LinearInput.Attention, _xn.Slice(0, n * d), n, d);
-            _matmul.Run(_pool, _xn.Pointer, n, d, L.Wq.Pointer, q, _q.Pointer);
-            _matmul.Run(_pool, _xn.Pointer, n, d, L.Wk.Pointer, kv, _k.Pointer);
-            _matmul.Run(_pool, _xn.Pointer, n, d, L.Wv.Pointer, kv, _v.Pointer);
+            Linear(L.Wq, _xn.Pointer, n, d, q, _q.Pointer);
+            Linear(L.Wk, _xn.Pointer, n, d, kv, _k.Pointer);
+            Linear(L.Wv, _xn.Pointer, n, d, kv, _v.Pointer);
             for (int t = 0; t < n; t++)
             {
                 var qt = _q.Slice((long)t * q, q);
@@ -212,7 +215,7 @@ public sealed unsafe class InferenceSession : IDisposable
                     if (int8) Ops.QuantizeActivationsInt8(a);
                 }
             Observer?.Observe(l, LinearInput.AttentionOutput, _att.Slice(0, n * q), n, q);
-            _matmul.Run(_pool, _att.Pointer, n, q, L.Wo.Pointer, d, _xn.Pointer);
+            Linear(L.Wo, _att.Pointer, n, q, d, _xn.Pointer);
             for (int t = 0; t < n; t++)
             {
                 var o = _xn.Slice((long)t * d, d);
@@ -229,8 +232,8 @@ public sealed unsafe class InferenceSession : IDisposable
                 if (int8) Ops.QuantizeActivationsInt8(xn);
             }
             Observer?.Observe(l, LinearInput.FeedForward, _xn.Slice(0, n * d), n, d);
-            _matmul.Run(_pool, _xn.Pointer, n, d, L.WGate.Pointer, f, _gate.Pointer);
-            _matmul.Run(_pool, _xn.Pointer, n, d, L.WUp.Pointer, f, _up.Pointer);
+            Linear(L.WGate, _xn.Pointer, n, d, f, _gate.Pointer);
+            Linear(L.WUp, _xn.Pointer, n, d, f, _up.Pointer);
             for (int t = 0; t < n; t++)
             {
                 var g = _gate.Slice((long)t * f, f);
@@ -241,7 +244,7 @@ public sealed unsafe class InferenceSession : IDisposable
                 if (int8) Ops.QuantizeActivationsInt8(g);
             }
             Observer?.Observe(l, LinearInput.FeedForwardDown, _gate.Slice(0, n * f), n, f);
-            _matmul.Run(_pool, _gate.Pointer, n, f, L.WDown.Pointer, d, _xn.Pointer);
+            Linear(L.WDown, _gate.Pointer, n, f, d, _xn.Pointer);
             for (int t = 0; t < n; t++)
             {
                 var x = _x.Slice((long)t * d, d);
@@ -255,9 +258,18 @@ public sealed unsafe class InferenceSession : IDisposable
             for (int t = first; t < n; t++)
                 Ops.RmsNorm(_x.Slice((long)t * d, d), w.OutputNorm.Span, eps, _xn.Slice((long)(t - first) * d, d));
             Observer?.Observe(-1, LinearInput.Output, _xn.Slice(0, outRows * d), outRows, d);
-            _matmul.Run(_pool, _xn.Pointer, outRows, d, w.Output.Pointer, _c.VocabSize, _logits.Pointer);
+            Linear(w.Output, _xn.Pointer, outRows, d, _c.VocabSize, _logits.Pointer);
         }
         if (_rowOwners is null) Position += n;
+    }
+
+    /// <summary>y = x·Wᵀ for <paramref name="tokens"/> rows of <paramref name="k"/> inputs, by whichever kernel holds W.</summary>
+    private void Linear(LinearWeight w, float* x, int tokens, int k, int n, float* y)
+    {
+        if (w.Packed is { } packed)
+            _quantized.Run(_pool, x, tokens, packed, y, _model.Kernels, perTokenScale: _model.Activations == ActivationMode.Int8PerToken);
+        else
+            _matmul.Run(_pool, x, tokens, k, w.F32.Pointer, n, y);
     }
 
     private long CacheOffset(int layer, int kvHead, int pos) =>
@@ -306,5 +318,6 @@ public sealed unsafe class InferenceSession : IDisposable
     public void Dispose()
     {
         foreach (var b in new[] { _keyCache, _valueCache, _x, _xn, _q, _k, _v, _att, _gate, _up, _logits }) b.Dispose();
+        _quantized.Dispose();
     }
 }

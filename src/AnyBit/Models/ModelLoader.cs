@@ -14,6 +14,10 @@ public sealed record LoadOptions
     /// as-trained W1.58A8 recipe. No effect on other architectures.
     /// </summary>
     public bool FloatReference { get; init; }
+
+    /// <summary>Which kernels run quantized weights: the fast integer ones (default), their scalar reference, or
+    /// float32 weights dequantized at load.</summary>
+    public Kernels.Quantized.KernelMode Kernels { get; init; } = AnyBit.Kernels.Quantized.KernelMode.Fast;
 }
 
 /// <summary>What a model path holds, without loading the weights: for <c>anybit inspect</c> and for loading.</summary>
@@ -70,7 +74,7 @@ public static class ModelLoader
         TransformerWeights weights;
         try
         {
-            weights = WeightLoader.Load(files.Config, files.Weights, path);
+            weights = WeightLoader.Load(files.Config, files.Weights, path, options.Kernels);
         }
         catch (Exception e) when (e is not AnyBitException and not OutOfMemoryException and not OperationCanceledException)
         {
@@ -78,7 +82,7 @@ public static class ModelLoader
         }
         var mode = files.Config.Architecture == Architecture.BitNet && !options.FloatReference ? ActivationMode.Int8PerToken : ActivationMode.Float;
         var chatTemplate = ChatTemplateLoader.Create(files.ChatTemplateSource, files.Tokenizer, path);
-        return new Transformer(files.Config, weights, files.Tokenizer, mode, path) { ChatTemplate = chatTemplate };
+        return new Transformer(files.Config, weights, files.Tokenizer, mode, path) { ChatTemplate = chatTemplate, Kernels = options.Kernels };
     }
 
     private static ModelFiles OpenHfFolder(string folder, LoadOptions options)

@@ -23,6 +23,8 @@ public sealed class Transformer : IDisposable
     public ActivationMode Activations { get; }
     /// <summary>How conversations become prompts: the model's own template, or ChatML when it has none.</summary>
     public ChatTemplate ChatTemplate { get; init; } = ChatTemplate.ChatML();
+    /// <summary>Which kernels run the packed weights.</summary>
+    public Kernels.Quantized.KernelMode Kernels { get; init; } = AnyBit.Kernels.Quantized.KernelMode.Fast;
     /// <summary>Path the model came from.</summary>
     public string Source { get; }
 

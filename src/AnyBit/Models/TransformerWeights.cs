@@ -2,14 +2,14 @@ using AnyBit.Kernels;
 
 namespace AnyBit.Models;
 
-/// <summary>One decoder layer's weights, in float32. Shapes use D = hidden, Q = heads·head_dim, KV = kv_heads·head_dim, F = ffn.</summary>
+/// <summary>One decoder layer's weights: norms and biases in float32, linear weights float32 or packed. Shapes use D = hidden, Q = heads·head_dim, KV = kv_heads·head_dim, F = ffn.</summary>
 public sealed class LayerWeights : IDisposable
 {
     public required NativeBuffer AttnNorm { get; init; }   // (D)
-    public required NativeBuffer Wq { get; init; }         // (Q, D)
-    public required NativeBuffer Wk { get; init; }         // (KV, D)
-    public required NativeBuffer Wv { get; init; }         // (KV, D)
-    public required NativeBuffer Wo { get; init; }         // (D, Q)
+    public required LinearWeight Wq { get; init; }         // (Q, D)
+    public required LinearWeight Wk { get; init; }         // (KV, D)
+    public required LinearWeight Wv { get; init; }         // (KV, D)
+    public required LinearWeight Wo { get; init; }         // (D, Q)
     public NativeBuffer? Bq { get; init; }                 // (Q)  Qwen2
     public NativeBuffer? Bk { get; init; }                 // (KV) Qwen2
     public NativeBuffer? Bv { get; init; }                 // (KV) Qwen2
@@ -18,33 +18,36 @@ public sealed class LayerWeights : IDisposable
     public NativeBuffer? KNorm { get; init; }              // (head_dim) Qwen3
     public NativeBuffer? AttnSubNorm { get; init; }        // (Q)  BitNet
     public required NativeBuffer FfnNorm { get; init; }    // (D)
-    public required NativeBuffer WGate { get; init; }      // (F, D)
-    public required NativeBuffer WUp { get; init; }        // (F, D)
-    public required NativeBuffer WDown { get; init; }      // (D, F)
+    public required LinearWeight WGate { get; init; }      // (F, D)
+    public required LinearWeight WUp { get; init; }        // (F, D)
+    public required LinearWeight WDown { get; init; }      // (D, F)
     public NativeBuffer? FfnSubNorm { get; init; }         // (F)  BitNet
 
     public void Dispose()
     {
-        foreach (var b in new[] { AttnNorm, Wq, Wk, Wv, Wo, Bq, Bk, Bv, Bo, QNorm, KNorm, AttnSubNorm, FfnNorm, WGate, WUp, WDown, FfnSubNorm })
+        foreach (var b in new[] { AttnNorm, Bq, Bk, Bv, Bo, QNorm, KNorm, AttnSubNorm, FfnNorm, FfnSubNorm })
             b?.Dispose();
+        foreach (var w in new[] { Wq, Wk, Wv, Wo, WGate, WUp, WDown }) w.Dispose();
     }
 }
 
-/// <summary>All weights of a decoder-only transformer, decoded to float32 for the reference forward pass.</summary>
+/// <summary>All weights of a decoder-only transformer: the embedding in float32 (rows are copied out per token), linear weights float32 or packed.</summary>
 public sealed class TransformerWeights : IDisposable
 {
     public required NativeBuffer TokenEmbedding { get; init; } // (V, D)
     public required LayerWeights[] Layers { get; init; }
     public required NativeBuffer OutputNorm { get; init; }     // (D)
-    /// <summary>(V, D); the same buffer as <see cref="TokenEmbedding"/> when embeddings are tied.</summary>
-    public required NativeBuffer Output { get; init; }
+    /// <summary>(V, D); its float32 buffer is <see cref="TokenEmbedding"/> when embeddings are tied and the head is float.</summary>
+    public required LinearWeight Output { get; init; }
+    /// <summary>The float head is the embedding buffer itself.</summary>
+    public bool OutputIsEmbedding => ReferenceEquals(Output.Dense, TokenEmbedding);
     /// <summary>GGUF's per-frequency RoPE divisors (Llama-3 scaling as llama.cpp stores it), if present.</summary>
     public float[]? RopeFreqFactors { get; init; }
 
     public void Dispose()
     {
         TokenEmbedding.Dispose();
-        if (!ReferenceEquals(Output, TokenEmbedding)) Output.Dispose();
+        Output.Dispose();
         OutputNorm.Dispose();
         foreach (var l in Layers) l.Dispose();
     }

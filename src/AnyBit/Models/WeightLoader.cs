@@ -1,4 +1,5 @@
 using AnyBit.Kernels;
+using AnyBit.Kernels.Quantized;
 
 namespace AnyBit.Models;
 
@@ -8,7 +9,12 @@ namespace AnyBit.Models;
 /// </summary>
 public static class WeightLoader
 {
-    public static TransformerWeights Load(ModelConfig c, IModelWeights w, string source)
+    /// <summary>
+    /// Loads the weights of <paramref name="c"/> from <paramref name="w"/> (<paramref name="source"/> names the file in
+    /// errors). With <paramref name="kernels"/> Fast or Reference, linear weights of a type the integer kernels run are
+    /// repacked for them instead of being dequantized (BitNet's weights, re-ternarized at load, take the float path).
+    /// </summary>
+    public static TransformerWeights Load(ModelConfig c, IModelWeights w, string source, KernelMode kernels = KernelMode.Float32)
     {
         int d = c.HiddenSize, q = c.QueryWidth, kv = c.KvWidth, f = c.IntermediateSize, v = c.VocabSize;
         bool bitnet = c.Architecture == Architecture.BitNet;
@@ -22,11 +28,20 @@ public static class WeightLoader
             return new NativeBuffer(w.ReadFloat32(name));
         }
         NativeBuffer? Optional(string name, params long[] shape) => w.Contains(name) ? Read(name, shape) : null;
-        NativeBuffer Linear(string name, long rows, long cols)
+        PackedMatrix? TryPack(string name, long rows, long cols)
         {
+            if (kernels == KernelMode.Float32 || bitnet || w is not StoreWeights store || !w.Contains(name)) return null;
+            var t = store.Tensor(name);
+            if (t.Format is not null || !PackedMatrix.Supports(t.Type) || !t.Shape.SequenceEqual([rows, cols])) return null;
+            return PackedMatrix.Create(t.Type, (int)rows, (int)cols, t.Bytes, keepSource: kernels == KernelMode.Reference);
+        }
+        string TypeOf(string name) => w is StoreWeights s && s.Contains(name) ? s.Tensor(name).TypeName : "F32";
+        LinearWeight Linear(string name, long rows, long cols)
+        {
+            if (TryPack(name, rows, cols) is { } packed) return new LinearWeight(packed) { StoredType = TypeOf(name) };
             var buffer = Read(name, rows, cols);
             if (bitnet) Ternary.TernarizeInPlace(buffer.Span);
-            return buffer;
+            return new LinearWeight(buffer) { StoredType = TypeOf(name) };
         }
 
         var layers = new LayerWeights[c.NumLayers];
@@ -63,7 +78,11 @@ public static class WeightLoader
             TokenEmbedding = embedding,
             Layers = layers,
             OutputNorm = Read("output_norm.weight", d),
-            Output = tied ? embedding : Read("output.weight", v, d),
+            Output = tied
+                ? (TryPack("token_embd.weight", v, d) is { } head
+                    ? new LinearWeight(head) { StoredType = TypeOf("token_embd.weight") }
+                    : new LinearWeight(embedding, owns: false) { StoredType = TypeOf("token_embd.weight") })
+                : Linear("output.weight", v, d),
             RopeFreqFactors = freqs,
         };
     }

@@ -50,7 +50,7 @@ public static class AccuracyPipeline
             var formats = plan0.Tensors.ToDictionary(t => t.Name, t => t.Format);
             var shapes = plan0.Tensors.ToDictionary(t => t.Name, t => t.Shape);
             var names = plan0.Tensors.Select(t => t.Name).ToList();
-            if (!formats.ContainsKey("output.weight") && !ReferenceEquals(weights.Output, weights.TokenEmbedding))
+            if (!formats.ContainsKey("output.weight") && !weights.OutputIsEmbedding)
             {
                 formats["output.weight"] = formats["token_embd.weight"];
                 shapes["output.weight"] = shapes["token_embd.weight"];
@@ -97,7 +97,7 @@ public static class AccuracyPipeline
                 var buffer = BufferOf(weights, name);
                 var planned = new PlannedTensor(name, shape, format, () => buffer.Span.ToArray());
                 int rows = (int)(TensorTypes.ElementCount(shape) / shape[^1]), cols = (int)shape[^1];
-                var reads = InputOf(name) ?? (name == "token_embd.weight" && ReferenceEquals(weights.Output, weights.TokenEmbedding) ? (-1, LinearInput.Output) : null);
+                var reads = InputOf(name) ?? (name == "token_embd.weight" && weights.OutputIsEmbedding ? (-1, LinearInput.Output) : null);
                 if (accuracy.Gptq && reads is (int layer, LinearInput kind) && IsQuantized(format))
                 {
                     var key = (layer, kind);
@@ -182,7 +182,7 @@ public static class AccuracyPipeline
     public static NativeBuffer BufferOf(TransformerWeights w, string name)
     {
         if (name == "token_embd.weight") return w.TokenEmbedding;
-        if (name == "output.weight") return w.Output;
+        if (name == "output.weight") return w.Output.F32;
         if (name == "output_norm.weight") return w.OutputNorm;
         var m = System.Text.RegularExpressions.Regex.Match(name, @"^blk\.(\d+)\.(.+)$");
         if (m.Success)
@@ -190,10 +190,10 @@ public static class AccuracyPipeline
             var L = w.Layers[int.Parse(m.Groups[1].Value)];
             NativeBuffer? b = m.Groups[2].Value switch
             {
-                "attn_norm.weight" => L.AttnNorm, "attn_q.weight" => L.Wq, "attn_k.weight" => L.Wk, "attn_v.weight" => L.Wv,
-                "attn_output.weight" => L.Wo, "attn_q.bias" => L.Bq, "attn_k.bias" => L.Bk, "attn_v.bias" => L.Bv, "attn_output.bias" => L.Bo,
+                "attn_norm.weight" => L.AttnNorm, "attn_q.weight" => L.Wq.F32, "attn_k.weight" => L.Wk.F32, "attn_v.weight" => L.Wv.F32,
+                "attn_output.weight" => L.Wo.F32, "attn_q.bias" => L.Bq, "attn_k.bias" => L.Bk, "attn_v.bias" => L.Bv, "attn_output.bias" => L.Bo,
                 "attn_q_norm.weight" => L.QNorm, "attn_k_norm.weight" => L.KNorm, "attn_sub_norm.weight" => L.AttnSubNorm,
-                "ffn_norm.weight" => L.FfnNorm, "ffn_gate.weight" => L.WGate, "ffn_up.weight" => L.WUp, "ffn_down.weight" => L.WDown,
+                "ffn_norm.weight" => L.FfnNorm, "ffn_gate.weight" => L.WGate.F32, "ffn_up.weight" => L.WUp.F32, "ffn_down.weight" => L.WDown.F32,
                 "ffn_sub_norm.weight" => L.FfnSubNorm, _ => null,
             };
             if (b is not null) return b;

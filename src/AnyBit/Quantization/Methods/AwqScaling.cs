@@ -26,19 +26,19 @@ public static class AwqScaling
             cancellation.ThrowIfCancellationRequested();
             var L = w.Layers[l];
             string p = $"blk.{l}.";
-            var sAttn = Search(stats.For(l, LinearInput.Attention), [(L.Wq, formatOf(p + "attn_q.weight")), (L.Wk, formatOf(p + "attn_k.weight")), (L.Wv, formatOf(p + "attn_v.weight"))]);
-            ScaleColumns(sAttn, L.Wq, L.Wk, L.Wv);
+            var sAttn = Search(stats.For(l, LinearInput.Attention), [(L.Wq.F32, formatOf(p + "attn_q.weight")), (L.Wk.F32, formatOf(p + "attn_k.weight")), (L.Wv.F32, formatOf(p + "attn_v.weight"))]);
+            ScaleColumns(sAttn, L.Wq.F32, L.Wk.F32, L.Wv.F32);
             DivideVector(L.AttnNorm, sAttn);
             applied[(l, LinearInput.Attention)] = sAttn;
 
-            var sFfn = Search(stats.For(l, LinearInput.FeedForward), [(L.WGate, formatOf(p + "ffn_gate.weight")), (L.WUp, formatOf(p + "ffn_up.weight"))]);
-            ScaleColumns(sFfn, L.WGate, L.WUp);
+            var sFfn = Search(stats.For(l, LinearInput.FeedForward), [(L.WGate.F32, formatOf(p + "ffn_gate.weight")), (L.WUp.F32, formatOf(p + "ffn_up.weight"))]);
+            ScaleColumns(sFfn, L.WGate.F32, L.WUp.F32);
             DivideVector(L.FfnNorm, sFfn);
             applied[(l, LinearInput.FeedForward)] = sFfn;
 
-            var sDown = Search(stats.For(l, LinearInput.FeedForwardDown), [(L.WDown, formatOf(p + "ffn_down.weight"))]);
-            ScaleColumns(sDown, L.WDown);
-            DivideRows(L.WUp, sDown);
+            var sDown = Search(stats.For(l, LinearInput.FeedForwardDown), [(L.WDown.F32, formatOf(p + "ffn_down.weight"))]);
+            ScaleColumns(sDown, L.WDown.F32);
+            DivideRows(L.WUp.F32, sDown);
             applied[(l, LinearInput.FeedForwardDown)] = sDown;
             progress?.Report((l + 1, c.NumLayers));
         }

@@ -28,11 +28,11 @@ public static class Rotation
         var rng = new Random(unchecked((int)seed ^ 0x5bd1e995));
         var signs = Enumerable.Range(0, d).Select(_ => rng.Next(2) == 0 ? 1f : -1f).ToArray();
 
-        var output = ReferenceEquals(w.Output, w.TokenEmbedding) ? new NativeBuffer(w.TokenEmbedding.Span) : w.Output;
+        var output = w.OutputIsEmbedding ? new NativeBuffer(w.TokenEmbedding.Span) : w.Output.F32;
         foreach (var layer in w.Layers)
         {
-            FoldNorm(layer.AttnNorm, [layer.Wq, layer.Wk, layer.Wv], d);
-            FoldNorm(layer.FfnNorm, [layer.WGate, layer.WUp], d);
+            FoldNorm(layer.AttnNorm, [layer.Wq.F32, layer.Wk.F32, layer.Wv.F32], d);
+            FoldNorm(layer.FfnNorm, [layer.WGate.F32, layer.WUp.F32], d);
         }
         FoldNorm(w.OutputNorm, [output], d);
 
@@ -40,9 +40,9 @@ public static class Rotation
         RotateRows(output, d, signs);
         foreach (var layer in w.Layers)
         {
-            foreach (var m in new[] { layer.Wq, layer.Wk, layer.Wv, layer.WGate, layer.WUp }) RotateRows(m, d, signs);
-            RotateColumns(layer.Wo, d, signs);
-            RotateColumns(layer.WDown, d, signs);
+            foreach (var m in new[] { layer.Wq.F32, layer.Wk.F32, layer.Wv.F32, layer.WGate.F32, layer.WUp.F32 }) RotateRows(m, d, signs);
+            RotateColumns(layer.Wo.F32, d, signs);
+            RotateColumns(layer.WDown.F32, d, signs);
             if (layer.Bo is not null) RotateRows(layer.Bo, d, signs);
         }
         return new TransformerWeights
@@ -50,7 +50,7 @@ public static class Rotation
             TokenEmbedding = w.TokenEmbedding,
             Layers = w.Layers,
             OutputNorm = w.OutputNorm,
-            Output = output,
+            Output = new LinearWeight(output),
             RopeFreqFactors = w.RopeFreqFactors,
         };
     }

@@ -1,0 +1,35 @@
+using System.Runtime.Intrinsics;
+
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>int8 codes of a block of activations for a given scale: the SIMD path and its scalar reference.</summary>
+public static class ActivationQuantizer
+{
+    /// <summary>codes[i] = round-half-even(x[i] · (1/scale)), the same float product and rounding in every path.</summary>
+    public static void Codes(ReadOnlySpan<float> x, float scale, Span<sbyte> codes)
+    {
+        float inverse = scale == 0 ? 0 : 1f / scale;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var inv = Vector256.Create(inverse);
+            for (; i + 16 <= x.Length; i += 16)
+            {
+                // |x·inverse| ≤ 127 by construction of the scale, so the narrowing needs no saturation.
+                var a = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(x.Slice(i, 8)) * inv));
+                var b = Vector256.ConvertToInt32(Vector256.Round(Vector256.Create(x.Slice(i + 8, 8)) * inv));
+                var shorts = Vector256.Narrow(a, b);
+                var bytes = Vector256.Narrow(shorts, shorts);
+                bytes.GetLower().AsSByte().CopyTo(codes.Slice(i, 16));
+            }
+        }
+        for (; i < x.Length; i++) codes[i] = (sbyte)Math.Clamp(MathF.Round(x[i] * inverse, MidpointRounding.ToEven), -127f, 127f);
+    }
+
+    /// <summary>The scalar definition the SIMD path is tested against.</summary>
+    public static void CodesReference(ReadOnlySpan<float> x, float scale, Span<sbyte> codes)
+    {
+        float inverse = scale == 0 ? 0 : 1f / scale;
+        for (int i = 0; i < x.Length; i++) codes[i] = (sbyte)Math.Clamp(MathF.Round(x[i] * inverse, MidpointRounding.ToEven), -127f, 127f);
+    }
+}

@@ -1,0 +1,122 @@
+using AnyBit.Formats;
+using AnyBit.IO;
+
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>
+/// Reads one ggml super-block into <see cref="DecodedBlock"/>: integer codes in value order and the block's
+/// scales. The bit layouts are those of the dequantizers in <see cref="GgmlKQuants"/>, <see cref="GgmlLegacyQuants"/>
+/// and <see cref="GgmlTernaryQuants"/>; tests check that d·sc·(code+offset) − dmin·m equals their output.
+/// </summary>
+internal static class GgmlBlockDecoder
+{
+    public static int BlockBytes(TensorType type) => TensorTypes.Traits(type).BytesPerBlock;
+
+    public static void Decode(PackedKind kind, ReadOnlySpan<byte> b, ref DecodedBlock o)
+    {
+        o.Scales16.Fill(1);
+        o.Mins16.Clear();
+        o.DMin = 0;
+        var c = o.Codes;
+        switch (kind.Type)
+        {
+            case TensorType.Q8_0:
+                o.D = GgmlHelpers.ReadHalf(b, 0);
+                for (int i = 0; i < 32; i++) c[i] = (byte)((sbyte)b[2 + i] + 128);
+                break;
+            case TensorType.Q4_0:
+                o.D = GgmlHelpers.ReadHalf(b, 0);
+                for (int i = 0; i < 16; i++) { c[i] = (byte)(b[2 + i] & 15); c[i + 16] = (byte)(b[2 + i] >> 4); }
+                break;
+            case TensorType.Q4_K:
+            case TensorType.Q5_K:
+            {
+                bool five = kind.Type == TensorType.Q5_K;
+                o.D = GgmlHelpers.ReadHalf(b, 0); o.DMin = GgmlHelpers.ReadHalf(b, 2);
+                var sc = b.Slice(4, 12);
+                var qh = b.Slice(16, 32);
+                var ql = b.Slice(five ? 48 : 16, 128);
+                for (int j = 0; j < 4; j++)
+                {
+                    for (int l = 0; l < 32; l++)
+                    {
+                        int lo = ql[32 * j + l] & 15, hi = ql[32 * j + l] >> 4;
+                        if (five)
+                        {
+                            lo += ((qh[l] >> (2 * j)) & 1) != 0 ? 16 : 0;
+                            hi += ((qh[l] >> (2 * j + 1)) & 1) != 0 ? 16 : 0;
+                        }
+                        c[64 * j + l] = (byte)lo; c[64 * j + 32 + l] = (byte)hi;
+                    }
+                }
+                for (int s = 0; s < 8; s++)
+                {
+                    var (scale, min) = GgmlKQuants.ScaleMinK4(s, sc);
+                    o.Scales16[2 * s] = o.Scales16[2 * s + 1] = scale;
+                    o.Mins16[2 * s] = o.Mins16[2 * s + 1] = min;
+                }
+                break;
+            }
+            case TensorType.Q6_K:
+                o.D = GgmlHelpers.ReadHalf(b, 208);
+                for (int n = 0; n < 256; n += 128)
+                {
+                    var ql = b.Slice(n / 2, 64);
+                    var qh = b.Slice(128 + n / 4, 32);
+                    for (int l = 0; l < 32; l++)
+                    {
+                        c[n + l] = (byte)((ql[l] & 15) | ((qh[l] & 3) << 4));
+                        c[n + l + 32] = (byte)((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4));
+                        c[n + l + 64] = (byte)((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4));
+                        c[n + l + 96] = (byte)((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4));
+                    }
+                }
+                for (int h = 0; h < 16; h++) o.Scales16[h] = (sbyte)b[192 + h];
+                break;
+            case TensorType.Q3_K:
+            {
+                o.D = GgmlHelpers.ReadHalf(b, 108);
+                var hm = b[..32];
+                GgmlKQuants.Q3Scales(b.Slice(96, 12), o.Scales16);
+                int e = 0, m = 1;
+                for (int n = 0; n < 256; n += 128)
+                {
+                    var q = b.Slice(32 + n / 4, 32);
+                    for (int shift = 0; shift < 8; shift += 2, m <<= 1)
+                        for (int l = 0; l < 32; l++) c[e++] = (byte)(((q[l] >> shift) & 3) + ((hm[l] & m) != 0 ? 4 : 0));
+                }
+                break;
+            }
+            case TensorType.Q2_K:
+            {
+                o.D = GgmlHelpers.ReadHalf(b, 80); o.DMin = GgmlHelpers.ReadHalf(b, 82);
+                int e = 0;
+                for (int n = 0; n < 256; n += 128)
+                {
+                    var q = b.Slice(16 + n / 4, 32);
+                    for (int shift = 0; shift < 8; shift += 2)
+                        for (int l = 0; l < 32; l++) c[e++] = (byte)((q[l] >> shift) & 3);
+                }
+                for (int h = 0; h < 16; h++) { o.Scales16[h] = b[h] & 15; o.Mins16[h] = b[h] >> 4; }
+                break;
+            }
+            case TensorType.TQ2_0:
+                o.D = GgmlHelpers.ReadHalf(b, 64);
+                for (int half = 0; half < 2; half++)
+                    for (int n = 0; n < 4; n++)
+                        for (int m = 0; m < 32; m++) c[half * 128 + n * 32 + m] = (byte)((b[half * 32 + m] >> (2 * n)) & 3);
+                break;
+            case TensorType.TQ1_0:
+                o.D = GgmlHelpers.ReadHalf(b, 52);
+                for (int n = 0; n < 5; n++)
+                    for (int m = 0; m < 32; m++) c[n * 32 + m] = (byte)GgmlTernaryQuants.Trit(b[m], n);
+                for (int n = 0; n < 5; n++)
+                    for (int m = 0; m < 16; m++) c[160 + n * 16 + m] = (byte)GgmlTernaryQuants.Trit(b[32 + m], n);
+                for (int n = 0; n < 4; n++)
+                    for (int m = 0; m < 4; m++) c[240 + n * 4 + m] = (byte)GgmlTernaryQuants.Trit(b[48 + m], n);
+                break;
+            default:
+                throw new NotSupportedException($"no integer kernel for {kind.Type}");
+        }
+    }
+}

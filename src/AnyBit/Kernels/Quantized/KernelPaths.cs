@@ -1,0 +1,52 @@
+using System.Runtime.Intrinsics.X86;
+using AnyBit.IO;
+
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>Which implementation runs the quantized matrix products.</summary>
+public enum KernelMode
+{
+    /// <summary>The fastest correct SIMD path the CPU offers (scalar reference where it offers none).</summary>
+    Fast,
+    /// <summary>The scalar integer reference kernels (slow; for checking the fast ones).</summary>
+    Reference,
+    /// <summary>No integer kernels: weights dequantized to float32 at load, float activations (the original path).</summary>
+    Float32,
+}
+
+/// <summary>A kernel for one group of 8 rows and one token.</summary>
+internal unsafe delegate void GroupKernel(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows);
+
+/// <summary>Chooses the kernel per weight kind from the CPU features detected at start-up.</summary>
+public static class KernelPaths
+{
+    /// <summary>Name of the path <paramref name="mode"/> uses for <paramref name="type"/> on this CPU, for reports.</summary>
+    public static string Describe(TensorType type, KernelMode mode)
+    {
+        if (mode == KernelMode.Float32 || PackedKind.For(type) is not { } kind) return "f32 (dequantized at load)";
+        if (mode == KernelMode.Reference) return "int8 scalar reference";
+        return Select(kind, out string name) is null ? "int8 scalar reference" : name;
+    }
+
+    internal static GroupKernel? Select(PackedKind kind, out string name)
+    {
+        if (AvxVnni.IsSupported) { name = "avx-vnni int8, 8-row interleaved"; return For<VnniDot>(kind); }
+        if (Avx2.IsSupported && kind.Offset != -128) { name = "avx2 int8, 8-row interleaved"; return For<Avx2Dot>(kind); }
+        name = "int8 scalar reference";
+        return null;
+    }
+
+    /// <summary>The kernel of <paramref name="kind"/> with dot product <typeparamref name="TD"/> (tests call each path).</summary>
+    internal static unsafe GroupKernel For<TD>(PackedKind kind) where TD : struct, IDotProduct => kind.Type switch
+    {
+        TensorType.Q8_0 => PackedKernel<Q8_0Traits, TD>.Group,
+        TensorType.Q4_0 => PackedKernel<Q4_0Traits, TD>.Group,
+        TensorType.Q4_K => PackedKernel<Q4_KTraits, TD>.Group,
+        TensorType.Q5_K => PackedKernel<Q5_KTraits, TD>.Group,
+        TensorType.Q6_K => PackedKernel<Q6_KTraits, TD>.Group,
+        TensorType.Q3_K => PackedKernel<Q3_KTraits, TD>.Group,
+        TensorType.Q2_K => PackedKernel<Q2_KTraits, TD>.Group,
+        TensorType.TQ2_0 or TensorType.TQ1_0 => PackedKernel<TernaryTraits, TD>.Group,
+        _ => throw new NotSupportedException($"no integer kernel for {kind.Type}"),
+    };
+}

@@ -1,0 +1,55 @@
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>
+/// A <see cref="PackedKind"/> as compile-time constants, so that the JIT specialises the generic kernel per kind
+/// and folds every layout branch away (one kernel source, seven machine-code kernels).
+/// </summary>
+internal interface IKindTraits
+{
+    static abstract int Bits { get; }
+    static abstract int SuperBlock { get; }
+    static abstract int Offset { get; }
+    static abstract SubScaleLayout Layout { get; }
+    static abstract bool HasMins { get; }
+}
+
+internal struct Q8_0Traits : IKindTraits
+{
+    public static int Bits => 8; public static int SuperBlock => 32; public static int Offset => -128;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+}
+internal struct Q4_0Traits : IKindTraits
+{
+    public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -8;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+}
+internal struct Q4_KTraits : IKindTraits
+{
+    public static int Bits => 4; public static int SuperBlock => 256; public static int Offset => 0;
+    public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true;
+}
+internal struct Q5_KTraits : IKindTraits
+{
+    public static int Bits => 8; public static int SuperBlock => 256; public static int Offset => 0;
+    public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true;
+}
+internal struct Q6_KTraits : IKindTraits
+{
+    public static int Bits => 8; public static int SuperBlock => 256; public static int Offset => -32;
+    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false;
+}
+internal struct Q3_KTraits : IKindTraits
+{
+    public static int Bits => 4; public static int SuperBlock => 256; public static int Offset => -4;
+    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false;
+}
+internal struct Q2_KTraits : IKindTraits
+{
+    public static int Bits => 2; public static int SuperBlock => 256; public static int Offset => 0;
+    public static SubScaleLayout Layout => SubScaleLayout.PackedScaleMin16; public static bool HasMins => true;
+}
+internal struct TernaryTraits : IKindTraits
+{
+    public static int Bits => 2; public static int SuperBlock => 256; public static int Offset => -1;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+}

@@ -1,0 +1,115 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>
+/// The SIMD kernel: y[r] = Σ_k W[r, k]·x[k] for one group of 8 rows of a <see cref="PackedMatrix"/> and one token of
+/// <see cref="QuantizedActivations"/>. Per super-block the integer sums of all 8 rows advance together
+/// (lane r = row r), then each lane adds isum·(d·dx) and subtracts imin·(dmin·dx) as separate multiply and add —
+/// the same float operations in the same order as <see cref="ReferenceKernel"/>, so both give identical bits.
+/// </summary>
+internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits where TD : struct, IDotProduct
+{
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows)
+    {
+        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
+        int blockBytes = codeBytes + 32 * (TK.HasMins ? 2 : 1) + (TK.Layout == SubScaleLayout.None ? 0 : TK.Layout == SubScaleLayout.ScaleMin32 ? 128 : 128);
+        var acc = Vector256<float>.Zero;
+        var low4 = Vector256.Create((byte)0x0F);
+        var low2 = Vector256.Create((byte)0x03);
+        for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
+        {
+            byte* p = w + codeBytes;
+            byte* sub = p + 32 * (TK.HasMins ? 2 : 1);
+            var isum = Vector256<int>.Zero;
+            var imin = Vector256<int>.Zero;
+            for (int j = 0; j < sb / 32; j++)
+            {
+                byte* wj = w + j * 32 * TK.Bits;
+                sbyte* xj = x + 32 * j;
+                Vector256<int> h0 = Vector256<int>.Zero, h1 = Vector256<int>.Zero;
+                if (TK.Bits == 8)
+                {
+                    h0 = TD.Accumulate(h0, Vector256.Load(wj), X(xj, 0));
+                    h0 = TD.Accumulate(h0, Vector256.Load(wj + 32), X(xj, 1));
+                    h0 = TD.Accumulate(h0, Vector256.Load(wj + 64), X(xj, 2));
+                    h0 = TD.Accumulate(h0, Vector256.Load(wj + 96), X(xj, 3));
+                    h1 = TD.Accumulate(h1, Vector256.Load(wj + 128), X(xj, 4));
+                    h1 = TD.Accumulate(h1, Vector256.Load(wj + 160), X(xj, 5));
+                    h1 = TD.Accumulate(h1, Vector256.Load(wj + 192), X(xj, 6));
+                    h1 = TD.Accumulate(h1, Vector256.Load(wj + 224), X(xj, 7));
+                }
+                else if (TK.Bits == 4)
+                {
+                    for (int k = 0; k < 4; k++)
+                    {
+                        var v = Vector256.Load(wj + 32 * k);
+                        h0 = TD.Accumulate(h0, v & low4, X(xj, k));
+                        h1 = TD.Accumulate(h1, Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4, X(xj, k + 4));
+                    }
+                }
+                else
+                {
+                    for (int k = 0; k < 2; k++)
+                    {
+                        var v = Vector256.Load(wj + 32 * k);
+                        var v16 = v.AsUInt16();
+                        h0 = TD.Accumulate(h0, v & low2, X(xj, k));
+                        h0 = TD.Accumulate(h0, Vector256.ShiftRightLogical(v16, 2).AsByte() & low2, X(xj, k + 2));
+                        h1 = TD.Accumulate(h1, Vector256.ShiftRightLogical(v16, 4).AsByte() & low2, X(xj, k + 4));
+                        h1 = TD.Accumulate(h1, Vector256.ShiftRightLogical(v16, 6).AsByte() & low2, X(xj, k + 6));
+                    }
+                }
+
+                if (TK.Layout == SubScaleLayout.None)
+                {
+                    isum += h0 + h1;
+                }
+                else if (TK.Layout == SubScaleLayout.ScaleMin32)
+                {
+                    var sc = Avx2.ConvertToVector256Int32(sub + 8 * j);
+                    var m = Avx2.ConvertToVector256Int32(sub + 64 + 8 * j);
+                    isum += sc * (h0 + h1);
+                    imin += m * Vector256.Create(xSums16[2 * j] + xSums16[2 * j + 1]);
+                }
+                else if (TK.Layout == SubScaleLayout.PackedScaleMin16)
+                {
+                    var v0 = Avx2.ConvertToVector256Int32(sub + 16 * j);
+                    var v1 = Avx2.ConvertToVector256Int32(sub + 16 * j + 8);
+                    var fifteen = Vector256.Create(15);
+                    isum += (v0 & fifteen) * h0 + (v1 & fifteen) * h1;
+                    imin += Vector256.ShiftRightLogical(v0, 4) * Vector256.Create(xSums16[2 * j])
+                          + Vector256.ShiftRightLogical(v1, 4) * Vector256.Create(xSums16[2 * j + 1]);
+                }
+                else
+                {
+                    var s0 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j);
+                    var s1 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j + 8);
+                    if (TK.Offset != 0)
+                    {
+                        h0 += Vector256.Create(TK.Offset * xSums16[2 * j]);
+                        h1 += Vector256.Create(TK.Offset * xSums16[2 * j + 1]);
+                    }
+                    isum += s0 * h0 + s1 * h1;
+                }
+            }
+            if (TK.Layout == SubScaleLayout.None && TK.Offset != 0)
+            {
+                int total = 0;
+                for (int h = 0; h < sb / 16; h++) total += xSums16[h];
+                isum += Vector256.Create(TK.Offset * total);
+            }
+            var dx = Vector256.Create(xScales[s]);
+            acc += Vector256.ConvertToSingle(isum) * (Vector256.Load((float*)p) * dx);
+            if (TK.HasMins) acc -= Vector256.ConvertToSingle(imin) * (Vector256.Load((float*)p + 8) * dx);
+        }
+        if (rows == 8) acc.Store(y);
+        else for (int r = 0; r < rows; r++) y[r] = acc[r];
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<sbyte> X(sbyte* x, int chunk) => Vector256.Create(*(int*)(x + 4 * chunk)).AsSByte();
+}

@@ -1,0 +1,68 @@
+using AnyBit.IO;
+
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>How a kind's per-row sub-scales are laid out in the repacked matrix.</summary>
+internal enum SubScaleLayout
+{
+    /// <summary>One float scale per super-block, nothing finer (Q8_0, Q4_0, TQ2_0, TQ1_0).</summary>
+    None,
+    /// <summary>An unsigned 6-bit scale and min per 32 values (Q4_K, Q5_K): bytes sc[8][rows], m[8][rows].</summary>
+    ScaleMin32,
+    /// <summary>A 4-bit scale and 4-bit min per 16 values in one byte, as Q2_K stores them: [16][rows].</summary>
+    PackedScaleMin16,
+    /// <summary>A signed scale per 16 values (Q6_K, Q3_K): sbytes [16][rows].</summary>
+    Signed16,
+}
+
+/// <summary>
+/// Every weight format the integer kernels run, described by one rule: a weight is
+/// d · sc₁₆ · (code + offset) − dmin · m₁₆, with unsigned integer codes, an integer scale sc and min m per 16
+/// values (1 and 0 where the format has none) and float d, dmin per super-block. Every ggml type below is exactly
+/// this in integers, so an int8 activation's dot product with a row is exact up to the float combination per block.
+/// </summary>
+internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits, int Offset, SubScaleLayout Layout, bool HasMins)
+{
+    public static readonly PackedKind Q8_0 = new(TensorType.Q8_0, 32, 8, -128, SubScaleLayout.None, false);
+    public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false);
+    public static readonly PackedKind Q4_K = new(TensorType.Q4_K, 256, 4, 0, SubScaleLayout.ScaleMin32, true);
+    public static readonly PackedKind Q5_K = new(TensorType.Q5_K, 256, 8, 0, SubScaleLayout.ScaleMin32, true);
+    public static readonly PackedKind Q6_K = new(TensorType.Q6_K, 256, 8, -32, SubScaleLayout.Signed16, false);
+    public static readonly PackedKind Q3_K = new(TensorType.Q3_K, 256, 4, -4, SubScaleLayout.Signed16, false);
+    public static readonly PackedKind Q2_K = new(TensorType.Q2_K, 256, 2, 0, SubScaleLayout.PackedScaleMin16, true);
+    public static readonly PackedKind TQ2_0 = new(TensorType.TQ2_0, 256, 2, -1, SubScaleLayout.None, false);
+    /// <summary>TQ1_0's base-3 bytes are unpacked at load into TQ2_0's 2-bit codes: 2.125 instead of 1.69 bits
+    /// per weight in memory, in exchange for a decode that is a shift and a mask.</summary>
+    public static readonly PackedKind TQ1_0 = TQ2_0 with { Type = TensorType.TQ1_0 };
+
+    public static PackedKind? For(TensorType type) => type switch
+    {
+        TensorType.Q8_0 => Q8_0, TensorType.Q4_0 => Q4_0, TensorType.Q4_K => Q4_K, TensorType.Q5_K => Q5_K,
+        TensorType.Q6_K => Q6_K, TensorType.Q3_K => Q3_K, TensorType.Q2_K => Q2_K, TensorType.TQ2_0 => TQ2_0,
+        TensorType.TQ1_0 => TQ1_0, _ => null,
+    };
+
+    /// <summary>Bytes of codes for 8 rows × 32 values.</summary>
+    public int CodeBytesPer32 => 32 * CodeBits;
+
+    /// <summary>Bytes of scales for 8 rows × one super-block, after the codes.</summary>
+    public int ParamBytes => 32 * (HasMins ? 2 : 1) + Layout switch
+    {
+        SubScaleLayout.None => 0,
+        SubScaleLayout.ScaleMin32 => 2 * 8 * 8,
+        _ => 16 * 8,
+    };
+
+    public int SuperBlockBytes => CodeBytesPer32 * (SuperBlock / 32) + ParamBytes;
+
+    public override string ToString() => Type.ToString();
+}
+
+/// <summary>One row's super-block decoded into the integer form of <see cref="PackedKind"/>.</summary>
+internal ref struct DecodedBlock
+{
+    public Span<byte> Codes;   // SuperBlock values
+    public Span<int> Scales16; // SuperBlock/16 (1 where the format has no sub-scales)
+    public Span<int> Mins16;   // SuperBlock/16 (0 where the format has no mins)
+    public float D, DMin;
+}

@@ -1,0 +1,165 @@
+using System.Runtime.InteropServices;
+using AnyBit.IO;
+
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>
+/// A quantized weight matrix [rows, columns] repacked once at load into the layout the integer kernels read:
+/// groups of 8 rows, and within a group, per super-block, the codes of the 8 rows interleaved so that one 32-byte
+/// vector holds 4 consecutive codes of each of the 8 rows (lane r of an int32 vector = row r), followed by the
+/// super-block's scales for the 8 rows. A VNNI dot product of that vector with 4 broadcast activation bytes then
+/// advances all 8 row sums at once, with no horizontal reduction. Codes narrower than a byte share a byte: with
+/// 4-bit codes byte (r, e) of vector k holds chunk k in its low and chunk k+4 in its high nibble; with 2-bit codes
+/// vector k holds chunks k, k+2, k+4, k+6 at shifts 0, 2, 4, 6. The last group is padded with zero rows.
+/// </summary>
+public sealed unsafe class PackedMatrix : IDisposable
+{
+    public const int GroupRows = 8;
+
+    private byte* _data;
+    private readonly byte[]? _source; // the ggml bytes, kept only for the scalar reference kernel
+
+    internal PackedMatrix(PackedKind kind, int rows, int columns, ReadOnlySpan<byte> ggml, bool keepSource)
+    {
+        if (columns % kind.SuperBlock != 0) throw new AnyBitException($"{kind} matrix of {columns} columns is not whole blocks of {kind.SuperBlock}");
+        long expected = (long)rows * columns / kind.SuperBlock * GgmlBlockDecoder.BlockBytes(kind.Type);
+        if (ggml.Length != expected) throw new AnyBitException($"{kind} matrix [{rows}, {columns}] needs {expected} bytes, got {ggml.Length}");
+        Kind = kind; Rows = rows; Columns = columns;
+        Groups = (rows + GroupRows - 1) / GroupRows;
+        SuperBlocks = columns / kind.SuperBlock;
+        GroupBytes = (long)SuperBlocks * kind.SuperBlockBytes;
+        ByteLength = Groups * GroupBytes;
+        _data = (byte*)NativeMemory.AlignedAlloc((nuint)ByteLength, 64);
+        NativeMemory.Clear(_data, (nuint)ByteLength);
+        fixed (byte* source = ggml) Repack(source);
+        Kernel = KernelPaths.Select(kind, out string path);
+        KernelPath = path;
+        if (keepSource) _source = ggml.ToArray();
+    }
+
+    /// <summary>The integer kernels run <paramref name="type"/>.</summary>
+    public static bool Supports(TensorType type) => PackedKind.For(type) is not null;
+
+    /// <summary>
+    /// Repacks the ggml bytes of a [rows, columns] matrix of <paramref name="type"/>; with
+    /// <paramref name="keepSource"/> a copy of those bytes is kept for the scalar reference kernel.
+    /// </summary>
+    public static PackedMatrix Create(TensorType type, int rows, int columns, ReadOnlySpan<byte> ggml, bool keepSource = false) =>
+        new(PackedKind.For(type) ?? throw new AnyBitException($"no integer kernel for {type}"), rows, columns, ggml, keepSource);
+
+    internal PackedKind Kind { get; }
+    /// <summary>The SIMD kernel chosen for this CPU; null where only the scalar reference runs.</summary>
+    internal GroupKernel? Kernel { get; }
+    /// <summary>What <see cref="Kernel"/> is, for reports.</summary>
+    public string KernelPath { get; }
+    public TensorType Type => Kind.Type;
+    public int Rows { get; }
+    public int Columns { get; }
+    public int Groups { get; }
+    public int SuperBlocks { get; }
+    /// <summary>Block size the activations must be quantized with.</summary>
+    public int ActivationBlock => Kind.SuperBlock;
+    internal long GroupBytes { get; }
+    /// <summary>Bytes of the repacked matrix (what a decode step reads).</summary>
+    public long ByteLength { get; }
+    internal byte* Group(int g) => _data + g * GroupBytes;
+    /// <summary>The ggml bytes, when the matrix was created with keepSource.</summary>
+    internal ReadOnlySpan<byte> Source => _source ?? throw new InvalidOperationException("the matrix was packed without its source bytes");
+    internal bool HasSource => _source is not null;
+
+    private void Repack(byte* source)
+    {
+        // Groups are independent: repack them in parallel, which is most of a model's load time.
+        Parallel.For(0, Groups, () => new RepackScratch(Kind.SuperBlock), (g, _, scratch) => { RepackGroup(g, source, scratch); return scratch; }, _ => { });
+    }
+
+    private sealed class RepackScratch(int sb)
+    {
+        public readonly byte[] Codes = new byte[GroupRows * sb];
+        public readonly int[] Scales = new int[GroupRows * sb / 16], Mins = new int[GroupRows * sb / 16];
+        public readonly float[] D = new float[GroupRows], DMin = new float[GroupRows];
+    }
+
+    private void RepackGroup(int g, byte* source, RepackScratch scratch)
+    {
+        var kind = Kind;
+        int sb = kind.SuperBlock, blockBytes = GgmlBlockDecoder.BlockBytes(kind.Type);
+        var (codes, scales, mins, d, dmin) = (scratch.Codes, scratch.Scales, scratch.Mins, scratch.D, scratch.DMin);
+            for (int s = 0; s < SuperBlocks; s++)
+            {
+                Array.Clear(codes); Array.Clear(scales); Array.Clear(mins); Array.Clear(d); Array.Clear(dmin);
+                for (int r = 0; r < GroupRows; r++)
+                {
+                    int row = g * GroupRows + r;
+                    if (row >= Rows) break;
+                    var block = new DecodedBlock
+                    {
+                        Codes = codes.AsSpan(r * sb, sb), Scales16 = scales.AsSpan(r * sb / 16, sb / 16), Mins16 = mins.AsSpan(r * sb / 16, sb / 16),
+                    };
+                    long at = ((long)row * SuperBlocks + s) * blockBytes;
+                    GgmlBlockDecoder.Decode(kind, new ReadOnlySpan<byte>(source + at, blockBytes), ref block);
+                    d[r] = block.D; dmin[r] = block.DMin;
+                }
+                WriteSuperBlock(Group(g) + (long)s * kind.SuperBlockBytes, codes, scales, mins, d, dmin);
+            }
+    }
+
+    private void WriteSuperBlock(byte* o, byte[] codes, int[] scales, int[] mins, float[] d, float[] dmin)
+    {
+        var kind = Kind;
+        int sb = kind.SuperBlock, n16 = sb / 16;
+        for (int j = 0; j < sb / 32; j++)
+        {
+            byte* v = o + j * kind.CodeBytesPer32;
+            for (int r = 0; r < GroupRows; r++)
+                for (int e = 0; e < 4; e++)
+                {
+                        byte Code(int chunk) => codes[r * sb + 32 * j + 4 * chunk + e];
+                    int at = r * 4 + e;
+                    switch (kind.CodeBits)
+                    {
+                        case 8:
+                            for (int k = 0; k < 8; k++) v[32 * k + at] = Code(k);
+                            break;
+                        case 4:
+                            for (int k = 0; k < 4; k++) v[32 * k + at] = (byte)(Code(k) | (Code(k + 4) << 4));
+                            break;
+                        case 2:
+                            for (int k = 0; k < 2; k++) v[32 * k + at] = (byte)(Code(k) | (Code(k + 2) << 2) | (Code(k + 4) << 4) | (Code(k + 6) << 6));
+                            break;
+                    }
+                }
+        }
+        byte* p = o + kind.CodeBytesPer32 * (sb / 32);
+        float* f = (float*)p;
+        for (int r = 0; r < GroupRows; r++) f[r] = d[r];
+        if (kind.HasMins) for (int r = 0; r < GroupRows; r++) f[8 + r] = dmin[r];
+        p += 32 * (kind.HasMins ? 2 : 1);
+        switch (kind.Layout)
+        {
+            case SubScaleLayout.ScaleMin32:
+                for (int j = 0; j < 8; j++)
+                    for (int r = 0; r < GroupRows; r++)
+                    {
+                        p[j * 8 + r] = (byte)scales[r * n16 + 2 * j];
+                        p[64 + j * 8 + r] = (byte)mins[r * n16 + 2 * j];
+                    }
+                break;
+            case SubScaleLayout.PackedScaleMin16:
+                for (int h = 0; h < 16; h++)
+                    for (int r = 0; r < GroupRows; r++) p[h * 8 + r] = (byte)(scales[r * n16 + h] | (mins[r * n16 + h] << 4));
+                break;
+            case SubScaleLayout.Signed16:
+                for (int h = 0; h < 16; h++)
+                    for (int r = 0; r < GroupRows; r++) p[h * 8 + r] = (byte)(sbyte)scales[r * n16 + h];
+                break;
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_data == null) return;
+        NativeMemory.AlignedFree(_data);
+        _data = null;
+    }
+}

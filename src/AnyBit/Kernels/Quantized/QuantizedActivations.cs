@@ -1,0 +1,84 @@
+using System.Runtime.InteropServices;
+
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>
+/// Linear-layer inputs quantized to int8 so that the weight kernels can use integer dot products (llama.cpp's
+/// q8_0 / q8_K activations, BitNet's A8). Each token's row is cut into blocks of <see cref="BlockSize"/> values
+/// (32 for the legacy ggml types, 256 for K-quants and ternary types, whose integer sub-scales are summed across a
+/// super-block) with one float scale per block; the integer sum of every 16 codes is kept for the weight formats
+/// whose codes carry an offset (Q4_0's −8, Q6_K's −32, the mins of Q2_K and Q4_K...).
+/// </summary>
+public sealed unsafe class QuantizedActivations : IDisposable
+{
+    private readonly sbyte* _codes;
+    private readonly float* _scales;
+    private readonly int* _sums16;
+
+    public QuantizedActivations(int maxTokens, int maxColumns, int blockSize)
+    {
+        if (blockSize % 32 != 0) throw new ArgumentException("block size must be a multiple of 32", nameof(blockSize));
+        MaxTokens = Math.Max(1, maxTokens); MaxColumns = maxColumns; BlockSize = blockSize;
+        long n = (long)MaxTokens * maxColumns;
+        _codes = (sbyte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n), 64);
+        _scales = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n / blockSize * sizeof(float) + 64), 64);
+        _sums16 = (int*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n / 16 * sizeof(int) + 64), 64);
+    }
+
+    public int MaxTokens { get; }
+    public int MaxColumns { get; }
+    public int BlockSize { get; }
+    /// <summary>Columns of the rows quantized last.</summary>
+    public int Columns { get; private set; }
+    public int Tokens { get; private set; }
+
+    /// <summary>The codes of token <paramref name="t"/>.</summary>
+    public sbyte* Codes(int t) => _codes + (long)t * Columns;
+    /// <summary>One scale per block of token <paramref name="t"/>: value ≈ scale × code.</summary>
+    public float* Scales(int t) => _scales + (long)t * (Columns / BlockSize);
+    /// <summary>Σ codes over each run of 16 of token <paramref name="t"/>.</summary>
+    public int* Sums16(int t) => _sums16 + (long)t * (Columns / 16);
+
+    /// <summary>
+    /// Quantizes <paramref name="tokens"/> rows of <paramref name="columns"/> floats. Each block's scale is its
+    /// largest magnitude / 127 and codes are round-half-even(x / scale). With <paramref name="perTokenScale"/> every
+    /// block of a row uses the row's scale instead: BitNet's activations are already int8 per token, and a shared
+    /// scale keeps their codes exact.
+    /// </summary>
+    public void Quantize(float* x, int tokens, int columns, bool perTokenScale = false)
+    {
+        if (tokens > MaxTokens || columns > MaxColumns) throw new ArgumentException("more activations than the buffer holds");
+        if (columns % BlockSize != 0) throw new ArgumentException($"{columns} columns are not whole blocks of {BlockSize}");
+        Tokens = tokens; Columns = columns;
+        for (int t = 0; t < tokens; t++)
+        {
+            var row = new ReadOnlySpan<float>(x + (long)t * columns, columns);
+            float rowScale = perTokenScale ? ScaleOf(row) : 0;
+            sbyte* q = Codes(t);
+            float* s = Scales(t);
+            int* sums = Sums16(t);
+            for (int b = 0; b < columns / BlockSize; b++)
+            {
+                var block = row.Slice(b * BlockSize, BlockSize);
+                float d = perTokenScale ? rowScale : ScaleOf(block);
+                s[b] = d;
+                ActivationQuantizer.Codes(block, d, new Span<sbyte>(q + b * BlockSize, BlockSize));
+            }
+            for (int g = 0; g < columns / 16; g++)
+            {
+                int sum = 0;
+                for (int i = 0; i < 16; i++) sum += q[g * 16 + i];
+                sums[g] = sum;
+            }
+        }
+    }
+
+    private static float ScaleOf(ReadOnlySpan<float> values) => System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(values) is var m ? MathF.Abs(m) / 127f : 0;
+
+    public void Dispose()
+    {
+        NativeMemory.AlignedFree(_codes);
+        NativeMemory.AlignedFree(_scales);
+        NativeMemory.AlignedFree(_sums16);
+    }
+}

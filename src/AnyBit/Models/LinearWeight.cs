@@ -1,0 +1,39 @@
+using AnyBit.Kernels;
+using AnyBit.Kernels.Quantized;
+
+namespace AnyBit.Models;
+
+/// <summary>
+/// A linear layer's weight [rows, columns]: float32 (the reference path, calibration and the methods that edit
+/// weights) or packed for the integer kernels, in which case no float copy is held.
+/// </summary>
+public sealed class LinearWeight : IDisposable
+{
+    private readonly bool _ownsDense;
+
+    /// <param name="dense">the float32 weight</param>
+    /// <param name="owns">false when the buffer belongs to another tensor (a head tied to the embedding)</param>
+    public LinearWeight(NativeBuffer dense, bool owns = true) { Dense = dense; _ownsDense = owns; }
+
+    public LinearWeight(PackedMatrix packed) => Packed = packed;
+
+    /// <summary>The float32 weight, or null when the weight is packed.</summary>
+    public NativeBuffer? Dense { get; }
+    /// <summary>The packed weight for the integer kernels, or null when the weight is float32.</summary>
+    public PackedMatrix? Packed { get; }
+
+    /// <summary>The float32 weight; only models loaded with float kernels have one.</summary>
+    public NativeBuffer F32 => Dense ?? throw new InvalidOperationException("this weight is packed for the integer kernels; load the model with KernelMode.Float32 to edit weights");
+
+    /// <summary>The type the weight was stored as ("Q4_K", "BF16", "int3:g64"...), for reports.</summary>
+    public string StoredType { get; init; } = "F32";
+
+    /// <summary>Bytes the forward pass reads from this weight per token.</summary>
+    public long ByteLength => Packed?.ByteLength ?? (Dense?.Length ?? 0) * sizeof(float);
+
+    public void Dispose()
+    {
+        if (_ownsDense) Dense?.Dispose();
+        Packed?.Dispose();
+    }
+}
