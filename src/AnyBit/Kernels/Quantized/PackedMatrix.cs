@@ -29,7 +29,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         SuperBlocks = columns / kind.SuperBlock;
         GroupBytes = (long)SuperBlocks * kind.SuperBlockBytes;
         ByteLength = Groups * GroupBytes;
-        _data = (byte*)NativeMemory.AlignedAlloc((nuint)ByteLength, 64);
+        _data = (byte*)LargePageMemory.Allocate((nuint)ByteLength);
         NativeMemory.Clear(_data, (nuint)ByteLength);
         fixed (byte* source = ggml) Repack(source);
         Kernel = KernelPaths.Select(kind, out string path);
@@ -159,7 +159,7 @@ public sealed unsafe class PackedMatrix : IDisposable
     public void Dispose()
     {
         if (_data == null) return;
-        NativeMemory.AlignedFree(_data);
+        LargePageMemory.Free(_data);
         _data = null;
     }
 }
