@@ -22,8 +22,9 @@ public sealed class WorkerPool : IDisposable
     /// <summary>The process-wide pool with one worker per core.</summary>
     public static WorkerPool Shared { get; } = new(Environment.ProcessorCount);
 
-    /// <summary>How long an idle worker spins before blocking.</summary>
-    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 1000; // 1 ms
+    /// <summary>How long an idle worker spins before blocking: longer than the gaps inside a decode step (norms,
+    /// RoPE, sampling), short enough that an idle model does not hold the cores.</summary>
+    private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 5000; // 200 µs
 
     private readonly Thread[] _threads;
     private readonly SemaphoreSlim[] _wake;
@@ -105,7 +106,14 @@ public sealed class WorkerPool : IDisposable
             long since = System.Diagnostics.Stopwatch.GetTimestamp();
             while (_generation == seen && !_stopping)
             {
-                if (System.Diagnostics.Stopwatch.GetTimestamp() - since < SpinTicks) { Thread.SpinWait(32); continue; }
+                if (System.Diagnostics.Stopwatch.GetTimestamp() - since < SpinTicks)
+                {
+                    // Yield between short spins: when there are more busy threads than cores (tests, two models),
+                    // a spinning worker must not take a core from one with work.
+                    Thread.SpinWait(32);
+                    Thread.Yield();
+                    continue;
+                }
                 // Announce the sleep, then look again: a Run that started in between either sees the flag and
                 // releases the semaphore, or its generation is visible here.
                 Volatile.Write(ref _sleeping[id - 1], 1);

@@ -32,8 +32,8 @@ public static class WeightLoader
         {
             if (kernels == KernelMode.Float32 || bitnet || w is not StoreWeights store || !w.Contains(name)) return null;
             var t = store.Tensor(name);
-            if (t.Format is not null || !PackedMatrix.Supports(t.Type) || !t.Shape.SequenceEqual([rows, cols])) return null;
-            return PackedMatrix.Create(t.Type, (int)rows, (int)cols, t.Bytes, keepSource: kernels == KernelMode.Reference);
+            if (!PackedMatrix.Supports(t.Format, t.Type) || !t.Shape.SequenceEqual([rows, cols])) return null;
+            return PackedMatrix.Create(t.Format, t.Type, (int)rows, (int)cols, t.Bytes, keepSource: kernels == KernelMode.Reference);
         }
         string TypeOf(string name) => w is StoreWeights s && s.Contains(name) ? s.Tensor(name).TypeName : "F32";
         LinearWeight Linear(string name, long rows, long cols)

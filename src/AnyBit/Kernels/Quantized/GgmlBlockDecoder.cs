@@ -10,14 +10,18 @@ namespace AnyBit.Kernels.Quantized;
 /// </summary>
 internal static class GgmlBlockDecoder
 {
-    public static int BlockBytes(TensorType type) => TensorTypes.Traits(type).BytesPerBlock;
-
     public static void Decode(PackedKind kind, ReadOnlySpan<byte> b, ref DecodedBlock o)
     {
         o.Scales16.Fill(1);
         o.Mins16.Clear();
         o.DMin = 0;
+        o.Zero = 0;
         var c = o.Codes;
+        if (kind.Int is { } f)
+        {
+            DecodeInt(f, b, ref o);
+            return;
+        }
         switch (kind.Type)
         {
             case TensorType.Q8_0:
@@ -118,5 +122,19 @@ internal static class GgmlBlockDecoder
             default:
                 throw new NotSupportedException($"no integer kernel for {kind.Type}");
         }
+    }
+
+    /// <summary>
+    /// An <see cref="Quantization.IntFormat"/> group (fp16 scale, u8 zero point if asymmetric, packed codes): value =
+    /// s·(code − z), with z = 2^(k−1) when symmetric. Symmetric 1-bit stores signs (±s): code' = 2·code, z = 1.
+    /// </summary>
+    private static void DecodeInt(Quantization.IntFormat f, ReadOnlySpan<byte> b, ref DecodedBlock o)
+    {
+        o.D = GgmlHelpers.ReadHalf(b, 0);
+        Span<int> codes = stackalloc int[f.GroupSize];
+        Formats.BitPacking.Unpack(b[(f.Symmetric ? 2 : 3)..], f.Bits, codes);
+        bool signs = f.Symmetric && f.Bits == 1;
+        o.Zero = signs ? 1 : f.Symmetric ? 1 << (f.Bits - 1) : b[2];
+        for (int i = 0; i < codes.Length; i++) o.Codes[i] = (byte)(signs ? 2 * codes[i] : codes[i]);
     }
 }

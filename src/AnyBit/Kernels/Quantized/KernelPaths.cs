@@ -24,6 +24,11 @@ public static class KernelPaths
     public static string Describe(TensorType type, KernelMode mode)
     {
         if (mode == KernelMode.Float32 || PackedKind.For(type) is not { } kind) return "f32 (dequantized at load)";
+        return Describe(kind, mode);
+    }
+
+    internal static string Describe(PackedKind kind, KernelMode mode)
+    {
         if (mode == KernelMode.Reference) return "int8 scalar reference";
         return Select(kind, out string name) is null ? "int8 scalar reference" : name;
     }
@@ -31,13 +36,16 @@ public static class KernelPaths
     internal static GroupKernel? Select(PackedKind kind, out string name)
     {
         if (AvxVnni.IsSupported) { name = "avx-vnni int8, 8-row interleaved"; return For<VnniDot>(kind); }
-        if (Avx2.IsSupported && kind.Offset != -128) { name = "avx2 int8, 8-row interleaved"; return For<Avx2Dot>(kind); }
+        if (Avx2.IsSupported && MaxCode(kind) <= Avx2Dot.MaxCode) { name = "avx2 int8, 8-row interleaved"; return For<Avx2Dot>(kind); }
         name = "int8 scalar reference";
         return null;
     }
 
+    /// <summary>The largest code the kind stores (Q8_0 stores q+128; int formats up to 2^k − 1, doubled for 1-bit signs).</summary>
+    internal static int MaxCode(PackedKind kind) => kind.Offset == -128 ? 255 : kind.Int is { } f ? (f.Symmetric && f.Bits == 1 ? 2 : (1 << f.Bits) - 1) : (1 << kind.CodeBits) - 1;
+
     /// <summary>The kernel of <paramref name="kind"/> with dot product <typeparamref name="TD"/> (tests call each path).</summary>
-    internal static unsafe GroupKernel For<TD>(PackedKind kind) where TD : struct, IDotProduct => kind.Type switch
+    internal static unsafe GroupKernel For<TD>(PackedKind kind) where TD : struct, IDotProduct => kind.Int is not null ? ForInt<TD>(kind) : kind.Type switch
     {
         TensorType.Q8_0 => PackedKernel<Q8_0Traits, TD>.Group,
         TensorType.Q4_0 => PackedKernel<Q4_0Traits, TD>.Group,
@@ -48,5 +56,16 @@ public static class KernelPaths
         TensorType.Q2_K => PackedKernel<Q2_KTraits, TD>.Group,
         TensorType.TQ2_0 or TensorType.TQ1_0 => PackedKernel<TernaryTraits, TD>.Group,
         _ => throw new NotSupportedException($"no integer kernel for {kind.Type}"),
+    };
+
+    private static unsafe GroupKernel ForInt<TD>(PackedKind kind) where TD : struct, IDotProduct => (kind.CodeBits, kind.SuperBlock) switch
+    {
+        (2, 32) => PackedKernel<IntTraits<C2, C32>, TD>.Group, (2, 64) => PackedKernel<IntTraits<C2, C64>, TD>.Group,
+        (2, 128) => PackedKernel<IntTraits<C2, C128>, TD>.Group, (2, 256) => PackedKernel<IntTraits<C2, C256>, TD>.Group,
+        (4, 32) => PackedKernel<IntTraits<C4, C32>, TD>.Group, (4, 64) => PackedKernel<IntTraits<C4, C64>, TD>.Group,
+        (4, 128) => PackedKernel<IntTraits<C4, C128>, TD>.Group, (4, 256) => PackedKernel<IntTraits<C4, C256>, TD>.Group,
+        (8, 32) => PackedKernel<IntTraits<C8, C32>, TD>.Group, (8, 64) => PackedKernel<IntTraits<C8, C64>, TD>.Group,
+        (8, 128) => PackedKernel<IntTraits<C8, C128>, TD>.Group, (8, 256) => PackedKernel<IntTraits<C8, C256>, TD>.Group,
+        _ => throw new NotSupportedException($"no integer kernel for {kind}"),
     };
 }

@@ -53,3 +53,20 @@ internal struct TernaryTraits : IKindTraits
     public static int Bits => 2; public static int SuperBlock => 256; public static int Offset => -1;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
 }
+
+/// <summary>A compile-time integer for generic kernel parameters.</summary>
+internal interface IConstant { static abstract int Value { get; } }
+internal struct C2 : IConstant { public static int Value => 2; }
+internal struct C4 : IConstant { public static int Value => 4; }
+internal struct C8 : IConstant { public static int Value => 8; }
+internal struct C32 : IConstant { public static int Value => 32; }
+internal struct C64 : IConstant { public static int Value => 64; }
+internal struct C128 : IConstant { public static int Value => 128; }
+internal struct C256 : IConstant { public static int Value => 256; }
+
+/// <summary>AnyBit's int formats: codes of <typeparamref name="TBits"/> storage bits, one zero point and scale per group.</summary>
+internal struct IntTraits<TBits, TGroup> : IKindTraits where TBits : struct, IConstant where TGroup : struct, IConstant
+{
+    public static int Bits => TBits.Value; public static int SuperBlock => TGroup.Value; public static int Offset => 0;
+    public static SubScaleLayout Layout => SubScaleLayout.ZeroPoint; public static bool HasMins => false;
+}

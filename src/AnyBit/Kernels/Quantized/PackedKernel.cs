@@ -16,7 +16,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows)
     {
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = codeBytes + 32 * (TK.HasMins ? 2 : 1) + (TK.Layout == SubScaleLayout.None ? 0 : TK.Layout == SubScaleLayout.ScaleMin32 ? 128 : 128);
+        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout);
         var acc = Vector256<float>.Zero;
         var low4 = Vector256.Create((byte)0x0F);
         var low2 = Vector256.Create((byte)0x03);
@@ -64,7 +64,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     }
                 }
 
-                if (TK.Layout == SubScaleLayout.None)
+                if (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint)
                 {
                     isum += h0 + h1;
                 }
@@ -101,6 +101,12 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                 int total = 0;
                 for (int h = 0; h < sb / 16; h++) total += xSums16[h];
                 isum += Vector256.Create(TK.Offset * total);
+            }
+            if (TK.Layout == SubScaleLayout.ZeroPoint)
+            {
+                int total = 0;
+                for (int h = 0; h < sb / 16; h++) total += xSums16[h];
+                isum -= Avx2.ConvertToVector256Int32(p + 32) * Vector256.Create(total);
             }
             var dx = Vector256.Create(xScales[s]);
             acc += Vector256.ConvertToSingle(isum) * (Vector256.Load((float*)p) * dx);

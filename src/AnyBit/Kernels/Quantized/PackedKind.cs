@@ -13,6 +13,8 @@ internal enum SubScaleLayout
     PackedScaleMin16,
     /// <summary>A signed scale per 16 values (Q6_K, Q3_K): sbytes [16][rows].</summary>
     Signed16,
+    /// <summary>A u8 zero point per super-block (AnyBit's int formats): bytes z[rows]; weight = d·(code − z).</summary>
+    ZeroPoint,
 }
 
 /// <summary>
@@ -23,6 +25,27 @@ internal enum SubScaleLayout
 /// </summary>
 internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits, int Offset, SubScaleLayout Layout, bool HasMins)
 {
+    /// <summary>AnyBit's k-bit integer format this kind runs, or null for a ggml type.</summary>
+    public Quantization.IntFormat? Int { get; init; }
+
+    /// <summary>Bytes of one stored block (one super-block of one row) in the file.</summary>
+    public int BlockBytes => Int?.BytesPerBlock ?? TensorTypes.Traits(Type).BytesPerBlock;
+
+    /// <summary>Group sizes the integer kernels are compiled for.</summary>
+    public static readonly int[] IntGroupSizes = [32, 64, 128, 256];
+
+    /// <summary>
+    /// The kind for an AnyBit int format with groups: codes stored in 2, 4 or 8 bits (3-bit codes take 4, 5..7 take
+    /// 8), one super-block per group, weight = s·(code − z). Per-channel and per-tensor scopes are not run here.
+    /// </summary>
+    public static PackedKind? For(Quantization.TensorFormat? format, TensorType storedType)
+    {
+        if (format is null) return For(storedType);
+        if (format is not Quantization.IntFormat { Scope: Quantization.ScaleScope.Group } f || !IntGroupSizes.Contains(f.GroupSize)) return null;
+        int storage = f.Bits <= 2 ? 2 : f.Bits <= 4 ? 4 : 8;
+        return new PackedKind(storedType, f.GroupSize, storage, 0, SubScaleLayout.ZeroPoint, false) { Int = f };
+    }
+
     public static readonly PackedKind Q8_0 = new(TensorType.Q8_0, 32, 8, -128, SubScaleLayout.None, false);
     public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false);
     public static readonly PackedKind Q4_K = new(TensorType.Q4_K, 256, 4, 0, SubScaleLayout.ScaleMin32, true);
@@ -46,16 +69,18 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public int CodeBytesPer32 => 32 * CodeBits;
 
     /// <summary>Bytes of scales for 8 rows × one super-block, after the codes.</summary>
-    public int ParamBytes => 32 * (HasMins ? 2 : 1) + Layout switch
+    public int ParamBytes => ParamBytesOf(HasMins, Layout);
+
+    public static int ParamBytesOf(bool hasMins, SubScaleLayout layout) => 32 * (hasMins ? 2 : 1) + layout switch
     {
         SubScaleLayout.None => 0,
-        SubScaleLayout.ScaleMin32 => 2 * 8 * 8,
-        _ => 16 * 8,
+        SubScaleLayout.ZeroPoint => 8,
+        _ => 16 * 8, // ScaleMin32: 2·8 sub-blocks × 8 rows; the 16-value layouts: 16 × 8 rows
     };
 
     public int SuperBlockBytes => CodeBytesPer32 * (SuperBlock / 32) + ParamBytes;
 
-    public override string ToString() => Type.ToString();
+    public override string ToString() => Int?.Name ?? Type.ToString();
 }
 
 /// <summary>One row's super-block decoded into the integer form of <see cref="PackedKind"/>.</summary>
@@ -65,4 +90,5 @@ internal ref struct DecodedBlock
     public Span<int> Scales16; // SuperBlock/16 (1 where the format has no sub-scales)
     public Span<int> Mins16;   // SuperBlock/16 (0 where the format has no mins)
     public float D, DMin;
+    public int Zero;           // weight = D·(code − Zero) for the int formats; 0 otherwise
 }

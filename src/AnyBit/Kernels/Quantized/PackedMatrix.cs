@@ -22,7 +22,7 @@ public sealed unsafe class PackedMatrix : IDisposable
     internal PackedMatrix(PackedKind kind, int rows, int columns, ReadOnlySpan<byte> ggml, bool keepSource)
     {
         if (columns % kind.SuperBlock != 0) throw new AnyBitException($"{kind} matrix of {columns} columns is not whole blocks of {kind.SuperBlock}");
-        long expected = (long)rows * columns / kind.SuperBlock * GgmlBlockDecoder.BlockBytes(kind.Type);
+        long expected = (long)rows * columns / kind.SuperBlock * kind.BlockBytes;
         if (ggml.Length != expected) throw new AnyBitException($"{kind} matrix [{rows}, {columns}] needs {expected} bytes, got {ggml.Length}");
         Kind = kind; Rows = rows; Columns = columns;
         Groups = (rows + GroupRows - 1) / GroupRows;
@@ -40,6 +40,13 @@ public sealed unsafe class PackedMatrix : IDisposable
     /// <summary>The integer kernels run <paramref name="type"/>.</summary>
     public static bool Supports(TensorType type) => PackedKind.For(type) is not null;
 
+    /// <summary>The integer kernels run tensors stored as <paramref name="format"/> (null: a plain ggml type).</summary>
+    public static bool Supports(Quantization.TensorFormat? format, TensorType storedType) => PackedKind.For(format, storedType) is not null;
+
+    /// <summary>Repacks a [rows, columns] matrix stored as <paramref name="format"/> (an AnyBit int format) or as a ggml type.</summary>
+    public static PackedMatrix Create(Quantization.TensorFormat? format, TensorType storedType, int rows, int columns, ReadOnlySpan<byte> bytes, bool keepSource = false) =>
+        new(PackedKind.For(format, storedType) ?? throw new AnyBitException($"no integer kernel for {format?.Name ?? storedType.ToString()}"), rows, columns, bytes, keepSource);
+
     /// <summary>
     /// Repacks the ggml bytes of a [rows, columns] matrix of <paramref name="type"/>; with
     /// <paramref name="keepSource"/> a copy of those bytes is kept for the scalar reference kernel.
@@ -48,6 +55,8 @@ public sealed unsafe class PackedMatrix : IDisposable
         new(PackedKind.For(type) ?? throw new AnyBitException($"no integer kernel for {type}"), rows, columns, ggml, keepSource);
 
     internal PackedKind Kind { get; }
+    /// <summary>The stored format's name ("Q4_K", "int3:g64:asym").</summary>
+    public string FormatName => Kind.ToString();
     /// <summary>The SIMD kernel chosen for this CPU; null where only the scalar reference runs.</summary>
     internal GroupKernel? Kernel { get; }
     /// <summary>What <see cref="Kernel"/> is, for reports.</summary>
@@ -83,7 +92,7 @@ public sealed unsafe class PackedMatrix : IDisposable
     private void RepackGroup(int g, byte* source, RepackScratch scratch)
     {
         var kind = Kind;
-        int sb = kind.SuperBlock, blockBytes = GgmlBlockDecoder.BlockBytes(kind.Type);
+        int sb = kind.SuperBlock, blockBytes = kind.BlockBytes;
         var (codes, scales, mins, d, dmin) = (scratch.Codes, scratch.Scales, scratch.Mins, scratch.D, scratch.DMin);
             for (int s = 0; s < SuperBlocks; s++)
             {
@@ -99,6 +108,7 @@ public sealed unsafe class PackedMatrix : IDisposable
                     long at = ((long)row * SuperBlocks + s) * blockBytes;
                     GgmlBlockDecoder.Decode(kind, new ReadOnlySpan<byte>(source + at, blockBytes), ref block);
                     d[r] = block.D; dmin[r] = block.DMin;
+                    if (kind.Layout == SubScaleLayout.ZeroPoint) mins[r * sb / 16] = block.Zero;
                 }
                 WriteSuperBlock(Group(g) + (long)s * kind.SuperBlockBytes, codes, scales, mins, d, dmin);
             }
@@ -152,6 +162,9 @@ public sealed unsafe class PackedMatrix : IDisposable
             case SubScaleLayout.Signed16:
                 for (int h = 0; h < 16; h++)
                     for (int r = 0; r < GroupRows; r++) p[h * 8 + r] = (byte)(sbyte)scales[r * n16 + h];
+                break;
+            case SubScaleLayout.ZeroPoint:
+                for (int r = 0; r < GroupRows; r++) p[r] = (byte)mins[r * n16];
                 break;
         }
     }

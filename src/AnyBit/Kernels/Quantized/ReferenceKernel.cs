@@ -2,7 +2,7 @@ namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
 /// The scalar definition of the integer kernels, read straight from the ggml bytes (not the repacked layout):
-/// per super-block isum = Σ₁₆ sc·(Σ code·x + offset·Σx) and imin = Σ₁₆ m·Σx in exact integers, then
+/// per super-block isum = Σ₁₆ sc·(Σ code·x + offset·Σx) − z·Σx and imin = Σ₁₆ m·Σx in exact integers, then
 /// y += isum·(d·dx) and y −= imin·(dmin·dx) in float32. Every SIMD path must reproduce it bit for bit.
 /// </summary>
 internal static unsafe class ReferenceKernel
@@ -10,7 +10,7 @@ internal static unsafe class ReferenceKernel
     public static float Row(PackedMatrix m, int row, QuantizedActivations a, int token)
     {
         var kind = m.Kind;
-        int sb = kind.SuperBlock, blockBytes = GgmlBlockDecoder.BlockBytes(kind.Type);
+        int sb = kind.SuperBlock, blockBytes = kind.BlockBytes;
         Span<byte> codes = stackalloc byte[sb];
         Span<int> scales = stackalloc int[sb / 16], mins = stackalloc int[sb / 16];
         sbyte* x = a.Codes(token);
@@ -29,6 +29,12 @@ internal static unsafe class ReferenceKernel
                 int xsum = sums[s * sb / 16 + h];
                 isum += scales[h] * (dot + kind.Offset * xsum);
                 imin += mins[h] * xsum;
+            }
+            if (block.Zero != 0)
+            {
+                int total = 0;
+                for (int h = 0; h < sb / 16; h++) total += sums[s * sb / 16 + h];
+                isum -= block.Zero * total;
             }
             float dx = xs[s];
             acc += isum * (block.D * dx);

@@ -1,0 +1,232 @@
+using System.Runtime.Intrinsics.X86;
+using AnyBit.IO;
+using AnyBit.Kernels;
+using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
+
+namespace AnyBit.Tests;
+
+/// <summary>
+/// The integer kernels: the block decoder against the ggml dequantizers, the scalar reference against float math on
+/// dequantized weights and activations, and every SIMD path against the scalar reference, bit for bit.
+/// </summary>
+public unsafe class QuantizedKernelTests
+{
+    /// <summary>Every kind the integer kernels run: ggml types, and AnyBit int formats (storage widths 2, 4, 8;
+    /// symmetric, asymmetric and 1-bit signs; every compiled group size).</summary>
+    private static readonly string[] Specs =
+    [
+        "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "TQ2_0", "TQ1_0",
+        "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym", "int6:g128:asym",
+    ];
+
+    public static IEnumerable<object[]> Kinds() => Specs.Select(s => new object[] { s });
+
+    private static TensorFormat FormatOf(string spec) => FormatRegistry.Parse(spec.ToLowerInvariant());
+
+    /// <summary>The packed matrix of <paramref name="spec"/>'s bytes, as the loader would build it.</summary>
+    private static PackedMatrix Pack(string spec, int rows, int cols, byte[] bytes)
+    {
+        var format = FormatOf(spec);
+        return format.GgmlType is TensorType t
+            ? PackedMatrix.Create(t, rows, cols, bytes, keepSource: true)
+            : PackedMatrix.Create(format, default, rows, cols, bytes, keepSource: true);
+    }
+
+    private static PackedKind KindOf(string spec)
+    {
+        var format = FormatOf(spec);
+        return format.GgmlType is TensorType t ? PackedKind.For(t)! : PackedKind.For(format, default)!;
+    }
+
+    private static (float[] Weights, byte[] Bytes) RandomMatrix(string spec, int rows, int cols, int seed)
+    {
+        var rng = new Random(seed);
+        bool ternary = spec.StartsWith("TQ", StringComparison.Ordinal);
+        // Rows of different magnitudes and a few outliers, so scales, mins and sub-scales all vary.
+        var w = new float[rows * cols];
+        for (int r = 0; r < rows; r++)
+        {
+            float scale = (float)Math.Exp(rng.NextDouble() * 3 - 1.5);
+            for (int c = 0; c < cols; c++)
+            {
+                double v = ternary ? rng.Next(3) - 1 : rng.NextDouble() * 2 - 1 + (rng.Next(50) == 0 ? 4 : 0);
+                w[r * cols + c] = (float)(v * scale);
+            }
+        }
+        var format = FormatOf(spec);
+        var bytes = new byte[format.ByteSize((long)rows * cols)];
+        format.Quantize(w, cols, bytes);
+        return (w, bytes);
+    }
+
+    private static float[] Dequantize(string spec, byte[] bytes, int count)
+    {
+        var values = new float[count];
+        FormatOf(spec).Dequantize(bytes, values);
+        return values;
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Decoded_blocks_reproduce_the_formats_dequantizer_exactly(string spec)
+    {
+        var kind = KindOf(spec);
+        int rows = 3, cols = 512;
+        var (_, bytes) = RandomMatrix(spec, rows, cols, 11);
+        var expected = Dequantize(spec, bytes, rows * cols);
+        int sb = kind.SuperBlock, blockBytes = kind.BlockBytes;
+        var codes = new byte[sb];
+        var scales = new int[sb / 16];
+        var mins = new int[sb / 16];
+        for (int b = 0; b < rows * cols / sb; b++)
+        {
+            var block = new DecodedBlock { Codes = codes, Scales16 = scales, Mins16 = mins };
+            GgmlBlockDecoder.Decode(kind, bytes.AsSpan(b * blockBytes, blockBytes), ref block);
+            for (int i = 0; i < sb; i++)
+            {
+                Assert.InRange(codes[i], 0, KernelPaths.MaxCode(kind));
+                // The dequantizers compute (d·sc)·q − dmin·m in float32; every term is exact, so they must agree.
+                float value = block.D * scales[i / 16] * (codes[i] + kind.Offset - block.Zero) - block.DMin * mins[i / 16];
+                Assert.Equal(expected[b * sb + i], value);
+            }
+        }
+    }
+
+    private static QuantizedActivations RandomActivations(int tokens, int cols, int blockSize, int seed, out float[] x)
+    {
+        var rng = new Random(seed);
+        x = Enumerable.Range(0, tokens * cols).Select(i => (float)((rng.NextDouble() * 2 - 1) * (1 + (i % 97 == 0 ? 20 : 0)))).ToArray();
+        var a = new QuantizedActivations(tokens, cols, blockSize);
+        fixed (float* p = x) a.Quantize(p, tokens, cols);
+        return a;
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void Reference_kernel_equals_float_math_on_the_dequantized_operands(string spec)
+    {
+        int rows = 5, cols = 768, tokens = 2;
+        var (_, bytes) = RandomMatrix(spec, rows, cols, 3);
+        var w = Dequantize(spec, bytes, rows * cols);
+        using var m = Pack(spec, rows, cols, bytes);
+        using var a = RandomActivations(tokens, cols, m.ActivationBlock, 4, out _);
+        for (int t = 0; t < tokens; t++)
+            for (int r = 0; r < rows; r++)
+            {
+                double expected = 0, magnitude = 0;
+                for (int k = 0; k < cols; k++)
+                {
+                    double xv = a.Codes(t)[k] * (double)a.Scales(t)[k / m.ActivationBlock];
+                    expected += w[r * cols + k] * xv;
+                    magnitude += Math.Abs(w[r * cols + k] * xv);
+                }
+                float actual = ReferenceKernel.Row(m, r, a, t);
+                Assert.True(Math.Abs(actual - expected) <= 1e-5 * magnitude + 1e-6, $"{spec} row {r} token {t}: {actual} vs {expected}");
+            }
+    }
+
+    /// <summary>The SIMD paths this CPU can run (a CPU without them runs the reference only, tested above).</summary>
+    public static IEnumerable<object[]> PathsAndKinds()
+    {
+        foreach (var kind in Specs)
+        {
+            if (AvxVnni.IsSupported) yield return ["avx-vnni", kind];
+            // Q8_0's biased codes exceed vpmaddubsw's exact range: without VNNI, Q8_0 runs the reference.
+            if (Avx2.IsSupported && KernelPaths.MaxCode(KindOf(kind)) <= Avx2Dot.MaxCode) yield return ["avx2", kind];
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(PathsAndKinds))]
+    public void Simd_path_matches_the_scalar_reference_bit_for_bit(string path, string spec)
+    {
+        var kind = KindOf(spec);
+        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind) : KernelPaths.For<Avx2Dot>(kind);
+        // 21 rows: two full groups of 8 and a padded group of 5.
+        int rows = 21, cols = 1024, tokens = 3;
+        var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
+        using var m = Pack(spec, rows, cols, bytes);
+        using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);
+        var y = new float[8];
+        for (int t = 0; t < tokens; t++)
+            for (int g = 0; g < m.Groups; g++)
+            {
+                int n = Math.Min(8, rows - g * 8);
+                Array.Fill(y, float.NaN);
+                fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n);
+                for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t), y[r]);
+                for (int r = n; r < 8; r++) Assert.True(float.IsNaN(y[r]), "a padded row was written");
+            }
+    }
+
+    [Theory]
+    [InlineData("Q4_0", 1, 1)]
+    [InlineData("Q4_K", 4, 2)]
+    [InlineData("Q6_K", 3, 3)]
+    [InlineData("TQ1_0", 2, 4)]
+    [InlineData("int3:g128:asym", 5, 2)]
+    public void Matmul_on_the_pool_equals_the_reference_for_every_token(string spec, int tokens, int workers)
+    {
+        int rows = 300, cols = 512;
+        var (_, bytes) = RandomMatrix(spec, rows, cols, 8);
+        using var m = Pack(spec, rows, cols, bytes);
+        var rng = new Random(9);
+        var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var fast = new float[tokens * rows];
+        var reference = new float[tokens * rows];
+        using var pool = new WorkerPool(workers);
+        using var mm = new QuantizedMatMul(tokens);
+        fixed (float* px = x, pf = fast, pr = reference)
+        {
+            mm.Run(pool, px, tokens, m, pf, KernelMode.Fast, perTokenScale: false);
+            mm.Run(pool, px, tokens, m, pr, KernelMode.Reference, perTokenScale: false);
+        }
+        Assert.Equal(reference, fast);
+    }
+
+    [Fact]
+    public void Activation_codes_simd_equals_scalar_including_ties()
+    {
+        var rng = new Random(12);
+        // Values on exact .5 ties of the scale, and random ones.
+        var x = Enumerable.Range(0, 256).Select(i => i % 3 == 0 ? (i % 254 - 127) + 0.5f : (float)(rng.NextDouble() * 254 - 127)).ToArray();
+        x[7] = 127f;
+        var fast = new sbyte[x.Length];
+        var scalar = new sbyte[x.Length];
+        ActivationQuantizer.Codes(x, 1f, fast);
+        ActivationQuantizer.CodesReference(x, 1f, scalar);
+        Assert.Equal(scalar, fast);
+        ActivationQuantizer.Codes([2.5f, -3.5f, 0.5f, 1.5f], 1f, fast.AsSpan(0, 4));
+        Assert.Equal(new sbyte[] { 2, -4, 0, 2 }, fast[..4]);
+    }
+
+    [Fact]
+    public void Per_token_scale_keeps_bitnet_int8_codes_exact()
+    {
+        // Activations that are already k/s for integers k (BitNet's A8): one scale for the row recovers k exactly,
+        // where per-block scales would requantize blocks whose largest value is below the row's.
+        int cols = 512;
+        var rng = new Random(2);
+        var k = Enumerable.Range(0, cols).Select(_ => rng.Next(-40, 41)).ToArray();
+        k[300] = 127;
+        float s = 127f / 3.7f;
+        var x = k.Select(v => v / s).ToArray();
+        using var a = new QuantizedActivations(1, cols, 256);
+        fixed (float* p = x) a.Quantize(p, 1, cols, perTokenScale: true);
+        for (int i = 0; i < cols; i++) Assert.Equal(k[i], a.Codes(0)[i]);
+        Assert.Equal(a.Scales(0)[0], a.Scales(0)[1]);
+        int sum = 0;
+        for (int i = 0; i < 16; i++) sum += k[i];
+        Assert.Equal(sum, a.Sums16(0)[0]);
+    }
+
+    [Fact]
+    public void Wrong_byte_counts_and_ragged_rows_are_refused()
+    {
+        var e = Assert.Throws<AnyBitException>(() => PackedMatrix.Create(TensorType.Q4_0, 4, 64, new byte[10]));
+        Assert.Contains("needs", e.Message);
+        Assert.Throws<AnyBitException>(() => PackedMatrix.Create(TensorType.Q4_K, 1, 100, new byte[144]));
+        Assert.False(PackedMatrix.Supports(TensorType.F16));
+    }
+}
