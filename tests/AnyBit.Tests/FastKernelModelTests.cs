@@ -22,6 +22,7 @@ public class FastKernelModelTests
     [InlineData("q3_k_m", 0.01)]
     [InlineData("q2_k_mix", 0.01)]
     [InlineData("int3:g64", 0.01)]
+    [InlineData("mxfp4", 0.01)]
     // A float model forced to ternary is near-random (perplexity in the thousands), where int8 rounding moves
     // more: only the identity with the reference is the point here.
     [InlineData("tq1_0", 0.05)]

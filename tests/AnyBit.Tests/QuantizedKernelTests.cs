@@ -16,7 +16,7 @@ public unsafe class QuantizedKernelTests
     /// symmetric, asymmetric and 1-bit signs; every compiled group size).</summary>
     private static readonly string[] Specs =
     [
-        "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "TQ2_0", "TQ1_0",
+        "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "TQ2_0", "TQ1_0", "IQ4_NL", "MXFP4",
         "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym", "int6:g128:asym",
     ];
 
@@ -85,9 +85,10 @@ public unsafe class QuantizedKernelTests
             GgmlBlockDecoder.Decode(kind, bytes.AsSpan(b * blockBytes, blockBytes), ref block);
             for (int i = 0; i < sb; i++)
             {
-                Assert.InRange(codes[i], 0, KernelPaths.MaxCode(kind));
+                Assert.InRange(codes[i], 0, kind.Lut is null ? KernelPaths.MaxCode(kind) : 15);
                 // The dequantizers compute (d·sc)·q − dmin·m in float32; every term is exact, so they must agree.
-                float value = block.D * scales[i / 16] * (codes[i] + kind.Offset - block.Zero) - block.DMin * mins[i / 16];
+                int code = kind.Lut is { } lut ? lut[codes[i]] : codes[i];
+                float value = block.D * scales[i / 16] * (code + kind.Offset - block.Zero) - block.DMin * mins[i / 16];
                 Assert.Equal(expected[b * sb + i], value);
             }
         }

@@ -11,8 +11,9 @@ public sealed record BenchRow(string Model, long ModelSize, long ModelParams, do
 /// <summary>
 /// Prompt-processing and generation speed, measured as llama-bench does: a warm-up run, then <c>reps</c> timed runs
 /// of a random prompt of p tokens (one batch) and of n single-token decode steps after a one-token prompt; tokens/s
-/// as mean ± sample standard deviation. Bytes/s is the model's weight bytes × generated tokens/s — the memory
-/// traffic decoding needs, to compare with the machine's bandwidth.
+/// as mean ± sample standard deviation. Bytes/s is the bytes one decode step reads (every linear weight as the kernels
+/// hold it in memory, packed or float32, plus one embedding row) × generated tokens/s — the memory traffic decoding
+/// needs, to compare with the machine's bandwidth.
 /// </summary>
 public static class Benchmark
 {
@@ -52,7 +53,7 @@ public static class Benchmark
                     session.Forward(next);
                 }
             }, cancellation).Select(s => generate / s).ToArray();
-            rows.Add(Row(0, generate, samples, modelBytes));
+            rows.Add(Row(0, generate, samples, BytesPerToken(model)));
         }
         return rows;
 
@@ -62,6 +63,14 @@ public static class Benchmark
             double sd = samples.Length > 1 ? Math.Sqrt(samples.Sum(s => (s - mean) * (s - mean)) / (samples.Length - 1)) : 0;
             return new BenchRow(name, modelBytes, modelParams, bpw, p, n, pool.WorkerCount, mean, sd, bytesPerToken * mean, kernels, samples);
         }
+    }
+
+    /// <summary>Weight bytes a decode step reads: every linear layer as held in memory, and one embedding row.</summary>
+    public static long BytesPerToken(Transformer model)
+    {
+        var w = model.Weights;
+        long bytes = w.Layers.Sum(l => new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.WGate, l.WUp, l.WDown }.Sum(x => x.ByteLength));
+        return bytes + w.Output.ByteLength + (long)model.Config.HiddenSize * sizeof(float);
     }
 
     private static double[] Measure(int reps, Action run, CancellationToken cancellation)

@@ -29,8 +29,14 @@ internal static class GgmlBlockDecoder
                 for (int i = 0; i < 32; i++) c[i] = (byte)((sbyte)b[2 + i] + 128);
                 break;
             case TensorType.Q4_0:
+            case TensorType.IQ4_NL:
+                // Codes are the nibbles; IQ4_NL's stand for the table entries (kind.Lut).
                 o.D = GgmlHelpers.ReadHalf(b, 0);
                 for (int i = 0; i < 16; i++) { c[i] = (byte)(b[2 + i] & 15); c[i + 16] = (byte)(b[2 + i] >> 4); }
+                break;
+            case TensorType.MXFP4:
+                o.D = GgmlHelpers.E8M0Half(b[0]);
+                for (int i = 0; i < 16; i++) { c[i] = (byte)(b[1 + i] & 15); c[i + 16] = (byte)(b[1 + i] >> 4); }
                 break;
             case TensorType.Q4_K:
             case TensorType.Q5_K:

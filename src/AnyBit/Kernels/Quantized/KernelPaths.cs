@@ -42,7 +42,7 @@ public static class KernelPaths
     }
 
     /// <summary>The largest code the kind stores (Q8_0 stores q+128; int formats up to 2^k − 1, doubled for 1-bit signs).</summary>
-    internal static int MaxCode(PackedKind kind) => kind.Offset == -128 ? 255 : kind.Int is { } f ? (f.Symmetric && f.Bits == 1 ? 2 : (1 << f.Bits) - 1) : (1 << kind.CodeBits) - 1;
+    internal static int MaxCode(PackedKind kind) => kind.Lut is { } lut ? lut.Max() : kind.Offset == -128 ? 255 : kind.Int is { } f ? (f.Symmetric && f.Bits == 1 ? 2 : (1 << f.Bits) - 1) : (1 << kind.CodeBits) - 1;
 
     /// <summary>The kernel of <paramref name="kind"/> with dot product <typeparamref name="TD"/> (tests call each path).</summary>
     internal static unsafe GroupKernel For<TD>(PackedKind kind) where TD : struct, IDotProduct => kind.Int is not null ? ForInt<TD>(kind) : kind.Type switch
@@ -55,6 +55,8 @@ public static class KernelPaths
         TensorType.Q3_K => PackedKernel<Q3_KTraits, TD>.Group,
         TensorType.Q2_K => PackedKernel<Q2_KTraits, TD>.Group,
         TensorType.TQ2_0 or TensorType.TQ1_0 => PackedKernel<TernaryTraits, TD>.Group,
+        TensorType.IQ4_NL => PackedKernel<Iq4NlTraits, TD>.Group,
+        TensorType.MXFP4 => PackedKernel<Mxfp4Traits, TD>.Group,
         _ => throw new NotSupportedException($"no integer kernel for {kind.Type}"),
     };
 

@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+
 namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
@@ -11,6 +13,9 @@ internal interface IKindTraits
     static abstract int Offset { get; }
     static abstract SubScaleLayout Layout { get; }
     static abstract bool HasMins { get; }
+    /// <summary>4-bit codes are indices into <see cref="Table"/> (vpshufb, the 16 entries repeated in both lanes).</summary>
+    static virtual bool HasLut => false;
+    static virtual Vector256<byte> Table => default;
 }
 
 internal struct Q8_0Traits : IKindTraits
@@ -69,4 +74,19 @@ internal struct IntTraits<TBits, TGroup> : IKindTraits where TBits : struct, ICo
 {
     public static int Bits => TBits.Value; public static int SuperBlock => TGroup.Value; public static int Offset => 0;
     public static SubScaleLayout Layout => SubScaleLayout.ZeroPoint; public static bool HasMins => false;
+}
+
+internal struct Iq4NlTraits : IKindTraits
+{
+    private static readonly Vector256<byte> s_table = Vector256.Create(Vector128.Create(PackedKind.IQ4_NL.Lut!));
+    public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -128;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static bool HasLut => true; public static Vector256<byte> Table => s_table;
+}
+internal struct Mxfp4Traits : IKindTraits
+{
+    private static readonly Vector256<byte> s_table = Vector256.Create(Vector128.Create(PackedKind.MXFP4.Lut!));
+    public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -12;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static bool HasLut => true; public static Vector256<byte> Table => s_table;
 }

@@ -47,8 +47,11 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     for (int k = 0; k < 4; k++)
                     {
                         var v = Vector256.Load(wj + 32 * k);
-                        h0 = TD.Accumulate(h0, v & low4, X(xj, k));
-                        h1 = TD.Accumulate(h1, Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4, X(xj, k + 4));
+                        var lo = v & low4;
+                        var hi = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4;
+                        if (TK.HasLut) { lo = Avx2.Shuffle(TK.Table, lo); hi = Avx2.Shuffle(TK.Table, hi); }
+                        h0 = TD.Accumulate(h0, lo, X(xj, k));
+                        h1 = TD.Accumulate(h1, hi, X(xj, k + 4));
                     }
                 }
                 else

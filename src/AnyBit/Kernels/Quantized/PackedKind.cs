@@ -25,6 +25,12 @@ internal enum SubScaleLayout
 /// </summary>
 internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits, int Offset, SubScaleLayout Layout, bool HasMins)
 {
+    /// <summary>
+    /// For codebook types: the integer each 4-bit index stands for, biased to be unsigned (IQ4_NL's values + 128,
+    /// MXFP4's doubled E2M1 values + 12). Codes stay 4-bit indices in memory; the kernel looks them up with vpshufb.
+    /// </summary>
+    public byte[]? Lut { get; init; }
+
     /// <summary>AnyBit's k-bit integer format this kind runs, or null for a ggml type.</summary>
     public Quantization.IntFormat? Int { get; init; }
 
@@ -57,12 +63,20 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     /// <summary>TQ1_0's base-3 bytes are unpacked at load into TQ2_0's 2-bit codes: 2.125 instead of 1.69 bits
     /// per weight in memory, in exchange for a decode that is a shift and a mask.</summary>
     public static readonly PackedKind TQ1_0 = TQ2_0 with { Type = TensorType.TQ1_0 };
+    public static readonly PackedKind IQ4_NL = new(TensorType.IQ4_NL, 32, 4, -128, SubScaleLayout.None, false)
+    {
+        Lut = Formats.GgmlHelpers.Iq4NlValues.Select(v => (byte)(v + 128)).ToArray(),
+    };
+    public static readonly PackedKind MXFP4 = new(TensorType.MXFP4, 32, 4, -12, SubScaleLayout.None, false)
+    {
+        Lut = Formats.GgmlHelpers.Mxfp4Values.Select(v => (byte)(v + 12)).ToArray(),
+    };
 
     public static PackedKind? For(TensorType type) => type switch
     {
         TensorType.Q8_0 => Q8_0, TensorType.Q4_0 => Q4_0, TensorType.Q4_K => Q4_K, TensorType.Q5_K => Q5_K,
         TensorType.Q6_K => Q6_K, TensorType.Q3_K => Q3_K, TensorType.Q2_K => Q2_K, TensorType.TQ2_0 => TQ2_0,
-        TensorType.TQ1_0 => TQ1_0, _ => null,
+        TensorType.TQ1_0 => TQ1_0, TensorType.IQ4_NL => IQ4_NL, TensorType.MXFP4 => MXFP4, _ => null,
     };
 
     /// <summary>Bytes of codes for 8 rows × 32 values.</summary>

@@ -25,7 +25,11 @@ internal static unsafe class ReferenceKernel
             for (int h = 0; h < sb / 16; h++)
             {
                 int dot = 0;
-                for (int i = 0; i < 16; i++) dot += codes[16 * h + i] * x[s * sb + 16 * h + i];
+                for (int i = 0; i < 16; i++)
+                {
+                    int code = kind.Lut is { } lut ? lut[codes[16 * h + i]] : codes[16 * h + i];
+                    dot += code * x[s * sb + 16 * h + i];
+                }
                 int xsum = sums[s * sb / 16 + h];
                 isum += scales[h] * (dot + kind.Offset * xsum);
                 imin += mins[h] * xsum;
