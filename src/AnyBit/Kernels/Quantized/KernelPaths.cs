@@ -64,6 +64,10 @@ public static class KernelPaths
     {
         (2, 32) => PackedKernel<IntTraits<C2, C32>, TD>.Group, (2, 64) => PackedKernel<IntTraits<C2, C64>, TD>.Group,
         (2, 128) => PackedKernel<IntTraits<C2, C128>, TD>.Group, (2, 256) => PackedKernel<IntTraits<C2, C256>, TD>.Group,
+        (3, 32) => PackedKernel<IntTraits<C3, C32>, TD>.Group, (3, 64) => PackedKernel<IntTraits<C3, C64>, TD>.Group,
+        (3, 128) => PackedKernel<IntTraits<C3, C128>, TD>.Group, (3, 256) => PackedKernel<IntTraits<C3, C256>, TD>.Group,
+        (6, 32) => PackedKernel<IntTraits<C6, C32>, TD>.Group, (6, 64) => PackedKernel<IntTraits<C6, C64>, TD>.Group,
+        (6, 128) => PackedKernel<IntTraits<C6, C128>, TD>.Group, (6, 256) => PackedKernel<IntTraits<C6, C256>, TD>.Group,
         (4, 32) => PackedKernel<IntTraits<C4, C32>, TD>.Group, (4, 64) => PackedKernel<IntTraits<C4, C64>, TD>.Group,
         (4, 128) => PackedKernel<IntTraits<C4, C128>, TD>.Group, (4, 256) => PackedKernel<IntTraits<C4, C256>, TD>.Group,
         (8, 32) => PackedKernel<IntTraits<C8, C32>, TD>.Group, (8, 64) => PackedKernel<IntTraits<C8, C64>, TD>.Group,

@@ -40,12 +40,12 @@ internal struct Q5_KTraits : IKindTraits
 }
 internal struct Q6_KTraits : IKindTraits
 {
-    public static int Bits => 8; public static int SuperBlock => 256; public static int Offset => -32;
+    public static int Bits => 6; public static int SuperBlock => 256; public static int Offset => -32;
     public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false;
 }
 internal struct Q3_KTraits : IKindTraits
 {
-    public static int Bits => 4; public static int SuperBlock => 256; public static int Offset => -4;
+    public static int Bits => 3; public static int SuperBlock => 256; public static int Offset => -4;
     public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false;
 }
 internal struct Q2_KTraits : IKindTraits
@@ -62,7 +62,9 @@ internal struct TernaryTraits : IKindTraits
 /// <summary>A compile-time integer for generic kernel parameters.</summary>
 internal interface IConstant { static abstract int Value { get; } }
 internal struct C2 : IConstant { public static int Value => 2; }
+internal struct C3 : IConstant { public static int Value => 3; }
 internal struct C4 : IConstant { public static int Value => 4; }
+internal struct C6 : IConstant { public static int Value => 6; }
 internal struct C8 : IConstant { public static int Value => 8; }
 internal struct C32 : IConstant { public static int Value => 32; }
 internal struct C64 : IConstant { public static int Value => 64; }

@@ -54,6 +54,38 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                         h1 = TD.Accumulate(h1, hi, X(xj, k + 4));
                     }
                 }
+                else if (TK.Bits == 6)
+                {
+                    // Low nibbles as in the 4-bit layout, high two bits from the 2-bit plane after them.
+                    var p0 = Vector256.Load(wj + 128).AsUInt16();
+                    var p1 = Vector256.Load(wj + 160).AsUInt16();
+                    var high3 = Vector256.Create((byte)0x30);
+                    for (int k = 0; k < 4; k++)
+                    {
+                        var v = Vector256.Load(wj + 32 * k);
+                        var plane = k % 2 == 0 ? p0 : p1;
+                        // chunk k's high bits sit at shift 2·(k/2) of plane k%2, chunk k+4's at 2·(k/2)+4.
+                        var hk = (k < 2 ? Vector256.ShiftLeft(plane, 4) : Vector256.ShiftLeft(plane, 2)).AsByte() & high3;
+                        var hk4 = (k < 2 ? plane : Vector256.ShiftRightLogical(plane, 2)).AsByte() & high3;
+                        h0 = TD.Accumulate(h0, (v & low4) | hk, X(xj, k));
+                        h1 = TD.Accumulate(h1, (Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4) | hk4, X(xj, k + 4));
+                    }
+                }
+                else if (TK.Bits == 3)
+                {
+                    // Low two bits as in the 2-bit layout; bit c of the third plane is chunk c's third bit.
+                    var third = Vector256.Load(wj + 64).AsUInt16();
+                    var four = Vector256.Create((byte)4);
+                    for (int k = 0; k < 2; k++)
+                    {
+                        var v = Vector256.Load(wj + 32 * k);
+                        var v16 = v.AsUInt16();
+                        h0 = TD.Accumulate(h0, (v & low2) | (Third(third, k) & four), X(xj, k));
+                        h0 = TD.Accumulate(h0, (Vector256.ShiftRightLogical(v16, 2).AsByte() & low2) | (Third(third, k + 2) & four), X(xj, k + 2));
+                        h1 = TD.Accumulate(h1, (Vector256.ShiftRightLogical(v16, 4).AsByte() & low2) | (Third(third, k + 4) & four), X(xj, k + 4));
+                        h1 = TD.Accumulate(h1, (Vector256.ShiftRightLogical(v16, 6).AsByte() & low2) | (Third(third, k + 6) & four), X(xj, k + 6));
+                    }
+                }
                 else
                 {
                     for (int k = 0; k < 2; k++)
@@ -118,6 +150,11 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         if (rows == 8) acc.Store(y);
         else for (int r = 0; r < rows; r++) y[r] = acc[r];
     }
+
+    /// <summary>The plane's bit <paramref name="chunk"/> moved to bit 2 of each byte (still to be masked with 4).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Third(Vector256<ushort> plane, int chunk) =>
+        (chunk <= 2 ? Vector256.ShiftLeft(plane, 2 - chunk) : Vector256.ShiftRightLogical(plane, chunk - 2)).AsByte();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> X(sbyte* x, int chunk) => Vector256.Create(*(int*)(x + 4 * chunk)).AsSByte();

@@ -41,14 +41,14 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public static readonly int[] IntGroupSizes = [32, 64, 128, 256];
 
     /// <summary>
-    /// The kind for an AnyBit int format with groups: codes stored in 2, 4 or 8 bits (3-bit codes take 4, 5..7 take
-    /// 8), one super-block per group, weight = s·(code − z). Per-channel and per-tensor scopes are not run here.
+    /// The kind for an AnyBit int format with groups: codes stored in 2, 3, 4, 6 or 8 bits (1-bit codes take 2,
+    /// 5-bit take 6, 7-bit take 8), one super-block per group, weight = s·(code − z). Per-channel and per-tensor scopes are not run here.
     /// </summary>
     public static PackedKind? For(Quantization.TensorFormat? format, TensorType storedType)
     {
         if (format is null) return For(storedType);
         if (format is not Quantization.IntFormat { Scope: Quantization.ScaleScope.Group } f || !IntGroupSizes.Contains(f.GroupSize)) return null;
-        int storage = f.Bits <= 2 ? 2 : f.Bits <= 4 ? 4 : 8;
+        int storage = f.Bits switch { <= 2 => 2, 3 => 3, 4 => 4, 5 or 6 => 6, _ => 8 };
         return new PackedKind(storedType, f.GroupSize, storage, 0, SubScaleLayout.ZeroPoint, false) { Int = f };
     }
 
@@ -56,8 +56,8 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false);
     public static readonly PackedKind Q4_K = new(TensorType.Q4_K, 256, 4, 0, SubScaleLayout.ScaleMin32, true);
     public static readonly PackedKind Q5_K = new(TensorType.Q5_K, 256, 8, 0, SubScaleLayout.ScaleMin32, true);
-    public static readonly PackedKind Q6_K = new(TensorType.Q6_K, 256, 8, -32, SubScaleLayout.Signed16, false);
-    public static readonly PackedKind Q3_K = new(TensorType.Q3_K, 256, 4, -4, SubScaleLayout.Signed16, false);
+    public static readonly PackedKind Q6_K = new(TensorType.Q6_K, 256, 6, -32, SubScaleLayout.Signed16, false);
+    public static readonly PackedKind Q3_K = new(TensorType.Q3_K, 256, 3, -4, SubScaleLayout.Signed16, false);
     public static readonly PackedKind Q2_K = new(TensorType.Q2_K, 256, 2, 0, SubScaleLayout.PackedScaleMin16, true);
     public static readonly PackedKind TQ2_0 = new(TensorType.TQ2_0, 256, 2, -1, SubScaleLayout.None, false);
     /// <summary>TQ1_0's base-3 bytes are unpacked at load into TQ2_0's 2-bit codes: 2.125 instead of 1.69 bits

@@ -10,7 +10,9 @@ namespace AnyBit.Kernels.Quantized;
 /// super-block's scales for the 8 rows. A VNNI dot product of that vector with 4 broadcast activation bytes then
 /// advances all 8 row sums at once, with no horizontal reduction. Codes narrower than a byte share a byte: with
 /// 4-bit codes byte (r, e) of vector k holds chunk k in its low and chunk k+4 in its high nibble; with 2-bit codes
-/// vector k holds chunks k, k+2, k+4, k+6 at shifts 0, 2, 4, 6. The last group is padded with zero rows.
+/// vector k holds chunks k, k+2, k+4, k+6 at shifts 0, 2, 4, 6. 6-bit codes are a 4-bit plane then a 2-bit plane of
+/// their high bits, 3-bit codes a 2-bit plane then a 1-bit plane (bit c of byte (r, e) is chunk c's third bit), so
+/// memory holds what the file holds. The last group is padded with zero rows.
 /// </summary>
 public sealed unsafe class PackedMatrix : IDisposable
 {
@@ -136,6 +138,18 @@ public sealed unsafe class PackedMatrix : IDisposable
                             break;
                         case 2:
                             for (int k = 0; k < 2; k++) v[32 * k + at] = (byte)(Code(k) | (Code(k + 2) << 2) | (Code(k + 4) << 4) | (Code(k + 6) << 6));
+                            break;
+                        case 6: // a 4-bit plane (as case 4) of the low bits, then a 2-bit plane (as case 2) of the high bits
+                            for (int k = 0; k < 4; k++) v[32 * k + at] = (byte)((Code(k) & 15) | ((Code(k + 4) & 15) << 4));
+                            for (int k = 0; k < 2; k++)
+                                v[128 + 32 * k + at] = (byte)((Code(k) >> 4) | ((Code(k + 2) >> 4) << 2) | ((Code(k + 4) >> 4) << 4) | ((Code(k + 6) >> 4) << 6));
+                            break;
+                        case 3: // a 2-bit plane of the low bits, then one byte whose bit c is chunk c's third bit
+                            for (int k = 0; k < 2; k++)
+                                v[32 * k + at] = (byte)((Code(k) & 3) | ((Code(k + 2) & 3) << 2) | ((Code(k + 4) & 3) << 4) | ((Code(k + 6) & 3) << 6));
+                            int bits = 0;
+                            for (int c = 0; c < 8; c++) bits |= (Code(c) >> 2) << c;
+                            v[64 + at] = (byte)bits;
                             break;
                     }
                 }
