@@ -131,17 +131,14 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     isum += s0 * h0 + s1 * h1;
                 }
             }
-            if (TK.Layout == SubScaleLayout.None && TK.Offset != 0)
+            if ((TK.Layout == SubScaleLayout.None && TK.Offset != 0) || TK.Layout == SubScaleLayout.ZeroPoint)
             {
+                // Whole-block corrections need Σx over the super-block: the offset for the legacy and ternary
+                // types, the per-row zero point for the int formats.
                 int total = 0;
                 for (int h = 0; h < sb / 16; h++) total += xSums16[h];
-                isum += Vector256.Create(TK.Offset * total);
-            }
-            if (TK.Layout == SubScaleLayout.ZeroPoint)
-            {
-                int total = 0;
-                for (int h = 0; h < sb / 16; h++) total += xSums16[h];
-                isum -= Avx2.ConvertToVector256Int32(p + 32) * Vector256.Create(total);
+                if (TK.Layout == SubScaleLayout.ZeroPoint) isum -= Avx2.ConvertToVector256Int32(p + 32) * Vector256.Create(total);
+                else isum += Vector256.Create(TK.Offset * total);
             }
             var dx = Vector256.Create(xScales[s]);
             acc += Vector256.ConvertToSingle(isum) * (Vector256.Load((float*)p) * dx);

@@ -73,7 +73,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         }
     }
 
-    private static float ScaleOf(ReadOnlySpan<float> values) => System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(values) is var m ? MathF.Abs(m) / 127f : 0;
+    private static float ScaleOf(ReadOnlySpan<float> values) => MathF.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(values)) / 127f;
 
     public void Dispose()
     {
