@@ -23,6 +23,8 @@ public class FastKernelModelTests
     [InlineData("q2_k_mix", 0.01)]
     [InlineData("int3:g64", 0.01)]
     [InlineData("mxfp4", 0.01)]
+    [InlineData("nf4", 0.01)]
+    [InlineData("mxfp6_e3m2", 0.01)]
     // A float model forced to ternary is near-random (perplexity in the thousands), where int8 rounding moves
     // more: only the identity with the reference is the point here.
     [InlineData("tq1_0", 0.05)]

@@ -18,6 +18,7 @@ public unsafe class QuantizedKernelTests
     [
         "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "TQ2_0", "TQ1_0", "IQ4_NL", "MXFP4",
         "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym", "int6:g128:asym",
+        "nf4:g64", "fp4:g128", "nf4:g256", "mxfp6_e2m3", "mxfp6_e3m2:g64", "mxfp4_e2m1", "mxint8", "e2m3:g128", "e3m2:g32",
     ];
 
     public static IEnumerable<object[]> Kinds() => Specs.Select(s => new object[] { s });
@@ -85,11 +86,18 @@ public unsafe class QuantizedKernelTests
             GgmlBlockDecoder.Decode(kind, bytes.AsSpan(b * blockBytes, blockBytes), ref block);
             for (int i = 0; i < sb; i++)
             {
-                Assert.InRange(codes[i], 0, kind.Lut is null ? KernelPaths.MaxCode(kind) : 15);
+                Assert.InRange(codes[i], 0, kind.Lut is { } table ? table.Length - 1 : KernelPaths.MaxCode(kind));
                 // The dequantizers compute (d·sc)·q − dmin·m in float32; every term is exact, so they must agree.
-                int code = kind.Lut is { } lut ? lut[codes[i]] : codes[i];
+                int code = kind.Lut is { } lut ? lut[codes[i]] + 128 * (kind.LutHigh?[codes[i]] ?? 0) : codes[i];
                 float value = block.D * scales[i / 16] * (code + kind.Offset - block.Zero) - block.DMin * mins[i / 16];
-                Assert.Equal(expected[b * sb + i], value);
+                if (kind.Book is { Exact: false } book)
+                {
+                    // NF4's irrational levels are held on a grid: off by at most the book's level error times the block's scale.
+                    float blockScale = block.D * book.Scale;
+                    Assert.True(Math.Abs(expected[b * sb + i] - value) <= (book.MaxLevelError + 1e-6) * blockScale,
+                        $"{spec} block {b} value {i}: {value} vs {expected[b * sb + i]}");
+                }
+                else Assert.Equal(expected[b * sb + i], value);
             }
         }
     }
@@ -121,6 +129,13 @@ public unsafe class QuantizedKernelTests
                     double xv = a.Codes(t)[k] * (double)a.Scales(t)[k / m.ActivationBlock];
                     expected += w[r * cols + k] * xv;
                     magnitude += Math.Abs(w[r * cols + k] * xv);
+                    // A book held on a grid (NF4) moves each weight by at most its level error times the block's absmax.
+                    if (m.Kind.Book is { Exact: false } book)
+                    {
+                        int b0 = k / m.ActivationBlock * m.ActivationBlock;
+                        double absmax = Enumerable.Range(b0, m.ActivationBlock).Max(i => Math.Abs(w[r * cols + i]));
+                        magnitude += Math.Abs(xv) * absmax * book.MaxLevelError / 1e-5;
+                    }
                 }
                 float actual = ReferenceKernel.Row(m, r, a, t);
                 Assert.True(Math.Abs(actual - expected) <= 1e-5 * magnitude + 1e-6, $"{spec} row {r} token {t}: {actual} vs {expected}");
@@ -167,6 +182,8 @@ public unsafe class QuantizedKernelTests
     [InlineData("Q6_K", 3, 3)]
     [InlineData("TQ1_0", 2, 4)]
     [InlineData("int3:g128:asym", 5, 2)]
+    [InlineData("nf4:g64", 3, 2)]
+    [InlineData("mxfp6_e3m2", 2, 3)]
     public void Matmul_on_the_pool_equals_the_reference_for_every_token(string spec, int tokens, int workers)
     {
         int rows = 300, cols = 512;
@@ -184,6 +201,27 @@ public unsafe class QuantizedKernelTests
             mm.Run(pool, px, tokens, m, pr, KernelMode.Reference, perTokenScale: false);
         }
         Assert.Equal(reference, fast);
+    }
+
+    [Fact]
+    public void Codebook_kernel_constants_match_their_books()
+    {
+        // The kernels take index width and wideness as compile-time constants; the levels come from the books.
+        void Check<TB>() where TB : struct, IBook
+        {
+            Assert.Equal(TB.Book.IndexBits, TB.IndexBits);
+            Assert.Equal(TB.Book.Hi is not null, TB.Wide);
+        }
+        Check<Nf4Book>(); Check<BnbFp4Book>(); Check<E2M1Book>(); Check<E2M3Book>(); Check<E3M2Book>();
+        // Levels against the specifications' values: E3M2's largest is 28 (448/16), NF4's ±1 land on ±8192.
+        Assert.Equal(448, Codebook.E3M2.Level(31));
+        Assert.Equal(-8192, Codebook.Nf4.Level(0));
+        Assert.Equal(8192, Codebook.Nf4.Level(15));
+        Assert.Equal(60, Codebook.E2M3.Level(31));
+        Assert.True(Codebook.E2M3.Exact && Codebook.E3M2.Exact && Codebook.E2M1.Exact);
+        // bitsandbytes FP4's float levels are v/12 rounded to float32; the integers are the exact 16·v.
+        Assert.InRange(Codebook.BnbFp4.MaxLevelError, 0, 1e-7);
+        Assert.InRange(Codebook.Nf4.MaxLevelError, 1e-7, 1.0 / 16384);
     }
 
     [Fact]

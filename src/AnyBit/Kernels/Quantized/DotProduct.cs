@@ -10,6 +10,8 @@ internal interface IDotProduct
     static abstract Vector256<int> Accumulate(Vector256<int> acc, Vector256<byte> unsigned, Vector256<sbyte> signed);
     /// <summary>Largest unsigned code for which the instruction sequence is exact.</summary>
     static abstract int MaxCode { get; }
+    /// <summary>64-entry tables may be read with AVX-512 VBMI's vpermi2b (else four vpshufb and blends).</summary>
+    static abstract bool Vbmi { get; }
 }
 
 /// <summary>AVX-VNNI's vpdpbusd: one instruction, no intermediate saturation.</summary>
@@ -18,6 +20,7 @@ internal struct VnniDot : IDotProduct
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Accumulate(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(acc, u, s);
     public static int MaxCode => 255;
+    public static bool Vbmi => Avx512Vbmi.VL.IsSupported;
 }
 
 /// <summary>
@@ -30,4 +33,6 @@ internal struct Avx2Dot : IDotProduct
     public static Vector256<int> Accumulate(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) =>
         acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256<short>.One);
     public static int MaxCode => 128;
+    // Kept on the vpshufb lookups, so that the tests exercise them on machines that also have VBMI.
+    public static bool Vbmi => false;
 }

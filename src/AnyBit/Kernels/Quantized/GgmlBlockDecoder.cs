@@ -22,6 +22,11 @@ internal static class GgmlBlockDecoder
             DecodeInt(f, b, ref o);
             return;
         }
+        if (kind.TableFormat is { } table)
+        {
+            DecodeTable(kind, table, b, ref o);
+            return;
+        }
         switch (kind.Type)
         {
             case TensorType.Q8_0:
@@ -142,5 +147,38 @@ internal static class GgmlBlockDecoder
         bool signs = f.Symmetric && f.Bits == 1;
         o.Zero = signs ? 1 : f.Symmetric ? 1 << (f.Bits - 1) : b[2];
         for (int i = 0; i < codes.Length; i++) o.Codes[i] = (byte)(signs ? 2 * codes[i] : codes[i]);
+    }
+
+    /// <summary>
+    /// A table-format block: bitsandbytes NF4/FP4 (float32 absmax, two indices per byte, the first in the high
+    /// nibble), MX (E8M0 scale byte, packed element codes; 0xFF is NaN) or a grouped minifloat (fp16 scale, packed
+    /// codes). D is the block's scale over the book's integer scale, so D·level reproduces the format's values.
+    /// </summary>
+    private static void DecodeTable(PackedKind kind, Quantization.TensorFormat format, ReadOnlySpan<byte> b, ref DecodedBlock o)
+    {
+        var c = o.Codes;
+        int n = kind.SuperBlock;
+        float scale = kind.Book?.Scale ?? 64f; // the MX int8 element stands for code/64
+        Span<int> codes = stackalloc int[n];
+        switch (format)
+        {
+            case Quantization.LookupTableFormat:
+                o.D = System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(b) / scale;
+                for (int i = 0; i < n; i += 2) { c[i] = (byte)(b[4 + i / 2] >> 4); c[i + 1] = (byte)(b[4 + i / 2] & 15); }
+                return;
+            case Quantization.MxFormat mx:
+                o.D = b[0] == 0xFF ? float.NaN : MathF.ScaleB(1f, b[0] - 127) / scale;
+                BitPacking.Unpack(b[1..], mx.Element.StoredBits, codes);
+                // int8 elements are two's complement: flipping the sign bit makes them code + 128.
+                for (int i = 0; i < n; i++) c[i] = (byte)(kind.Book is null ? codes[i] ^ 0x80 : codes[i]);
+                return;
+            case Quantization.MinifloatFormat mf:
+                o.D = GgmlHelpers.ReadHalf(b, 0) / scale;
+                BitPacking.Unpack(b[2..], mf.Element.Bits, codes);
+                for (int i = 0; i < n; i++) c[i] = (byte)codes[i];
+                return;
+            default:
+                throw new NotSupportedException($"no integer kernel for {format.Name}");
+        }
     }
 }

@@ -42,10 +42,11 @@ public static class KernelPaths
     }
 
     /// <summary>The largest code the kind stores (Q8_0 stores q+128; int formats up to 2^k − 1, doubled for 1-bit signs).</summary>
-    internal static int MaxCode(PackedKind kind) => kind.Lut is { } lut ? lut.Max() : kind.Offset == -128 ? 255 : kind.Int is { } f ? (f.Symmetric && f.Bits == 1 ? 2 : (1 << f.Bits) - 1) : (1 << kind.CodeBits) - 1;
+    internal static int MaxCode(PackedKind kind) => kind.Lut is { } lut ? Math.Max(lut.Max(), kind.LutHigh?.Max() ?? 0) : kind.Offset == -128 ? 255 : kind.Int is { } f ? (f.Symmetric && f.Bits == 1 ? 2 : (1 << f.Bits) - 1) : (1 << kind.CodeBits) - 1;
 
     /// <summary>The kernel of <paramref name="kind"/> with dot product <typeparamref name="TD"/> (tests call each path).</summary>
-    internal static unsafe GroupKernel For<TD>(PackedKind kind) where TD : struct, IDotProduct => kind.Int is not null ? ForInt<TD>(kind) : kind.Type switch
+    internal static unsafe GroupKernel For<TD>(PackedKind kind) where TD : struct, IDotProduct =>
+        kind.Int is not null ? ForInt<TD>(kind) : kind.TableFormat is not null ? ForTable<TD>(kind) : kind.Type switch
     {
         TensorType.Q8_0 => PackedKernel<Q8_0Traits, TD>.Group,
         TensorType.Q4_0 => PackedKernel<Q4_0Traits, TD>.Group,
@@ -74,4 +75,32 @@ public static class KernelPaths
         (8, 128) => PackedKernel<IntTraits<C8, C128>, TD>.Group, (8, 256) => PackedKernel<IntTraits<C8, C256>, TD>.Group,
         _ => throw new NotSupportedException($"no integer kernel for {kind}"),
     };
+
+    private static GroupKernel ForTable<TD>(PackedKind kind) where TD : struct, IDotProduct => kind.Book switch
+    {
+        null => ForGroup<TD, MxInt8Of>(kind.SuperBlock),
+        var b when b == Codebook.Nf4 => ForGroup<TD, BookOf<Nf4Book>>(kind.SuperBlock),
+        var b when b == Codebook.BnbFp4 => ForGroup<TD, BookOf<BnbFp4Book>>(kind.SuperBlock),
+        var b when b == Codebook.E2M1 => ForGroup<TD, BookOf<E2M1Book>>(kind.SuperBlock),
+        var b when b == Codebook.E2M3 => ForGroup<TD, BookOf<E2M3Book>>(kind.SuperBlock),
+        var b when b == Codebook.E3M2 => ForGroup<TD, BookOf<E3M2Book>>(kind.SuperBlock),
+        _ => throw new NotSupportedException($"no integer kernel for {kind}"),
+    };
+
+    private static GroupKernel ForGroup<TD, TF>(int group) where TD : struct, IDotProduct where TF : IKernelFamily => group switch
+    {
+        32 => TF.Kernel<TD, C32>(), 64 => TF.Kernel<TD, C64>(), 128 => TF.Kernel<TD, C128>(), 256 => TF.Kernel<TD, C256>(),
+        _ => throw new NotSupportedException($"no integer kernel for groups of {group}"),
+    };
+
+    /// <summary>A family of kinds that differ only in group size, so one switch picks the group's kernel.</summary>
+    private interface IKernelFamily { static abstract GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant; }
+    private struct MxInt8Of : IKernelFamily
+    {
+        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant => PackedKernel<MxInt8Traits<TG>, TD>.Group;
+    }
+    private struct BookOf<TB> : IKernelFamily where TB : struct, IBook
+    {
+        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant => PackedKernel<CodebookTraits<TB, TG>, TD>.Group;
+    }
 }

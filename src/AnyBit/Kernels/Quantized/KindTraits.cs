@@ -1,4 +1,5 @@
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace AnyBit.Kernels.Quantized;
 
@@ -13,9 +14,12 @@ internal interface IKindTraits
     static abstract int Offset { get; }
     static abstract SubScaleLayout Layout { get; }
     static abstract bool HasMins { get; }
-    /// <summary>4-bit codes are indices into <see cref="Table"/> (vpshufb, the 16 entries repeated in both lanes).</summary>
+    /// <summary>Codes are 4- or 6-bit indices into the tables at <see cref="Tables"/> (<see cref="TableLookup"/>).</summary>
     static virtual bool HasLut => false;
-    static virtual Vector256<byte> Table => default;
+    /// <summary>The table has a high half as well: level = low + 128·high + Offset.</summary>
+    static virtual bool WideLut => false;
+    /// <summary>Address of the kind's <see cref="TableLookup"/> tables (read once per kernel call).</summary>
+    static virtual nint Tables => 0;
 }
 
 internal struct Q8_0Traits : IKindTraits
@@ -80,15 +84,43 @@ internal struct IntTraits<TBits, TGroup> : IKindTraits where TBits : struct, ICo
 
 internal struct Iq4NlTraits : IKindTraits
 {
-    private static readonly Vector256<byte> s_table = Vector256.Create(Vector128.Create(PackedKind.IQ4_NL.Lut!));
+    private static readonly nint s_tables = TableLookup.Create(PackedKind.IQ4_NL.Lut!, null);
     public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -128;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
-    public static bool HasLut => true; public static Vector256<byte> Table => s_table;
+    public static bool HasLut => true; public static nint Tables => s_tables;
 }
 internal struct Mxfp4Traits : IKindTraits
 {
-    private static readonly Vector256<byte> s_table = Vector256.Create(Vector128.Create(PackedKind.MXFP4.Lut!));
+    private static readonly nint s_tables = TableLookup.Create(PackedKind.MXFP4.Lut!, null);
     public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -12;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
-    public static bool HasLut => true; public static Vector256<byte> Table => s_table;
+    public static bool HasLut => true; public static nint Tables => s_tables;
+}
+
+/// <summary>MX blocks of int8 elements: Q8_0's arithmetic with an E8M0 scale and any compiled group size.</summary>
+internal struct MxInt8Traits<TGroup> : IKindTraits where TGroup : struct, IConstant
+{
+    public static int Bits => 8; public static int SuperBlock => TGroup.Value; public static int Offset => -128;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+}
+
+/// <summary>A <see cref="Codebook"/> as compile-time constants (tests check that they match the book).</summary>
+internal interface IBook
+{
+    static abstract Codebook Book { get; }
+    static abstract int IndexBits { get; }
+    static abstract bool Wide { get; }
+}
+internal struct Nf4Book : IBook { public static Codebook Book => Codebook.Nf4; public static int IndexBits => 4; public static bool Wide => true; }
+internal struct BnbFp4Book : IBook { public static Codebook Book => Codebook.BnbFp4; public static int IndexBits => 4; public static bool Wide => true; }
+internal struct E2M1Book : IBook { public static Codebook Book => Codebook.E2M1; public static int IndexBits => 4; public static bool Wide => false; }
+internal struct E2M3Book : IBook { public static Codebook Book => Codebook.E2M3; public static int IndexBits => 6; public static bool Wide => false; }
+internal struct E3M2Book : IBook { public static Codebook Book => Codebook.E3M2; public static int IndexBits => 6; public static bool Wide => true; }
+
+/// <summary>A codebook kind: a float scale per group times the book's integer level of each 4- or 6-bit index.</summary>
+internal struct CodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBook where TGroup : struct, IConstant
+{
+    public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static bool HasLut => true; public static bool WideLut => TB.Wide; public static nint Tables => TB.Book.Tables;
 }

@@ -20,6 +20,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         var acc = Vector256<float>.Zero;
         var low4 = Vector256.Create((byte)0x0F);
         var low2 = Vector256.Create((byte)0x03);
+        byte* tables = (byte*)TK.Tables;
         for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
         {
             byte* p = w + codeBytes;
@@ -31,6 +32,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                 byte* wj = w + j * 32 * TK.Bits;
                 sbyte* xj = x + 32 * j;
                 Vector256<int> h0 = Vector256<int>.Zero, h1 = Vector256<int>.Zero;
+                Vector256<int> g0 = Vector256<int>.Zero, g1 = Vector256<int>.Zero; // wide tables' high parts
                 if (TK.Bits == 8)
                 {
                     h0 = TD.Accumulate(h0, Vector256.Load(wj), X(xj, 0));
@@ -47,11 +49,8 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     for (int k = 0; k < 4; k++)
                     {
                         var v = Vector256.Load(wj + 32 * k);
-                        var lo = v & low4;
-                        var hi = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4;
-                        if (TK.HasLut) { lo = Avx2.Shuffle(TK.Table, lo); hi = Avx2.Shuffle(TK.Table, hi); }
-                        h0 = TD.Accumulate(h0, lo, X(xj, k));
-                        h1 = TD.Accumulate(h1, hi, X(xj, k + 4));
+                        Code(tables, ref h0, ref g0, v & low4, X(xj, k));
+                        Code(tables, ref h1, ref g1, Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4, X(xj, k + 4));
                     }
                 }
                 else if (TK.Bits == 6)
@@ -67,8 +66,8 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                         // chunk k's high bits sit at shift 2·(k/2) of plane k%2, chunk k+4's at 2·(k/2)+4.
                         var hk = (k < 2 ? Vector256.ShiftLeft(plane, 4) : Vector256.ShiftLeft(plane, 2)).AsByte() & high3;
                         var hk4 = (k < 2 ? plane : Vector256.ShiftRightLogical(plane, 2)).AsByte() & high3;
-                        h0 = TD.Accumulate(h0, (v & low4) | hk, X(xj, k));
-                        h1 = TD.Accumulate(h1, (Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4) | hk4, X(xj, k + 4));
+                        Code(tables, ref h0, ref g0, (v & low4) | hk, X(xj, k));
+                        Code(tables, ref h1, ref g1, (Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4) | hk4, X(xj, k + 4));
                     }
                 }
                 else if (TK.Bits == 3)
@@ -97,6 +96,12 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                         h1 = TD.Accumulate(h1, Vector256.ShiftRightLogical(v16, 4).AsByte() & low2, X(xj, k + 4));
                         h1 = TD.Accumulate(h1, Vector256.ShiftRightLogical(v16, 6).AsByte() & low2, X(xj, k + 6));
                     }
+                }
+
+                if (TK.WideLut)
+                {
+                    h0 += Vector256.ShiftLeft(g0, 7);
+                    h1 += Vector256.ShiftLeft(g1, 7);
                 }
 
                 if (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint)
@@ -146,6 +151,19 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         }
         if (rows == 8) acc.Store(y);
         else for (int r = 0; r < rows; r++) y[r] = acc[r];
+    }
+
+    /// <summary>Adds code·x to h; for table kinds the code is an index and the table's entries go in instead.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Code(byte* tables, ref Vector256<int> h, ref Vector256<int> g, Vector256<byte> code, Vector256<sbyte> x)
+    {
+        if (!TK.HasLut)
+        {
+            h = TD.Accumulate(h, code, x);
+            return;
+        }
+        h = TD.Accumulate(h, TableLookup.Lookup(tables, code, TK.Bits, TD.Vbmi), x);
+        if (TK.WideLut) g = TD.Accumulate(g, TableLookup.Lookup(tables + TableLookup.HighOffset, code, TK.Bits, TD.Vbmi), x);
     }
 
     /// <summary>The plane's bit <paramref name="chunk"/> moved to bit 2 of each byte (still to be masked with 4).</summary>

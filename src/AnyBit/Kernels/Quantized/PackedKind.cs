@@ -31,11 +31,18 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     /// </summary>
     public byte[]? Lut { get; init; }
 
+    /// <summary>For wide codebooks: a second table, the index standing for Lut + 128·LutHigh (+ Offset).</summary>
+    public byte[]? LutHigh { get; init; }
+
+    /// <summary>An AnyBit table format (NF4/FP4, MX, grouped minifloats) this kind runs, with its integer levels.</summary>
+    public Quantization.TensorFormat? TableFormat { get; init; }
+    public Codebook? Book { get; init; }
+
     /// <summary>AnyBit's k-bit integer format this kind runs, or null for a ggml type.</summary>
     public Quantization.IntFormat? Int { get; init; }
 
     /// <summary>Bytes of one stored block (one super-block of one row) in the file.</summary>
-    public int BlockBytes => Int?.BytesPerBlock ?? TensorTypes.Traits(Type).BytesPerBlock;
+    public int BlockBytes => Int?.BytesPerBlock ?? TableFormat?.BytesPerBlock ?? TensorTypes.Traits(Type).BytesPerBlock;
 
     /// <summary>Group sizes the integer kernels are compiled for.</summary>
     public static readonly int[] IntGroupSizes = [32, 64, 128, 256];
@@ -47,10 +54,41 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public static PackedKind? For(Quantization.TensorFormat? format, TensorType storedType)
     {
         if (format is null) return For(storedType);
+        if (ForTable(format, storedType) is { } table) return table;
         if (format is not Quantization.IntFormat { Scope: Quantization.ScaleScope.Group } f || !IntGroupSizes.Contains(f.GroupSize)) return null;
         int storage = f.Bits switch { <= 2 => 2, 3 => 3, 4 => 4, 5 or 6 => 6, _ => 8 };
         return new PackedKind(storedType, f.GroupSize, storage, 0, SubScaleLayout.ZeroPoint, false) { Int = f };
     }
+
+    /// <summary>
+    /// NF4/FP4 (bitsandbytes layout), MX blocks of 4- and 6-bit floats or int8 elements, and grouped minifloats of
+    /// E2M1/E2M3/E3M2: each a float scale per group times a table level (or an int8) — the codebook kinds.
+    /// </summary>
+    private static PackedKind? ForTable(Quantization.TensorFormat format, TensorType storedType)
+    {
+        if (!IntGroupSizes.Contains(format.BlockSize)) return null;
+        switch (format)
+        {
+            case Quantization.MxFormat { Element.ExponentBits: 0 } mx: // mxint8: an int8 element over 64
+                return new PackedKind(storedType, mx.MxBlock, 8, -128, SubScaleLayout.None, false) { TableFormat = format };
+            case Quantization.MxFormat mx when mx.Element.StoredBits <= 6:
+                return WithBook(Codebook.ForElement(Formats.Minifloat.Parse(MxElementName(mx.Element))));
+            case Quantization.MinifloatFormat { PerChannel: false } mf when mf.Element.Bits <= 6:
+                return WithBook(Codebook.ForElement(mf.Element));
+            case Quantization.LookupTableFormat lt:
+                return WithBook(lt.Kind == "nf4" ? Codebook.Nf4 : Codebook.BnbFp4);
+            default:
+                return null;
+        }
+
+        PackedKind? WithBook(Codebook? book) => book is null ? null
+            : new PackedKind(storedType, format.BlockSize, book.IndexBits, book.Offset, SubScaleLayout.None, false)
+            {
+                TableFormat = format, Book = book, Lut = book.Lo, LutHigh = book.Hi,
+            };
+    }
+
+    private static string MxElementName(Formats.MxElement e) => $"e{e.ExponentBits}m{e.MantissaBits - 2}fn";
 
     public static readonly PackedKind Q8_0 = new(TensorType.Q8_0, 32, 8, -128, SubScaleLayout.None, false);
     public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false);
@@ -94,7 +132,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
 
     public int SuperBlockBytes => CodeBytesPer32 * (SuperBlock / 32) + ParamBytes;
 
-    public override string ToString() => Int?.Name ?? Type.ToString();
+    public override string ToString() => Int?.Name ?? TableFormat?.Name ?? Type.ToString();
 }
 
 /// <summary>One row's super-block decoded into the integer form of <see cref="PackedKind"/>.</summary>
