@@ -15,12 +15,18 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows)
     {
+        // Statics first, before any vector is live: a class-initialisation call after that point makes the register
+        // allocator keep the accumulators in memory for the whole method (measured: table kinds ran at half speed).
+        byte* tables = (byte*)TK.Tables;
+        int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout);
         var acc = Vector256<float>.Zero;
         var low4 = Vector256.Create((byte)0x0F);
         var low2 = Vector256.Create((byte)0x03);
-        byte* tables = (byte*)TK.Tables;
+        Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
+        if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
+        if (TK.WideLut) TableLookup.Load(tables + TableLookup.HighOffset, TK.Bits, TD.Vbmi, out u0, out u1, out u2, out u3);
         for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
         {
             byte* p = w + codeBytes;
@@ -49,8 +55,17 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     for (int k = 0; k < 4; k++)
                     {
                         var v = Vector256.Load(wj + 32 * k);
-                        Code(tables, ref h0, ref g0, v & low4, X(xj, k));
-                        Code(tables, ref h1, ref g1, Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4, X(xj, k + 4));
+                        var c0 = v & low4;
+                        var c1 = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4;
+                        var x0 = X(xj, k);
+                        var x1 = X(xj, k + 4);
+                        h0 = TD.Accumulate(h0, Low(c0, t0, t1, t2, t3), x0);
+                        h1 = TD.Accumulate(h1, Low(c1, t0, t1, t2, t3), x1);
+                        if (TK.WideLut)
+                        {
+                            g0 = TD.Accumulate(g0, Low(c0, u0, u1, u2, u3), x0);
+                            g1 = TD.Accumulate(g1, Low(c1, u0, u1, u2, u3), x1);
+                        }
                     }
                 }
                 else if (TK.Bits == 6)
@@ -66,8 +81,17 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                         // chunk k's high bits sit at shift 2·(k/2) of plane k%2, chunk k+4's at 2·(k/2)+4.
                         var hk = (k < 2 ? Vector256.ShiftLeft(plane, 4) : Vector256.ShiftLeft(plane, 2)).AsByte() & high3;
                         var hk4 = (k < 2 ? plane : Vector256.ShiftRightLogical(plane, 2)).AsByte() & high3;
-                        Code(tables, ref h0, ref g0, (v & low4) | hk, X(xj, k));
-                        Code(tables, ref h1, ref g1, (Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4) | hk4, X(xj, k + 4));
+                        var c0 = (v & low4) | hk;
+                        var c1 = (Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4) | hk4;
+                        var x0 = X(xj, k);
+                        var x1 = X(xj, k + 4);
+                        h0 = TD.Accumulate(h0, Low(c0, t0, t1, t2, t3), x0);
+                        h1 = TD.Accumulate(h1, Low(c1, t0, t1, t2, t3), x1);
+                        if (TK.WideLut)
+                        {
+                            g0 = TD.Accumulate(g0, Low(c0, u0, u1, u2, u3), x0);
+                            g1 = TD.Accumulate(g1, Low(c1, u0, u1, u2, u3), x1);
+                        }
                     }
                 }
                 else if (TK.Bits == 3)
@@ -128,22 +152,22 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                 {
                     var s0 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j);
                     var s1 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j + 8);
-                    if (TK.Offset != 0)
+                    if (offset != 0)
                     {
-                        h0 += Vector256.Create(TK.Offset * xSums16[2 * j]);
-                        h1 += Vector256.Create(TK.Offset * xSums16[2 * j + 1]);
+                        h0 += Vector256.Create(offset * xSums16[2 * j]);
+                        h1 += Vector256.Create(offset * xSums16[2 * j + 1]);
                     }
                     isum += s0 * h0 + s1 * h1;
                 }
             }
-            if ((TK.Layout == SubScaleLayout.None && TK.Offset != 0) || TK.Layout == SubScaleLayout.ZeroPoint)
+            if ((TK.Layout == SubScaleLayout.None && offset != 0) || TK.Layout == SubScaleLayout.ZeroPoint)
             {
                 // Whole-block corrections need Σx over the super-block: the offset for the legacy and ternary
                 // types, the per-row zero point for the int formats.
                 int total = 0;
                 for (int h = 0; h < sb / 16; h++) total += xSums16[h];
                 if (TK.Layout == SubScaleLayout.ZeroPoint) isum -= Avx2.ConvertToVector256Int32(p + 32) * Vector256.Create(total);
-                else isum += Vector256.Create(TK.Offset * total);
+                else isum += Vector256.Create(offset * total);
             }
             var dx = Vector256.Create(xScales[s]);
             acc += Vector256.ConvertToSingle(isum) * (Vector256.Load((float*)p) * dx);
@@ -153,18 +177,12 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         else for (int r = 0; r < rows; r++) y[r] = acc[r];
     }
 
-    /// <summary>Adds code·x to h; for table kinds the code is an index and the table's entries go in instead.</summary>
+    // Codes go into the dot product as they are, or for table kinds as the entries they index in the tables held in
+    // t0..t3 (the high table's, in u0..u3, go into a second sum for wide books). Values in and out, no refs: a ref to
+    // an accumulator would keep it in memory.
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Code(byte* tables, ref Vector256<int> h, ref Vector256<int> g, Vector256<byte> code, Vector256<sbyte> x)
-    {
-        if (!TK.HasLut)
-        {
-            h = TD.Accumulate(h, code, x);
-            return;
-        }
-        h = TD.Accumulate(h, TableLookup.Lookup(tables, code, TK.Bits, TD.Vbmi), x);
-        if (TK.WideLut) g = TD.Accumulate(g, TableLookup.Lookup(tables + TableLookup.HighOffset, code, TK.Bits, TD.Vbmi), x);
-    }
+    private static Vector256<byte> Low(Vector256<byte> code, Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3) =>
+        TK.HasLut ? TableLookup.Lookup(code, TK.Bits, TD.Vbmi, t0, t1, t2, t3) : code;
 
     /// <summary>The plane's bit <paramref name="chunk"/> moved to bit 2 of each byte (still to be masked with 4).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

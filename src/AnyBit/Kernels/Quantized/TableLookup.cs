@@ -36,16 +36,29 @@ internal static unsafe class TableLookup
         for (int i = 0; i < 64; i++) p[128 + i] = t[i];
     }
 
+    /// <summary>
+    /// The vectors <see cref="Lookup"/> needs for <paramref name="indexBits"/>-bit indices, loaded once per kernel call
+    /// so that they stay in registers: one for 16 entries; the two halves with VBMI; else the four quarters.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<byte> Lookup(byte* t, Vector256<byte> index, int indexBits, bool vbmi)
+    public static void Load(byte* t, int indexBits, bool vbmi, out Vector256<byte> t0, out Vector256<byte> t1, out Vector256<byte> t2, out Vector256<byte> t3)
     {
-        if (indexBits == 4) return Avx2.Shuffle(Vector256.Load(t), index);
-        if (vbmi) return Avx512Vbmi.VL.PermuteVar32x8x2(Vector256.Load(t + 128), index, Vector256.Load(t + 160));
+        t1 = t2 = t3 = default;
+        if (indexBits == 4) t0 = Vector256.Load(t);
+        else if (vbmi) { t0 = Vector256.Load(t + 128); t1 = Vector256.Load(t + 160); }
+        else { t0 = Vector256.Load(t); t1 = Vector256.Load(t + 32); t2 = Vector256.Load(t + 64); t3 = Vector256.Load(t + 96); }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<byte> Lookup(Vector256<byte> index, int indexBits, bool vbmi, Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3)
+    {
+        if (indexBits == 4) return Avx2.Shuffle(t0, index);
+        if (vbmi) return Avx512Vbmi.VL.PermuteVar32x8x2(t0, index, t1);
         // vpblendvb selects on each byte's top bit: index bit 4 moved there picks the odd quarter, bit 5 the upper half.
         var bit4 = Vector256.ShiftLeft(index.AsUInt16(), 3).AsByte();
         var bit5 = Vector256.ShiftLeft(index.AsUInt16(), 2).AsByte();
-        var low = Avx2.BlendVariable(Avx2.Shuffle(Vector256.Load(t), index), Avx2.Shuffle(Vector256.Load(t + 32), index), bit4);
-        var high = Avx2.BlendVariable(Avx2.Shuffle(Vector256.Load(t + 64), index), Avx2.Shuffle(Vector256.Load(t + 96), index), bit4);
+        var low = Avx2.BlendVariable(Avx2.Shuffle(t0, index), Avx2.Shuffle(t1, index), bit4);
+        var high = Avx2.BlendVariable(Avx2.Shuffle(t2, index), Avx2.Shuffle(t3, index), bit4);
         return Avx2.BlendVariable(low, high, bit5);
     }
 }
