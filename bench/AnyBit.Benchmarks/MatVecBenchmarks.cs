@@ -15,7 +15,7 @@ public unsafe class MatVecBenchmarks
 {
     private const int Rows = 5632, Columns = 2048, Copies = 16;
 
-    [Params("q4_0", "q8_0", "q4_k", "q6_k", "q2_k", "q3_k", "tq2_0", "tq1_0", "int4:g32", "int3:g64", "int2:g128")]
+    [Params("q4_0", "q8_0", "q4_k", "q6_k", "q2_k", "q3_k", "tq2_0", "tq1_0", "int4:g32", "int3:g64", "int2:g128", "iq4_nl", "nf4:g64", "mxfp6_e2m3", "mxfp6_e3m2")]
     public string Format { get; set; } = "q4_0";
 
     [Params(1, 2)]
