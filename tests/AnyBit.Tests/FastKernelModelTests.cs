@@ -17,6 +17,8 @@ public class FastKernelModelTests
     [Theory]
     [InlineData("q8_0", 0.01)]
     [InlineData("q4_0", 0.01)]
+    [InlineData("q4_1", 0.01)]
+    [InlineData("q5_1", 0.01)]
     [InlineData("q4_k_m", 0.01)]
     [InlineData("q5_k_m", 0.01)]
     [InlineData("q3_k_m", 0.01)]

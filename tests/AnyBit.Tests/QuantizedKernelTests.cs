@@ -16,8 +16,8 @@ public unsafe class QuantizedKernelTests
     /// symmetric, asymmetric and 1-bit signs; every compiled group size).</summary>
     private static readonly string[] Specs =
     [
-        "Q8_0", "Q4_0", "Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "TQ2_0", "TQ1_0", "IQ4_NL", "MXFP4",
-        "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym", "int6:g128:asym",
+        "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "TQ2_0", "TQ1_0", "IQ4_NL", "MXFP4",
+        "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym", "int6:g128:asym", "int5:g128:sym",
         "nf4:g64", "fp4:g128", "nf4:g256", "mxfp6_e2m3", "mxfp6_e3m2:g64", "mxfp4_e2m1", "mxint8", "e2m3:g128", "e3m2:g32",
     ];
 

@@ -127,7 +127,7 @@ public static class GgmlLegacyQuants
     }
 
     /// <summary>The 4-bit code of element j (0..31) in that layout.</summary>
-    private static int Nibble(ReadOnlySpan<byte> qs, int j) => j < QK / 2 ? qs[j] & 0x0F : qs[j - QK / 2] >> 4;
+    internal static int Nibble(ReadOnlySpan<byte> qs, int j) => j < QK / 2 ? qs[j] & 0x0F : qs[j - QK / 2] >> 4;
 
     /// <summary>
     /// Q5's code layout: the low nibbles as in Q4 (byte j holds element j low and element j+16 high) and the fifth
@@ -142,7 +142,7 @@ public static class GgmlLegacyQuants
     }
 
     /// <summary>The 5-bit code of element j (0..31) of a Q5 block.</summary>
-    private static int FiveBitCode(ReadOnlySpan<byte> qh, ReadOnlySpan<byte> qs, int j)
+    internal static int FiveBitCode(ReadOnlySpan<byte> qh, ReadOnlySpan<byte> qs, int j)
     {
         uint high = System.Buffers.Binary.BinaryPrimitives.ReadUInt32LittleEndian(qh);
         return Nibble(qs, j) | (int)((high >> j) & 1) << 4;

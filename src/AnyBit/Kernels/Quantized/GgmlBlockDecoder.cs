@@ -39,6 +39,21 @@ internal static class GgmlBlockDecoder
                 o.D = GgmlHelpers.ReadHalf(b, 0);
                 for (int i = 0; i < 16; i++) { c[i] = (byte)(b[2 + i] & 15); c[i + 16] = (byte)(b[2 + i] >> 4); }
                 break;
+            case TensorType.Q4_1:
+            case TensorType.Q5_0:
+            case TensorType.Q5_1:
+            {
+                // w = d·q + m: the min enters as dmin = −m against a min of 1 per value.
+                bool hasMin = kind.Type != TensorType.Q5_0;
+                o.D = GgmlHelpers.ReadHalf(b, 0);
+                if (hasMin) { o.DMin = -GgmlHelpers.ReadHalf(b, 2); o.Mins16.Fill(1); }
+                int at = hasMin ? 4 : 2;
+                for (int i = 0; i < 32; i++)
+                    c[i] = (byte)(kind.Type == TensorType.Q4_1
+                        ? GgmlLegacyQuants.Nibble(b.Slice(4, 16), i)
+                        : GgmlLegacyQuants.FiveBitCode(b.Slice(at, 4), b.Slice(at + 4, 16), i));
+                break;
+            }
             case TensorType.MXFP4:
                 o.D = GgmlHelpers.E8M0Half(b[0]);
                 for (int i = 0; i < 16; i++) { c[i] = (byte)(b[1 + i] & 15); c[i + 16] = (byte)(b[1 + i] >> 4); }

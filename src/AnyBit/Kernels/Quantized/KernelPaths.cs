@@ -50,6 +50,9 @@ public static class KernelPaths
     {
         TensorType.Q8_0 => PackedKernel<Q8_0Traits, TD>.Group,
         TensorType.Q4_0 => PackedKernel<Q4_0Traits, TD>.Group,
+        TensorType.Q4_1 => PackedKernel<Q4_1Traits, TD>.Group,
+        TensorType.Q5_0 => PackedKernel<Q5_0Traits, TD>.Group,
+        TensorType.Q5_1 => PackedKernel<Q5_1Traits, TD>.Group,
         TensorType.Q4_K => PackedKernel<Q4_KTraits, TD>.Group,
         TensorType.Q5_K => PackedKernel<Q5_KTraits, TD>.Group,
         TensorType.Q6_K => PackedKernel<Q6_KTraits, TD>.Group,
@@ -67,6 +70,8 @@ public static class KernelPaths
         (2, 128) => PackedKernel<IntTraits<C2, C128>, TD>.Group, (2, 256) => PackedKernel<IntTraits<C2, C256>, TD>.Group,
         (3, 32) => PackedKernel<IntTraits<C3, C32>, TD>.Group, (3, 64) => PackedKernel<IntTraits<C3, C64>, TD>.Group,
         (3, 128) => PackedKernel<IntTraits<C3, C128>, TD>.Group, (3, 256) => PackedKernel<IntTraits<C3, C256>, TD>.Group,
+        (5, 32) => PackedKernel<IntTraits<C5, C32>, TD>.Group, (5, 64) => PackedKernel<IntTraits<C5, C64>, TD>.Group,
+        (5, 128) => PackedKernel<IntTraits<C5, C128>, TD>.Group, (5, 256) => PackedKernel<IntTraits<C5, C256>, TD>.Group,
         (6, 32) => PackedKernel<IntTraits<C6, C32>, TD>.Group, (6, 64) => PackedKernel<IntTraits<C6, C64>, TD>.Group,
         (6, 128) => PackedKernel<IntTraits<C6, C128>, TD>.Group, (6, 256) => PackedKernel<IntTraits<C6, C256>, TD>.Group,
         (4, 32) => PackedKernel<IntTraits<C4, C32>, TD>.Group, (4, 64) => PackedKernel<IntTraits<C4, C64>, TD>.Group,

@@ -32,6 +32,21 @@ internal struct Q4_0Traits : IKindTraits
     public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -8;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
 }
+internal struct Q4_1Traits : IKindTraits
+{
+    public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => 0;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => true;
+}
+internal struct Q5_0Traits : IKindTraits
+{
+    public static int Bits => 5; public static int SuperBlock => 32; public static int Offset => -16;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+}
+internal struct Q5_1Traits : IKindTraits
+{
+    public static int Bits => 5; public static int SuperBlock => 32; public static int Offset => 0;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => true;
+}
 internal struct Q4_KTraits : IKindTraits
 {
     public static int Bits => 4; public static int SuperBlock => 256; public static int Offset => 0;
@@ -39,7 +54,7 @@ internal struct Q4_KTraits : IKindTraits
 }
 internal struct Q5_KTraits : IKindTraits
 {
-    public static int Bits => 8; public static int SuperBlock => 256; public static int Offset => 0;
+    public static int Bits => 5; public static int SuperBlock => 256; public static int Offset => 0;
     public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true;
 }
 internal struct Q6_KTraits : IKindTraits
@@ -68,6 +83,7 @@ internal interface IConstant { static abstract int Value { get; } }
 internal struct C2 : IConstant { public static int Value => 2; }
 internal struct C3 : IConstant { public static int Value => 3; }
 internal struct C4 : IConstant { public static int Value => 4; }
+internal struct C5 : IConstant { public static int Value => 5; }
 internal struct C6 : IConstant { public static int Value => 6; }
 internal struct C8 : IConstant { public static int Value => 8; }
 internal struct C32 : IConstant { public static int Value => 32; }

@@ -94,6 +94,18 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                         }
                     }
                 }
+                else if (TK.Bits == 5)
+                {
+                    // Low nibbles as in the 4-bit layout; bit c of the fifth plane is chunk c's fifth bit.
+                    var fifth = Vector256.Load(wj + 128).AsUInt16();
+                    var sixteen = Vector256.Create((byte)16);
+                    for (int k = 0; k < 4; k++)
+                    {
+                        var v = Vector256.Load(wj + 32 * k);
+                        h0 = TD.Accumulate(h0, (v & low4) | (Fifth(fifth, k) & sixteen), X(xj, k));
+                        h1 = TD.Accumulate(h1, (Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4) | (Fifth(fifth, k + 4) & sixteen), X(xj, k + 4));
+                    }
+                }
                 else if (TK.Bits == 3)
                 {
                     // Low two bits as in the 2-bit layout; bit c of the third plane is chunk c's third bit.
@@ -160,13 +172,14 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     isum += s0 * h0 + s1 * h1;
                 }
             }
-            if ((TK.Layout == SubScaleLayout.None && offset != 0) || TK.Layout == SubScaleLayout.ZeroPoint)
+            if ((TK.Layout == SubScaleLayout.None && (offset != 0 || TK.HasMins)) || TK.Layout == SubScaleLayout.ZeroPoint)
             {
                 // Whole-block corrections need Σx over the super-block: the offset for the legacy and ternary
                 // types, the per-row zero point for the int formats.
                 int total = 0;
                 for (int h = 0; h < sb / 16; h++) total += xSums16[h];
                 if (TK.Layout == SubScaleLayout.ZeroPoint) isum -= Avx2.ConvertToVector256Int32(p + 32) * Vector256.Create(total);
+                else if (TK.HasMins) imin = Vector256.Create(total); // Q4_1/Q5_1: a min of 1 per value
                 else isum += Vector256.Create(offset * total);
             }
             var dx = Vector256.Create(xScales[s]);
@@ -188,6 +201,11 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> Third(Vector256<ushort> plane, int chunk) =>
         (chunk <= 2 ? Vector256.ShiftLeft(plane, 2 - chunk) : Vector256.ShiftRightLogical(plane, chunk - 2)).AsByte();
+
+    /// <summary>The plane's bit <paramref name="chunk"/> moved to bit 4 of each byte (still to be masked with 16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<byte> Fifth(Vector256<ushort> plane, int chunk) =>
+        (chunk <= 4 ? Vector256.ShiftLeft(plane, 4 - chunk) : Vector256.ShiftRightLogical(plane, chunk - 4)).AsByte();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> X(sbyte* x, int chunk) => Vector256.Create(*(int*)(x + 4 * chunk)).AsSByte();

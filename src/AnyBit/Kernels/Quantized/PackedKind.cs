@@ -48,15 +48,15 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public static readonly int[] IntGroupSizes = [32, 64, 128, 256];
 
     /// <summary>
-    /// The kind for an AnyBit int format with groups: codes stored in 2, 3, 4, 6 or 8 bits (1-bit codes take 2,
-    /// 5-bit take 6, 7-bit take 8), one super-block per group, weight = s·(code − z). Per-channel and per-tensor scopes are not run here.
+    /// The kind for an AnyBit int format with groups: codes stored in 2, 3, 4, 5, 6 or 8 bits (1-bit codes take 2,
+    /// 7-bit take 8), one super-block per group, weight = s·(code − z). Per-channel and per-tensor scopes are not run here.
     /// </summary>
     public static PackedKind? For(Quantization.TensorFormat? format, TensorType storedType)
     {
         if (format is null) return For(storedType);
         if (ForTable(format, storedType) is { } table) return table;
         if (format is not Quantization.IntFormat { Scope: Quantization.ScaleScope.Group } f || !IntGroupSizes.Contains(f.GroupSize)) return null;
-        int storage = f.Bits switch { <= 2 => 2, 3 => 3, 4 => 4, 5 or 6 => 6, _ => 8 };
+        int storage = f.Bits switch { <= 2 => 2, 3 => 3, 4 => 4, 5 => 5, 6 => 6, _ => 8 };
         return new PackedKind(storedType, f.GroupSize, storage, 0, SubScaleLayout.ZeroPoint, false) { Int = f };
     }
 
@@ -92,8 +92,12 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
 
     public static readonly PackedKind Q8_0 = new(TensorType.Q8_0, 32, 8, -128, SubScaleLayout.None, false);
     public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false);
+    /// <summary>The legacy types with a min: weight = d·q + m, i.e. dmin = −m against Σx (the min counts once per value).</summary>
+    public static readonly PackedKind Q4_1 = new(TensorType.Q4_1, 32, 4, 0, SubScaleLayout.None, true);
+    public static readonly PackedKind Q5_0 = new(TensorType.Q5_0, 32, 5, -16, SubScaleLayout.None, false);
+    public static readonly PackedKind Q5_1 = new(TensorType.Q5_1, 32, 5, 0, SubScaleLayout.None, true);
     public static readonly PackedKind Q4_K = new(TensorType.Q4_K, 256, 4, 0, SubScaleLayout.ScaleMin32, true);
-    public static readonly PackedKind Q5_K = new(TensorType.Q5_K, 256, 8, 0, SubScaleLayout.ScaleMin32, true);
+    public static readonly PackedKind Q5_K = new(TensorType.Q5_K, 256, 5, 0, SubScaleLayout.ScaleMin32, true);
     public static readonly PackedKind Q6_K = new(TensorType.Q6_K, 256, 6, -32, SubScaleLayout.Signed16, false);
     public static readonly PackedKind Q3_K = new(TensorType.Q3_K, 256, 3, -4, SubScaleLayout.Signed16, false);
     public static readonly PackedKind Q2_K = new(TensorType.Q2_K, 256, 2, 0, SubScaleLayout.PackedScaleMin16, true);
@@ -112,7 +116,8 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
 
     public static PackedKind? For(TensorType type) => type switch
     {
-        TensorType.Q8_0 => Q8_0, TensorType.Q4_0 => Q4_0, TensorType.Q4_K => Q4_K, TensorType.Q5_K => Q5_K,
+        TensorType.Q8_0 => Q8_0, TensorType.Q4_0 => Q4_0, TensorType.Q4_1 => Q4_1, TensorType.Q5_0 => Q5_0,
+        TensorType.Q5_1 => Q5_1, TensorType.Q4_K => Q4_K, TensorType.Q5_K => Q5_K,
         TensorType.Q6_K => Q6_K, TensorType.Q3_K => Q3_K, TensorType.Q2_K => Q2_K, TensorType.TQ2_0 => TQ2_0,
         TensorType.TQ1_0 => TQ1_0, TensorType.IQ4_NL => IQ4_NL, TensorType.MXFP4 => MXFP4, _ => null,
     };

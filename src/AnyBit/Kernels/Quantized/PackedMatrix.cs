@@ -11,7 +11,7 @@ namespace AnyBit.Kernels.Quantized;
 /// advances all 8 row sums at once, with no horizontal reduction. Codes narrower than a byte share a byte: with
 /// 4-bit codes byte (r, e) of vector k holds chunk k in its low and chunk k+4 in its high nibble; with 2-bit codes
 /// vector k holds chunks k, k+2, k+4, k+6 at shifts 0, 2, 4, 6. 6-bit codes are a 4-bit plane then a 2-bit plane of
-/// their high bits, 3-bit codes a 2-bit plane then a 1-bit plane (bit c of byte (r, e) is chunk c's third bit), so
+/// their high bits, 5-bit codes a 4-bit plane then a 1-bit plane, 3-bit codes a 2-bit plane then a 1-bit plane (bit c of byte (r, e) is chunk c's third bit), so
 /// memory holds what the file holds. The last group is padded with zero rows.
 /// </summary>
 public sealed unsafe class PackedMatrix : IDisposable
@@ -143,6 +143,12 @@ public sealed unsafe class PackedMatrix : IDisposable
                             for (int k = 0; k < 4; k++) v[32 * k + at] = (byte)((Code(k) & 15) | ((Code(k + 4) & 15) << 4));
                             for (int k = 0; k < 2; k++)
                                 v[128 + 32 * k + at] = (byte)((Code(k) >> 4) | ((Code(k + 2) >> 4) << 2) | ((Code(k + 4) >> 4) << 4) | ((Code(k + 6) >> 4) << 6));
+                            break;
+                        case 5: // a 4-bit plane (as case 4) of the low bits, then one byte whose bit c is chunk c's fifth bit
+                            for (int k = 0; k < 4; k++) v[32 * k + at] = (byte)((Code(k) & 15) | ((Code(k + 4) & 15) << 4));
+                            int fifth = 0;
+                            for (int c = 0; c < 8; c++) fifth |= (Code(c) >> 4) << c;
+                            v[128 + at] = (byte)fifth;
                             break;
                         case 3: // a 2-bit plane of the low bits, then one byte whose bit c is chunk c's third bit
                             for (int k = 0; k < 2; k++)
