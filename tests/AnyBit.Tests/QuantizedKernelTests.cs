@@ -203,6 +203,53 @@ public unsafe class QuantizedKernelTests
         Assert.Equal(reference, fast);
     }
 
+    [Theory]
+    [InlineData("mxfp6_e3m2")]
+    [InlineData("mxfp4_e2m1")]
+    [InlineData("mxint8:g64")]
+    public void Mx_scale_bytes_of_every_range_decode_and_multiply_as_the_format_says(string spec)
+    {
+        // E8M0 bytes kept in memory become floats in the kernel: normal, subnormal (an all-zero block stores e = 0,
+        // and 2^(e − 127) over the book's scale is subnormal below e = 1 + shift), huge and NaN (255).
+        var kind = KindOf(spec);
+        Assert.True(kind.E8M0);
+        int rows = 16, cols = 512, bb = kind.BlockBytes, sb = kind.SuperBlock;
+        var (_, bytes) = RandomMatrix(spec, rows, cols, 12);
+        byte[] exponents = [0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 127, 200, 254, 255];
+        // One exponent per row, so that a row of tiny scales is not drowned by its neighbours' large ones.
+        for (int b = 0; b < rows * cols / sb; b++) bytes[b * bb] = exponents[b / (cols / sb) % exponents.Length];
+        var expected = Dequantize(spec, bytes, rows * cols);
+        var codes = new byte[sb];
+        var scales = new int[sb / 16];
+        var mins = new int[sb / 16];
+        for (int b = 0; b < rows * cols / sb; b++)
+        {
+            var block = new DecodedBlock { Codes = codes, Scales16 = scales, Mins16 = mins };
+            GgmlBlockDecoder.Decode(kind, bytes.AsSpan(b * bb, bb), ref block);
+            for (int i = 0; i < sb; i++)
+            {
+                int code = kind.Lut is { } lut ? lut[codes[i]] + 128 * (kind.LutHigh?[codes[i]] ?? 0) : codes[i];
+                Assert.Equal(expected[b * sb + i], block.D * (code + kind.Offset));
+            }
+        }
+        using var m = Pack(spec, rows, cols, bytes);
+        using var a = RandomActivations(2, cols, m.ActivationBlock, 13, out _);
+        var y = new float[8];
+        foreach (var kernel in PathsFor(kind))
+            for (int t = 0; t < 2; t++)
+                for (int g = 0; g < m.Groups; g++)
+                {
+                    fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, 8);
+                    for (int r = 0; r < 8; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t), y[r]);
+                }
+    }
+
+    private static IEnumerable<GroupKernel> PathsFor(PackedKind kind)
+    {
+        if (AvxVnni.IsSupported) yield return KernelPaths.For<VnniDot>(kind);
+        if (Avx2.IsSupported && KernelPaths.MaxCode(kind) <= Avx2Dot.MaxCode) yield return KernelPaths.For<Avx2Dot>(kind);
+    }
+
     [Fact]
     public void Codebook_kernel_constants_match_their_books()
     {

@@ -182,6 +182,7 @@ internal static class GgmlBlockDecoder
                 for (int i = 0; i < n; i += 2) { c[i] = (byte)(b[4 + i / 2] >> 4); c[i + 1] = (byte)(b[4 + i / 2] & 15); }
                 return;
             case Quantization.MxFormat mx:
+                o.Exponent = b[0];
                 o.D = b[0] == 0xFF ? float.NaN : MathF.ScaleB(1f, b[0] - 127) / scale;
                 BitPacking.Unpack(b[1..], mx.Element.StoredBits, codes);
                 // int8 elements are two's complement: flipping the sign bit makes them code + 128.

@@ -81,14 +81,17 @@ public static class KernelPaths
         _ => throw new NotSupportedException($"no integer kernel for {kind}"),
     };
 
-    private static GroupKernel ForTable<TD>(PackedKind kind) where TD : struct, IDotProduct => kind.Book switch
+    private static GroupKernel ForTable<TD>(PackedKind kind) where TD : struct, IDotProduct => (kind.Book, kind.E8M0) switch
     {
-        null => ForGroup<TD, MxInt8Of>(kind.SuperBlock),
-        var b when b == Codebook.Nf4 => ForGroup<TD, BookOf<Nf4Book>>(kind.SuperBlock),
-        var b when b == Codebook.BnbFp4 => ForGroup<TD, BookOf<BnbFp4Book>>(kind.SuperBlock),
-        var b when b == Codebook.E2M1 => ForGroup<TD, BookOf<E2M1Book>>(kind.SuperBlock),
-        var b when b == Codebook.E2M3 => ForGroup<TD, BookOf<E2M3Book>>(kind.SuperBlock),
-        var b when b == Codebook.E3M2 => ForGroup<TD, BookOf<E3M2Book>>(kind.SuperBlock),
+        (null, _) => ForGroup<TD, MxInt8Of>(kind.SuperBlock),
+        (var b, false) when b == Codebook.Nf4 => ForGroup<TD, BookOf<Nf4Book>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.BnbFp4 => ForGroup<TD, BookOf<BnbFp4Book>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.E2M1 => ForGroup<TD, BookOf<E2M1Book>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.E2M3 => ForGroup<TD, BookOf<E2M3Book>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.E3M2 => ForGroup<TD, BookOf<E3M2Book>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E2M1 => ForGroup<TD, MxBookOf<E2M1Book>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E2M3 => ForGroup<TD, MxBookOf<E2M3Book>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E3M2 => ForGroup<TD, MxBookOf<E3M2Book>>(kind.SuperBlock),
         _ => throw new NotSupportedException($"no integer kernel for {kind}"),
     };
 
@@ -107,5 +110,9 @@ public static class KernelPaths
     private struct BookOf<TB> : IKernelFamily where TB : struct, IBook
     {
         public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant => PackedKernel<CodebookTraits<TB, TG>, TD>.Group;
+    }
+    private struct MxBookOf<TB> : IKernelFamily where TB : struct, IBook
+    {
+        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant => PackedKernel<MxCodebookTraits<TB, TG>, TD>.Group;
     }
 }

@@ -20,6 +20,9 @@ internal interface IKindTraits
     static virtual bool WideLut => false;
     /// <summary>Address of the kind's <see cref="TableLookup"/> tables (read once per kernel call).</summary>
     static virtual nint Tables => 0;
+    /// <summary>Scales are E8M0 bytes (MX), d = 2^(e − 127 − <see cref="E8M0Shift"/>); otherwise float32.</summary>
+    static virtual bool E8M0 => false;
+    static virtual int E8M0Shift => 0;
 }
 
 internal struct Q8_0Traits : IKindTraits
@@ -118,6 +121,7 @@ internal struct MxInt8Traits<TGroup> : IKindTraits where TGroup : struct, IConst
 {
     public static int Bits => 8; public static int SuperBlock => TGroup.Value; public static int Offset => -128;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static bool E8M0 => true; public static int E8M0Shift => 6;
 }
 
 /// <summary>A <see cref="Codebook"/> as compile-time constants (tests check that they match the book).</summary>
@@ -136,6 +140,15 @@ internal struct E3M2Book : IBook { public static Codebook Book => Codebook.E3M2;
 /// <summary>A codebook kind: a float scale per group times the book's integer level of each 4- or 6-bit index.</summary>
 internal struct CodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBook where TGroup : struct, IConstant
 {
+    public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static bool HasLut => true; public static bool WideLut => TB.Wide; public static nint Tables => TB.Book.Tables;
+}
+
+/// <summary>A codebook kind in MX blocks: the same, with E8M0 scale bytes.</summary>
+internal struct MxCodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBook where TGroup : struct, IConstant
+{
+    public static bool E8M0 => true; public static int E8M0Shift => int.Log2((int)TB.Book.Scale);
     public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
     public static bool HasLut => true; public static bool WideLut => TB.Wide; public static nint Tables => TB.Book.Tables;

@@ -20,7 +20,8 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         byte* tables = (byte*)TK.Tables;
         int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout);
+        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0);
+        int e8m0Shift = TK.E8M0Shift;
         var acc = Vector256<float>.Zero;
         var low4 = Vector256.Create((byte)0x0F);
         var low2 = Vector256.Create((byte)0x03);
@@ -183,7 +184,8 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                 else isum += Vector256.Create(offset * total);
             }
             var dx = Vector256.Create(xScales[s]);
-            acc += Vector256.ConvertToSingle(isum) * (Vector256.Load((float*)p) * dx);
+            var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : Vector256.Load((float*)p);
+            acc += Vector256.ConvertToSingle(isum) * (d * dx);
             if (TK.HasMins) acc -= Vector256.ConvertToSingle(imin) * (Vector256.Load((float*)p + 8) * dx);
         }
         if (rows == 8) acc.Store(y);
@@ -201,6 +203,23 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<byte> Third(Vector256<ushort> plane, int chunk) =>
         (chunk <= 2 ? Vector256.ShiftLeft(plane, 2 - chunk) : Vector256.ShiftRightLogical(plane, chunk - 2)).AsByte();
+
+    /// <summary>
+    /// 2^(e − 127 − shift) for the 8 rows' E8M0 bytes at <paramref name="p"/>, built from its bits: a normal float's
+    /// exponent field, a subnormal's single mantissa bit (all-zero MX blocks store e = 0), NaN for e = 255 — the
+    /// same values the block decoder computes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> E8M0Scale(byte* p, int shift)
+    {
+        var e = Avx2.ConvertToVector256Int32(p);
+        var biased = e - Vector256.Create(shift);
+        var normal = Vector256.ShiftLeft(biased, 23);
+        var subnormal = Avx2.ShiftLeftLogicalVariable(Vector256<int>.One, (biased + Vector256.Create(22)).AsUInt32());
+        var bits = Vector256.ConditionalSelect(Vector256.GreaterThan(biased, Vector256<int>.Zero), normal, subnormal);
+        bits = Vector256.ConditionalSelect(Vector256.Equals(e, Vector256.Create(255)), Vector256.Create(BitConverter.SingleToInt32Bits(float.NaN)), bits);
+        return bits.AsSingle();
+    }
 
     /// <summary>The plane's bit <paramref name="chunk"/> moved to bit 4 of each byte (still to be masked with 16).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

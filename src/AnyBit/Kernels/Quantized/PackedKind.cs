@@ -38,6 +38,13 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public Quantization.TensorFormat? TableFormat { get; init; }
     public Codebook? Book { get; init; }
 
+    /// <summary>
+    /// MX kinds keep their E8M0 scale byte in memory (8 bytes per 8-row super-block instead of 32 of float32):
+    /// d = 2^(e − 127 − <see cref="E8M0Shift"/>), the shift folding in the book's integer scale. −1 for float scales.
+    /// </summary>
+    public int E8M0Shift { get; init; } = -1;
+    public bool E8M0 => E8M0Shift >= 0;
+
     /// <summary>AnyBit's k-bit integer format this kind runs, or null for a ggml type.</summary>
     public Quantization.IntFormat? Int { get; init; }
 
@@ -70,9 +77,10 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
         switch (format)
         {
             case Quantization.MxFormat { Element.ExponentBits: 0 } mx: // mxint8: an int8 element over 64
-                return new PackedKind(storedType, mx.MxBlock, 8, -128, SubScaleLayout.None, false) { TableFormat = format };
+                return new PackedKind(storedType, mx.MxBlock, 8, -128, SubScaleLayout.None, false) { TableFormat = format, E8M0Shift = 6 };
             case Quantization.MxFormat mx when mx.Element.StoredBits <= 6:
-                return WithBook(Codebook.ForElement(Formats.Minifloat.Parse(MxElementName(mx.Element))));
+                return WithBook(Codebook.ForElement(Formats.Minifloat.Parse(MxElementName(mx.Element)))) is { } k
+                    ? k with { E8M0Shift = int.Log2((int)k.Book!.Scale) } : null;
             case Quantization.MinifloatFormat { PerChannel: false } mf when mf.Element.Bits <= 6:
                 return WithBook(Codebook.ForElement(mf.Element));
             case Quantization.LookupTableFormat lt:
@@ -126,9 +134,9 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public int CodeBytesPer32 => 32 * CodeBits;
 
     /// <summary>Bytes of scales for 8 rows × one super-block, after the codes.</summary>
-    public int ParamBytes => ParamBytesOf(HasMins, Layout);
+    public int ParamBytes => ParamBytesOf(HasMins, Layout, E8M0);
 
-    public static int ParamBytesOf(bool hasMins, SubScaleLayout layout) => 32 * (hasMins ? 2 : 1) + layout switch
+    public static int ParamBytesOf(bool hasMins, SubScaleLayout layout, bool e8m0 = false) => e8m0 ? 8 : 32 * (hasMins ? 2 : 1) + layout switch
     {
         SubScaleLayout.None => 0,
         SubScaleLayout.ZeroPoint => 8,
@@ -147,5 +155,6 @@ internal ref struct DecodedBlock
     public Span<int> Scales16; // SuperBlock/16 (1 where the format has no sub-scales)
     public Span<int> Mins16;   // SuperBlock/16 (0 where the format has no mins)
     public float D, DMin;
+    public int Exponent;       // the E8M0 scale byte of an MX block (D = 2^(Exponent − 127) / book scale)
     public int Zero;           // weight = D·(code − Zero) for the int formats; 0 otherwise
 }

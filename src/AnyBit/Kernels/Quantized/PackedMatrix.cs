@@ -111,6 +111,7 @@ public sealed unsafe class PackedMatrix : IDisposable
                     GgmlBlockDecoder.Decode(kind, new ReadOnlySpan<byte>(source + at, blockBytes), ref block);
                     d[r] = block.D; dmin[r] = block.DMin;
                     if (kind.Layout == SubScaleLayout.ZeroPoint) mins[r * sb / 16] = block.Zero;
+                    if (kind.E8M0) mins[r * sb / 16] = block.Exponent;
                 }
                 WriteSuperBlock(Group(g) + (long)s * kind.SuperBlockBytes, codes, scales, mins, d, dmin);
             }
@@ -161,6 +162,11 @@ public sealed unsafe class PackedMatrix : IDisposable
                 }
         }
         byte* p = o + kind.CodeBytesPer32 * (sb / 32);
+        if (kind.E8M0)
+        {
+            for (int r = 0; r < GroupRows; r++) p[r] = (byte)mins[r * n16];
+            return;
+        }
         float* f = (float*)p;
         for (int r = 0; r < GroupRows; r++) f[r] = d[r];
         if (kind.HasMins) for (int r = 0; r < GroupRows; r++) f[8 + r] = dmin[r];
