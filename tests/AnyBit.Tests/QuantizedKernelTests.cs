@@ -164,16 +164,22 @@ public unsafe class QuantizedKernelTests
         var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
         using var m = Pack(spec, rows, cols, bytes);
         using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);
-        var y = new float[8];
-        for (int t = 0; t < tokens; t++)
-            for (int g = 0; g < m.Groups; g++)
-            {
-                int n = Math.Min(8, rows - g * 8);
-                Array.Fill(y, float.NaN);
-                fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n);
-                for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t), y[r]);
-                for (int r = n; r < 8; r++) Assert.True(float.IsNaN(y[r]), "a padded row was written");
-            }
+        // One token at a time, then two at a time (the prefill tile: tokens t and t+1, outputs 8 floats apart).
+        var y = new float[16];
+        foreach (int step in new[] { 1, 2 })
+            for (int t = 0; t + step <= tokens; t++)
+                for (int g = 0; g < m.Groups; g++)
+                {
+                    int n = Math.Min(8, rows - g * 8);
+                    Array.Fill(y, float.NaN);
+                    fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n, step, 8);
+                    for (int u = 0; u < step; u++)
+                    {
+                        for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t + u), y[8 * u + r]);
+                        for (int r = n; r < 8; r++) Assert.True(float.IsNaN(y[8 * u + r]), "a padded row was written");
+                    }
+                    if (step == 1) Assert.True(float.IsNaN(y[8]), "one token wrote a second token's outputs");
+                }
     }
 
     [Theory]
@@ -239,7 +245,7 @@ public unsafe class QuantizedKernelTests
             for (int t = 0; t < 2; t++)
                 for (int g = 0; g < m.Groups; g++)
                 {
-                    fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, 8);
+                    fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, 8, 1, 0);
                     for (int r = 0; r < 8; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t), y[r]);
                 }
     }

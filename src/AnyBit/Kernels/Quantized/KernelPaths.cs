@@ -14,8 +14,11 @@ public enum KernelMode
     Float32,
 }
 
-/// <summary>A kernel for one group of 8 rows and one token.</summary>
-internal unsafe delegate void GroupKernel(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows);
+/// <summary>
+/// A kernel for one group of 8 rows and 1 or 2 <paramref name="tokens"/> (the second token's activations follow the
+/// first's; its outputs start <paramref name="yStride"/> floats after the first's).
+/// </summary>
+internal unsafe delegate void GroupKernel(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int tokens, int yStride);
 
 /// <summary>Chooses the kernel per weight kind from the CPU features detected at start-up.</summary>
 public static class KernelPaths

@@ -83,6 +83,7 @@ internal struct TernaryTraits : IKindTraits
 
 /// <summary>A compile-time integer for generic kernel parameters.</summary>
 internal interface IConstant { static abstract int Value { get; } }
+internal struct C1 : IConstant { public static int Value => 1; }
 internal struct C2 : IConstant { public static int Value => 2; }
 internal struct C3 : IConstant { public static int Value => 3; }
 internal struct C4 : IConstant { public static int Value => 4; }

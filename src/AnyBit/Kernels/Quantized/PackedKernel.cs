@@ -5,15 +5,26 @@ using System.Runtime.Intrinsics.X86;
 namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
-/// The SIMD kernel: y[r] = Σ_k W[r, k]·x[k] for one group of 8 rows of a <see cref="PackedMatrix"/> and one token of
-/// <see cref="QuantizedActivations"/>. Per super-block the integer sums of all 8 rows advance together
+/// The SIMD kernel: y[r] = Σ_k W[r, k]·x[k] for one group of 8 rows of a <see cref="PackedMatrix"/> and one or two
+/// tokens of <see cref="QuantizedActivations"/>. Per super-block the integer sums of all 8 rows advance together
 /// (lane r = row r), then each lane adds isum·(d·dx) and subtracts imin·(dmin·dx) as separate multiply and add —
 /// the same float operations in the same order as <see cref="ReferenceKernel"/>, so both give identical bits.
 /// </summary>
 internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits where TD : struct, IDotProduct
 {
+    /// <summary>
+    /// One or two tokens: with two, each code vector is unpacked (and looked up) once and meets both tokens'
+    /// activations — prompt processing's register tile. Token t+1's activations follow token t's (strides of one
+    /// row of codes, scales and sums); its outputs go <paramref name="yStride"/> floats after token t's.
+    /// </summary>
+    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int tokens, int yStride)
+    {
+        if (tokens == 2) Tile<C2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+        else Tile<C1>(w, superBlocks, x, xScales, xSums16, y, rows, 0);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows)
+    private static void Tile<TN>(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int yStride) where TN : struct, IConstant
     {
         // Statics first, before any vector is live: a class-initialisation call after that point makes the register
         // allocator keep the accumulators in memory for the whole method (measured: table kinds ran at half speed).
@@ -22,7 +33,10 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0);
         int e8m0Shift = TK.E8M0Shift;
+        bool two = TN.Value == 2;
+        int xStride = superBlocks * sb; // token B's codes; its scales follow at superBlocks, its sums at xStride/16
         var acc = Vector256<float>.Zero;
+        var accB = Vector256<float>.Zero;
         var low4 = Vector256.Create((byte)0x0F);
         var low2 = Vector256.Create((byte)0x03);
         Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
@@ -32,106 +46,67 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         {
             byte* p = w + codeBytes;
             byte* sub = p + 32 * (TK.HasMins ? 2 : 1);
+            int* xSumsB = xSums16 + xStride / 16;
             var isum = Vector256<int>.Zero;
             var imin = Vector256<int>.Zero;
+            var isumB = Vector256<int>.Zero;
+            var iminB = Vector256<int>.Zero;
             for (int j = 0; j < sb / 32; j++)
             {
                 byte* wj = w + j * 32 * TK.Bits;
                 sbyte* xj = x + 32 * j;
-                Vector256<int> h0 = Vector256<int>.Zero, h1 = Vector256<int>.Zero;
-                Vector256<int> g0 = Vector256<int>.Zero, g1 = Vector256<int>.Zero; // wide tables' high parts
+                sbyte* xb = xj + xStride;
+                // h: the 8 rows' sums over chunks 0-3 and 4-7 of these 32 columns; g: the high table's (wide books);
+                // the b-suffixed ones are token B's.
+                Vector256<int> h0 = default, h1 = default, g0 = default, g1 = default;
+                Vector256<int> h0b = default, h1b = default, g0b = default, g1b = default;
                 if (TK.Bits == 8)
                 {
-                    h0 = TD.Accumulate(h0, Vector256.Load(wj), X(xj, 0));
-                    h0 = TD.Accumulate(h0, Vector256.Load(wj + 32), X(xj, 1));
-                    h0 = TD.Accumulate(h0, Vector256.Load(wj + 64), X(xj, 2));
-                    h0 = TD.Accumulate(h0, Vector256.Load(wj + 96), X(xj, 3));
-                    h1 = TD.Accumulate(h1, Vector256.Load(wj + 128), X(xj, 4));
-                    h1 = TD.Accumulate(h1, Vector256.Load(wj + 160), X(xj, 5));
-                    h1 = TD.Accumulate(h1, Vector256.Load(wj + 192), X(xj, 6));
-                    h1 = TD.Accumulate(h1, Vector256.Load(wj + 224), X(xj, 7));
+                    Bytes<TN>(0, wj, xj, xb, ref h0, ref h1, ref h0b, ref h1b);
+                    Bytes<TN>(1, wj, xj, xb, ref h0, ref h1, ref h0b, ref h1b);
+                    Bytes<TN>(2, wj, xj, xb, ref h0, ref h1, ref h0b, ref h1b);
+                    Bytes<TN>(3, wj, xj, xb, ref h0, ref h1, ref h0b, ref h1b);
                 }
-                else if (TK.Bits == 4)
+                else if (TK.Bits is 4 or 6 or 5)
                 {
-                    for (int k = 0; k < 4; k++)
-                    {
-                        var v = Vector256.Load(wj + 32 * k);
-                        var c0 = v & low4;
-                        var c1 = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4;
-                        var x0 = X(xj, k);
-                        var x1 = X(xj, k + 4);
-                        h0 = TD.Accumulate(h0, Low(c0, t0, t1, t2, t3), x0);
-                        h1 = TD.Accumulate(h1, Low(c1, t0, t1, t2, t3), x1);
-                        if (TK.WideLut)
-                        {
-                            g0 = TD.Accumulate(g0, Low(c0, u0, u1, u2, u3), x0);
-                            g1 = TD.Accumulate(g1, Low(c1, u0, u1, u2, u3), x1);
-                        }
-                    }
-                }
-                else if (TK.Bits == 6)
-                {
-                    // Low nibbles as in the 4-bit layout, high two bits from the 2-bit plane after them.
-                    var p0 = Vector256.Load(wj + 128).AsUInt16();
-                    var p1 = Vector256.Load(wj + 160).AsUInt16();
-                    var high3 = Vector256.Create((byte)0x30);
-                    for (int k = 0; k < 4; k++)
-                    {
-                        var v = Vector256.Load(wj + 32 * k);
-                        var plane = k % 2 == 0 ? p0 : p1;
-                        // chunk k's high bits sit at shift 2·(k/2) of plane k%2, chunk k+4's at 2·(k/2)+4.
-                        var hk = (k < 2 ? Vector256.ShiftLeft(plane, 4) : Vector256.ShiftLeft(plane, 2)).AsByte() & high3;
-                        var hk4 = (k < 2 ? plane : Vector256.ShiftRightLogical(plane, 2)).AsByte() & high3;
-                        var c0 = (v & low4) | hk;
-                        var c1 = (Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4) | hk4;
-                        var x0 = X(xj, k);
-                        var x1 = X(xj, k + 4);
-                        h0 = TD.Accumulate(h0, Low(c0, t0, t1, t2, t3), x0);
-                        h1 = TD.Accumulate(h1, Low(c1, t0, t1, t2, t3), x1);
-                        if (TK.WideLut)
-                        {
-                            g0 = TD.Accumulate(g0, Low(c0, u0, u1, u2, u3), x0);
-                            g1 = TD.Accumulate(g1, Low(c1, u0, u1, u2, u3), x1);
-                        }
-                    }
-                }
-                else if (TK.Bits == 5)
-                {
-                    // Low nibbles as in the 4-bit layout; bit c of the fifth plane is chunk c's fifth bit.
-                    var fifth = Vector256.Load(wj + 128).AsUInt16();
-                    var sixteen = Vector256.Create((byte)16);
-                    for (int k = 0; k < 4; k++)
-                    {
-                        var v = Vector256.Load(wj + 32 * k);
-                        h0 = TD.Accumulate(h0, (v & low4) | (Fifth(fifth, k) & sixteen), X(xj, k));
-                        h1 = TD.Accumulate(h1, (Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4) | (Fifth(fifth, k + 4) & sixteen), X(xj, k + 4));
-                    }
-                }
-                else if (TK.Bits == 3)
-                {
-                    // Low two bits as in the 2-bit layout; bit c of the third plane is chunk c's third bit.
-                    var third = Vector256.Load(wj + 64).AsUInt16();
-                    var four = Vector256.Create((byte)4);
-                    for (int k = 0; k < 2; k++)
-                    {
-                        var v = Vector256.Load(wj + 32 * k);
-                        var v16 = v.AsUInt16();
-                        h0 = TD.Accumulate(h0, (v & low2) | (Third(third, k) & four), X(xj, k));
-                        h0 = TD.Accumulate(h0, (Vector256.ShiftRightLogical(v16, 2).AsByte() & low2) | (Third(third, k + 2) & four), X(xj, k + 2));
-                        h1 = TD.Accumulate(h1, (Vector256.ShiftRightLogical(v16, 4).AsByte() & low2) | (Third(third, k + 4) & four), X(xj, k + 4));
-                        h1 = TD.Accumulate(h1, (Vector256.ShiftRightLogical(v16, 6).AsByte() & low2) | (Third(third, k + 6) & four), X(xj, k + 6));
-                    }
+                    // A 4-bit plane: chunk k in the low nibbles, chunk k+4 in the high ones; 6-bit codes add two
+                    // high bits from the 2-bit plane after it, 5-bit codes one from the bit plane after it.
+                    var p0 = TK.Bits != 4 ? Vector256.Load(wj + 128).AsUInt16() : default;
+                    var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
+                    // Unrolled by hand: the JIT no longer unrolls a loop this size, and the loop cost a third of
+                    // Q4_0's speed (measured).
+                    Nibbles<TN>(0, wj, xj, xb, p0, p1, t0, t1, t2, t3, u0, u1, u2, u3, ref h0, ref h1, ref g0, ref g1, ref h0b, ref h1b, ref g0b, ref g1b);
+                    Nibbles<TN>(1, wj, xj, xb, p0, p1, t0, t1, t2, t3, u0, u1, u2, u3, ref h0, ref h1, ref g0, ref g1, ref h0b, ref h1b, ref g0b, ref g1b);
+                    Nibbles<TN>(2, wj, xj, xb, p0, p1, t0, t1, t2, t3, u0, u1, u2, u3, ref h0, ref h1, ref g0, ref g1, ref h0b, ref h1b, ref g0b, ref g1b);
+                    Nibbles<TN>(3, wj, xj, xb, p0, p1, t0, t1, t2, t3, u0, u1, u2, u3, ref h0, ref h1, ref g0, ref g1, ref h0b, ref h1b, ref g0b, ref g1b);
                 }
                 else
                 {
+                    // A 2-bit plane: chunks k, k+2, k+4, k+6 at shifts 0, 2, 4, 6; 3-bit codes add a third bit from
+                    // the bit plane after it (bit c is chunk c's).
+                    var third = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
+                    var four = Vector256.Create((byte)4);
                     for (int k = 0; k < 2; k++)
                     {
-                        var v = Vector256.Load(wj + 32 * k);
-                        var v16 = v.AsUInt16();
-                        h0 = TD.Accumulate(h0, v & low2, X(xj, k));
-                        h0 = TD.Accumulate(h0, Vector256.ShiftRightLogical(v16, 2).AsByte() & low2, X(xj, k + 2));
-                        h1 = TD.Accumulate(h1, Vector256.ShiftRightLogical(v16, 4).AsByte() & low2, X(xj, k + 4));
-                        h1 = TD.Accumulate(h1, Vector256.ShiftRightLogical(v16, 6).AsByte() & low2, X(xj, k + 6));
+                        var v16 = Vector256.Load(wj + 32 * k).AsUInt16();
+                        var c0 = v16.AsByte() & low2;
+                        var c2 = Vector256.ShiftRightLogical(v16, 2).AsByte() & low2;
+                        var c4 = Vector256.ShiftRightLogical(v16, 4).AsByte() & low2;
+                        var c6 = Vector256.ShiftRightLogical(v16, 6).AsByte() & low2;
+                        if (TK.Bits == 3)
+                        {
+                            c0 |= Third(third, k) & four;
+                            c2 |= Third(third, k + 2) & four;
+                            c4 |= Third(third, k + 4) & four;
+                            c6 |= Third(third, k + 6) & four;
+                        }
+                        h0 = Dot(Dot(h0, c0, xj, k), c2, xj, k + 2);
+                        h1 = Dot(Dot(h1, c4, xj, k + 4), c6, xj, k + 6);
+                        if (two)
+                        {
+                            h0b = Dot(Dot(h0b, c0, xb, k), c2, xb, k + 2);
+                            h1b = Dot(Dot(h1b, c4, xb, k + 4), c6, xb, k + 6);
+                        }
                     }
                 }
 
@@ -139,55 +114,142 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                 {
                     h0 += Vector256.ShiftLeft(g0, 7);
                     h1 += Vector256.ShiftLeft(g1, 7);
+                    if (two) { h0b += Vector256.ShiftLeft(g0b, 7); h1b += Vector256.ShiftLeft(g1b, 7); }
                 }
-
-                if (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint)
+                isum += Scaled(h0, h1, sub, j, xSums16, offset);
+                if (TK.HasMins) imin += Mins(sub, j, xSums16);
+                if (two)
                 {
-                    isum += h0 + h1;
-                }
-                else if (TK.Layout == SubScaleLayout.ScaleMin32)
-                {
-                    var sc = Avx2.ConvertToVector256Int32(sub + 8 * j);
-                    var m = Avx2.ConvertToVector256Int32(sub + 64 + 8 * j);
-                    isum += sc * (h0 + h1);
-                    imin += m * Vector256.Create(xSums16[2 * j] + xSums16[2 * j + 1]);
-                }
-                else if (TK.Layout == SubScaleLayout.PackedScaleMin16)
-                {
-                    var v0 = Avx2.ConvertToVector256Int32(sub + 16 * j);
-                    var v1 = Avx2.ConvertToVector256Int32(sub + 16 * j + 8);
-                    var fifteen = Vector256.Create(15);
-                    isum += (v0 & fifteen) * h0 + (v1 & fifteen) * h1;
-                    imin += Vector256.ShiftRightLogical(v0, 4) * Vector256.Create(xSums16[2 * j])
-                          + Vector256.ShiftRightLogical(v1, 4) * Vector256.Create(xSums16[2 * j + 1]);
-                }
-                else
-                {
-                    var s0 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j);
-                    var s1 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j + 8);
-                    if (offset != 0)
-                    {
-                        h0 += Vector256.Create(offset * xSums16[2 * j]);
-                        h1 += Vector256.Create(offset * xSums16[2 * j + 1]);
-                    }
-                    isum += s0 * h0 + s1 * h1;
+                    isumB += Scaled(h0b, h1b, sub, j, xSumsB, offset);
+                    if (TK.HasMins) iminB += Mins(sub, j, xSumsB);
                 }
             }
-            if ((TK.Layout == SubScaleLayout.None && (offset != 0 || TK.HasMins)) || TK.Layout == SubScaleLayout.ZeroPoint)
-            {
-                // Whole-block corrections need Σx over the super-block: the offset for the legacy and ternary
-                // types, the per-row zero point for the int formats.
-                int total = 0;
-                for (int h = 0; h < sb / 16; h++) total += xSums16[h];
-                if (TK.Layout == SubScaleLayout.ZeroPoint) isum -= Avx2.ConvertToVector256Int32(p + 32) * Vector256.Create(total);
-                else if (TK.HasMins) imin = Vector256.Create(total); // Q4_1/Q5_1: a min of 1 per value
-                else isum += Vector256.Create(offset * total);
-            }
-            var dx = Vector256.Create(xScales[s]);
             var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : Vector256.Load((float*)p);
-            acc += Vector256.ConvertToSingle(isum) * (d * dx);
-            if (TK.HasMins) acc -= Vector256.ConvertToSingle(imin) * (Vector256.Load((float*)p + 8) * dx);
+            acc = Finish(acc, isum, imin, d, p, xSums16, xScales[s], offset);
+            if (two) accB = Finish(accB, isumB, iminB, d, p, xSumsB, xScales[superBlocks + s], offset);
         }
+        Store(acc, y, rows);
+        if (two) Store(accB, y + yStride, rows);
+    }
+
+    /// <summary>Byte codes of chunks c and c+4 dotted with token A's (and token B's) activations.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Bytes<TN>(int c, byte* wj, sbyte* xj, sbyte* xb,
+        ref Vector256<int> h0, ref Vector256<int> h1, ref Vector256<int> h0b, ref Vector256<int> h1b) where TN : struct, IConstant
+    {
+        var v0 = Vector256.Load(wj + 32 * c);
+        var v1 = Vector256.Load(wj + 32 * (c + 4));
+        h0 = Dot(h0, v0, xj, c);
+        h1 = Dot(h1, v1, xj, c + 4);
+        if (TN.Value == 2) { h0b = Dot(h0b, v0, xb, c); h1b = Dot(h1b, v1, xb, c + 4); }
+    }
+
+    /// <summary>
+    /// Vector k of a 4-bit plane (chunks k and k+4, with their fifth or fifth-and-sixth bits from the planes p0/p1),
+    /// looked up where the kind has tables, dotted with token A's (and token B's) activations.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Nibbles<TN>(int k, byte* wj, sbyte* xj, sbyte* xb, Vector256<ushort> p0, Vector256<ushort> p1,
+        Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3,
+        Vector256<byte> u0, Vector256<byte> u1, Vector256<byte> u2, Vector256<byte> u3,
+        ref Vector256<int> h0, ref Vector256<int> h1, ref Vector256<int> g0, ref Vector256<int> g1,
+        ref Vector256<int> h0b, ref Vector256<int> h1b, ref Vector256<int> g0b, ref Vector256<int> g1b) where TN : struct, IConstant
+    {
+        var low4 = Vector256.Create((byte)0x0F);
+        var v = Vector256.Load(wj + 32 * k);
+        var c0 = v & low4;
+        var c1 = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4;
+        if (TK.Bits == 6)
+        {
+            // chunk k's high bits sit at shift 2·(k/2) of plane k%2, chunk k+4's at 2·(k/2)+4.
+            var plane = k % 2 == 0 ? p0 : p1;
+            var high3 = Vector256.Create((byte)0x30);
+            c0 |= (k < 2 ? Vector256.ShiftLeft(plane, 4) : Vector256.ShiftLeft(plane, 2)).AsByte() & high3;
+            c1 |= (k < 2 ? plane : Vector256.ShiftRightLogical(plane, 2)).AsByte() & high3;
+        }
+        else if (TK.Bits == 5)
+        {
+            var sixteen = Vector256.Create((byte)16);
+            c0 |= Fifth(p0, k) & sixteen;
+            c1 |= Fifth(p0, k + 4) & sixteen;
+        }
+        var l0 = Low(c0, t0, t1, t2, t3);
+        var l1 = Low(c1, t0, t1, t2, t3);
+        h0 = Dot(h0, l0, xj, k);
+        h1 = Dot(h1, l1, xj, k + 4);
+        if (TN.Value == 2) { h0b = Dot(h0b, l0, xb, k); h1b = Dot(h1b, l1, xb, k + 4); }
+        if (TK.WideLut)
+        {
+            var m0 = Low(c0, u0, u1, u2, u3);
+            var m1 = Low(c1, u0, u1, u2, u3);
+            g0 = Dot(g0, m0, xj, k);
+            g1 = Dot(g1, m1, xj, k + 4);
+            if (TN.Value == 2) { g0b = Dot(g0b, m0, xb, k); g1b = Dot(g1b, m1, xb, k + 4); }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Dot(Vector256<int> h, Vector256<byte> codes, sbyte* x, int chunk) => TD.Accumulate(h, codes, X(x, chunk));
+
+    /// <summary>The 32 columns' integer sums with the format's sub-scales (and Q6_K/Q3_K's offset) applied.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Scaled(Vector256<int> h0, Vector256<int> h1, byte* sub, int j, int* xSums16, int offset)
+    {
+        if (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint) return h0 + h1;
+        if (TK.Layout == SubScaleLayout.ScaleMin32) return Avx2.ConvertToVector256Int32(sub + 8 * j) * (h0 + h1);
+        if (TK.Layout == SubScaleLayout.PackedScaleMin16)
+        {
+            var fifteen = Vector256.Create(15);
+            return (Avx2.ConvertToVector256Int32(sub + 16 * j) & fifteen) * h0 + (Avx2.ConvertToVector256Int32(sub + 16 * j + 8) & fifteen) * h1;
+        }
+        var s0 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j);
+        var s1 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j + 8);
+        if (offset != 0)
+        {
+            h0 += Vector256.Create(offset * xSums16[2 * j]);
+            h1 += Vector256.Create(offset * xSums16[2 * j + 1]);
+        }
+        return s0 * h0 + s1 * h1;
+    }
+
+    /// <summary>The 32 columns' mins times Σx (K-quants with mins).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> Mins(byte* sub, int j, int* xSums16)
+    {
+        if (TK.Layout == SubScaleLayout.ScaleMin32)
+            return Avx2.ConvertToVector256Int32(sub + 64 + 8 * j) * Vector256.Create(xSums16[2 * j] + xSums16[2 * j + 1]);
+        if (TK.Layout == SubScaleLayout.PackedScaleMin16)
+            return Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(sub + 16 * j), 4) * Vector256.Create(xSums16[2 * j])
+                 + Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(sub + 16 * j + 8), 4) * Vector256.Create(xSums16[2 * j + 1]);
+        return Vector256<int>.Zero; // Q4_1/Q5_1: the min counts once per value, applied with the block's Σx in Finish
+    }
+
+    /// <summary>
+    /// Applies the whole-block corrections and adds the super-block to the float sums: isum·(d·dx), then
+    /// −imin·(dmin·dx), as separate multiply and add in the reference's order.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Finish(Vector256<float> acc, Vector256<int> isum, Vector256<int> imin, Vector256<float> d, byte* p, int* xSums16, float xScale, int offset)
+    {
+        if ((TK.Layout == SubScaleLayout.None && (offset != 0 || TK.HasMins)) || TK.Layout == SubScaleLayout.ZeroPoint)
+        {
+            // Whole-block corrections need Σx over the super-block: the offset for the legacy, ternary and table
+            // types, the min of Q4_1/Q5_1, the per-row zero point of the int formats.
+            int total = 0;
+            for (int h = 0; h < TK.SuperBlock / 16; h++) total += xSums16[h];
+            if (TK.Layout == SubScaleLayout.ZeroPoint) isum -= Avx2.ConvertToVector256Int32(p + 32) * Vector256.Create(total);
+            else if (TK.HasMins) imin = Vector256.Create(total);
+            else isum += Vector256.Create(offset * total);
+        }
+        var dx = Vector256.Create(xScale);
+        acc += Vector256.ConvertToSingle(isum) * (d * dx);
+        if (TK.HasMins) acc -= Vector256.ConvertToSingle(imin) * (Vector256.Load((float*)p + 8) * dx);
+        return acc;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store(Vector256<float> acc, float* y, int rows)
+    {
         if (rows == 8) acc.Store(y);
         else for (int r = 0; r < rows; r++) y[r] = acc[r];
     }

@@ -47,13 +47,19 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
         for (int g = item * _groupsPerItem; g < g1; g++)
         {
             int rows = Math.Min(PackedMatrix.GroupRows, m.Rows - g * PackedMatrix.GroupRows);
-            for (int t = 0; t < _tokens; t++)
+            for (int t = 0; t < _tokens; )
             {
                 float* y = _y + (long)t * _n + g * PackedMatrix.GroupRows;
                 if (_reference)
+                {
                     for (int r = 0; r < rows; r++) y[r] = ReferenceKernel.Row(m, g * PackedMatrix.GroupRows + r, x, t);
-                else
-                    _kernel!(m.Group(g), m.SuperBlocks, x.Codes(t), x.Scales(t), x.Sums16(t), y, rows);
+                    t++;
+                    continue;
+                }
+                // Tokens two at a time: each code vector is unpacked once for both.
+                int n = Math.Min(2, _tokens - t);
+                _kernel!(m.Group(g), m.SuperBlocks, x.Codes(t), x.Scales(t), x.Sums16(t), y, rows, n, _n);
+                t += n;
             }
         }
     }
