@@ -37,7 +37,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         int xStride = superBlocks * sb; // token B's codes; its scales follow at superBlocks, its sums at xStride/16
         var acc = Vector256<float>.Zero;
         var accB = Vector256<float>.Zero;
-        var low4 = Vector256.Create((byte)0x0F);
         var low2 = Vector256.Create((byte)0x03);
         Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
         if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
