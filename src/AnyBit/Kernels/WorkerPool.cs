@@ -115,8 +115,11 @@ public sealed class WorkerPool : IDisposable
                     continue;
                 }
                 // Announce the sleep, then look again: a Run that started in between either sees the flag and
-                // releases the semaphore, or its generation is visible here.
-                Volatile.Write(ref _sleeping[id - 1], 1);
+                // releases the semaphore, or its generation is visible here. The announcement must be a full fence
+                // (Interlocked, not a volatile write): x86 may let a plain store wait in the store buffer while the
+                // read of _generation below goes ahead, and then Run misses the flag, this worker misses the
+                // generation, and Run waits forever for it (seen once as a hung CI run).
+                Interlocked.Exchange(ref _sleeping[id - 1], 1);
                 if (_generation != seen || _stopping)
                 {
                     if (Interlocked.CompareExchange(ref _sleeping[id - 1], 0, 1) == 1) break;
