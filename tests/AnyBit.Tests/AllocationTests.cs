@@ -20,7 +20,12 @@ public class AllocationTests
         int count = 1;
         int[] one = [1];
         session.Forward(one);
-        for (int i = 0; i < 20; i++) Step(); // warm up (JIT, tiering)
+        // Warm up until the JIT's tiering has settled: promotions to tier 1 happen after 30 calls and a 100 ms
+        // back-off, and a step taken while they land has been seen to count a few KB (flaky at 20 steps).
+        // (60 + 60 + 100 measured steps stay inside the 256-position session.)
+        for (int i = 0; i < 60; i++) Step();
+        Thread.Sleep(300);
+        for (int i = 0; i < 60; i++) Step();
         long before = GC.GetAllocatedBytesForCurrentThread();
         for (int i = 0; i < 100; i++) Step();
         long allocated = GC.GetAllocatedBytesForCurrentThread() - before;
