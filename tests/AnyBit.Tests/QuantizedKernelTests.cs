@@ -26,7 +26,7 @@ public unsafe class QuantizedKernelTests
     private static TensorFormat FormatOf(string spec) => FormatRegistry.Parse(spec.ToLowerInvariant());
 
     /// <summary>The packed matrix of <paramref name="spec"/>'s bytes, as the loader would build it.</summary>
-    private static PackedMatrix Pack(string spec, int rows, int cols, byte[] bytes)
+    internal static PackedMatrix Pack(string spec, int rows, int cols, byte[] bytes)
     {
         var format = FormatOf(spec);
         return format.GgmlType is TensorType t
@@ -40,7 +40,7 @@ public unsafe class QuantizedKernelTests
         return format.GgmlType is TensorType t ? PackedKind.For(t)! : PackedKind.For(format, default)!;
     }
 
-    private static (float[] Weights, byte[] Bytes) RandomMatrix(string spec, int rows, int cols, int seed)
+    internal static (float[] Weights, byte[] Bytes) RandomMatrix(string spec, int rows, int cols, int seed)
     {
         var rng = new Random(seed);
         bool ternary = spec.StartsWith("TQ", StringComparison.Ordinal);

@@ -178,8 +178,8 @@ public sealed unsafe class InferenceSession : IDisposable
             }
             Observer?.Observe(l, LinearInput.Attention, _xn.Slice(0, n * d), n, d);
             Linear(L.Wq, _xn.Pointer, n, d, q, _q.Pointer);
-            Linear(L.Wk, _xn.Pointer, n, d, kv, _k.Pointer);
-            Linear(L.Wv, _xn.Pointer, n, d, kv, _v.Pointer);
+            Linear(L.Wk, _xn.Pointer, n, d, kv, _k.Pointer, sameInput: true);
+            Linear(L.Wv, _xn.Pointer, n, d, kv, _v.Pointer, sameInput: true);
             for (int t = 0; t < n; t++)
             {
                 var qt = _q.Slice((long)t * q, q);
@@ -233,7 +233,7 @@ public sealed unsafe class InferenceSession : IDisposable
             }
             Observer?.Observe(l, LinearInput.FeedForward, _xn.Slice(0, n * d), n, d);
             Linear(L.WGate, _xn.Pointer, n, d, f, _gate.Pointer);
-            Linear(L.WUp, _xn.Pointer, n, d, f, _up.Pointer);
+            Linear(L.WUp, _xn.Pointer, n, d, f, _up.Pointer, sameInput: true);
             for (int t = 0; t < n; t++)
             {
                 var g = _gate.Slice((long)t * f, f);
@@ -263,21 +263,28 @@ public sealed unsafe class InferenceSession : IDisposable
         if (_rowOwners is null) Position += n;
     }
 
-    /// <summary>y = x·Wᵀ for <paramref name="tokens"/> rows of <paramref name="k"/> inputs, by whichever kernel holds W.</summary>
-    private void Linear(LinearWeight w, float* x, int tokens, int k, int n, float* y)
+    /// <summary>
+    /// y = x·Wᵀ for <paramref name="tokens"/> rows of <paramref name="k"/> inputs, by whichever kernel holds W.
+    /// sameInput: x is the previous call's input, unchanged (its int8 codes may be reused).
+    /// </summary>
+    private void Linear(LinearWeight w, float* x, int tokens, int k, int n, float* y, bool sameInput = false)
     {
         if (w.Packed is { } packed)
-            _quantized.Run(_pool, x, tokens, packed, y, _model.Kernels, perTokenScale: _model.Activations == ActivationMode.Int8PerToken);
+            _quantized.Run(_pool, x, tokens, packed, y, _model.Kernels, perTokenScale: _model.Activations == ActivationMode.Int8PerToken, sameInput);
         else
+        {
+            // A float weight between two packed ones still starts a new input: codes made before it are stale.
+            if (!sameInput) _quantized.InputChanged();
             _matmul.Run(_pool, x, tokens, k, w.F32.Pointer, n, y);
+        }
     }
 
     private long CacheOffset(int layer, int kvHead, int pos) =>
         (((long)layer * _c.NumKvHeads + kvHead) * ContextSize + pos) * _c.HeadDim;
 
     /// <summary>
-    /// Causal attention for a chunk: one work item per (token, head). Scores are f32, max-subtracted softmax, and
-    /// the value sum streams the cache rows of one KV head in position order.
+    /// Causal attention for a chunk: one work item per (token, head), fused in <see cref="AttentionKernel"/>
+    /// (f32 scores, max-subtracted softmax, value sum streaming the KV head's cache rows in position order).
     /// </summary>
     private sealed class AttentionJob(InferenceSession s, int workers, int context) : IParallelWork
     {
@@ -298,20 +305,11 @@ public sealed unsafe class InferenceSession : IDisposable
             int pos = s.RowPosition(t);
             var owner = s.RowOwner(t);
             int lo = c.SlidingWindow is int win && win > 0 ? Math.Max(0, pos - win + 1) : 0;
-            var query = s._q.Slice((long)t * c.QueryWidth + h * hd, hd);
-            var scores = _scores[worker].AsSpan(0, pos - lo + 1);
-            float scale = 1f / MathF.Sqrt(hd);
-            long baseOffset = owner.CacheOffset(_layer, kvh, 0);
-            for (int j = lo; j <= pos; j++)
-                scores[j - lo] = TensorPrimitives.Dot(query, owner._keyCache.Slice(baseOffset + (long)j * hd, hd)) * scale;
-            Ops.Softmax(scores);
-            var output = s._att.Slice((long)t * c.QueryWidth + h * hd, hd);
-            output.Clear();
-            for (int j = lo; j <= pos; j++)
-            {
-                var vrow = owner._valueCache.Slice(baseOffset + (long)j * hd, hd);
-                TensorPrimitives.MultiplyAdd(vrow, scores[j - lo], output, output);
-            }
+            long baseOffset = owner.CacheOffset(_layer, kvh, lo);
+            fixed (float* scores = _scores[worker])
+                AttentionKernel.Head(s._q.Pointer + (long)t * c.QueryWidth + h * hd, owner._keyCache.Pointer + baseOffset,
+                    owner._valueCache.Pointer + baseOffset, hd, pos - lo + 1, 1f / MathF.Sqrt(hd), scores,
+                    s._att.Pointer + (long)t * c.QueryWidth + h * hd);
         }
     }
 

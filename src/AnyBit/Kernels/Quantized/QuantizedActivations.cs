@@ -1,4 +1,5 @@
 using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 
 namespace AnyBit.Kernels.Quantized;
 
@@ -47,30 +48,51 @@ public sealed unsafe class QuantizedActivations : IDisposable
     /// </summary>
     public void Quantize(float* x, int tokens, int columns, bool perTokenScale = false)
     {
+        Prepare(tokens, columns);
+        for (int t = 0; t < tokens; t++) QuantizeRow(x, t, perTokenScale);
+    }
+
+    /// <summary>Sets the shape of the rows about to be quantized by <see cref="QuantizeRow"/>.</summary>
+    public void Prepare(int tokens, int columns)
+    {
         if (tokens > MaxTokens || columns > MaxColumns) throw new ArgumentException("more activations than the buffer holds");
         if (columns % BlockSize != 0) throw new ArgumentException($"{columns} columns are not whole blocks of {BlockSize}");
         Tokens = tokens; Columns = columns;
-        for (int t = 0; t < tokens; t++)
+    }
+
+    /// <summary>
+    /// Quantizes row <paramref name="t"/> of <paramref name="x"/> (rows of <see cref="Columns"/> floats). Rows are
+    /// independent, so a prompt's rows may be quantized on several threads at once.
+    /// </summary>
+    public void QuantizeRow(float* x, int t, bool perTokenScale)
+    {
+        int columns = Columns;
+        var row = new ReadOnlySpan<float>(x + (long)t * columns, columns);
+        float rowScale = perTokenScale ? ScaleOf(row) : 0;
+        sbyte* q = Codes(t);
+        float* s = Scales(t);
+        int* sums = Sums16(t);
+        for (int b = 0; b < columns / BlockSize; b++)
         {
-            var row = new ReadOnlySpan<float>(x + (long)t * columns, columns);
-            float rowScale = perTokenScale ? ScaleOf(row) : 0;
-            sbyte* q = Codes(t);
-            float* s = Scales(t);
-            int* sums = Sums16(t);
-            for (int b = 0; b < columns / BlockSize; b++)
-            {
-                var block = row.Slice(b * BlockSize, BlockSize);
-                float d = perTokenScale ? rowScale : ScaleOf(block);
-                s[b] = d;
-                ActivationQuantizer.Codes(block, d, new Span<sbyte>(q + b * BlockSize, BlockSize));
-            }
-            for (int g = 0; g < columns / 16; g++)
-            {
-                int sum = 0;
-                for (int i = 0; i < 16; i++) sum += q[g * 16 + i];
-                sums[g] = sum;
-            }
+            var block = row.Slice(b * BlockSize, BlockSize);
+            float d = perTokenScale ? rowScale : ScaleOf(block);
+            s[b] = d;
+            ActivationQuantizer.Codes(block, d, new Span<sbyte>(q + b * BlockSize, BlockSize));
         }
+        for (int g = 0; g < columns / 16; g++) sums[g] = Sum16(q + 16 * g);
+    }
+
+    /// <summary>Σ of 16 codes: widened to int16 and summed across the vector (exact: |Σ| ≤ 16·127).</summary>
+    private static int Sum16(sbyte* q)
+    {
+        if (!Vector128.IsHardwareAccelerated)
+        {
+            int sum = 0;
+            for (int i = 0; i < 16; i++) sum += q[i];
+            return sum;
+        }
+        var (lo, hi) = Vector128.Widen(Vector128.Load(q));
+        return Vector128.Sum(lo + hi);
     }
 
     private static float ScaleOf(ReadOnlySpan<float> values) => MathF.Abs(System.Numerics.Tensors.TensorPrimitives.MaxMagnitude(values)) / 127f;

@@ -24,20 +24,64 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
 
     public QuantizedMatMul(int maxTokens) => _maxTokens = maxTokens;
 
-    /// <summary>Computes Y = X·Wᵀ (Y is [tokens, n] with n = W.Rows) on <paramref name="pool"/>.</summary>
-    public void Run(WorkerPool pool, float* x, int tokens, PackedMatrix w, float* y, KernelMode mode, bool perTokenScale)
+    /// <summary>
+    /// Computes Y = X·Wᵀ (Y is [tokens, n] with n = W.Rows) on <paramref name="pool"/>. With
+    /// <paramref name="sameInput"/> the caller promises that X is the X of the previous call, unchanged (Q, K and V
+    /// read one normed input, as do gate and up): its int8 codes are then reused where that call made them for the
+    /// same activation block size.
+    /// </summary>
+    public void Run(WorkerPool pool, float* x, int tokens, PackedMatrix w, float* y, KernelMode mode, bool perTokenScale, bool sameInput = false)
     {
         if (!_activations.TryGetValue(w.ActivationBlock, out var act) || act.MaxColumns < w.Columns)
         {
             act?.Dispose();
             _activations[w.ActivationBlock] = act = new QuantizedActivations(_maxTokens, Math.Max(w.Columns, act?.MaxColumns ?? 0), w.ActivationBlock);
         }
-        act.Quantize(x, tokens, w.Columns, perTokenScale);
+        if (!sameInput) _input++;
+        var made = (Source: (nint)x, tokens, w.Columns, perTokenScale, _input);
+        if (!_madeFrom.TryGetValue(w.ActivationBlock, out var was) || was != made)
+        {
+            QuantizeActivations(pool, act, x, tokens, w.Columns, perTokenScale);
+            _madeFrom[w.ActivationBlock] = made;
+        }
         _m = w; _x = act; _y = y; _n = w.Rows; _tokens = tokens;
         _reference = mode == KernelMode.Reference || (_kernel = w.Kernel) is null;
         _groupsPerItem = Math.Max(1, (w.Groups + pool.WorkerCount * ItemsPerWorker - 1) / (pool.WorkerCount * ItemsPerWorker));
         pool.Run(this, (w.Groups + _groupsPerItem - 1) / _groupsPerItem);
         _m = null; _x = null;
+    }
+
+    // Which input each activation buffer (by block size) holds: the pointer, shape, scale mode and the input number
+    // it was made under. A call without sameInput starts a new input number, so a stale buffer never matches.
+    private readonly Dictionary<int, (nint Source, int Tokens, int Columns, bool PerToken, long Input)> _madeFrom = [];
+    private long _input;
+
+    /// <summary>Tells the product that its next sameInput call follows a new input (one it did not see).</summary>
+    public void InputChanged() => _input++;
+    private readonly RowQuantizer _rowQuantizer = new();
+
+    /// <summary>A prompt's rows are quantized on the pool (one item per row); a single token on this thread.</summary>
+    private void QuantizeActivations(WorkerPool pool, QuantizedActivations act, float* x, int tokens, int columns, bool perTokenScale)
+    {
+        act.Prepare(tokens, columns);
+        if (tokens == 1 || pool.WorkerCount == 1)
+        {
+            for (int t = 0; t < tokens; t++) act.QuantizeRow(x, t, perTokenScale);
+            return;
+        }
+        _rowQuantizer.Set(act, x, perTokenScale);
+        pool.Run(_rowQuantizer, tokens);
+        _rowQuantizer.Set(null, null, false);
+    }
+
+    private sealed class RowQuantizer : IParallelWork
+    {
+        private QuantizedActivations? _act;
+        private float* _x;
+        private bool _perToken;
+
+        public void Set(QuantizedActivations? act, float* x, bool perToken) { _act = act; _x = x; _perToken = perToken; }
+        public void Execute(int item, int worker) => _act!.QuantizeRow(_x, item, _perToken);
     }
 
     public void Execute(int item, int worker)
