@@ -25,6 +25,20 @@ public unsafe class KernelTests
         for (int i = 0; i < y.Length; i++) Assert.Equal(expected[i], y[i], 1e-4f);
     }
 
+    [Theory]
+    [InlineData(1)]
+    [InlineData(255)]
+    [InlineData(5632)] // several stack chunks and a tail
+    public void Silu_gate_matches_the_formula(int n)
+    {
+        var rng = new Random(n);
+        var gate = Enumerable.Range(0, n).Select(i => (float)((rng.NextDouble() * 2 - 1) * (i % 17 == 0 ? 40 : 6))).ToArray();
+        var up = Enumerable.Range(0, n).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var expected = gate.Select((g, i) => g / (1 + Math.Exp(-(double)g)) * up[i]).ToArray();
+        Ops.SiluMultiply(gate, up);
+        for (int i = 0; i < n; i++) Assert.True(Math.Abs(gate[i] - expected[i]) <= 1e-6 + 1e-6 * Math.Abs(expected[i]), $"{i}: {gate[i]} vs {expected[i]}");
+    }
+
     private sealed class Throwing : IParallelWork
     {
         public void Execute(int item, int worker)

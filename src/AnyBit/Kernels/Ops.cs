@@ -23,10 +23,16 @@ public static class Ops
     /// <summary>SwiGLU gate: g = silu(g) · u = g / (1 + e^−g) · u.</summary>
     public static void SiluMultiply(Span<float> gate, ReadOnlySpan<float> up)
     {
-        for (int i = 0; i < gate.Length; i++)
+        // TensorPrimitives' vectorized sigmoid, a stack chunk at a time: a scalar MathF.Exp per element cost a few
+        // percent of a decode step at FFN width 5632 (its results differ from the scalar formula by an ulp or so).
+        Span<float> sigmoid = stackalloc float[256];
+        for (int i = 0; i < gate.Length; i += sigmoid.Length)
         {
-            float g = gate[i];
-            gate[i] = g / (1f + MathF.Exp(-g)) * up[i];
+            var g = gate.Slice(i, Math.Min(sigmoid.Length, gate.Length - i));
+            var s = sigmoid.Slice(0, g.Length);
+            TensorPrimitives.Sigmoid(g, s);
+            TensorPrimitives.Multiply(g, s, g);
+            TensorPrimitives.Multiply(g, up.Slice(i, g.Length), g);
         }
     }
 

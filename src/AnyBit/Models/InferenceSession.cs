@@ -21,6 +21,7 @@ public sealed unsafe class InferenceSession : IDisposable
     private readonly MatMulF32 _matmul = new();
     private readonly QuantizedMatMul _quantized;
     private readonly AttentionJob _attention;
+    private readonly RowWork _rows;
 
     internal InferenceSession(Transformer model, int contextSize, int maxBatch, WorkerPool pool)
     {
@@ -42,6 +43,7 @@ public sealed unsafe class InferenceSession : IDisposable
         _up = new NativeBuffer((long)b * _c.IntermediateSize);
         _logits = new NativeBuffer((long)b * _c.VocabSize);
         _attention = new AttentionJob(this, pool.WorkerCount, contextSize);
+        _rows = new RowWork(this);
         _quantized = new QuantizedMatMul(_maxBatch);
     }
 
@@ -158,7 +160,7 @@ public sealed unsafe class InferenceSession : IDisposable
     /// <summary>One chunk of at most maxBatch tokens; computes logits for the last <paramref name="outRows"/> of them.</summary>
     private void ForwardChunk(ReadOnlySpan<int> tokens, int outRows)
     {
-        int n = tokens.Length, d = _c.HiddenSize, q = _c.QueryWidth, kv = _c.KvWidth, f = _c.IntermediateSize, hd = _c.HeadDim;
+        int n = tokens.Length, d = _c.HiddenSize, q = _c.QueryWidth, kv = _c.KvWidth, f = _c.IntermediateSize;
         float eps = _c.RmsNormEps;
         bool int8 = _model.Activations == ActivationMode.Int8PerToken;
         var w = _model.Weights;
@@ -170,86 +172,27 @@ public sealed unsafe class InferenceSession : IDisposable
         {
             var L = w.Layers[l];
             // ---- attention block ----
-            for (int t = 0; t < n; t++)
-            {
-                var xn = _xn.Slice((long)t * d, d);
-                Ops.RmsNorm(_x.Slice((long)t * d, d), L.AttnNorm.Span, eps, xn);
-                if (int8) Ops.QuantizeActivationsInt8(xn);
-            }
+            ForRows(&AttentionInputRow, l, n);
             Observer?.Observe(l, LinearInput.Attention, _xn.Slice(0, n * d), n, d);
             Linear(L.Wq, _xn.Pointer, n, d, q, _q.Pointer);
             Linear(L.Wk, _xn.Pointer, n, d, kv, _k.Pointer, sameInput: true);
             Linear(L.Wv, _xn.Pointer, n, d, kv, _v.Pointer, sameInput: true);
-            for (int t = 0; t < n; t++)
-            {
-                var qt = _q.Slice((long)t * q, q);
-                var kt = _k.Slice((long)t * kv, kv);
-                var vt = _v.Slice((long)t * kv, kv);
-                if (L.Bq is not null) TensorPrimitives.Add(qt, L.Bq.Span, qt);
-                if (L.Bk is not null) TensorPrimitives.Add(kt, L.Bk.Span, kt);
-                if (L.Bv is not null) TensorPrimitives.Add(vt, L.Bv.Span, vt);
-                int pos = RowPosition(t);
-                var owner = RowOwner(t);
-                for (int h = 0; h < _c.NumHeads; h++)
-                {
-                    var head = qt.Slice(h * hd, hd);
-                    if (L.QNorm is not null) Ops.RmsNorm(head, L.QNorm.Span, eps, head);
-                    owner._rope.Apply(head, pos);
-                }
-                for (int h = 0; h < _c.NumKvHeads; h++)
-                {
-                    var head = kt.Slice(h * hd, hd);
-                    if (L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
-                    owner._rope.Apply(head, pos);
-                    long cacheAt = owner.CacheOffset(l, h, pos);
-                    head.CopyTo(owner._keyCache.Slice(cacheAt, hd));
-                    vt.Slice(h * hd, hd).CopyTo(owner._valueCache.Slice(cacheAt, hd));
-                }
-            }
+            ForRows(&PositionRow, l, n);
             _attention.Run(l, n);
-            if (L.AttnSubNorm is not null || int8)
-                for (int t = 0; t < n; t++)
-                {
-                    var a = _att.Slice((long)t * q, q);
-                    if (L.AttnSubNorm is not null) Ops.RmsNorm(a, L.AttnSubNorm.Span, eps, a);
-                    if (int8) Ops.QuantizeActivationsInt8(a);
-                }
+            if (L.AttnSubNorm is not null || int8) ForRows(&AttentionOutputRow, l, n);
             Observer?.Observe(l, LinearInput.AttentionOutput, _att.Slice(0, n * q), n, q);
             Linear(L.Wo, _att.Pointer, n, q, d, _xn.Pointer);
-            for (int t = 0; t < n; t++)
-            {
-                var o = _xn.Slice((long)t * d, d);
-                if (L.Bo is not null) TensorPrimitives.Add(o, L.Bo.Span, o);
-                var x = _x.Slice((long)t * d, d);
-                TensorPrimitives.Add(x, o, x);
-            }
+            ForRows(&AttentionResidualRow, l, n);
 
             // ---- feed-forward block ----
-            for (int t = 0; t < n; t++)
-            {
-                var xn = _xn.Slice((long)t * d, d);
-                Ops.RmsNorm(_x.Slice((long)t * d, d), L.FfnNorm.Span, eps, xn);
-                if (int8) Ops.QuantizeActivationsInt8(xn);
-            }
+            ForRows(&FeedForwardInputRow, l, n);
             Observer?.Observe(l, LinearInput.FeedForward, _xn.Slice(0, n * d), n, d);
             Linear(L.WGate, _xn.Pointer, n, d, f, _gate.Pointer);
             Linear(L.WUp, _xn.Pointer, n, d, f, _up.Pointer, sameInput: true);
-            for (int t = 0; t < n; t++)
-            {
-                var g = _gate.Slice((long)t * f, f);
-                var u = _up.Slice((long)t * f, f);
-                if (_c.Activation == Activation.Silu) Ops.SiluMultiply(g, u);
-                else Ops.ReluSquaredMultiply(g, u);
-                if (L.FfnSubNorm is not null) Ops.RmsNorm(g, L.FfnSubNorm.Span, eps, g);
-                if (int8) Ops.QuantizeActivationsInt8(g);
-            }
+            ForRows(&GateRow, l, n);
             Observer?.Observe(l, LinearInput.FeedForwardDown, _gate.Slice(0, n * f), n, f);
             Linear(L.WDown, _gate.Pointer, n, f, d, _xn.Pointer);
-            for (int t = 0; t < n; t++)
-            {
-                var x = _x.Slice((long)t * d, d);
-                TensorPrimitives.Add(x, _xn.Slice((long)t * d, d), x);
-            }
+            ForRows(&FeedForwardResidualRow, l, n);
         }
 
         if (outRows > 0)
@@ -261,6 +204,117 @@ public sealed unsafe class InferenceSession : IDisposable
             Linear(w.Output, _xn.Pointer, outRows, d, _c.VocabSize, _logits.Pointer);
         }
         if (_rowOwners is null) Position += n;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="row"/> for rows 0..n−1 of layer <paramref name="layer"/>: on the pool for a prompt
+    /// (rows are independent: norms, rotations, gates and residuals of different tokens touch different memory),
+    /// inline for a single token. Function pointers, so that a decode step allocates nothing.
+    /// </summary>
+    private void ForRows(delegate*<InferenceSession, int, int, void> row, int layer, int n)
+    {
+        if (n == 1 || _pool.WorkerCount == 1)
+        {
+            for (int t = 0; t < n; t++) row(this, layer, t);
+            return;
+        }
+        _rows.Row = row;
+        _rows.Layer = layer;
+        _pool.Run(_rows, n);
+        _rows.Row = null;
+    }
+
+    private sealed class RowWork(InferenceSession s) : IParallelWork
+    {
+        public delegate*<InferenceSession, int, int, void> Row;
+        public int Layer;
+        public void Execute(int item, int worker) => Row(s, Layer, item);
+    }
+
+    private static void AttentionInputRow(InferenceSession s, int l, int t)
+    {
+        int d = s._c.HiddenSize;
+        var xn = s._xn.Slice((long)t * d, d);
+        Ops.RmsNorm(s._x.Slice((long)t * d, d), s._model.Weights.Layers[l].AttnNorm.Span, s._c.RmsNormEps, xn);
+        if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(xn);
+    }
+
+    /// <summary>Biases, QK-norms and rotary positions of row t's query and key; its key and value go into the cache.</summary>
+    private static void PositionRow(InferenceSession s, int l, int t)
+    {
+        var c = s._c;
+        var L = s._model.Weights.Layers[l];
+        int q = c.QueryWidth, kv = c.KvWidth, hd = c.HeadDim;
+        float eps = c.RmsNormEps;
+        var qt = s._q.Slice((long)t * q, q);
+        var kt = s._k.Slice((long)t * kv, kv);
+        var vt = s._v.Slice((long)t * kv, kv);
+        if (L.Bq is not null) TensorPrimitives.Add(qt, L.Bq.Span, qt);
+        if (L.Bk is not null) TensorPrimitives.Add(kt, L.Bk.Span, kt);
+        if (L.Bv is not null) TensorPrimitives.Add(vt, L.Bv.Span, vt);
+        int pos = s.RowPosition(t);
+        var owner = s.RowOwner(t);
+        for (int h = 0; h < c.NumHeads; h++)
+        {
+            var head = qt.Slice(h * hd, hd);
+            if (L.QNorm is not null) Ops.RmsNorm(head, L.QNorm.Span, eps, head);
+            owner._rope.Apply(head, pos);
+        }
+        for (int h = 0; h < c.NumKvHeads; h++)
+        {
+            var head = kt.Slice(h * hd, hd);
+            if (L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
+            owner._rope.Apply(head, pos);
+            long cacheAt = owner.CacheOffset(l, h, pos);
+            head.CopyTo(owner._keyCache.Slice(cacheAt, hd));
+            vt.Slice(h * hd, hd).CopyTo(owner._valueCache.Slice(cacheAt, hd));
+        }
+    }
+
+    private static void AttentionOutputRow(InferenceSession s, int l, int t)
+    {
+        int q = s._c.QueryWidth;
+        var a = s._att.Slice((long)t * q, q);
+        var subNorm = s._model.Weights.Layers[l].AttnSubNorm;
+        if (subNorm is not null) Ops.RmsNorm(a, subNorm.Span, s._c.RmsNormEps, a);
+        if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(a);
+    }
+
+    private static void AttentionResidualRow(InferenceSession s, int l, int t)
+    {
+        int d = s._c.HiddenSize;
+        var o = s._xn.Slice((long)t * d, d);
+        var bias = s._model.Weights.Layers[l].Bo;
+        if (bias is not null) TensorPrimitives.Add(o, bias.Span, o);
+        var x = s._x.Slice((long)t * d, d);
+        TensorPrimitives.Add(x, o, x);
+    }
+
+    private static void FeedForwardInputRow(InferenceSession s, int l, int t)
+    {
+        int d = s._c.HiddenSize;
+        var xn = s._xn.Slice((long)t * d, d);
+        Ops.RmsNorm(s._x.Slice((long)t * d, d), s._model.Weights.Layers[l].FfnNorm.Span, s._c.RmsNormEps, xn);
+        if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(xn);
+    }
+
+    private static void GateRow(InferenceSession s, int l, int t)
+    {
+        int f = s._c.IntermediateSize;
+        var g = s._gate.Slice((long)t * f, f);
+        var u = s._up.Slice((long)t * f, f);
+        if (s._c.Activation == Activation.Silu) Ops.SiluMultiply(g, u);
+        else Ops.ReluSquaredMultiply(g, u);
+        var subNorm = s._model.Weights.Layers[l].FfnSubNorm;
+        if (subNorm is not null) Ops.RmsNorm(g, subNorm.Span, s._c.RmsNormEps, g);
+        if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(g);
+    }
+
+    private static void FeedForwardResidualRow(InferenceSession s, int l, int t)
+    {
+        int d = s._c.HiddenSize;
+        var x = s._x.Slice((long)t * d, d);
+        TensorPrimitives.Add(x, s._xn.Slice((long)t * d, d), x);
     }
 
     /// <summary>
