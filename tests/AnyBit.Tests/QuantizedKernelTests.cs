@@ -88,7 +88,7 @@ public unsafe class QuantizedKernelTests
             {
                 Assert.InRange(codes[i], 0, kind.Lut is { } table ? table.Length - 1 : KernelPaths.MaxCode(kind));
                 // The dequantizers compute (d·sc)·q − dmin·m in float32; every term is exact, so they must agree.
-                int code = kind.Lut is { } lut ? lut[codes[i]] + 128 * (kind.LutHigh?[codes[i]] ?? 0) : codes[i];
+                int code = kind.Unsigned(codes[i]);
                 float value = block.D * scales[i / 16] * (code + kind.Offset - block.Zero) - block.DMin * mins[i / 16];
                 if (kind.Book is { Exact: false } book)
                 {
@@ -160,13 +160,14 @@ public unsafe class QuantizedKernelTests
         var kind = KindOf(spec);
         var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind) : KernelPaths.For<Avx2Dot>(kind);
         // 21 rows: two full groups of 8 and a padded group of 5.
-        int rows = 21, cols = 1024, tokens = 3;
+        int rows = 21, cols = 1024, tokens = 5;
         var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
         using var m = Pack(spec, rows, cols, bytes);
         using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);
-        // One token at a time, then two at a time (the prefill tile: tokens t and t+1, outputs 8 floats apart).
-        var y = new float[16];
-        foreach (int step in new[] { 1, 2 })
+        // One token at a time, then 2, 3 and 4 at a time (the prefill tiles: tokens t..t+step−1, outputs 8 floats
+        // apart; four is its own tile where the kind has one, three is a pair and a single).
+        var y = new float[32];
+        foreach (int step in new[] { 1, 2, 3, 4 })
             for (int t = 0; t + step <= tokens; t++)
                 for (int g = 0; g < m.Groups; g++)
                 {
@@ -178,7 +179,7 @@ public unsafe class QuantizedKernelTests
                         for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t + u), y[8 * u + r]);
                         for (int r = n; r < 8; r++) Assert.True(float.IsNaN(y[8 * u + r]), "a padded row was written");
                     }
-                    if (step == 1) Assert.True(float.IsNaN(y[8]), "one token wrote a second token's outputs");
+                    for (int u = step; u < 4; u++) Assert.True(float.IsNaN(y[8 * u]), $"{step} tokens wrote token {u}'s outputs");
                 }
     }
 
@@ -234,7 +235,7 @@ public unsafe class QuantizedKernelTests
             GgmlBlockDecoder.Decode(kind, bytes.AsSpan(b * bb, bb), ref block);
             for (int i = 0; i < sb; i++)
             {
-                int code = kind.Lut is { } lut ? lut[codes[i]] + 128 * (kind.LutHigh?[codes[i]] ?? 0) : codes[i];
+                int code = kind.Unsigned(codes[i]);
                 Assert.Equal(expected[b * sb + i], block.D * (code + kind.Offset));
             }
         }

@@ -15,8 +15,8 @@ public enum KernelMode
 }
 
 /// <summary>
-/// A kernel for one group of 8 rows and 1 or 2 <paramref name="tokens"/> (the second token's activations follow the
-/// first's; its outputs start <paramref name="yStride"/> floats after the first's).
+/// A kernel for one group of 8 rows and 1 to 4 <paramref name="tokens"/> (token u's activations follow token u−1's;
+/// its outputs start <paramref name="yStride"/> floats after token u−1's).
 /// </summary>
 internal unsafe delegate void GroupKernel(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int tokens, int yStride);
 

@@ -34,6 +34,12 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     /// <summary>For wide codebooks: a second table, the index standing for Lut + 128·LutHigh (+ Offset).</summary>
     public byte[]? LutHigh { get; init; }
 
+    /// <summary>
+    /// The unsigned integer a stored code enters the dot product as: its table entry for codebook kinds
+    /// (Lut + 128·LutHigh), the code itself otherwise. <see cref="Offset"/> is applied separately, per Σx.
+    /// </summary>
+    public int Unsigned(int code) => Lut is { } lut ? lut[code] + 128 * (LutHigh?[code] ?? 0) : code;
+
     /// <summary>An AnyBit table format (NF4/FP4, MX, grouped minifloats) this kind runs, with its integer levels.</summary>
     public Quantization.TensorFormat? TableFormat { get; init; }
     public Codebook? Book { get; init; }

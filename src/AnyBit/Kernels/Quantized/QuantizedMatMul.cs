@@ -100,8 +100,9 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
                     t++;
                     continue;
                 }
-                // Tokens two at a time: each code vector is unpacked once for both.
-                int n = Math.Min(2, _tokens - t);
+                // Tokens four at a time: each code vector is unpacked once for all of them (the kernel splits
+                // what its kind cannot tile by four into pairs).
+                int n = Math.Min(4, _tokens - t);
                 _kernel!(m.Group(g), m.SuperBlocks, x.Codes(t), x.Scales(t), x.Sums16(t), y, rows, n, _n);
                 t += n;
             }

@@ -27,9 +27,7 @@ internal static unsafe class ReferenceKernel
                 int dot = 0;
                 for (int i = 0; i < 16; i++)
                 {
-                    int index = codes[16 * h + i];
-                    int code = kind.Lut is { } lut ? lut[index] + 128 * (kind.LutHigh?[index] ?? 0) : index;
-                    dot += code * x[s * sb + 16 * h + i];
+                    dot += kind.Unsigned(codes[16 * h + i]) * x[s * sb + 16 * h + i];
                 }
                 int xsum = sums[s * sb / 16 + h];
                 isum += scales[h] * (dot + kind.Offset * xsum);
