@@ -279,6 +279,26 @@ public unsafe class QuantizedKernelTests
     }
 
     [Fact]
+    public void Half_scales_widen_exactly_for_every_bit_pattern()
+    {
+        if (!Avx2.IsSupported) return; // the kernels that keep f16 scales are AVX2/VNNI kernels
+        var halves = new ushort[65536];
+        for (int i = 0; i < halves.Length; i++) halves[i] = (ushort)i;
+        var widened = new float[8];
+        fixed (ushort* h = halves)
+            for (int i = 0; i < halves.Length; i += 8)
+            {
+                System.Runtime.Intrinsics.Vector256.CopyTo(HalfWidening.Widen8((byte*)(h + i)), widened);
+                for (int k = 0; k < 8; k++)
+                {
+                    float expected = (float)BitConverter.UInt16BitsToHalf((ushort)(i + k));
+                    if (float.IsNaN(expected)) Assert.True(float.IsNaN(widened[k]), $"0x{i + k:X4}");
+                    else Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(widened[k]));
+                }
+            }
+    }
+
+    [Fact]
     public void Activation_codes_simd_equals_scalar_including_ties()
     {
         var rng = new Random(12);

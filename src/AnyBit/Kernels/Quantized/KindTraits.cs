@@ -22,18 +22,20 @@ internal interface IKindTraits
     static virtual nint Tables => 0;
     /// <summary>Scales are E8M0 bytes (MX), d = 2^(e − 127 − <see cref="E8M0Shift"/>); otherwise float32.</summary>
     static virtual bool E8M0 => false;
+    /// <summary>The 8 rows' scales are f16 (see <see cref="PackedKind.HalfScale"/>).</summary>
+    static virtual bool HalfScale => false;
     static virtual int E8M0Shift => 0;
 }
 
 internal struct Q8_0Traits : IKindTraits
 {
     public static int Bits => 8; public static int SuperBlock => 32; public static int Offset => -128;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
 }
 internal struct Q4_0Traits : IKindTraits
 {
     public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -8;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
 }
 internal struct Q4_1Traits : IKindTraits
 {
@@ -43,7 +45,7 @@ internal struct Q4_1Traits : IKindTraits
 internal struct Q5_0Traits : IKindTraits
 {
     public static int Bits => 5; public static int SuperBlock => 32; public static int Offset => -16;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
 }
 internal struct Q5_1Traits : IKindTraits
 {
@@ -106,7 +108,7 @@ internal struct Iq4NlTraits : IKindTraits
 {
     private static readonly nint s_tables = TableLookup.Create(PackedKind.IQ4_NL.Lut!, null);
     public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -128;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
     public static bool HasLut => true; public static nint Tables => s_tables;
 }
 internal struct Mxfp4Traits : IKindTraits

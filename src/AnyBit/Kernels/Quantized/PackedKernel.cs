@@ -50,7 +50,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         byte* tables = (byte*)TK.Tables;
         int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0);
+        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
         int e8m0Shift = TK.E8M0Shift;
         bool two = TN.Value == 2;
         int xStride = superBlocks * sb; // token B's codes; its scales follow at superBlocks, its sums at xStride/16
@@ -142,7 +142,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     if (TK.HasMins) iminB += Mins(sub, j, xSumsB);
                 }
             }
-            var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : Vector256.Load((float*)p);
+            var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : TK.HalfScale ? HalfWidening.Widen8(p) : Vector256.Load((float*)p);
             acc = Finish(acc, isum, imin, d, p, xSums16, xScales[s], offset);
             if (two) accB = Finish(accB, isumB, iminB, d, p, xSumsB, xScales[superBlocks + s], offset);
         }
@@ -225,7 +225,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     {
         int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0);
+        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
         int e8m0Shift = TK.E8M0Shift;
         int xStride = superBlocks * sb, sumStride = xStride / 16;
         Vector256<float> accA = default, accB = default, accC = default, accD = default;
@@ -297,7 +297,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     imD += Mins(sub, j, sumsD);
                 }
             }
-            var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : Vector256.Load((float*)p);
+            var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : TK.HalfScale ? HalfWidening.Widen8(p) : Vector256.Load((float*)p);
             accA = Finish(accA, isA, imA, d, p, xSums16, xScales[s], offset);
             accB = Finish(accB, isB, imB, d, p, sumsB, xScales[superBlocks + s], offset);
             accC = Finish(accC, isC, imC, d, p, sumsC, xScales[2 * superBlocks + s], offset);

@@ -104,11 +104,11 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
 
     private static string MxElementName(Formats.MxElement e) => $"e{e.ExponentBits}m{e.MantissaBits - 2}fn";
 
-    public static readonly PackedKind Q8_0 = new(TensorType.Q8_0, 32, 8, -128, SubScaleLayout.None, false);
-    public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false);
+    public static readonly PackedKind Q8_0 = new(TensorType.Q8_0, 32, 8, -128, SubScaleLayout.None, false) { HalfScale = true };
+    public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false) { HalfScale = true };
     /// <summary>The legacy types with a min: weight = d·q + m, i.e. dmin = −m against Σx (the min counts once per value).</summary>
     public static readonly PackedKind Q4_1 = new(TensorType.Q4_1, 32, 4, 0, SubScaleLayout.None, true);
-    public static readonly PackedKind Q5_0 = new(TensorType.Q5_0, 32, 5, -16, SubScaleLayout.None, false);
+    public static readonly PackedKind Q5_0 = new(TensorType.Q5_0, 32, 5, -16, SubScaleLayout.None, false) { HalfScale = true };
     public static readonly PackedKind Q5_1 = new(TensorType.Q5_1, 32, 5, 0, SubScaleLayout.None, true);
     public static readonly PackedKind Q4_K = new(TensorType.Q4_K, 256, 4, 0, SubScaleLayout.ScaleMin32, true);
     public static readonly PackedKind Q5_K = new(TensorType.Q5_K, 256, 5, 0, SubScaleLayout.ScaleMin32, true);
@@ -121,6 +121,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public static readonly PackedKind TQ1_0 = TQ2_0 with { Type = TensorType.TQ1_0 };
     public static readonly PackedKind IQ4_NL = new(TensorType.IQ4_NL, 32, 4, -128, SubScaleLayout.None, false)
     {
+        HalfScale = true,
         Lut = Formats.GgmlHelpers.Iq4NlValues.Select(v => (byte)(v + 128)).ToArray(),
     };
     public static readonly PackedKind MXFP4 = new(TensorType.MXFP4, 32, 4, -12, SubScaleLayout.None, false)
@@ -140,9 +141,15 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public int CodeBytesPer32 => 32 * CodeBits;
 
     /// <summary>Bytes of scales for 8 rows × one super-block, after the codes.</summary>
-    public int ParamBytes => ParamBytesOf(HasMins, Layout, E8M0);
+    /// <summary>
+    /// The 8 rows' scales are kept as the file's f16 (16 bytes instead of 32): for the 32-value legacy blocks an f32
+    /// scale was half a bit per weight of extra memory traffic in a decode step that is bound by it.
+    /// </summary>
+    public bool HalfScale { get; init; }
 
-    public static int ParamBytesOf(bool hasMins, SubScaleLayout layout, bool e8m0 = false) => e8m0 ? 8 : 32 * (hasMins ? 2 : 1) + layout switch
+    public int ParamBytes => ParamBytesOf(HasMins, Layout, E8M0, HalfScale);
+
+    public static int ParamBytesOf(bool hasMins, SubScaleLayout layout, bool e8m0 = false, bool halfScale = false) => e8m0 ? 8 : halfScale ? 16 : 32 * (hasMins ? 2 : 1) + layout switch
     {
         SubScaleLayout.None => 0,
         SubScaleLayout.ZeroPoint => 8,

@@ -167,6 +167,12 @@ public sealed unsafe class PackedMatrix : IDisposable
             for (int r = 0; r < GroupRows; r++) p[r] = (byte)mins[r * n16];
             return;
         }
+        if (kind.HalfScale)
+        {
+            // Exact: these kinds' scales are the file's f16 values.
+            for (int r = 0; r < GroupRows; r++) ((Half*)p)[r] = (Half)d[r];
+            return;
+        }
         float* f = (float*)p;
         for (int r = 0; r < GroupRows; r++) f[r] = d[r];
         if (kind.HasMins) for (int r = 0; r < GroupRows; r++) f[8 + r] = dmin[r];
