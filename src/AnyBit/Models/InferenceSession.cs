@@ -231,11 +231,15 @@ public sealed unsafe class InferenceSession : IDisposable
         public void Execute(int item, int worker) => Row(s, Layer, item);
     }
 
-    private static void AttentionInputRow(InferenceSession s, int l, int t)
+    private static void AttentionInputRow(InferenceSession s, int l, int t) => NormedInputRow(s, s._model.Weights.Layers[l].AttnNorm, t);
+    private static void FeedForwardInputRow(InferenceSession s, int l, int t) => NormedInputRow(s, s._model.Weights.Layers[l].FfnNorm, t);
+
+    /// <summary>Row t of the residual stream, RMS-normed into the linear layers' input (and fake-quantized for BitNet).</summary>
+    private static void NormedInputRow(InferenceSession s, NativeBuffer norm, int t)
     {
         int d = s._c.HiddenSize;
         var xn = s._xn.Slice((long)t * d, d);
-        Ops.RmsNorm(s._x.Slice((long)t * d, d), s._model.Weights.Layers[l].AttnNorm.Span, s._c.RmsNormEps, xn);
+        Ops.RmsNorm(s._x.Slice((long)t * d, d), norm.Span, s._c.RmsNormEps, xn);
         if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(xn);
     }
 
@@ -274,10 +278,14 @@ public sealed unsafe class InferenceSession : IDisposable
     private static void AttentionOutputRow(InferenceSession s, int l, int t)
     {
         int q = s._c.QueryWidth;
-        var a = s._att.Slice((long)t * q, q);
-        var subNorm = s._model.Weights.Layers[l].AttnSubNorm;
-        if (subNorm is not null) Ops.RmsNorm(a, subNorm.Span, s._c.RmsNormEps, a);
-        if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(a);
+        SubNormed(s, s._att.Slice((long)t * q, q), s._model.Weights.Layers[l].AttnSubNorm);
+    }
+
+    /// <summary>BitNet's sub-norm before an output projection (where the model has one), then its int8 fake-quantization.</summary>
+    private static void SubNormed(InferenceSession s, Span<float> row, NativeBuffer? subNorm)
+    {
+        if (subNorm is not null) Ops.RmsNorm(row, subNorm.Span, s._c.RmsNormEps, row);
+        if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(row);
     }
 
     private static void AttentionResidualRow(InferenceSession s, int l, int t)
@@ -290,14 +298,6 @@ public sealed unsafe class InferenceSession : IDisposable
         TensorPrimitives.Add(x, o, x);
     }
 
-    private static void FeedForwardInputRow(InferenceSession s, int l, int t)
-    {
-        int d = s._c.HiddenSize;
-        var xn = s._xn.Slice((long)t * d, d);
-        Ops.RmsNorm(s._x.Slice((long)t * d, d), s._model.Weights.Layers[l].FfnNorm.Span, s._c.RmsNormEps, xn);
-        if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(xn);
-    }
-
     private static void GateRow(InferenceSession s, int l, int t)
     {
         int f = s._c.IntermediateSize;
@@ -305,9 +305,7 @@ public sealed unsafe class InferenceSession : IDisposable
         var u = s._up.Slice((long)t * f, f);
         if (s._c.Activation == Activation.Silu) Ops.SiluMultiply(g, u);
         else Ops.ReluSquaredMultiply(g, u);
-        var subNorm = s._model.Weights.Layers[l].FfnSubNorm;
-        if (subNorm is not null) Ops.RmsNorm(g, subNorm.Span, s._c.RmsNormEps, g);
-        if (s._model.Activations == ActivationMode.Int8PerToken) Ops.QuantizeActivationsInt8(g);
+        SubNormed(s, g, s._model.Weights.Layers[l].FfnSubNorm);
     }
 
     private static void FeedForwardResidualRow(InferenceSession s, int l, int t)

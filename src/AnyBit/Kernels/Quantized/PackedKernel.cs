@@ -229,7 +229,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         int e8m0Shift = TK.E8M0Shift;
         int xStride = superBlocks * sb, sumStride = xStride / 16;
         Vector256<float> accA = default, accB = default, accC = default, accD = default;
-        var low2 = Vector256.Create((byte)0x03);
         for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
         {
             byte* p = w + codeBytes;
@@ -250,7 +249,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     Dot4(Vector256.Load(wj + 64), 2, Vector256.Load(wj + 192), 6, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
                     Dot4(Vector256.Load(wj + 96), 3, Vector256.Load(wj + 224), 7, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
                 }
-                else if (TK.Bits is 4 or 6 or 5)
+                else // 4-, 5- and 6-bit codes (FourTokenTile admits no narrower ones)
                 {
                     var p0 = TK.Bits != 4 ? Vector256.Load(wj + 128).AsUInt16() : default;
                     var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
@@ -262,28 +261,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     Dot4(l2, 2, h2, 6, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
                     Codes4(3, wj, p0, p1, out var l3, out var h3);
                     Dot4(l3, 3, h3, 7, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                }
-                else
-                {
-                    var third = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
-                    var four = Vector256.Create((byte)4);
-                    for (int k = 0; k < 2; k++)
-                    {
-                        var v16 = Vector256.Load(wj + 32 * k).AsUInt16();
-                        var q0 = v16.AsByte() & low2;
-                        var q2 = Vector256.ShiftRightLogical(v16, 2).AsByte() & low2;
-                        var q4 = Vector256.ShiftRightLogical(v16, 4).AsByte() & low2;
-                        var q6 = Vector256.ShiftRightLogical(v16, 6).AsByte() & low2;
-                        if (TK.Bits == 3)
-                        {
-                            q0 |= Third(third, k) & four;
-                            q2 |= Third(third, k + 2) & four;
-                            q4 |= Third(third, k + 4) & four;
-                            q6 |= Third(third, k + 6) & four;
-                        }
-                        Dot4(q0, k, q4, k + 4, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                        Dot4(q2, k + 2, q6, k + 6, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    }
                 }
                 isA += Scaled(a0, a1, sub, j, xSums16, offset);
                 isB += Scaled(b0, b1, sub, j, sumsB, offset);
