@@ -232,10 +232,9 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
         {
             byte* p = w + codeBytes;
-            byte* sub = p + 32 * (TK.HasMins ? 2 : 1);
+            byte* sub = p + 32; // after d (no dmin: no mins)
             int* sumsB = xSums16 + sumStride, sumsC = sumsB + sumStride, sumsD = sumsC + sumStride;
             Vector256<int> isA = default, isB = default, isC = default, isD = default;
-            Vector256<int> imA = default, imB = default, imC = default, imD = default;
             for (int j = 0; j < sb / 32; j++)
             {
                 byte* wj = w + j * 32 * TK.Bits;
@@ -266,19 +265,13 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                 isB += Scaled(b0, b1, sub, j, sumsB, offset);
                 isC += Scaled(c0, c1, sub, j, sumsC, offset);
                 isD += Scaled(d0, d1, sub, j, sumsD, offset);
-                if (TK.HasMins)
-                {
-                    imA += Mins(sub, j, xSums16);
-                    imB += Mins(sub, j, sumsB);
-                    imC += Mins(sub, j, sumsC);
-                    imD += Mins(sub, j, sumsD);
-                }
             }
             var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : TK.HalfScale ? HalfWidening.Widen8(p) : Vector256.Load((float*)p);
-            accA = Finish(accA, isA, imA, d, p, xSums16, xScales[s], offset);
-            accB = Finish(accB, isB, imB, d, p, sumsB, xScales[superBlocks + s], offset);
-            accC = Finish(accC, isC, imC, d, p, sumsC, xScales[2 * superBlocks + s], offset);
-            accD = Finish(accD, isD, imD, d, p, sumsD, xScales[3 * superBlocks + s], offset);
+            // No mins here (FourTokenTile admits no kinds with mins): imin is zero.
+            accA = Finish(accA, isA, default, d, p, xSums16, xScales[s], offset);
+            accB = Finish(accB, isB, default, d, p, sumsB, xScales[superBlocks + s], offset);
+            accC = Finish(accC, isC, default, d, p, sumsC, xScales[2 * superBlocks + s], offset);
+            accD = Finish(accD, isD, default, d, p, sumsD, xScales[3 * superBlocks + s], offset);
         }
         Store(accA, y, rows);
         Store(accB, y + yStride, rows);

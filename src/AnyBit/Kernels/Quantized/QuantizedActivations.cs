@@ -52,6 +52,12 @@ public sealed unsafe class QuantizedActivations : IDisposable
         for (int t = 0; t < tokens; t++) QuantizeRow(x, t, perTokenScale);
     }
 
+    /// <summary>
+    /// What the codes were made from, for <see cref="QuantizedMatMul"/>'s reuse across Q/K/V and gate/up: the source
+    /// pointer, shape, scale mode and the product's input number. Kept with the buffer, so a new buffer matches nothing.
+    /// </summary>
+    internal (nint Source, int Tokens, int Columns, bool PerToken, long Input) MadeFrom { get; set; } = (0, 0, 0, false, -1);
+
     /// <summary>Sets the shape of the rows about to be quantized by <see cref="QuantizeRow"/>.</summary>
     public void Prepare(int tokens, int columns)
     {

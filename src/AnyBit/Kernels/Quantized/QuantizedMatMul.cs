@@ -38,11 +38,11 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
             _activations[w.ActivationBlock] = act = new QuantizedActivations(_maxTokens, Math.Max(w.Columns, act?.MaxColumns ?? 0), w.ActivationBlock);
         }
         if (!sameInput) _input++;
-        var made = (Source: (nint)x, tokens, w.Columns, perTokenScale, _input);
-        if (!_madeFrom.TryGetValue(w.ActivationBlock, out var was) || was != made)
+        var made = ((nint)x, tokens, w.Columns, perTokenScale, _input);
+        if (act.MadeFrom != made)
         {
             QuantizeActivations(pool, act, x, tokens, w.Columns, perTokenScale);
-            _madeFrom[w.ActivationBlock] = made;
+            act.MadeFrom = made;
         }
         _m = w; _x = act; _y = y; _n = w.Rows; _tokens = tokens;
         _reference = mode == KernelMode.Reference || (_kernel = w.Kernel) is null;
@@ -51,14 +51,13 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
         _m = null; _x = null;
     }
 
-    // Which input each activation buffer (by block size) holds: the pointer, shape, scale mode and the input number
-    // it was made under. A call without sameInput starts a new input number, so a stale buffer never matches.
-    private readonly Dictionary<int, (nint Source, int Tokens, int Columns, bool PerToken, long Input)> _madeFrom = [];
+    // The number of the input being multiplied: a call without sameInput starts a new one, so codes an activation
+    // buffer made under an earlier number (see QuantizedActivations.MadeFrom) are never reused.
     private long _input;
+    private readonly RowQuantizer _rowQuantizer = new();
 
     /// <summary>Tells the product that its next sameInput call follows a new input (one it did not see).</summary>
     public void InputChanged() => _input++;
-    private readonly RowQuantizer _rowQuantizer = new();
 
     /// <summary>A prompt's rows are quantized on the pool (one item per row); a single token on this thread.</summary>
     private void QuantizeActivations(WorkerPool pool, QuantizedActivations act, float* x, int tokens, int columns, bool perTokenScale)
