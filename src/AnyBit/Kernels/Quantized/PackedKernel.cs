@@ -56,7 +56,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         int xStride = superBlocks * sb; // token B's codes; its scales follow at superBlocks, its sums at xStride/16
         var acc = Vector256<float>.Zero;
         var accB = Vector256<float>.Zero;
-        var low2 = Vector256.Create((byte)0x03);
         Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
         if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
         if (TK.WideLut) TableLookup.Load(tables + TableLookup.HighOffset, TK.Bits, TD.Vbmi, out u0, out u1, out u2, out u3);
@@ -103,29 +102,10 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     // A 2-bit plane: chunks k, k+2, k+4, k+6 at shifts 0, 2, 4, 6; 3-bit codes add a third bit from
                     // the bit plane after it (bit c is chunk c's).
                     var third = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
-                    var four = Vector256.Create((byte)4);
-                    for (int k = 0; k < 2; k++)
-                    {
-                        var v16 = Vector256.Load(wj + 32 * k).AsUInt16();
-                        var c0 = v16.AsByte() & low2;
-                        var c2 = Vector256.ShiftRightLogical(v16, 2).AsByte() & low2;
-                        var c4 = Vector256.ShiftRightLogical(v16, 4).AsByte() & low2;
-                        var c6 = Vector256.ShiftRightLogical(v16, 6).AsByte() & low2;
-                        if (TK.Bits == 3)
-                        {
-                            c0 |= Third(third, k) & four;
-                            c2 |= Third(third, k + 2) & four;
-                            c4 |= Third(third, k + 4) & four;
-                            c6 |= Third(third, k + 6) & four;
-                        }
-                        h0 = Dot(Dot(h0, c0, xj, k), c2, xj, k + 2);
-                        h1 = Dot(Dot(h1, c4, xj, k + 4), c6, xj, k + 6);
-                        if (two)
-                        {
-                            h0b = Dot(Dot(h0b, c0, xb, k), c2, xb, k + 2);
-                            h1b = Dot(Dot(h1b, c4, xb, k + 4), c6, xb, k + 6);
-                        }
-                    }
+                    // Unrolled by hand (as Nibbles): with k a loop variable the third bit's shifts were variable
+                    // counts behind a branch, and Q3_K ran at a third of Q2_K's speed.
+                    Crumbs<TN>(0, wj, xj, xb, third, ref h0, ref h1, ref h0b, ref h1b);
+                    Crumbs<TN>(1, wj, xj, xb, third, ref h0, ref h1, ref h0b, ref h1b);
                 }
 
                 if (TK.WideLut)
@@ -160,6 +140,37 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         h0 = Dot(h0, v0, xj, c);
         h1 = Dot(h1, v1, xj, c + 4);
         if (TN.Value == 2) { h0b = Dot(h0b, v0, xb, c); h1b = Dot(h1b, v1, xb, c + 4); }
+    }
+
+    /// <summary>
+    /// Vector k of a 2-bit plane (chunks k, k+2, k+4 and k+6 at shifts 0, 2, 4 and 6), with 3-bit codes' third bits
+    /// from the bit plane <paramref name="third"/> (bit c is chunk c's), dotted with token A's (and B's) activations.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Crumbs<TN>(int k, byte* wj, sbyte* xj, sbyte* xb, Vector256<ushort> third,
+        ref Vector256<int> h0, ref Vector256<int> h1, ref Vector256<int> h0b, ref Vector256<int> h1b) where TN : struct, IConstant
+    {
+        var low2 = Vector256.Create((byte)0x03);
+        var v16 = Vector256.Load(wj + 32 * k).AsUInt16();
+        var c0 = v16.AsByte() & low2;
+        var c2 = Vector256.ShiftRightLogical(v16, 2).AsByte() & low2;
+        var c4 = Vector256.ShiftRightLogical(v16, 4).AsByte() & low2;
+        var c6 = Vector256.ShiftRightLogical(v16, 6).AsByte() & low2;
+        if (TK.Bits == 3)
+        {
+            var four = Vector256.Create((byte)4);
+            c0 |= Third(third, k) & four;
+            c2 |= Third(third, k + 2) & four;
+            c4 |= Third(third, k + 4) & four;
+            c6 |= Third(third, k + 6) & four;
+        }
+        h0 = Dot(Dot(h0, c0, xj, k), c2, xj, k + 2);
+        h1 = Dot(Dot(h1, c4, xj, k + 4), c6, xj, k + 6);
+        if (TN.Value == 2)
+        {
+            h0b = Dot(Dot(h0b, c0, xb, k), c2, xb, k + 2);
+            h1b = Dot(Dot(h1b, c4, xb, k + 4), c6, xb, k + 6);
+        }
     }
 
     /// <summary>
