@@ -298,6 +298,34 @@ public unsafe class QuantizedKernelTests
             }
     }
 
+    [Theory]
+    [InlineData(2, 2, 0)] [InlineData(4, 2, 0)] [InlineData(6, 2, 0)] [InlineData(4, 4, 0)] [InlineData(0, 2, 4)]
+    [InlineData(2, 2, 4)] [InlineData(4, 2, 4)] [InlineData(6, 2, 4)] [InlineData(0, 1, 2)] [InlineData(7, 1, 2)]
+    [InlineData(3, 1, 4)] [InlineData(0, 1, 4)] [InlineData(5, 1, 4)]
+    public void Byte_fields_extract_like_shift_and_mask_for_every_byte(int from, int width, int to)
+    {
+        if (!Avx2.IsSupported) return; // 256-bit unpacking is used by the AVX2/VNNI kernels only
+        // Every byte value, beside every other one in the neighbouring byte (the shift path shifts 16-bit lanes).
+        for (int high = 0; high < 256; high += 17)
+        {
+            var bytes = new byte[32];
+            for (int i = 0; i < 32; i++) bytes[i] = (byte)(i % 2 == 0 ? i * 8 + high : high ^ 0xA5);
+            for (int lowBase = 0; lowBase < 256; lowBase += 16)
+            {
+                for (int i = 0; i < 32; i += 2) bytes[i] = (byte)(lowBase + i / 2);
+                var v = System.Runtime.Intrinsics.Vector256.Create(bytes);
+                var viaDefault = ByteFields.Extract(v, from, width, to);
+                var viaShift = ByteFields.ExtractByShift(v, from, width, to);
+                for (int i = 0; i < 32; i++)
+                {
+                    byte expected = (byte)(((bytes[i] >> from) & ((1 << width) - 1)) << to);
+                    Assert.Equal(expected, viaDefault[i]);
+                    Assert.Equal(expected, viaShift[i]);
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Activation_codes_simd_equals_scalar_including_ties()
     {

@@ -153,16 +153,17 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         var low2 = Vector256.Create((byte)0x03);
         var v16 = Vector256.Load(wj + 32 * k).AsUInt16();
         var c0 = v16.AsByte() & low2;
-        var c2 = Vector256.ShiftRightLogical(v16, 2).AsByte() & low2;
-        var c4 = Vector256.ShiftRightLogical(v16, 4).AsByte() & low2;
-        var c6 = Vector256.ShiftRightLogical(v16, 6).AsByte() & low2;
+        var c2 = ByteFields.Extract(v16.AsByte(), 2, 2, 0);
+        var c4 = ByteFields.Extract(v16.AsByte(), 4, 2, 0);
+        var c6 = ByteFields.Extract(v16.AsByte(), 6, 2, 0);
         if (TK.Bits == 3)
         {
-            var four = Vector256.Create((byte)4);
-            c0 |= Third(third, k) & four;
-            c2 |= Third(third, k + 2) & four;
-            c4 |= Third(third, k + 4) & four;
-            c6 |= Third(third, k + 6) & four;
+            // chunk c's third bit is bit c of the bit plane; it becomes bit 2 of the code.
+            var t = third.AsByte();
+            c0 |= ByteFields.Extract(t, k, 1, 2);
+            c2 |= ByteFields.Extract(t, k + 2, 1, 2);
+            c4 |= ByteFields.Extract(t, k + 4, 1, 2);
+            c6 |= ByteFields.Extract(t, k + 6, 1, 2);
         }
         h0 = Dot(Dot(h0, c0, xj, k), c2, xj, k + 2);
         h1 = Dot(Dot(h1, c4, xj, k + 4), c6, xj, k + 6);
@@ -210,20 +211,21 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         var low4 = Vector256.Create((byte)0x0F);
         var v = Vector256.Load(wj + 32 * k);
         c0 = v & low4;
+        // A shift and a mask here, not ByteFields' one affine transform: for a nibble that measured 3-6 % slower
+        // (Q4_0, Q4_K single-thread decode, best of 6) — the transform competes with the dot products for their ports.
         c1 = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4;
         if (TK.Bits == 6)
         {
-            // chunk k's high bits sit at shift 2·(k/2) of plane k%2, chunk k+4's at 2·(k/2)+4.
-            var plane = k % 2 == 0 ? p0 : p1;
-            var high3 = Vector256.Create((byte)0x30);
-            c0 |= (k < 2 ? Vector256.ShiftLeft(plane, 4) : Vector256.ShiftLeft(plane, 2)).AsByte() & high3;
-            c1 |= (k < 2 ? plane : Vector256.ShiftRightLogical(plane, 2)).AsByte() & high3;
+            // chunk k's high bits sit at shift 2·(k/2) of plane k%2, chunk k+4's at 2·(k/2)+4; they become bits 4-5.
+            var plane = (k % 2 == 0 ? p0 : p1).AsByte();
+            c0 |= ByteFields.Extract(plane, 2 * (k / 2), 2, 4);
+            c1 |= ByteFields.Extract(plane, 2 * (k / 2) + 4, 2, 4);
         }
         else if (TK.Bits == 5)
         {
-            var sixteen = Vector256.Create((byte)16);
-            c0 |= Fifth(p0, k) & sixteen;
-            c1 |= Fifth(p0, k + 4) & sixteen;
+            // chunk c's fifth bit is bit c of the bit plane; it becomes bit 4 of the code.
+            c0 |= ByteFields.Extract(p0.AsByte(), k, 1, 4);
+            c1 |= ByteFields.Extract(p0.AsByte(), k + 4, 1, 4);
         }
     }
 
@@ -311,32 +313,43 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     {
         if (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint) return h0 + h1;
         if (TK.Layout == SubScaleLayout.ScaleMin32) return Avx2.ConvertToVector256Int32(sub + 8 * j) * (h0 + h1);
+        // The 16-value layouts keep each row's two sub-blocks of these 32 columns side by side (see PackedMatrix):
+        // widened to int16, lane r holds row r's pair — the low half sub-block 2j's byte, the high half 2j+1's.
+        var fifteen = Vector256.Create(15);
         if (TK.Layout == SubScaleLayout.PackedScaleMin16)
         {
-            var fifteen = Vector256.Create(15);
-            return (Avx2.ConvertToVector256Int32(sub + 16 * j) & fifteen) * h0 + (Avx2.ConvertToVector256Int32(sub + 16 * j + 8) & fifteen) * h1;
+            var v = Avx2.ConvertToVector256Int16(sub + 16 * j).AsInt32();
+            return (v & fifteen) * h0 + (Vector256.ShiftRightLogical(v, 16) & fifteen) * h1;
         }
-        var s0 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j);
-        var s1 = Avx2.ConvertToVector256Int32((sbyte*)sub + 16 * j + 8);
-        if (offset != 0)
-        {
-            h0 += Vector256.Create(offset * xSums16[2 * j]);
-            h1 += Vector256.Create(offset * xSums16[2 * j + 1]);
-        }
-        return s0 * h0 + s1 * h1;
+        var w = Avx2.ConvertToVector256Int16((sbyte*)sub + 16 * j).AsInt32();
+        var scaled = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(w, 16), 16) * h0 + Vector256.ShiftRightArithmetic(w, 16) * h1;
+        if (offset == 0) return scaled;
+        // offset·Σ sc·Σx for both sub-blocks in one multiply-add of int16 pairs (|sc·Σx| < 2^19: exact in int32).
+        return scaled + Avx2.MultiplyAddAdjacent(w.AsInt16(), Pair(xSums16[2 * j], xSums16[2 * j + 1])) * Vector256.Create(offset);
     }
 
-    /// <summary>The 32 columns' mins times Σx (K-quants with mins).</summary>
+    /// <summary>
+    /// The mins times Σx (K-quants with mins): Q2_K's per 32 columns, Q4_K/Q5_K's for columns 32·j to 32·j + 63 at
+    /// even j (zero at odd j) — one multiply-add of int16 pairs of (min, Σx) per two sub-blocks.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Mins(byte* sub, int j, int* xSums16)
     {
         if (TK.Layout == SubScaleLayout.ScaleMin32)
-            return Avx2.ConvertToVector256Int32(sub + 64 + 8 * j) * Vector256.Create(xSums16[2 * j] + xSums16[2 * j + 1]);
+        {
+            if ((j & 1) != 0) return Vector256<int>.Zero;
+            int* s = xSums16 + 2 * j;
+            return Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sub + 64 + 8 * j), Pair(s[0] + s[1], s[2] + s[3]));
+        }
         if (TK.Layout == SubScaleLayout.PackedScaleMin16)
-            return Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(sub + 16 * j), 4) * Vector256.Create(xSums16[2 * j])
-                 + Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int32(sub + 16 * j + 8), 4) * Vector256.Create(xSums16[2 * j + 1]);
+            return Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int16(sub + 16 * j).AsUInt16(), 4).AsInt16(),
+                Pair(xSums16[2 * j], xSums16[2 * j + 1]));
         return Vector256<int>.Zero; // Q4_1/Q5_1: the min counts once per value, applied with the block's Σx in Finish
     }
+
+    /// <summary>Two Σx (each |Σx| ≤ 32·127, so int16) as the int16 pair every lane of a multiply-add meets.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Pair(int low, int high) => Vector256.Create((int)(ushort)low | (high << 16)).AsInt16();
 
     /// <summary>
     /// Applies the whole-block corrections and adds the super-block to the float sums: isum·(d·dx), then
@@ -375,10 +388,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     private static Vector256<byte> Low(Vector256<byte> code, Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3) =>
         TK.HasLut ? TableLookup.Lookup(code, TK.Bits, TD.Vbmi, t0, t1, t2, t3) : code;
 
-    /// <summary>The plane's bit <paramref name="chunk"/> moved to bit 2 of each byte (still to be masked with 4).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Third(Vector256<ushort> plane, int chunk) =>
-        (chunk <= 2 ? Vector256.ShiftLeft(plane, 2 - chunk) : Vector256.ShiftRightLogical(plane, chunk - 2)).AsByte();
 
     /// <summary>
     /// 2^(e − 127 − shift) for the 8 rows' E8M0 bytes at <paramref name="p"/>, built from its bits: a normal float's
@@ -397,10 +406,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         return bits.AsSingle();
     }
 
-    /// <summary>The plane's bit <paramref name="chunk"/> moved to bit 4 of each byte (still to be masked with 16).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<byte> Fifth(Vector256<ushort> plane, int chunk) =>
-        (chunk <= 4 ? Vector256.ShiftLeft(plane, 4 - chunk) : Vector256.ShiftRightLogical(plane, chunk - 4)).AsByte();
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> X(sbyte* x, int chunk) => Vector256.Create(*(int*)(x + 4 * chunk)).AsSByte();

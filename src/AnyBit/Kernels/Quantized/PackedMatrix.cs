@@ -179,27 +179,32 @@ public sealed unsafe class PackedMatrix : IDisposable
         p += 32 * (kind.HasMins ? 2 : 1);
         switch (kind.Layout)
         {
+            // Sub-block pairs side by side per row (byte 2r + (h % 2) of pair h / 2): widened to int16 they are the
+            // pairs one multiply-add takes against two Σx (mins, and Q6_K/Q3_K's offset) — see PackedKernel.Mins.
             case SubScaleLayout.ScaleMin32:
                 for (int j = 0; j < 8; j++)
                     for (int r = 0; r < GroupRows; r++)
                     {
                         p[j * 8 + r] = (byte)scales[r * n16 + 2 * j];
-                        p[64 + j * 8 + r] = (byte)mins[r * n16 + 2 * j];
+                        p[64 + PairSlot(j, r)] = (byte)mins[r * n16 + 2 * j];
                     }
                 break;
             case SubScaleLayout.PackedScaleMin16:
                 for (int h = 0; h < 16; h++)
-                    for (int r = 0; r < GroupRows; r++) p[h * 8 + r] = (byte)(scales[r * n16 + h] | (mins[r * n16 + h] << 4));
+                    for (int r = 0; r < GroupRows; r++) p[PairSlot(h, r)] = (byte)(scales[r * n16 + h] | (mins[r * n16 + h] << 4));
                 break;
             case SubScaleLayout.Signed16:
                 for (int h = 0; h < 16; h++)
-                    for (int r = 0; r < GroupRows; r++) p[h * 8 + r] = (byte)(sbyte)scales[r * n16 + h];
+                    for (int r = 0; r < GroupRows; r++) p[PairSlot(h, r)] = (byte)(sbyte)scales[r * n16 + h];
                 break;
             case SubScaleLayout.ZeroPoint:
                 for (int r = 0; r < GroupRows; r++) p[r] = (byte)mins[r * n16];
                 break;
         }
     }
+
+    /// <summary>Where row r's byte of sub-block h goes: pairs of sub-blocks, each row's two bytes adjacent.</summary>
+    private static int PairSlot(int h, int r) => (h / 2) * 2 * GroupRows + 2 * r + h % 2;
 
     public void Dispose()
     {
