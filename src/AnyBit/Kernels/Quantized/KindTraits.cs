@@ -40,7 +40,7 @@ internal struct Q4_0Traits : IKindTraits
 internal struct Q4_1Traits : IKindTraits
 {
     public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => true;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => true; public static bool HalfScale => true;
 }
 internal struct Q5_0Traits : IKindTraits
 {
@@ -50,37 +50,37 @@ internal struct Q5_0Traits : IKindTraits
 internal struct Q5_1Traits : IKindTraits
 {
     public static int Bits => 5; public static int SuperBlock => 32; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => true;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => true; public static bool HalfScale => true;
 }
 internal struct Q4_KTraits : IKindTraits
 {
     public static int Bits => 4; public static int SuperBlock => 256; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true;
+    public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true; public static bool HalfScale => true;
 }
 internal struct Q5_KTraits : IKindTraits
 {
     public static int Bits => 5; public static int SuperBlock => 256; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true;
+    public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true; public static bool HalfScale => true;
 }
 internal struct Q6_KTraits : IKindTraits
 {
     public static int Bits => 6; public static int SuperBlock => 256; public static int Offset => -32;
-    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false;
+    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false; public static bool HalfScale => true;
 }
 internal struct Q3_KTraits : IKindTraits
 {
     public static int Bits => 3; public static int SuperBlock => 256; public static int Offset => -4;
-    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false;
+    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false; public static bool HalfScale => true;
 }
 internal struct Q2_KTraits : IKindTraits
 {
     public static int Bits => 2; public static int SuperBlock => 256; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.PackedScaleMin16; public static bool HasMins => true;
+    public static SubScaleLayout Layout => SubScaleLayout.PackedScaleMin16; public static bool HasMins => true; public static bool HalfScale => true;
 }
 internal struct TernaryTraits : IKindTraits
 {
     public static int Bits => 2; public static int SuperBlock => 256; public static int Offset => -1;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
+    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
 }
 
 /// <summary>A compile-time integer for generic kernel parameters.</summary>

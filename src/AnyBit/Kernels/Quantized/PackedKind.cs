@@ -107,16 +107,16 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public static readonly PackedKind Q8_0 = new(TensorType.Q8_0, 32, 8, -128, SubScaleLayout.None, false) { HalfScale = true };
     public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false) { HalfScale = true };
     /// <summary>The legacy types with a min: weight = d·q + m, i.e. dmin = −m against Σx (the min counts once per value).</summary>
-    public static readonly PackedKind Q4_1 = new(TensorType.Q4_1, 32, 4, 0, SubScaleLayout.None, true);
+    public static readonly PackedKind Q4_1 = new(TensorType.Q4_1, 32, 4, 0, SubScaleLayout.None, true) { HalfScale = true };
     public static readonly PackedKind Q5_0 = new(TensorType.Q5_0, 32, 5, -16, SubScaleLayout.None, false) { HalfScale = true };
-    public static readonly PackedKind Q5_1 = new(TensorType.Q5_1, 32, 5, 0, SubScaleLayout.None, true);
-    public static readonly PackedKind Q4_K = new(TensorType.Q4_K, 256, 4, 0, SubScaleLayout.ScaleMin32, true);
-    public static readonly PackedKind Q5_K = new(TensorType.Q5_K, 256, 5, 0, SubScaleLayout.ScaleMin32, true);
-    public static readonly PackedKind Q6_K = new(TensorType.Q6_K, 256, 6, -32, SubScaleLayout.Signed16, false);
-    public static readonly PackedKind Q3_K = new(TensorType.Q3_K, 256, 3, -4, SubScaleLayout.Signed16, false);
-    public static readonly PackedKind Q2_K = new(TensorType.Q2_K, 256, 2, 0, SubScaleLayout.PackedScaleMin16, true);
-    public static readonly PackedKind TQ2_0 = new(TensorType.TQ2_0, 256, 2, -1, SubScaleLayout.None, false);
-    /// <summary>TQ1_0's base-3 bytes are unpacked at load into TQ2_0's 2-bit codes: 2.125 instead of 1.69 bits
+    public static readonly PackedKind Q5_1 = new(TensorType.Q5_1, 32, 5, 0, SubScaleLayout.None, true) { HalfScale = true };
+    public static readonly PackedKind Q4_K = new(TensorType.Q4_K, 256, 4, 0, SubScaleLayout.ScaleMin32, true) { HalfScale = true };
+    public static readonly PackedKind Q5_K = new(TensorType.Q5_K, 256, 5, 0, SubScaleLayout.ScaleMin32, true) { HalfScale = true };
+    public static readonly PackedKind Q6_K = new(TensorType.Q6_K, 256, 6, -32, SubScaleLayout.Signed16, false) { HalfScale = true };
+    public static readonly PackedKind Q3_K = new(TensorType.Q3_K, 256, 3, -4, SubScaleLayout.Signed16, false) { HalfScale = true };
+    public static readonly PackedKind Q2_K = new(TensorType.Q2_K, 256, 2, 0, SubScaleLayout.PackedScaleMin16, true) { HalfScale = true };
+    public static readonly PackedKind TQ2_0 = new(TensorType.TQ2_0, 256, 2, -1, SubScaleLayout.None, false) { HalfScale = true };
+    /// <summary>TQ1_0's base-3 bytes are unpacked at load into TQ2_0's 2-bit codes: 2.06 instead of 1.69 bits
     /// per weight in memory, in exchange for a decode that is a shift and a mask.</summary>
     public static readonly PackedKind TQ1_0 = TQ2_0 with { Type = TensorType.TQ1_0 };
     public static readonly PackedKind IQ4_NL = new(TensorType.IQ4_NL, 32, 4, -128, SubScaleLayout.None, false)
@@ -140,16 +140,20 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     /// <summary>Bytes of codes for 8 rows × 32 values.</summary>
     public int CodeBytesPer32 => 32 * CodeBits;
 
-    /// <summary>Bytes of scales for 8 rows × one super-block, after the codes.</summary>
     /// <summary>
-    /// The 8 rows' scales are kept as the file's f16 (16 bytes instead of 32): for the 32-value legacy blocks an f32
-    /// scale was half a bit per weight of extra memory traffic in a decode step that is bound by it.
+    /// The 8 rows' d (and dmin) are kept as the file's f16 values (16 bytes each instead of 32): every ggml type but
+    /// MXFP4 stores them so. For the 32-value legacy blocks an f32 scale was half a bit per weight of extra memory
+    /// traffic in a decode step bound by it; for K-quants an eighth of a bit (Q2_K: 2.75 → 2.625 bits in memory).
     /// </summary>
     public bool HalfScale { get; init; }
 
     public int ParamBytes => ParamBytesOf(HasMins, Layout, E8M0, HalfScale);
 
-    public static int ParamBytesOf(bool hasMins, SubScaleLayout layout, bool e8m0 = false, bool halfScale = false) => e8m0 ? 8 : halfScale ? 16 : 32 * (hasMins ? 2 : 1) + layout switch
+    /// <summary>Bytes of the 8 rows' d (dmin after it, as many again): f16 or f32.</summary>
+    public static int ScaleBytesOf(bool halfScale) => halfScale ? 16 : 32;
+
+    /// <summary>Bytes of scales for 8 rows × one super-block, after the codes.</summary>
+    public static int ParamBytesOf(bool hasMins, SubScaleLayout layout, bool e8m0 = false, bool halfScale = false) => e8m0 ? 8 : ScaleBytesOf(halfScale) * (hasMins ? 2 : 1) + layout switch
     {
         SubScaleLayout.None => 0,
         SubScaleLayout.ZeroPoint => 8,

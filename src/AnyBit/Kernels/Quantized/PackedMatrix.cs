@@ -169,14 +169,16 @@ public sealed unsafe class PackedMatrix : IDisposable
         }
         if (kind.HalfScale)
         {
-            // Exact: these kinds' scales are the file's f16 values.
+            // Exact: these kinds' d and dmin are the file's f16 values.
             for (int r = 0; r < GroupRows; r++) ((Half*)p)[r] = (Half)d[r];
-            return;
+            if (kind.HasMins) for (int r = 0; r < GroupRows; r++) ((Half*)p)[8 + r] = (Half)dmin[r];
         }
-        float* f = (float*)p;
-        for (int r = 0; r < GroupRows; r++) f[r] = d[r];
-        if (kind.HasMins) for (int r = 0; r < GroupRows; r++) f[8 + r] = dmin[r];
-        p += 32 * (kind.HasMins ? 2 : 1);
+        else
+        {
+            for (int r = 0; r < GroupRows; r++) ((float*)p)[r] = d[r];
+            if (kind.HasMins) for (int r = 0; r < GroupRows; r++) ((float*)p)[8 + r] = dmin[r];
+        }
+        p += PackedKind.ScaleBytesOf(kind.HalfScale) * (kind.HasMins ? 2 : 1);
         switch (kind.Layout)
         {
             // Sub-block pairs side by side per row (byte 2r + (h % 2) of pair h / 2): widened to int16 they are the
