@@ -3,7 +3,8 @@ namespace AnyBit.Kernels.Quantized;
 /// <summary>
 /// The scalar definition of the integer kernels, read straight from the ggml bytes (not the repacked layout):
 /// per super-block isum = Σ₁₆ sc·(Σ code·x + offset·Σx) − z·Σx and imin = Σ₁₆ m·Σx in exact integers, then
-/// y += isum·(d·dx) and y −= imin·(dmin·dx) in float32. Every SIMD path must reproduce it bit for bit.
+/// y += isum·(d·dx) and y −= imin·(dmin·dx) in float32, each a fused multiply-add (one rounding). Every SIMD path
+/// must reproduce it bit for bit.
 /// </summary>
 internal static unsafe class ReferenceKernel
 {
@@ -40,8 +41,9 @@ internal static unsafe class ReferenceKernel
                 isum -= block.Zero * total;
             }
             float dx = xs[s];
-            acc += isum * (block.D * dx);
-            if (kind.HasMins) acc -= imin * (block.DMin * dx);
+            // Fused (one rounding each): the SIMD kernels' vfmadd, one instruction where a multiply and an add were two.
+            acc = MathF.FusedMultiplyAdd(isum, block.D * dx, acc);
+            if (kind.HasMins) acc = MathF.FusedMultiplyAdd(-imin, block.DMin * dx, acc);
         }
         return acc;
     }
