@@ -137,7 +137,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     if (TK.HasMins) iminB += Mins(sub, j, xSumsB);
                 }
             }
-            var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : TK.HalfScale ? HalfWidening.Widen8(p) : Vector256.Load((float*)p);
+            var d = BlockScale(p, e8m0Shift);
             acc = Finish(acc, isum, imin, d, p, xSums16, xScales[s], offset);
             if (two) accB = Finish(accB, isumB, iminB, d, p, xSumsB, xScales[superBlocks + s], offset);
         }
@@ -294,7 +294,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                 isC += Scaled(c0, c1, sub, j, sumsC, offset);
                 isD += Scaled(d0, d1, sub, j, sumsD, offset);
             }
-            var d = TK.E8M0 ? E8M0Scale(p, e8m0Shift) : TK.HalfScale ? HalfWidening.Widen8(p) : Vector256.Load((float*)p);
+            var d = BlockScale(p, e8m0Shift);
             // No mins here (FourTokenTile admits no kinds with mins): imin is zero.
             accA = Finish(accA, isA, default, d, p, xSums16, xScales[s], offset);
             accB = Finish(accB, isB, default, d, p, sumsB, xScales[superBlocks + s], offset);
@@ -330,9 +330,9 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         if (TK.Layout == SubScaleLayout.ScaleMin32) return Avx2.ConvertToVector256Int32(sub + 8 * j) * (h0 + h1);
         // The 16-value layouts keep each row's two sub-blocks of these 32 columns side by side (see PackedMatrix):
         // widened to int16, lane r holds row r's pair — the low half sub-block 2j's byte, the high half 2j+1's.
-        var fifteen = Vector256.Create(15);
         if (TK.Layout == SubScaleLayout.PackedScaleMin16)
         {
+            var fifteen = Vector256.Create(15);
             var v = Avx2.ConvertToVector256Int16(sub + 16 * j).AsInt32();
             return (v & fifteen) * h0 + (Vector256.ShiftRightLogical(v, 16) & fifteen) * h1;
         }
@@ -407,6 +407,10 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     private static Vector256<byte> Low(Vector256<byte> code, Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3) =>
         TK.HasLut ? TableLookup.Lookup(code, TK.Bits, TD.Vbmi, t0, t1, t2, t3) : code;
 
+    /// <summary>The 8 rows' d of the super-block whose scales start at <paramref name="p"/>: E8M0, f16 or f32.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> BlockScale(byte* p, int e8m0Shift) =>
+        TK.E8M0 ? E8M0Scale(p, e8m0Shift) : TK.HalfScale ? HalfWidening.Widen8(p) : Vector256.Load((float*)p);
 
     /// <summary>
     /// 2^(e − 127 − shift) for the 8 rows' E8M0 bytes at <paramref name="p"/>, built from its bits: a normal float's
@@ -424,7 +428,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         bits = Vector256.ConditionalSelect(Vector256.Equals(e, Vector256.Create(255)), Vector256.Create(BitConverter.SingleToInt32Bits(float.NaN)), bits);
         return bits.AsSingle();
     }
-
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> X(sbyte* x, int chunk) => Vector256.Create(*(int*)(x + 4 * chunk)).AsSByte();
