@@ -181,10 +181,30 @@ public unsafe class QuantizedKernelTests
                     }
                     for (int u = step; u < 4; u++) Assert.True(float.IsNaN(y[8 * u]), $"{step} tokens wrote token {u}'s outputs");
                 }
+        // Two adjacent groups at once (16 rows, then 8 + the padded 5), as QuantizedMatMul hands them out: outputs
+        // 16 floats apart.
+        var y2 = new float[64];
+        foreach (int step in new[] { 1, 2, 3, 4 })
+            for (int t = 0; t + step <= tokens; t++)
+                for (int g = 0; g + 1 < m.Groups; g++)
+                {
+                    int n = Math.Min(16, rows - g * 8);
+                    Array.Fill(y2, float.NaN);
+                    fixed (float* py = y2) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n, step, 16);
+                    for (int u = 0; u < step; u++)
+                    {
+                        for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t + u), y2[16 * u + r]);
+                        for (int r = n; r < 16; r++) Assert.True(float.IsNaN(y2[16 * u + r]), "a padded row was written");
+                    }
+                    for (int u = step; u < 4; u++) Assert.True(float.IsNaN(y2[16 * u]), $"{step} tokens wrote token {u}'s outputs");
+                }
     }
 
     [Theory]
     [InlineData("Q4_0", 1, 1)]
+    [InlineData("Q4_0", 9, 2)]
+    [InlineData("Q8_0", 4, 1)]
+    [InlineData("Q5_0", 6, 3)]
     [InlineData("Q4_K", 4, 2)]
     [InlineData("Q6_K", 3, 3)]
     [InlineData("TQ1_0", 2, 4)]

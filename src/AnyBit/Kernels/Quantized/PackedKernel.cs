@@ -19,6 +19,16 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     /// </summary>
     public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int tokens, int yStride)
     {
+        if (rows > PackedMatrix.GroupRows)
+        {
+            // Two adjacent groups (16 rows, the second possibly padded): one tile where the kind has it, else each
+            // group on its own.
+            if (tokens == 4 && SixteenRowTile) { Tile4x2(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+            long groupBytes = (long)superBlocks * BlockBytes;
+            Group(w, superBlocks, x, xScales, xSums16, y, PackedMatrix.GroupRows, tokens, yStride);
+            Group(w + groupBytes, superBlocks, x, xScales, xSums16, y + PackedMatrix.GroupRows, rows - PackedMatrix.GroupRows, tokens, yStride);
+            return;
+        }
         if (tokens == 4 && FourTokenTile) { Tile4(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
         // Any other count as pairs and a single: token u's activations are u rows of codes, scales and sums on.
         int xStride = superBlocks * TK.SuperBlock;
@@ -305,6 +315,121 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         Store(accB, y + yStride, rows);
         Store(accC, y + 2 * yStride, rows);
         Store(accD, y + 3 * yStride, rows);
+    }
+
+    /// <summary>
+    /// Sixteen rows (two groups) where it measured faster: kinds whose only whole-block correction is the code
+    /// offset (Q4_0, Q5_0, Q8_0). Each activation broadcast then feeds two groups' dot products and each token's
+    /// offset term and scale are read once for both, where the one-group tile spent as many instructions on those
+    /// (and on its 32-value epilogue) as on the dot products themselves.
+    /// </summary>
+    private static bool SixteenRowTile => TK.Layout == SubScaleLayout.None && !TK.HasMins && !TK.HasLut && TK.Bits is 4 or 5 or 8 && Avx512F.VL.IsSupported;
+
+    private static int BlockBytes => 32 * TK.Bits * (TK.SuperBlock / 32) + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
+
+    /// <summary>
+    /// Four tokens × two groups (rows 0-7 at <paramref name="w"/>, rows 8-15 one group's bytes on). Per token and
+    /// group one integer sum, started at the offset term (offset·Σx, exact in any order) and finished with the same
+    /// fused multiply-add as <see cref="Finish"/>, so the same bits as the one-group tiles.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Tile4x2(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int yStride)
+    {
+        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
+        int blockBytes = BlockBytes;
+        int e8m0Shift = TK.E8M0Shift;
+        long groupBytes = (long)superBlocks * blockBytes;
+        int xStride = superBlocks * sb, sumStride = xStride / 16;
+        Vector256<float> fA = default, fB = default, fC = default, fD = default; // rows 0-7, tokens A-D
+        Vector256<float> gA = default, gB = default, gC = default, gD = default; // rows 8-15
+        for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
+        {
+            byte* v = w + groupBytes;
+            var oA = OffsetTerm(xSums16);
+            var oB = OffsetTerm(xSums16 + sumStride);
+            var oC = OffsetTerm(xSums16 + 2 * sumStride);
+            var oD = OffsetTerm(xSums16 + 3 * sumStride);
+            Vector256<int> a = oA, b = oB, c = oC, d = oD, a1 = oA, b1 = oB, c1 = oC, d1 = oD;
+            for (int j = 0; j < sb / 32; j++)
+            {
+                byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
+                sbyte* xj = x + 32 * j;
+                if (TK.Bits == 8)
+                {
+                    // Unrolled by hand, as in Tile (the JIT leaves loops of this size rolled).
+                    Dot4x2(Vector256.Load(wj), Vector256.Load(wj + 128), Vector256.Load(vj), Vector256.Load(vj + 128), 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2(Vector256.Load(wj + 32), Vector256.Load(wj + 160), Vector256.Load(vj + 32), Vector256.Load(vj + 160), 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2(Vector256.Load(wj + 64), Vector256.Load(wj + 192), Vector256.Load(vj + 64), Vector256.Load(vj + 192), 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2(Vector256.Load(wj + 96), Vector256.Load(wj + 224), Vector256.Load(vj + 96), Vector256.Load(vj + 224), 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                }
+                else // 4- and 5-bit codes
+                {
+                    var p0 = TK.Bits == 5 ? Vector256.Load(wj + 128).AsUInt16() : default;
+                    var q0 = TK.Bits == 5 ? Vector256.Load(vj + 128).AsUInt16() : default;
+                    Codes4(0, wj, p0, default, out var l0, out var h0); Codes4(0, vj, q0, default, out var m0, out var n0);
+                    Dot4x2(l0, h0, m0, n0, 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Codes4(1, wj, p0, default, out var l1, out var h1); Codes4(1, vj, q0, default, out var m1, out var n1);
+                    Dot4x2(l1, h1, m1, n1, 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Codes4(2, wj, p0, default, out var l2, out var h2); Codes4(2, vj, q0, default, out var m2, out var n2);
+                    Dot4x2(l2, h2, m2, n2, 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Codes4(3, wj, p0, default, out var l3, out var h3); Codes4(3, vj, q0, default, out var m3, out var n3);
+                    Dot4x2(l3, h3, m3, n3, 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                }
+            }
+            var dw = BlockScale(w + codeBytes, e8m0Shift);
+            var dv = BlockScale(v + codeBytes, e8m0Shift);
+            var xA = Vector256.Create(xScales[s]);
+            var xB = Vector256.Create(xScales[superBlocks + s]);
+            var xC = Vector256.Create(xScales[2 * superBlocks + s]);
+            var xD = Vector256.Create(xScales[3 * superBlocks + s]);
+            fA = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), dw * xA, fA);
+            gA = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a1), dv * xA, gA);
+            fB = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), dw * xB, fB);
+            gB = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b1), dv * xB, gB);
+            fC = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(c), dw * xC, fC);
+            gC = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(c1), dv * xC, gC);
+            fD = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(d), dw * xD, fD);
+            gD = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(d1), dv * xD, gD);
+        }
+        int rest = rows - PackedMatrix.GroupRows;
+        Store(fA, y, 8); Store(gA, y + 8, rest);
+        Store(fB, y + yStride, 8); Store(gB, y + yStride + 8, rest);
+        Store(fC, y + 2 * yStride, 8); Store(gC, y + 2 * yStride + 8, rest);
+        Store(fD, y + 3 * yStride, 8); Store(gD, y + 3 * yStride + 8, rest);
+    }
+
+    /// <summary>offset·Σx over the super-block whose Σ-per-16 start at <paramref name="xSums16"/>, in every lane.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> OffsetTerm(int* xSums16)
+    {
+        if (TK.Offset == 0) return Vector256<int>.Zero;
+        int total = 0;
+        for (int h = 0; h < TK.SuperBlock / 16; h++) total += xSums16[h];
+        return Vector256.Create(TK.Offset * total);
+    }
+
+    /// <summary>
+    /// Chunks k and k+4 of two groups (codes va/vb and wa/wb) dotted with four tokens' activations: each broadcast
+    /// of a token's four activation bytes meets both groups.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot4x2(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, int k, sbyte* x, int xStride,
+        ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
+        ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1)
+    {
+        DotBoth(va, vb, wa, wb, x, k, ref a, ref a1);
+        DotBoth(va, vb, wa, wb, x + xStride, k, ref b, ref b1);
+        DotBoth(va, vb, wa, wb, x + 2 * xStride, k, ref c, ref c1);
+        DotBoth(va, vb, wa, wb, x + 3 * xStride, k, ref d, ref d1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DotBoth(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, sbyte* x, int k, ref Vector256<int> s, ref Vector256<int> s1)
+    {
+        var lo = X(x, k);
+        var hi = X(x, k + 4);
+        s = TD.Accumulate(TD.Accumulate(s, va, lo), vb, hi);
+        s1 = TD.Accumulate(TD.Accumulate(s1, wa, lo), wb, hi);
     }
 
     /// <summary>Code vectors of chunks ca and cb dotted with four tokens' activations (token u at x + u·xStride).</summary>
