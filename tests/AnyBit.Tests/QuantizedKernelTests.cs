@@ -315,7 +315,45 @@ public unsafe class QuantizedKernelTests
                     if (float.IsNaN(expected)) Assert.True(float.IsNaN(widened[k]), $"0x{i + k:X4}");
                     else Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(widened[k]));
                 }
+                // The four-instruction widening the kernels use, for every finite pattern (both signs, subnormals, ±0).
+                System.Runtime.Intrinsics.Vector256.CopyTo(HalfWidening.Widen8Finite((byte*)(h + i)), widened);
+                for (int k = 0; k < 8; k++)
+                {
+                    float expected = (float)BitConverter.UInt16BitsToHalf((ushort)(i + k));
+                    if (float.IsFinite(expected)) Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(widened[k]));
+                }
             }
+    }
+
+    [Theory]
+    [InlineData("Q4_0", 0x7C00)] // +inf
+    [InlineData("Q4_K", 0xFE00)] // a NaN
+    public void Matrices_with_non_finite_f16_scales_run_the_reference(string spec, int half)
+    {
+        int rows = 16, cols = 256, tokens = 4;
+        var (_, bytes) = RandomMatrix(spec, rows, cols, 13);
+        // d is the first f16 of a Q4_0 block and of a Q4_K super-block (its dmin the second): row 9's first block.
+        int blockBytes = KindOf(spec).BlockBytes, blocksPerRow = cols / KindOf(spec).SuperBlock;
+        BitConverter.TryWriteBytes(bytes.AsSpan(9 * blocksPerRow * blockBytes, 2), (ushort)half);
+        using var m = Pack(spec, rows, cols, bytes);
+        Assert.True(m.HasNonFiniteScales);
+        Assert.Contains("reference", m.KernelPath);
+        using var healthy = Pack(spec, rows, cols, RandomMatrix(spec, rows, cols, 13).Bytes);
+        Assert.False(healthy.HasNonFiniteScales);
+        var rng = new Random(2);
+        var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var fast = new float[tokens * rows];
+        var reference = new float[tokens * rows];
+        using var pool = new WorkerPool(1);
+        using var mm = new QuantizedMatMul(tokens);
+        fixed (float* px = x, pf = fast, pr = reference)
+        {
+            mm.Run(pool, px, tokens, m, pf, KernelMode.Fast, perTokenScale: false);
+            mm.Run(pool, px, tokens, m, pr, KernelMode.Reference, perTokenScale: false);
+        }
+        Assert.Equal(reference, fast);
+        Assert.True(float.IsNaN(fast[9]) || float.IsInfinity(fast[9]), "row 9 reads its non-finite scale");
+        Assert.True(float.IsFinite(fast[0]));
     }
 
     [Theory]

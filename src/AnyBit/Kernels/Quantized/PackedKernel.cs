@@ -512,7 +512,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         acc = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(isum), d * dx, acc);
         if (TK.HasMins)
         {
-            var dmin = TK.HalfScale ? HalfWidening.Widen8(p + 16) : Vector256.Load((float*)p + 8);
+            var dmin = TK.HalfScale ? HalfWidening.Widen8Finite(p + 16) : Vector256.Load((float*)p + 8);
             acc = Vector256.FusedMultiplyAdd(-Vector256.ConvertToSingle(imin), dmin * dx, acc);
         }
         return acc;
@@ -532,10 +532,13 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     private static Vector256<byte> Low(Vector256<byte> code, Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3) =>
         TK.HasLut ? TableLookup.Lookup(code, TK.Bits, TD.Vbmi, t0, t1, t2, t3) : code;
 
-    /// <summary>The 8 rows' d of the super-block whose scales start at <paramref name="p"/>: E8M0, f16 or f32.</summary>
+    /// <summary>
+    /// The 8 rows' d of the super-block whose scales start at <paramref name="p"/>: E8M0, f16 or f32 (f16 ones finite:
+    /// see <see cref="PackedMatrix.HasNonFiniteScales"/>).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> BlockScale(byte* p, int e8m0Shift) =>
-        TK.E8M0 ? E8M0Scale(p, e8m0Shift) : TK.HalfScale ? HalfWidening.Widen8(p) : Vector256.Load((float*)p);
+        TK.E8M0 ? E8M0Scale(p, e8m0Shift) : TK.HalfScale ? HalfWidening.Widen8Finite(p) : Vector256.Load((float*)p);
 
     /// <summary>
     /// 2^(e − 127 − shift) for the 8 rows' E8M0 bytes at <paramref name="p"/>, built from its bits: a normal float's

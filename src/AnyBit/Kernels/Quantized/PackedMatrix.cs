@@ -34,8 +34,19 @@ public sealed unsafe class PackedMatrix : IDisposable
         _data = (byte*)LargePageMemory.Allocate((nuint)ByteLength);
         NativeMemory.Clear(_data, (nuint)ByteLength);
         fixed (byte* source = ggml) Repack(source);
-        Kernel = KernelPaths.Select(kind, out string path);
-        KernelPath = path;
+        if (HasNonFiniteScales)
+        {
+            // The kernels widen f16 scales assuming them finite (HalfWidening.Widen8Finite); a file whose scales
+            // hold infinities or NaNs gets the scalar reference, which reads them as ggml's dequantizer does.
+            Kernel = null;
+            KernelPath = "int8 scalar reference (non-finite block scales)";
+            keepSource = true;
+        }
+        else
+        {
+            Kernel = KernelPaths.Select(kind, out string path);
+            KernelPath = path;
+        }
         if (keepSource) _source = ggml.ToArray();
     }
 
@@ -77,6 +88,8 @@ public sealed unsafe class PackedMatrix : IDisposable
     /// <summary>The ggml bytes, when the matrix was created with keepSource.</summary>
     internal ReadOnlySpan<byte> Source => _source ?? throw new InvalidOperationException("the matrix was packed without its source bytes");
     internal bool HasSource => _source is not null;
+    /// <summary>Some block's f16 d or dmin is an infinity or a NaN (set while repacking).</summary>
+    internal bool HasNonFiniteScales { get; private set; }
 
     private void Repack(byte* source)
     {
@@ -110,6 +123,7 @@ public sealed unsafe class PackedMatrix : IDisposable
                     long at = ((long)row * SuperBlocks + s) * blockBytes;
                     GgmlBlockDecoder.Decode(kind, new ReadOnlySpan<byte>(source + at, blockBytes), ref block);
                     d[r] = block.D; dmin[r] = block.DMin;
+                    if (kind.HalfScale && !(float.IsFinite(block.D) && float.IsFinite(block.DMin))) HasNonFiniteScales = true;
                     if (kind.Layout == SubScaleLayout.ZeroPoint) mins[r * sb / 16] = block.Zero;
                     if (kind.E8M0) mins[r * sb / 16] = block.Exponent;
                 }
