@@ -418,7 +418,7 @@ public unsafe class QuantizedKernelTests
         Assert.Equal(a.Scales(0)[0], a.Scales(0)[1]);
         int sum = 0;
         for (int i = 0; i < 16; i++) sum += k[i];
-        Assert.Equal(sum, a.Sums16(0)[0]);
+        Assert.Equal(sum, (int)a.Sums16(0)[0]);
     }
 
     [Fact]

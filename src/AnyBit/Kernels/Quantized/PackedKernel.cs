@@ -17,7 +17,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     /// activations — prompt processing's register tile. Token t+1's activations follow token t's (strides of one
     /// row of codes, scales and sums); its outputs go <paramref name="yStride"/> floats after token t's.
     /// </summary>
-    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int tokens, int yStride)
+    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int tokens, int yStride)
     {
         if (rows > PackedMatrix.GroupRows)
         {
@@ -36,7 +36,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         {
             sbyte* xu = x + (long)u * xStride;
             float* su = xScales + u * superBlocks;
-            int* cu = xSums16 + u * (xStride / 16);
+            short* cu = xSums16 + u * (xStride / 16);
             if (tokens - u >= 2) Tile<C2>(w, superBlocks, xu, su, cu, y + u * yStride, rows, yStride);
             else Tile<C1>(w, superBlocks, xu, su, cu, y + u * yStride, rows, 0);
         }
@@ -61,7 +61,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     private const int PrefetchDistance = 8192;
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TN>(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int yStride) where TN : struct, IConstant
+    private static void Tile<TN>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride) where TN : struct, IConstant
     {
         // Statics first, before any vector is live: a class-initialisation call after that point makes the register
         // allocator keep the accumulators in memory for the whole method (measured: table kinds ran at half speed).
@@ -81,7 +81,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         {
             byte* p = w + codeBytes;
             byte* sub = p + PackedKind.ScaleBytesOf(TK.HalfScale) * (TK.HasMins ? 2 : 1);
-            int* xSumsB = xSums16 + xStride / 16;
+            short* xSumsB = xSums16 + xStride / 16;
             var isum = Vector256<int>.Zero;
             var imin = Vector256<int>.Zero;
             var isumB = Vector256<int>.Zero;
@@ -139,12 +139,12 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     h1 += Vector256.ShiftLeft(g1, 7);
                     if (two) { h0b += Vector256.ShiftLeft(g0b, 7); h1b += Vector256.ShiftLeft(g1b, 7); }
                 }
-                isum += Scaled(h0, h1, sub, j, xSums16, offset);
-                if (TK.HasMins) imin += Mins(sub, j, xSums16);
+                isum = AddScaled(isum, h0, h1, sub, j, xSums16, offset);
+                if (TK.HasMins) imin = AddMins(imin, sub, j, xSums16);
                 if (two)
                 {
-                    isumB += Scaled(h0b, h1b, sub, j, xSumsB, offset);
-                    if (TK.HasMins) iminB += Mins(sub, j, xSumsB);
+                    isumB = AddScaled(isumB, h0b, h1b, sub, j, xSumsB, offset);
+                    if (TK.HasMins) iminB = AddMins(iminB, sub, j, xSumsB);
                 }
             }
             var d = BlockScale(p, e8m0Shift);
@@ -259,7 +259,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     /// activations. The same integer and float operations per token as <see cref="Tile{TN}"/>, so the same bits.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int yStride)
+    private static void Tile4(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride)
     {
         int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
@@ -271,7 +271,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         {
             byte* p = w + codeBytes;
             byte* sub = p + PackedKind.ScaleBytesOf(TK.HalfScale); // after d (no dmin: no mins)
-            int* sumsB = xSums16 + sumStride, sumsC = sumsB + sumStride, sumsD = sumsC + sumStride;
+            short* sumsB = xSums16 + sumStride, sumsC = sumsB + sumStride, sumsD = sumsC + sumStride;
             Vector256<int> isA = default, isB = default, isC = default, isD = default;
             for (int j = 0; j < sb / 32; j++)
             {
@@ -299,10 +299,10 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     Codes4(3, wj, p0, p1, out var l3, out var h3);
                     Dot4(l3, 3, h3, 7, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
                 }
-                isA += Scaled(a0, a1, sub, j, xSums16, offset);
-                isB += Scaled(b0, b1, sub, j, sumsB, offset);
-                isC += Scaled(c0, c1, sub, j, sumsC, offset);
-                isD += Scaled(d0, d1, sub, j, sumsD, offset);
+                isA = AddScaled(isA, a0, a1, sub, j, xSums16, offset);
+                isB = AddScaled(isB, b0, b1, sub, j, sumsB, offset);
+                isC = AddScaled(isC, c0, c1, sub, j, sumsC, offset);
+                isD = AddScaled(isD, d0, d1, sub, j, sumsD, offset);
             }
             var d = BlockScale(p, e8m0Shift);
             // No mins here (FourTokenTile admits no kinds with mins): imin is zero.
@@ -333,7 +333,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     /// fused multiply-add as <see cref="Finish"/>, so the same bits as the one-group tiles.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x2(byte* w, int superBlocks, sbyte* x, float* xScales, int* xSums16, float* y, int rows, int yStride)
+    private static void Tile4x2(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride)
     {
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = BlockBytes;
@@ -400,7 +400,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
 
     /// <summary>offset·Σx over the super-block whose Σ-per-16 start at <paramref name="xSums16"/>, in every lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> OffsetTerm(int* xSums16)
+    private static Vector256<int> OffsetTerm(short* xSums16)
     {
         if (TK.Offset == 0) return Vector256<int>.Zero;
         int total = 0;
@@ -447,56 +447,87 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Dot(Vector256<int> h, Vector256<byte> codes, sbyte* x, int chunk) => TD.Accumulate(h, codes, X(x, chunk));
 
-    /// <summary>The 32 columns' integer sums with the format's sub-scales (and Q6_K/Q3_K's offset) applied.</summary>
+    /// <summary>
+    /// isum plus the 32 columns' integer sums with the format's sub-scales (and Q6_K/Q3_K's offset) applied.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Scaled(Vector256<int> h0, Vector256<int> h1, byte* sub, int j, int* xSums16, int offset)
+    private static Vector256<int> AddScaled(Vector256<int> isum, Vector256<int> h0, Vector256<int> h1, byte* sub, int j, short* xSums16, int offset)
     {
-        if (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint) return h0 + h1;
-        if (TK.Layout == SubScaleLayout.ScaleMin32) return Avx2.ConvertToVector256Int32(sub + 8 * j) * (h0 + h1);
+        if (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint) return isum + (h0 + h1);
+        if (TK.Layout == SubScaleLayout.ScaleMin32) return isum + Avx2.ConvertToVector256Int32(sub + 8 * j) * (h0 + h1);
         // The 16-value layouts keep each row's two sub-blocks of these 32 columns side by side (see PackedMatrix):
         // widened to int16, lane r holds row r's pair — the low half sub-block 2j's byte, the high half 2j+1's.
         if (TK.Layout == SubScaleLayout.PackedScaleMin16)
         {
-            var fifteen = Vector256.Create(15);
-            var v = Avx2.ConvertToVector256Int16(sub + 16 * j).AsInt32();
-            return (v & fifteen) * h0 + (Vector256.ShiftRightLogical(v, 16) & fifteen) * h1;
+            var scales = Avx2.ConvertToVector256Int16(sub + 16 * j) & Vector256.Create((short)15);
+            if (SumsFitInt16) return MultiplyAddPairs(isum, PackPairs(h0, h1), scales);
+            var v = scales.AsInt32();
+            return isum + (v & Vector256.Create(0xFFFF)) * h0 + Vector256.ShiftRightLogical(v, 16) * h1;
         }
-        var w = Avx2.ConvertToVector256Int16((sbyte*)sub + 16 * j).AsInt32();
-        var scaled = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(w, 16), 16) * h0 + Vector256.ShiftRightArithmetic(w, 16) * h1;
-        if (offset == 0) return scaled;
+        var w = Avx2.ConvertToVector256Int16((sbyte*)sub + 16 * j);
+        if (SumsFitInt16)
+        {
+            // offset·Σx joins the sums as int16 before the one multiply-add: |Σ (code + offset)·x| over 16 values
+            // fits (Q3_K: 16·4·127), and int16 wrap-around leaves the final value exact.
+            var hs = PackPairs(h0, h1);
+            if (offset != 0) hs += SumPair(xSums16, j) * Vector256.Create((short)offset);
+            return MultiplyAddPairs(isum, hs, w);
+        }
+        var scaled = Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(w.AsInt32(), 16), 16) * h0 + Vector256.ShiftRightArithmetic(w.AsInt32(), 16) * h1;
+        if (offset == 0) return isum + scaled;
         // offset·Σ sc·Σx for both sub-blocks in one multiply-add of int16 pairs (|sc·Σx| < 2^19: exact in int32).
-        return scaled + Avx2.MultiplyAddAdjacent(w.AsInt16(), Pair(xSums16[2 * j], xSums16[2 * j + 1])) * Vector256.Create(offset);
+        return isum + scaled + Avx2.MultiplyAddAdjacent(w, SumPair(xSums16, j)) * Vector256.Create(offset);
     }
 
     /// <summary>
-    /// The mins times Σx (K-quants with mins): Q2_K's per 32 columns, Q4_K/Q5_K's for columns 32·j to 32·j + 63 at
-    /// even j (zero at odd j) — one multiply-add of int16 pairs of (min, Σx) per two sub-blocks.
+    /// The 16-column sums of codes of at most 3 bits fit int16 (16·7·127 = 14224; with Q3_K's offset folded in,
+    /// 16·4·127): two of them packed per lane meet their pair of sub-scales in one int16 multiply-add, instead of
+    /// two 32-bit multiplies and two adds.
+    /// </summary>
+    private static bool SumsFitInt16 { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TK.Bits <= 3 && TK.Layout is SubScaleLayout.PackedScaleMin16 or SubScaleLayout.Signed16; }
+
+    /// <summary>Lane r: h0's low 16 bits, then h1's (both known to fit int16).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> PackPairs(Vector256<int> h0, Vector256<int> h1) =>
+        Avx2.Blend(h0.AsInt16(), Vector256.ShiftLeft(h1, 16).AsInt16(), 0b1010_1010);
+
+    /// <summary>acc + (a·b of each lane's two int16s, summed): AVX-VNNI's vpdpwssd where present.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<int> MultiplyAddPairs(Vector256<int> acc, Vector256<short> a, Vector256<short> b) =>
+        AvxVnni.IsSupported ? AvxVnni.MultiplyWideningAndAdd(acc, a, b) : acc + Avx2.MultiplyAddAdjacent(a, b);
+
+    /// <summary>
+    /// imin plus the mins times Σx (K-quants with mins): Q2_K's per 32 columns, Q4_K/Q5_K's for columns 32·j to
+    /// 32·j + 63 at even j (nothing at odd j) — one multiply-add of int16 pairs of (min, Σx) per two sub-blocks.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Mins(byte* sub, int j, int* xSums16)
+    private static Vector256<int> AddMins(Vector256<int> imin, byte* sub, int j, short* xSums16)
     {
         if (TK.Layout == SubScaleLayout.ScaleMin32)
         {
-            if ((j & 1) != 0) return Vector256<int>.Zero;
-            int* s = xSums16 + 2 * j;
-            return Avx2.MultiplyAddAdjacent(Avx2.ConvertToVector256Int16(sub + 64 + 8 * j), Pair(s[0] + s[1], s[2] + s[3]));
+            if ((j & 1) != 0) return imin;
+            short* s = xSums16 + 2 * j;
+            return MultiplyAddPairs(imin, Avx2.ConvertToVector256Int16(sub + 64 + 8 * j), Pair(s[0] + s[1], s[2] + s[3]));
         }
         if (TK.Layout == SubScaleLayout.PackedScaleMin16)
-            return Avx2.MultiplyAddAdjacent(Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int16(sub + 16 * j).AsUInt16(), 4).AsInt16(),
-                Pair(xSums16[2 * j], xSums16[2 * j + 1]));
-        return Vector256<int>.Zero; // Q4_1/Q5_1: the min counts once per value, applied with the block's Σx in Finish
+            return MultiplyAddPairs(imin, Vector256.ShiftRightLogical(Avx2.ConvertToVector256Int16(sub + 16 * j).AsUInt16(), 4).AsInt16(), SumPair(xSums16, j));
+        return imin; // Q4_1/Q5_1: the min counts once per value, applied with the block's Σx in Finish
     }
 
     /// <summary>Two Σx (each |Σx| ≤ 32·127, so int16) as the int16 pair every lane of a multiply-add meets.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<short> Pair(int low, int high) => Vector256.Create((int)(ushort)low | (high << 16)).AsInt16();
 
+    /// <summary>Σx of 16-column runs 2j and 2j+1, adjacent int16s, broadcast as the pair: one 32-bit load.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> SumPair(short* xSums16, int j) => Vector256.Create(*(int*)(xSums16 + 2 * j)).AsInt16();
+
     /// <summary>
     /// Applies the whole-block corrections and adds the super-block to the float sums: isum·(d·dx), then
     /// −imin·(dmin·dx), each as one fused multiply-add, in the reference's order.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<float> Finish(Vector256<float> acc, Vector256<int> isum, Vector256<int> imin, Vector256<float> d, byte* p, int* xSums16, float xScale, int offset)
+    private static Vector256<float> Finish(Vector256<float> acc, Vector256<int> isum, Vector256<int> imin, Vector256<float> d, byte* p, short* xSums16, float xScale, int offset)
     {
         if ((TK.Layout == SubScaleLayout.None && (offset != 0 || TK.HasMins)) || TK.Layout == SubScaleLayout.ZeroPoint)
         {

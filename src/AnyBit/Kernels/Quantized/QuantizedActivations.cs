@@ -8,13 +8,14 @@ namespace AnyBit.Kernels.Quantized;
 /// q8_0 / q8_K activations, BitNet's A8). Each token's row is cut into blocks of <see cref="BlockSize"/> values
 /// (32 for the legacy ggml types, 256 for K-quants and ternary types, whose integer sub-scales are summed across a
 /// super-block) with one float scale per block; the integer sum of every 16 codes is kept for the weight formats
-/// whose codes carry an offset (Q4_0's −8, Q6_K's −32, the mins of Q2_K and Q4_K...).
+/// whose codes carry an offset (Q4_0's −8, Q6_K's −32, the mins of Q2_K and Q4_K...), as int16 (|Σ| ≤ 16·127): two
+/// adjacent sums are then one 32-bit load, the int16 pair a multiply-add meets.
 /// </summary>
 public sealed unsafe class QuantizedActivations : IDisposable
 {
     private readonly sbyte* _codes;
     private readonly float* _scales;
-    private readonly int* _sums16;
+    private readonly short* _sums16;
 
     public QuantizedActivations(int maxTokens, int maxColumns, int blockSize)
     {
@@ -23,7 +24,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         long n = (long)MaxTokens * maxColumns;
         _codes = (sbyte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n), 64);
         _scales = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n / blockSize * sizeof(float) + 64), 64);
-        _sums16 = (int*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n / 16 * sizeof(int) + 64), 64);
+        _sums16 = (short*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n / 16 * sizeof(short) + 64), 64);
     }
 
     public int MaxTokens { get; }
@@ -38,7 +39,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
     /// <summary>One scale per block of token <paramref name="t"/>: value ≈ scale × code.</summary>
     public float* Scales(int t) => _scales + (long)t * (Columns / BlockSize);
     /// <summary>Σ codes over each run of 16 of token <paramref name="t"/>.</summary>
-    public int* Sums16(int t) => _sums16 + (long)t * (Columns / 16);
+    public short* Sums16(int t) => _sums16 + (long)t * (Columns / 16);
 
     /// <summary>
     /// Quantizes <paramref name="tokens"/> rows of <paramref name="columns"/> floats. Each block's scale is its
@@ -77,7 +78,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         float rowScale = perTokenScale ? ScaleOf(row) : 0;
         sbyte* q = Codes(t);
         float* s = Scales(t);
-        int* sums = Sums16(t);
+        short* sums = Sums16(t);
         for (int b = 0; b < columns / BlockSize; b++)
         {
             var block = row.Slice(b * BlockSize, BlockSize);
@@ -85,7 +86,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
             s[b] = d;
             ActivationQuantizer.Codes(block, d, new Span<sbyte>(q + b * BlockSize, BlockSize));
         }
-        for (int g = 0; g < columns / 16; g++) sums[g] = Sum16(q + 16 * g);
+        for (int g = 0; g < columns / 16; g++) sums[g] = (short)Sum16(q + 16 * g);
     }
 
     /// <summary>Σ of 16 codes: widened to int16 and summed across the vector (exact: |Σ| ≤ 16·127).</summary>

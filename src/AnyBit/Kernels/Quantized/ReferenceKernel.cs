@@ -16,7 +16,7 @@ internal static unsafe class ReferenceKernel
         Span<int> scales = stackalloc int[sb / 16], mins = stackalloc int[sb / 16];
         sbyte* x = a.Codes(token);
         float* xs = a.Scales(token);
-        int* sums = a.Sums16(token);
+        short* sums = a.Sums16(token);
         float acc = 0;
         for (int s = 0; s < m.SuperBlocks; s++)
         {
