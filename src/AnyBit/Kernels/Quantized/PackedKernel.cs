@@ -23,10 +23,15 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         {
             // Two adjacent groups (16 rows, the second possibly padded): one tile where the kind has it, else each
             // group on its own.
-            if (tokens == 4 && SixteenRowTile) { Tile4x2(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
-            long groupBytes = (long)superBlocks * BlockBytes;
+            if (SixteenRowTile)
+            {
+                if (tokens == 4) { TileX2<C4>(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+                if (tokens == 1) { TileX2<C1>(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+            }
+            // The second group's first super-block: the next block where groups are paired, else a group's bytes on.
+            long second = PairedGroups ? BlockBytes : (long)superBlocks * BlockBytes;
             Group(w, superBlocks, x, xScales, xSums16, y, PackedMatrix.GroupRows, tokens, yStride);
-            Group(w + groupBytes, superBlocks, x, xScales, xSums16, y + PackedMatrix.GroupRows, rows - PackedMatrix.GroupRows, tokens, yStride);
+            Group(w + second, superBlocks, x, xScales, xSums16, y + PackedMatrix.GroupRows, rows - PackedMatrix.GroupRows, tokens, yStride);
             return;
         }
         if (tokens == 4 && FourTokenTile) { Tile4(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
@@ -69,6 +74,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
+        int blockStride = BlockStride;
         int e8m0Shift = TK.E8M0Shift;
         bool two = TN.Value == 2;
         int xStride = superBlocks * sb; // token B's codes; its scales follow at superBlocks, its sums at xStride/16
@@ -77,7 +83,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
         if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
         if (TK.WideLut) TableLookup.Load(tables + TableLookup.HighOffset, TK.Bits, TD.Vbmi, out u0, out u1, out u2, out u3);
-        for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
+        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
         {
             byte* p = w + codeBytes;
             byte* sub = p + PackedKind.ScaleBytesOf(TK.HalfScale) * (TK.HasMins ? 2 : 1);
@@ -264,10 +270,11 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
+        int blockStride = BlockStride;
         int e8m0Shift = TK.E8M0Shift;
         int xStride = superBlocks * sb, sumStride = xStride / 16;
         Vector256<float> accA = default, accB = default, accC = default, accD = default;
-        for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
+        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
         {
             byte* p = w + codeBytes;
             byte* sub = p + PackedKind.ScaleBytesOf(TK.HalfScale); // after d (no dmin: no mins)
@@ -323,67 +330,84 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     /// offset term and scale are read once for both, where the one-group tile spent as many instructions on those
     /// (and on its 32-value epilogue) as on the dot products themselves.
     /// </summary>
-    private static bool SixteenRowTile => TK.Layout == SubScaleLayout.None && !TK.HasMins && !TK.HasLut && TK.Bits is 4 or 5 or 8 && Avx512F.VL.IsSupported;
+    private static bool SixteenRowTile => PairedGroups && Avx512F.VL.IsSupported;
+
+    /// <summary>The layout of <see cref="PackedKind.PairedGroups"/>, for the kinds with a 16-row tile.</summary>
+    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TK.Layout == SubScaleLayout.None && !TK.HasMins && !TK.HasLut && TK.Bits is 4 or 5 or 8; }
+
+    /// <summary>From one super-block of a group to its next: two blocks where groups are stored in pairs.</summary>
+    private static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => PairedGroups ? 2 * BlockBytes : BlockBytes; }
 
     private static int BlockBytes => 32 * TK.Bits * (TK.SuperBlock / 32) + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
 
     /// <summary>
-    /// Four tokens × two groups (rows 0-7 at <paramref name="w"/>, rows 8-15 one group's bytes on). Per token and
+    /// One or four tokens × two groups (rows 0-7 and 8-15, their super-blocks alternating in memory). Per token and
     /// group one integer sum, started at the offset term (offset·Σx, exact in any order) and finished with the same
     /// fused multiply-add as <see cref="Finish"/>, so the same bits as the one-group tiles.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4x2(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride)
+    private static void TileX2<TN>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride) where TN : struct, IConstant
     {
+        bool four = TN.Value == 4;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = BlockBytes;
+        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
         int e8m0Shift = TK.E8M0Shift;
-        long groupBytes = (long)superBlocks * blockBytes;
         int xStride = superBlocks * sb, sumStride = xStride / 16;
         Vector256<float> fA = default, fB = default, fC = default, fD = default; // rows 0-7, tokens A-D
         Vector256<float> gA = default, gB = default, gC = default, gD = default; // rows 8-15
-        for (int s = 0; s < superBlocks; s++, w += blockBytes, x += sb, xSums16 += sb / 16)
+        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
         {
-            byte* v = w + groupBytes;
+            byte* v = w + blockBytes;
             var oA = OffsetTerm(xSums16);
-            var oB = OffsetTerm(xSums16 + sumStride);
-            var oC = OffsetTerm(xSums16 + 2 * sumStride);
-            var oD = OffsetTerm(xSums16 + 3 * sumStride);
+            var oB = four ? OffsetTerm(xSums16 + sumStride) : default;
+            var oC = four ? OffsetTerm(xSums16 + 2 * sumStride) : default;
+            var oD = four ? OffsetTerm(xSums16 + 3 * sumStride) : default;
             Vector256<int> a = oA, b = oB, c = oC, d = oD, a1 = oA, b1 = oB, c1 = oC, d1 = oD;
             for (int j = 0; j < sb / 32; j++)
             {
                 byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
                 sbyte* xj = x + 32 * j;
+                if (!four && Sse.IsSupported)
+                {
+                    // One token streams the weights from memory (see PrefetchDistance): both groups' blocks of the
+                    // pair, which lie one after the other.
+                    Sse.Prefetch0(wj + PrefetchDistance);
+                    Sse.Prefetch0(wj + PrefetchDistance + 64);
+                    Sse.Prefetch0(wj + PrefetchDistance + 128);
+                    Sse.Prefetch0(wj + PrefetchDistance + 192);
+                    if (TK.Bits == 8) { Sse.Prefetch0(wj + PrefetchDistance + 256); Sse.Prefetch0(wj + PrefetchDistance + 320); Sse.Prefetch0(wj + PrefetchDistance + 384); Sse.Prefetch0(wj + PrefetchDistance + 448); }
+                }
                 if (TK.Bits == 8)
                 {
                     // Unrolled by hand, as in Tile (the JIT leaves loops of this size rolled).
-                    Dot4x2(Vector256.Load(wj), Vector256.Load(wj + 128), Vector256.Load(vj), Vector256.Load(vj + 128), 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Dot4x2(Vector256.Load(wj + 32), Vector256.Load(wj + 160), Vector256.Load(vj + 32), Vector256.Load(vj + 160), 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Dot4x2(Vector256.Load(wj + 64), Vector256.Load(wj + 192), Vector256.Load(vj + 64), Vector256.Load(vj + 192), 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Dot4x2(Vector256.Load(wj + 96), Vector256.Load(wj + 224), Vector256.Load(vj + 96), Vector256.Load(vj + 224), 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2<TN>(Vector256.Load(wj), Vector256.Load(wj + 128), Vector256.Load(vj), Vector256.Load(vj + 128), 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2<TN>(Vector256.Load(wj + 32), Vector256.Load(wj + 160), Vector256.Load(vj + 32), Vector256.Load(vj + 160), 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2<TN>(Vector256.Load(wj + 64), Vector256.Load(wj + 192), Vector256.Load(vj + 64), Vector256.Load(vj + 192), 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2<TN>(Vector256.Load(wj + 96), Vector256.Load(wj + 224), Vector256.Load(vj + 96), Vector256.Load(vj + 224), 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
                 }
                 else // 4- and 5-bit codes
                 {
                     var p0 = TK.Bits == 5 ? Vector256.Load(wj + 128).AsUInt16() : default;
                     var q0 = TK.Bits == 5 ? Vector256.Load(vj + 128).AsUInt16() : default;
                     Codes4(0, wj, p0, default, out var l0, out var h0); Codes4(0, vj, q0, default, out var m0, out var n0);
-                    Dot4x2(l0, h0, m0, n0, 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2<TN>(l0, h0, m0, n0, 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
                     Codes4(1, wj, p0, default, out var l1, out var h1); Codes4(1, vj, q0, default, out var m1, out var n1);
-                    Dot4x2(l1, h1, m1, n1, 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2<TN>(l1, h1, m1, n1, 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
                     Codes4(2, wj, p0, default, out var l2, out var h2); Codes4(2, vj, q0, default, out var m2, out var n2);
-                    Dot4x2(l2, h2, m2, n2, 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2<TN>(l2, h2, m2, n2, 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
                     Codes4(3, wj, p0, default, out var l3, out var h3); Codes4(3, vj, q0, default, out var m3, out var n3);
-                    Dot4x2(l3, h3, m3, n3, 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                    Dot4x2<TN>(l3, h3, m3, n3, 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
                 }
             }
             var dw = BlockScale(w + codeBytes, e8m0Shift);
             var dv = BlockScale(v + codeBytes, e8m0Shift);
             var xA = Vector256.Create(xScales[s]);
+            fA = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), dw * xA, fA);
+            gA = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a1), dv * xA, gA);
+            if (!four) continue;
             var xB = Vector256.Create(xScales[superBlocks + s]);
             var xC = Vector256.Create(xScales[2 * superBlocks + s]);
             var xD = Vector256.Create(xScales[3 * superBlocks + s]);
-            fA = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), dw * xA, fA);
-            gA = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a1), dv * xA, gA);
             fB = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), dw * xB, fB);
             gB = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b1), dv * xB, gB);
             fC = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(c), dw * xC, fC);
@@ -393,6 +417,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         }
         int rest = rows - PackedMatrix.GroupRows;
         Store(fA, y, 8); Store(gA, y + 8, rest);
+        if (!four) return;
         Store(fB, y + yStride, 8); Store(gB, y + yStride + 8, rest);
         Store(fC, y + 2 * yStride, 8); Store(gC, y + 2 * yStride + 8, rest);
         Store(fD, y + 3 * yStride, 8); Store(gD, y + 3 * yStride + 8, rest);
@@ -413,11 +438,12 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     /// of a token's four activation bytes meets both groups.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4x2(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, int k, sbyte* x, int xStride,
+    private static void Dot4x2<TN>(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, int k, sbyte* x, int xStride,
         ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
-        ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1)
+        ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1) where TN : struct, IConstant
     {
         DotBoth(va, vb, wa, wb, x, k, ref a, ref a1);
+        if (TN.Value == 1) return;
         DotBoth(va, vb, wa, wb, x + xStride, k, ref b, ref b1);
         DotBoth(va, vb, wa, wb, x + 2 * xStride, k, ref c, ref c1);
         DotBoth(va, vb, wa, wb, x + 3 * xStride, k, ref d, ref d1);

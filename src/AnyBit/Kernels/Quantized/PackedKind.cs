@@ -162,6 +162,14 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
 
     public int SuperBlockBytes => CodeBytesPer32 * (SuperBlock / 32) + ParamBytes;
 
+    /// <summary>
+    /// Row groups are stored in pairs, super-block by super-block (group 2i's block s, then group 2i+1's): the kinds
+    /// whose kernels take 16 rows at once (whole-block offset only, 4-, 5- or 8-bit codes without tables — Q4_0, Q5_0,
+    /// Q8_0, mxint8), so that a 16-row decode streams one run of memory rather than two. Must agree with
+    /// PackedKernel's notion (the kernel tests would fail on every such kind otherwise).
+    /// </summary>
+    public bool PairedGroups => Layout == SubScaleLayout.None && !HasMins && Lut is null && CodeBits is 4 or 5 or 8;
+
     public override string ToString() => Int?.Name ?? TableFormat?.Name ?? Type.ToString();
 }
 

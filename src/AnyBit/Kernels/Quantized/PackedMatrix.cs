@@ -31,8 +31,10 @@ public sealed unsafe class PackedMatrix : IDisposable
         SuperBlocks = columns / kind.SuperBlock;
         GroupBytes = (long)SuperBlocks * kind.SuperBlockBytes;
         ByteLength = Groups * GroupBytes;
-        _data = (byte*)LargePageMemory.Allocate((nuint)ByteLength);
-        NativeMemory.Clear(_data, (nuint)ByteLength);
+        // Paired kinds hold an even number of groups (a last odd group's partner is zero rows, never read).
+        long allocated = (kind.PairedGroups ? (Groups + 1) & ~1 : Groups) * GroupBytes;
+        _data = (byte*)LargePageMemory.Allocate((nuint)allocated);
+        NativeMemory.Clear(_data, (nuint)allocated);
         fixed (byte* source = ggml) Repack(source);
         if (HasNonFiniteScales)
         {
@@ -84,7 +86,12 @@ public sealed unsafe class PackedMatrix : IDisposable
     internal long GroupBytes { get; }
     /// <summary>Bytes of the repacked matrix (what a decode step reads).</summary>
     public long ByteLength { get; }
-    internal byte* Group(int g) => _data + g * GroupBytes;
+    /// <summary>
+    /// Group g's first super-block; its next one is <see cref="BlockStride"/> bytes on (paired kinds interleave two
+    /// groups' super-blocks, see <see cref="PackedKind.PairedGroups"/>).
+    /// </summary>
+    internal byte* Group(int g) => Kind.PairedGroups ? _data + (g & ~1) * GroupBytes + (g & 1) * Kind.SuperBlockBytes : _data + g * GroupBytes;
+    internal int BlockStride => Kind.PairedGroups ? 2 * Kind.SuperBlockBytes : Kind.SuperBlockBytes;
     /// <summary>The ggml bytes, when the matrix was created with keepSource.</summary>
     internal ReadOnlySpan<byte> Source => _source ?? throw new InvalidOperationException("the matrix was packed without its source bytes");
     internal bool HasSource => _source is not null;
@@ -127,7 +134,7 @@ public sealed unsafe class PackedMatrix : IDisposable
                     if (kind.Layout == SubScaleLayout.ZeroPoint) mins[r * sb / 16] = block.Zero;
                     if (kind.E8M0) mins[r * sb / 16] = block.Exponent;
                 }
-                WriteSuperBlock(Group(g) + (long)s * kind.SuperBlockBytes, codes, scales, mins, d, dmin);
+                WriteSuperBlock(Group(g) + (long)s * BlockStride, codes, scales, mins, d, dmin);
             }
     }
 

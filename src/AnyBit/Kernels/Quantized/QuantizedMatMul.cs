@@ -47,6 +47,7 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
         _m = w; _x = act; _y = y; _n = w.Rows; _tokens = tokens;
         _reference = mode == KernelMode.Reference || (_kernel = w.Kernel) is null;
         _groupsPerItem = Math.Max(1, (w.Groups + pool.WorkerCount * ItemsPerWorker - 1) / (pool.WorkerCount * ItemsPerWorker));
+        if (w.Kind.PairedGroups) _groupsPerItem = (_groupsPerItem + 1) & ~1; // items start at a pair's first group
         pool.Run(this, (w.Groups + _groupsPerItem - 1) / _groupsPerItem);
         _m = null; _x = null;
     }
