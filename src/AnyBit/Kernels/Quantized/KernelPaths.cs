@@ -38,7 +38,12 @@ public static class KernelPaths
 
     internal static GroupKernel? Select(PackedKind kind, out string name)
     {
-        if (AvxVnni.IsSupported) { name = "avx-vnni int8, 8-row interleaved"; return For<VnniDot>(kind); }
+        if (AvxVnni.IsSupported)
+        {
+            // Paired kinds run 16-row tiles where AVX-512's 32 registers hold them (PackedKernel.SixteenRowTile).
+            name = kind.PairedGroups && Avx512F.VL.IsSupported ? "avx-vnni int8, 16-row tiles (paired 8-row groups)" : "avx-vnni int8, 8-row interleaved";
+            return For<VnniDot>(kind);
+        }
         if (Avx2.IsSupported && MaxCode(kind) <= Avx2Dot.MaxCode) { name = "avx2 int8, 8-row interleaved"; return For<Avx2Dot>(kind); }
         name = "int8 scalar reference";
         return null;

@@ -2,8 +2,9 @@ namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
 /// Y[t, o] = Σ_k X[t, k]·W[o, k] with W a <see cref="PackedMatrix"/> and X float32 rows quantized to int8 first.
-/// Work items are runs of 8-row groups; within an item each group meets every token while its bytes are in L1,
-/// so prefill reads each weight from memory once per chunk of tokens rather than once per token.
+/// Work items are runs of 8-row groups, handed to the kernels two at a time; within an item each group meets every
+/// token while its bytes are in L1, so prefill reads each weight from memory once per chunk of tokens rather than
+/// once per token.
 /// </summary>
 public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
 {
