@@ -159,45 +159,34 @@ public unsafe class QuantizedKernelTests
     {
         var kind = KindOf(spec);
         var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind) : KernelPaths.For<Avx2Dot>(kind);
-        // 21 rows: two full groups of 8 and a padded group of 5.
-        int rows = 21, cols = 1024, tokens = 5;
+        // 29 rows: three full groups of 8 and a padded group of 5 (so the second pair of groups is 8 + the padded 5).
+        int rows = 29, cols = 1024, tokens = 5;
         var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
         using var m = Pack(spec, rows, cols, bytes);
         using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);
-        // One token at a time, then 2, 3 and 4 at a time (the prefill tiles: tokens t..t+step−1, outputs 8 floats
-        // apart; four is its own tile where the kind has one, three is a pair and a single).
-        var y = new float[32];
-        foreach (int step in new[] { 1, 2, 3, 4 })
-            for (int t = 0; t + step <= tokens; t++)
-                for (int g = 0; g < m.Groups; g++)
-                {
-                    int n = Math.Min(8, rows - g * 8);
-                    Array.Fill(y, float.NaN);
-                    fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n, step, 8);
-                    for (int u = 0; u < step; u++)
+        // One token at a time, then 2, 3 and 4 at a time (the prefill tiles: tokens t..t+step−1; four is its own tile
+        // where the kind has one, three is a pair and a single), on one group (8 rows, outputs 8 floats apart) and on
+        // two adjacent groups as QuantizedMatMul hands them out (16 rows, then 13, from a pair's first group: paired
+        // kinds store the two groups' blocks alternately; outputs 16 floats apart).
+        foreach (int span in new[] { 1, 2 })
+        {
+            int width = 8 * span;
+            var y = new float[4 * width];
+            foreach (int step in new[] { 1, 2, 3, 4 })
+                for (int t = 0; t + step <= tokens; t++)
+                    for (int g = 0; g + span <= m.Groups; g += span)
                     {
-                        for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t + u), y[8 * u + r]);
-                        for (int r = n; r < 8; r++) Assert.True(float.IsNaN(y[8 * u + r]), "a padded row was written");
+                        int n = Math.Min(width, rows - g * 8);
+                        Array.Fill(y, float.NaN);
+                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n, step, width);
+                        for (int u = 0; u < step; u++)
+                        {
+                            for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t + u), y[width * u + r]);
+                            for (int r = n; r < width; r++) Assert.True(float.IsNaN(y[width * u + r]), "a padded row was written");
+                        }
+                        for (int u = step; u < 4; u++) Assert.True(float.IsNaN(y[width * u]), $"{step} tokens wrote token {u}'s outputs");
                     }
-                    for (int u = step; u < 4; u++) Assert.True(float.IsNaN(y[8 * u]), $"{step} tokens wrote token {u}'s outputs");
-                }
-        // Two adjacent groups at once (16 rows, then 8 + the padded 5), as QuantizedMatMul hands them out (from a
-        // pair's first group: paired kinds store the two groups' blocks alternately): outputs 16 floats apart.
-        var y2 = new float[64];
-        foreach (int step in new[] { 1, 2, 3, 4 })
-            for (int t = 0; t + step <= tokens; t++)
-                for (int g = 0; g + 1 < m.Groups; g += 2)
-                {
-                    int n = Math.Min(16, rows - g * 8);
-                    Array.Fill(y2, float.NaN);
-                    fixed (float* py = y2) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n, step, 16);
-                    for (int u = 0; u < step; u++)
-                    {
-                        for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t + u), y2[16 * u + r]);
-                        for (int r = n; r < 16; r++) Assert.True(float.IsNaN(y2[16 * u + r]), "a padded row was written");
-                    }
-                    for (int u = step; u < 4; u++) Assert.True(float.IsNaN(y2[16 * u]), $"{step} tokens wrote token {u}'s outputs");
-                }
+        }
     }
 
     [Theory]

@@ -73,7 +73,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         byte* tables = (byte*)TK.Tables;
         int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
         int blockStride = BlockStride;
         int e8m0Shift = TK.E8M0Shift;
         bool two = TN.Value == 2;
@@ -269,7 +268,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     {
         int offset = TK.Offset;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = codeBytes + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
         int blockStride = BlockStride;
         int e8m0Shift = TK.E8M0Shift;
         int xStride = superBlocks * sb, sumStride = xStride / 16;
@@ -428,9 +426,16 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     private static Vector256<int> OffsetTerm(short* xSums16)
     {
         if (TK.Offset == 0) return Vector256<int>.Zero;
+        return Vector256.Create(TK.Offset * BlockSum(xSums16));
+    }
+
+    /// <summary>Σx over the super-block whose Σ-per-16 start at <paramref name="xSums16"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int BlockSum(short* xSums16)
+    {
         int total = 0;
         for (int h = 0; h < TK.SuperBlock / 16; h++) total += xSums16[h];
-        return Vector256.Create(TK.Offset * total);
+        return total;
     }
 
     /// <summary>
@@ -559,8 +564,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         {
             // Whole-block corrections need Σx over the super-block: the offset for the legacy, ternary and table
             // types, the min of Q4_1/Q5_1, the per-row zero point of the int formats.
-            int total = 0;
-            for (int h = 0; h < TK.SuperBlock / 16; h++) total += xSums16[h];
+            int total = BlockSum(xSums16);
             if (TK.Layout == SubScaleLayout.ZeroPoint) isum -= Avx2.ConvertToVector256Int32(p + PackedKind.ScaleBytesOf(TK.HalfScale)) * Vector256.Create(total);
             else if (TK.HasMins) imin = Vector256.Create(total);
             else isum += Vector256.Create(offset * total);

@@ -89,10 +89,10 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
     {
         var m = _m!; var x = _x!;
         int g1 = Math.Min(m.Groups, (item + 1) * _groupsPerItem);
-        for (int g = item * _groupsPerItem; g < g1; g += _reference ? 1 : 2)
+        for (int g = item * _groupsPerItem, span; g < g1; g += span)
         {
             // The fast kernels take two adjacent groups at once (sixteen rows where their kind has such a tile).
-            int span = _reference || g + 1 >= g1 ? 1 : 2;
+            span = _reference || g + 1 >= g1 ? 1 : 2;
             int rows = Math.Min(span * PackedMatrix.GroupRows, m.Rows - g * PackedMatrix.GroupRows);
             for (int t = 0; t < _tokens; )
             {
