@@ -297,14 +297,8 @@ public unsafe class QuantizedKernelTests
         fixed (ushort* h = halves)
             for (int i = 0; i < halves.Length; i += 8)
             {
-                System.Runtime.Intrinsics.Vector256.CopyTo(HalfWidening.Widen8((byte*)(h + i)), widened);
-                for (int k = 0; k < 8; k++)
-                {
-                    float expected = (float)BitConverter.UInt16BitsToHalf((ushort)(i + k));
-                    if (float.IsNaN(expected)) Assert.True(float.IsNaN(widened[k]), $"0x{i + k:X4}");
-                    else Assert.Equal(BitConverter.SingleToInt32Bits(expected), BitConverter.SingleToInt32Bits(widened[k]));
-                }
-                // The four-instruction widening the kernels use, for every finite pattern (both signs, subnormals, ±0).
+                // The four-instruction widening the kernels use, for every finite pattern (both signs, subnormals, ±0);
+                // matrices with non-finite scales never reach it (Matrices_with_non_finite_f16_scales_run_the_reference).
                 System.Runtime.Intrinsics.Vector256.CopyTo(HalfWidening.Widen8Finite((byte*)(h + i)), widened);
                 for (int k = 0; k < 8; k++)
                 {

@@ -5,14 +5,15 @@ using System.Runtime.Intrinsics.X86;
 namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
-/// f16 → f32 for 8 values at once, exactly. Written by hand because .NET 10 exposes no F16C (vcvtph2ps)
+/// f16 → f32 for 8 finite values at once, exactly. Written by hand because .NET 10 exposes no F16C (vcvtph2ps)
 /// intrinsic: the kernels keep the 32-value legacy blocks' scales as the file's f16 and widen them per block.
 /// </summary>
 internal static unsafe class HalfWidening
 {
     /// <summary>
     /// The 8 finite f16 values at <paramref name="p"/> as f32 in four instructions (a block epilogue runs this per
-    /// 32 values of Q4_0, where <see cref="Widen8"/>'s ten were a sixth of the decode kernel's instructions):
+    /// 32 values of Q4_0, where a full-range widening's ten — infinities and NaNs kept — were a sixth of the decode
+    /// kernel's instructions):
     /// sign-extended, the f16's bits shifted into an f32's places leave copies of the sign in bits 28-30, which the
     /// mask clears while keeping bit 31's; ×2¹¹² then rebiases normals and subnormals alike, exactly. An infinity or
     /// NaN would come out finite, so <see cref="PackedMatrix"/> gives matrices with such scales to the scalar
@@ -24,22 +25,5 @@ internal static unsafe class HalfWidening
         var h = Avx2.ConvertToVector256Int32((short*)p);
         var bits = Vector256.ShiftLeft(h, 13) & Vector256.Create(unchecked((int)0x8FFFE000));
         return bits.AsSingle() * Vector256.Create(BitConverter.Int32BitsToSingle(0x77800000)); // × 2¹¹²
-    }
-
-    /// <summary>
-    /// The 8 f16 values at <paramref name="p"/> as f32: the magnitude shifted into an f32's place and multiplied by
-    /// 2¹¹² rebiases normals and subnormals alike (exact: a power-of-two product of a representable value);
-    /// infinities and NaNs (exponent 31) get an all-ones exponent with their mantissa; the sign goes back last.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<float> Widen8(byte* p)
-    {
-        var h = Avx2.ConvertToVector256Int32((ushort*)p);
-        var magnitude = h & Vector256.Create(0x7FFF);
-        var shifted = Vector256.ShiftLeft(magnitude, 13);
-        var finite = (shifted.AsSingle() * Vector256.Create(BitConverter.Int32BitsToSingle(0x77800000))).AsInt32(); // × 2¹¹²
-        var special = shifted | Vector256.Create(0x7F800000);
-        var bits = Vector256.ConditionalSelect(Vector256.GreaterThanOrEqual(magnitude, Vector256.Create(0x7C00)), special, finite);
-        return (bits | Vector256.ShiftLeft(h & Vector256.Create(0x8000), 16)).AsSingle();
     }
 }
