@@ -13,7 +13,8 @@ public interface IParallelWork
 /// a new generation, hands out items through one atomic counter (so uneven items balance themselves), and returns
 /// when all are done. The calling thread works too. Between runs a worker spins for a short while before it
 /// blocks: a decode step is ~150 runs of tens of microseconds each, and waking a blocked thread costs about as much
-/// as the run itself (with a blocking hand-off, two threads decoded no faster than one).
+/// as the run itself (with a blocking hand-off, two threads decoded no faster than one). Spinning is pure for the
+/// first 50 µs, then yields between spins (see <see cref="PureSpinTicks"/>).
 /// Jobs are objects the caller reuses, so a decode step allocates nothing. Runs are serialised: two models used
 /// from two threads share the cores in turn rather than oversubscribing. Nested runs are not allowed.
 /// </summary>
@@ -25,6 +26,12 @@ public sealed class WorkerPool : IDisposable
     /// <summary>How long an idle worker spins before blocking: longer than the gaps inside a decode step (norms,
     /// RoPE, sampling), short enough that an idle model does not hold the cores.</summary>
     private static readonly long SpinTicks = System.Diagnostics.Stopwatch.Frequency / 5000; // 200 µs
+
+    /// <summary>How long a waiting thread spins on the CPU alone (pause instructions, no system call) before it
+    /// starts yielding between spins: the common gaps of a decode step end within it. Each yield is a system call,
+    /// costly in a VM (the hypervisor's interrupt re-enable was 7 % of a 2-thread Q4_K_M decode profile, yields
+    /// 2 %; with this phase 4 % and 0.6 %), and a worker inside one notices a new run late.</summary>
+    private static readonly long PureSpinTicks = System.Diagnostics.Stopwatch.Frequency / 20000; // 50 µs
 
     private readonly Thread[] _threads;
     private readonly SemaphoreSlim[] _wake;
@@ -76,11 +83,19 @@ public sealed class WorkerPool : IDisposable
             for (int i = 0; i < _threads.Length; i++)
                 if (Interlocked.CompareExchange(ref _sleeping[i], 0, 1) == 1) _wake[i].Release();
             Drain(0);
-            var spin = new SpinWait();
-            while (Volatile.Read(ref _pendingWorkers) != 0) spin.SpinOnce(sleep1Threshold: -1);
+            WaitForWorkers();
             _work = null;
             if (_error is not null) throw new AggregateException("a kernel worker failed", _error);
         }
+    }
+
+    /// <summary>The calling thread's wait for the workers' last items: pure spinning first, then SpinWait's backoff.</summary>
+    private void WaitForWorkers()
+    {
+        long since = System.Diagnostics.Stopwatch.GetTimestamp();
+        while (Volatile.Read(ref _pendingWorkers) != 0 && System.Diagnostics.Stopwatch.GetTimestamp() - since < PureSpinTicks) Thread.SpinWait(1);
+        var spin = new SpinWait();
+        while (Volatile.Read(ref _pendingWorkers) != 0) spin.SpinOnce(sleep1Threshold: -1);
     }
 
     private void Drain(int worker)
@@ -106,7 +121,13 @@ public sealed class WorkerPool : IDisposable
             long since = System.Diagnostics.Stopwatch.GetTimestamp();
             while (_generation == seen && !_stopping)
             {
-                if (System.Diagnostics.Stopwatch.GetTimestamp() - since < SpinTicks)
+                long waited = System.Diagnostics.Stopwatch.GetTimestamp() - since;
+                if (waited < PureSpinTicks)
+                {
+                    Thread.SpinWait(1);
+                    continue;
+                }
+                if (waited < SpinTicks)
                 {
                     // Yield between short spins: when there are more busy threads than cores (tests, two models),
                     // a spinning worker must not take a core from one with work.
