@@ -25,8 +25,18 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
             // group on its own.
             if (SixteenRowTile)
             {
-                if (tokens == 4) { TileX2<C4>(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
-                if (tokens == 1) { TileX2<C1>(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+                if (tokens == 4 && FourTokenSixteenRowTile) { TileX2<C4>(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+                if (tokens == 1)
+                {
+                    // One family of code layout per method (the JIT would otherwise inline every family's code and
+                    // run out of registers and inlining budget): see Decode16.
+                    if (FourTokenSixteenRowTile) TileX2<C1>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                    else if (TK.Bits == 8) Decode16<ByteStep>(w, superBlocks, x, xScales, xSums16, y, rows);
+                    else if (TK.Bits >= 4 && TK.HasLut) Decode16<TableNibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
+                    else if (TK.Bits >= 4) Decode16<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
+                    else Decode16<CrumbStep>(w, superBlocks, x, xScales, xSums16, y, rows);
+                    return;
+                }
             }
             // The second group's first super-block: the next block where groups are paired, else a group's bytes on.
             long second = PairedGroups ? BlockBytes : (long)superBlocks * BlockBytes;
@@ -192,12 +202,28 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     private static void Crumbs<TN>(int k, byte* wj, sbyte* xj, sbyte* xb, Vector256<ushort> third,
         ref Vector256<int> h0, ref Vector256<int> h1, ref Vector256<int> h0b, ref Vector256<int> h1b) where TN : struct, IConstant
     {
-        var low2 = Vector256.Create((byte)0x03);
-        var v16 = Vector256.Load(wj + 32 * k).AsUInt16();
-        var c0 = v16.AsByte() & low2;
-        var c2 = ByteFields.Extract(v16.AsByte(), 2, 2, 0);
-        var c4 = ByteFields.Extract(v16.AsByte(), 4, 2, 0);
-        var c6 = ByteFields.Extract(v16.AsByte(), 6, 2, 0);
+        Codes2(k, wj, third, out var c0, out var c2, out var c4, out var c6);
+        h0 = Dot(Dot(h0, c0, xj, k), c2, xj, k + 2);
+        h1 = Dot(Dot(h1, c4, xj, k + 4), c6, xj, k + 6);
+        if (TN.Value == 2)
+        {
+            h0b = Dot(Dot(h0b, c0, xb, k), c2, xb, k + 2);
+            h1b = Dot(Dot(h1b, c4, xb, k + 4), c6, xb, k + 6);
+        }
+    }
+
+    /// <summary>
+    /// The codes of chunks k, k+2, k+4 and k+6 from vector k of a 2-bit plane, with 3-bit codes' third bits from the
+    /// bit plane <paramref name="third"/> (bit c is chunk c's).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Codes2(int k, byte* wj, Vector256<ushort> third, out Vector256<byte> c0, out Vector256<byte> c2, out Vector256<byte> c4, out Vector256<byte> c6)
+    {
+        var v = Vector256.Load(wj + 32 * k);
+        c0 = v & Vector256.Create((byte)0x03);
+        c2 = ByteFields.Extract(v, 2, 2, 0);
+        c4 = ByteFields.Extract(v, 4, 2, 0);
+        c6 = ByteFields.Extract(v, 6, 2, 0);
         if (TK.Bits == 3)
         {
             // chunk c's third bit is bit c of the bit plane; it becomes bit 2 of the code.
@@ -206,13 +232,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
             c2 |= ByteFields.Extract(t, k + 2, 1, 2);
             c4 |= ByteFields.Extract(t, k + 4, 1, 2);
             c6 |= ByteFields.Extract(t, k + 6, 1, 2);
-        }
-        h0 = Dot(Dot(h0, c0, xj, k), c2, xj, k + 2);
-        h1 = Dot(Dot(h1, c4, xj, k + 4), c6, xj, k + 6);
-        if (TN.Value == 2)
-        {
-            h0b = Dot(Dot(h0b, c0, xb, k), c2, xb, k + 2);
-            h1b = Dot(Dot(h1b, c4, xb, k + 4), c6, xb, k + 6);
         }
     }
 
@@ -342,8 +361,12 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     /// </summary>
     private static bool SixteenRowTile => PairedGroups && Avx512F.VL.IsSupported;
 
+    /// <summary>The 16-row tiles of <see cref="TileX2{TN}"/>, one and four tokens: whole-block offset only, 4-, 5- or
+    /// 8-bit codes without tables (Q4_0, Q5_0, Q8_0, mxint8). The other paired kinds decode with <see cref="Decode16{TS}"/>.</summary>
+    private static bool FourTokenSixteenRowTile => SixteenRowTile && TK.Layout == SubScaleLayout.None && !TK.HasLut && TK.Bits is 4 or 5 or 8;
+
     /// <summary>The layout of <see cref="PackedKind.PairedGroups"/>, for the kinds with a 16-row tile.</summary>
-    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TK.Layout == SubScaleLayout.None && !TK.HasMins && !TK.HasLut && TK.Bits is 4 or 5 or 8; }
+    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint && !TK.HasMins && TK.Bits != 2; }
 
     /// <summary>From one super-block of a group to its next: two blocks where groups are stored in pairs.</summary>
     private static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => PairedGroups ? 2 * BlockBytes : BlockBytes; }
@@ -431,6 +454,171 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         Store(fB, y + yStride, 8); Store(gB, y + yStride + 8, rest);
         Store(fC, y + 2 * yStride, 8); Store(gC, y + 2 * yStride + 8, rest);
         Store(fD, y + 3 * yStride, 8); Store(gD, y + 3 * yStride + 8, rest);
+    }
+
+    /// <summary>
+    /// One token × two groups for the paired kinds without <see cref="TileX2{TN}"/> (int formats, tables, MX,
+    /// ternary): each activation broadcast feeds both groups, each super-block's offset term and Σx are read once for
+    /// both, and the pair's bytes are one run of memory. Per group one integer sum, started at the offset term, with
+    /// the high table's sums and the zero points applied at the end of the super-block (exact integer steps), then
+    /// the same fused multiply-add as <see cref="Finish"/>: the same bits as <see cref="Tile{TN}"/>. The 32-column
+    /// step is <typeparamref name="TS"/>, one family of code layout each.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Decode16<TS>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows) where TS : struct, IPairStep
+    {
+        byte* tables = (byte*)TK.Tables;
+        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
+        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
+        int e8m0Shift = TK.E8M0Shift;
+        int zeroAt = codeBytes + PackedKind.ScaleBytesOf(TK.HalfScale);
+        Vector256<float> f = default, g = default; // rows 0-7, rows 8-15
+        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
+        {
+            byte* v = w + blockBytes;
+            var o = OffsetTerm(xSums16);
+            Vector256<int> a = o, b = o, ha = default, hb = default; // ha, hb: the high table's sums (wide books)
+            for (int j = 0; j < sb / 32; j++)
+            {
+                byte* wj = w + j * 32 * TK.Bits;
+                if (Sse.IsSupported)
+                {
+                    // The pair's 2·32·Bits code bytes of this step, a distance ahead (see PrefetchDistance).
+                    byte* ahead = wj + PrefetchDistance;
+                    Prefetch(ahead); Prefetch(ahead + 64);
+                    if (TK.Bits >= 3) Prefetch(ahead + 128);
+                    if (TK.Bits >= 4) Prefetch(ahead + 192);
+                    if (TK.Bits >= 5) Prefetch(ahead + 256);
+                    if (TK.Bits >= 6) Prefetch(ahead + 320);
+                }
+                TS.Step(wj, v + j * 32 * TK.Bits, x + 32 * j, tables, ref a, ref b, ref ha, ref hb);
+            }
+            if (TK.WideLut) { a += Vector256.ShiftLeft(ha, 7); b += Vector256.ShiftLeft(hb, 7); }
+            if (TK.Layout == SubScaleLayout.ZeroPoint)
+            {
+                // weight = d·(code − z): the row's zero point times the super-block's Σx (see Finish).
+                var total = Vector256.Create(BlockSum(xSums16));
+                a -= Avx2.ConvertToVector256Int32(w + zeroAt) * total;
+                b -= Avx2.ConvertToVector256Int32(v + zeroAt) * total;
+            }
+            var dx = Vector256.Create(xScales[s]);
+            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), BlockScale(w + codeBytes, e8m0Shift) * dx, f);
+            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), BlockScale(v + codeBytes, e8m0Shift) * dx, g);
+        }
+        Store(f, y, 8);
+        Store(g, y + 8, rows - PackedMatrix.GroupRows);
+    }
+
+    /// <summary>One 32-column step of <see cref="Decode16{TS}"/>: both groups' codes of these columns (wj, vj)
+    /// dotted with the token's activations, into a and b (the high table's into ha and hb).</summary>
+    internal interface IPairStep
+    {
+        static abstract void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb);
+    }
+
+    /// <summary>Both groups' codes of chunk c dotted with one broadcast of the token's four activation bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Pair(Vector256<byte> cw, Vector256<byte> cv, sbyte* xj, int c, ref Vector256<int> a, ref Vector256<int> b)
+    {
+        var xc = X(xj, c);
+        a = TD.Accumulate(a, cw, xc);
+        b = TD.Accumulate(b, cv, xc);
+    }
+
+    /// <summary>8-bit codes (int8 formats).</summary>
+    private struct ByteStep : IPairStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
+        {
+            Pair(Vector256.Load(wj), Vector256.Load(vj), xj, 0, ref a, ref b);
+            Pair(Vector256.Load(wj + 32), Vector256.Load(vj + 32), xj, 1, ref a, ref b);
+            Pair(Vector256.Load(wj + 64), Vector256.Load(vj + 64), xj, 2, ref a, ref b);
+            Pair(Vector256.Load(wj + 96), Vector256.Load(vj + 96), xj, 3, ref a, ref b);
+            Pair(Vector256.Load(wj + 128), Vector256.Load(vj + 128), xj, 4, ref a, ref b);
+            Pair(Vector256.Load(wj + 160), Vector256.Load(vj + 160), xj, 5, ref a, ref b);
+            Pair(Vector256.Load(wj + 192), Vector256.Load(vj + 192), xj, 6, ref a, ref b);
+            Pair(Vector256.Load(wj + 224), Vector256.Load(vj + 224), xj, 7, ref a, ref b);
+        }
+    }
+
+    /// <summary>4-, 5- and 6-bit codes without tables (int formats).</summary>
+    private struct NibbleStep : IPairStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
+        {
+            var p0 = TK.Bits != 4 ? Vector256.Load(wj + 128).AsUInt16() : default;
+            var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
+            var q0 = TK.Bits != 4 ? Vector256.Load(vj + 128).AsUInt16() : default;
+            var q1 = TK.Bits == 6 ? Vector256.Load(vj + 160).AsUInt16() : default;
+            // Unrolled by hand, as in Tile: chunk numbers must be constants (they are shift counts).
+            Codes4(0, wj, p0, p1, out var l0, out var h0); Codes4(0, vj, q0, q1, out var m0, out var n0);
+            Pair(l0, m0, xj, 0, ref a, ref b); Pair(h0, n0, xj, 4, ref a, ref b);
+            Codes4(1, wj, p0, p1, out var l1, out var h1); Codes4(1, vj, q0, q1, out var m1, out var n1);
+            Pair(l1, m1, xj, 1, ref a, ref b); Pair(h1, n1, xj, 5, ref a, ref b);
+            Codes4(2, wj, p0, p1, out var l2, out var h2); Codes4(2, vj, q0, q1, out var m2, out var n2);
+            Pair(l2, m2, xj, 2, ref a, ref b); Pair(h2, n2, xj, 6, ref a, ref b);
+            Codes4(3, wj, p0, p1, out var l3, out var h3); Codes4(3, vj, q0, q1, out var m3, out var n3);
+            Pair(l3, m3, xj, 3, ref a, ref b); Pair(h3, n3, xj, 7, ref a, ref b);
+        }
+    }
+
+    /// <summary>4- and 6-bit indices into the kind's tables (IQ4_NL, MXFP4, NF4/FP4, minifloat and MX books).</summary>
+    private struct TableNibbleStep : IPairStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
+        {
+            var p0 = TK.Bits != 4 ? Vector256.Load(wj + 128).AsUInt16() : default;
+            var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
+            var q0 = TK.Bits != 4 ? Vector256.Load(vj + 128).AsUInt16() : default;
+            var q1 = TK.Bits == 6 ? Vector256.Load(vj + 160).AsUInt16() : default;
+            Vector256<byte> u0 = default, u1 = default, u2 = default, u3 = default;
+            TableLookup.Load(tables, TK.Bits, TD.Vbmi, out var t0, out var t1, out var t2, out var t3);
+            if (TK.WideLut) TableLookup.Load(tables + TableLookup.HighOffset, TK.Bits, TD.Vbmi, out u0, out u1, out u2, out u3);
+            Codes4(0, wj, p0, p1, out var l0, out var h0); Codes4(0, vj, q0, q1, out var m0, out var n0);
+            Looked(l0, m0, xj, 0, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
+            Looked(h0, n0, xj, 4, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
+            Codes4(1, wj, p0, p1, out var l1, out var h1); Codes4(1, vj, q0, q1, out var m1, out var n1);
+            Looked(l1, m1, xj, 1, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
+            Looked(h1, n1, xj, 5, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
+            Codes4(2, wj, p0, p1, out var l2, out var h2); Codes4(2, vj, q0, q1, out var m2, out var n2);
+            Looked(l2, m2, xj, 2, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
+            Looked(h2, n2, xj, 6, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
+            Codes4(3, wj, p0, p1, out var l3, out var h3); Codes4(3, vj, q0, q1, out var m3, out var n3);
+            Looked(l3, m3, xj, 3, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
+            Looked(h3, n3, xj, 7, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
+        }
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        private static void Looked(Vector256<byte> cw, Vector256<byte> cv, sbyte* xj, int c,
+            Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3,
+            Vector256<byte> u0, Vector256<byte> u1, Vector256<byte> u2, Vector256<byte> u3,
+            ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
+        {
+            var xc = X(xj, c);
+            a = TD.Accumulate(a, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
+            b = TD.Accumulate(b, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
+            if (!TK.WideLut) return;
+            ha = TD.Accumulate(ha, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, u0, u1, u2, u3), xc);
+            hb = TD.Accumulate(hb, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, u0, u1, u2, u3), xc);
+        }
+    }
+
+    /// <summary>3-bit codes (int3 formats; 2-bit kinds keep their 8-row tile, see PackedKind.PairedGroups).</summary>
+    private struct CrumbStep : IPairStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
+        {
+            var pw = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
+            var pv = TK.Bits == 3 ? Vector256.Load(vj + 64).AsUInt16() : default;
+            Codes2(0, wj, pw, out var w0, out var w2, out var w4, out var w6); Codes2(0, vj, pv, out var v0, out var v2, out var v4, out var v6);
+            Pair(w0, v0, xj, 0, ref a, ref b); Pair(w2, v2, xj, 2, ref a, ref b); Pair(w4, v4, xj, 4, ref a, ref b); Pair(w6, v6, xj, 6, ref a, ref b);
+            Codes2(1, wj, pw, out var w1, out var w3, out var w5, out var w7); Codes2(1, vj, pv, out var v1, out var v3, out var v5, out var v7);
+            Pair(w1, v1, xj, 1, ref a, ref b); Pair(w3, v3, xj, 3, ref a, ref b); Pair(w5, v5, xj, 5, ref a, ref b); Pair(w7, v7, xj, 7, ref a, ref b);
+        }
     }
 
     /// <summary>offset·Σx over the super-block whose Σ-per-16 start at <paramref name="xSums16"/>, in every lane.</summary>
