@@ -32,7 +32,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     // run out of registers and inlining budget): see Decode16.
                     if (FourTokenSixteenRowTile) TileX2<C1>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
                     else if (TK.Bits == 8) Decode16<ByteStep>(w, superBlocks, x, xScales, xSums16, y, rows);
-                    else if (TK.Bits >= 4 && TK.HasLut) Decode16<TableNibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits >= 4) Decode16<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     else Decode16<CrumbStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     return;
@@ -542,7 +541,8 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         }
     }
 
-    /// <summary>4-, 5- and 6-bit codes without tables (int formats).</summary>
+    /// <summary>4-, 5- and 6-bit codes (int formats), or 4- and 6-bit indices into the kind's tables (IQ4_NL, MXFP4,
+    /// NF4/FP4, minifloat and MX books).</summary>
     private struct NibbleStep : IPairStep
     {
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -552,30 +552,8 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
             var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
             var q0 = TK.Bits != 4 ? Vector256.Load(vj + 128).AsUInt16() : default;
             var q1 = TK.Bits == 6 ? Vector256.Load(vj + 160).AsUInt16() : default;
-            // Unrolled by hand, as in Tile: chunk numbers must be constants (they are shift counts).
-            Codes4(0, wj, p0, p1, out var l0, out var h0); Codes4(0, vj, q0, q1, out var m0, out var n0);
-            Pair(l0, m0, xj, 0, ref a, ref b); Pair(h0, n0, xj, 4, ref a, ref b);
-            Codes4(1, wj, p0, p1, out var l1, out var h1); Codes4(1, vj, q0, q1, out var m1, out var n1);
-            Pair(l1, m1, xj, 1, ref a, ref b); Pair(h1, n1, xj, 5, ref a, ref b);
-            Codes4(2, wj, p0, p1, out var l2, out var h2); Codes4(2, vj, q0, q1, out var m2, out var n2);
-            Pair(l2, m2, xj, 2, ref a, ref b); Pair(h2, n2, xj, 6, ref a, ref b);
-            Codes4(3, wj, p0, p1, out var l3, out var h3); Codes4(3, vj, q0, q1, out var m3, out var n3);
-            Pair(l3, m3, xj, 3, ref a, ref b); Pair(h3, n3, xj, 7, ref a, ref b);
-        }
-    }
-
-    /// <summary>4- and 6-bit indices into the kind's tables (IQ4_NL, MXFP4, NF4/FP4, minifloat and MX books).</summary>
-    private struct TableNibbleStep : IPairStep
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
-        {
-            var p0 = TK.Bits != 4 ? Vector256.Load(wj + 128).AsUInt16() : default;
-            var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
-            var q0 = TK.Bits != 4 ? Vector256.Load(vj + 128).AsUInt16() : default;
-            var q1 = TK.Bits == 6 ? Vector256.Load(vj + 160).AsUInt16() : default;
-            Vector256<byte> u0 = default, u1 = default, u2 = default, u3 = default;
-            TableLookup.Load(tables, TK.Bits, TD.Vbmi, out var t0, out var t1, out var t2, out var t3);
+            Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
+            if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
             if (TK.WideLut) TableLookup.Load(tables + TableLookup.HighOffset, TK.Bits, TD.Vbmi, out u0, out u1, out u2, out u3);
             Codes4(0, wj, p0, p1, out var l0, out var h0); Codes4(0, vj, q0, q1, out var m0, out var n0);
             Looked(l0, m0, xj, 0, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
@@ -598,6 +576,12 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
             ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
         {
             var xc = X(xj, c);
+            if (!TK.HasLut)
+            {
+                a = TD.Accumulate(a, cw, xc);
+                b = TD.Accumulate(b, cv, xc);
+                return;
+            }
             a = TD.Accumulate(a, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
             b = TD.Accumulate(b, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
             if (!TK.WideLut) return;
