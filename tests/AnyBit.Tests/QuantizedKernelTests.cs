@@ -158,11 +158,12 @@ public unsafe class QuantizedKernelTests
     public void Simd_path_matches_the_scalar_reference_bit_for_bit(string path, string spec)
     {
         var kind = KindOf(spec);
-        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind) : KernelPaths.For<Avx2Dot>(kind);
         // 29 rows: three full groups of 8 and a padded group of 5 (so the second pair of groups is 8 + the padded 5).
         int rows = 29, cols = 1024, tokens = 5;
         var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
         using var m = Pack(spec, rows, cols, bytes);
+        Assert.False(m.RawExponents); // real weights' MX scales: the biased-exponent kernels
+        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind, m.RawExponents) : KernelPaths.For<Avx2Dot>(kind, m.RawExponents);
         using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);
         // One token at a time, then 2, 3 and 4 at a time (the prefill tiles: tokens t..t+step−1; four is its own tile
         // where the kind has one, three is a pair and a single), on one group (8 rows, outputs 8 floats apart) and on
@@ -220,18 +221,24 @@ public unsafe class QuantizedKernelTests
     }
 
     [Theory]
-    [InlineData("mxfp6_e3m2")]
-    [InlineData("mxfp4_e2m1")]
-    [InlineData("mxint8:g64")]
-    public void Mx_scale_bytes_of_every_range_decode_and_multiply_as_the_format_says(string spec)
+    [InlineData("mxfp6_e3m2", true)]
+    [InlineData("mxfp4_e2m1", true)]
+    [InlineData("mxint8:g64", true)]
+    [InlineData("mxfp6_e3m2", false)]
+    [InlineData("mxfp4_e2m1", false)]
+    [InlineData("mxint8:g64", false)]
+    public void Mx_scale_bytes_of_every_range_decode_and_multiply_as_the_format_says(string spec, bool everyRange)
     {
         // E8M0 bytes kept in memory become floats in the kernel: normal, subnormal (an all-zero block stores e = 0,
-        // and 2^(e − 127) over the book's scale is subnormal below e = 1 + shift), huge and NaN (255).
+        // and 2^(e − 127) over the book's scale is subnormal below e = 1 + shift), huge and NaN (255) — kept raw and
+        // decoded range by range. A matrix whose bytes are all in shift + 1 .. 254 (its extremes here) holds them
+        // biased by the shift instead, and its kernel only moves them into a float's exponent field.
         var kind = KindOf(spec);
         Assert.True(kind.E8M0);
-        int rows = 16, cols = 512, bb = kind.BlockBytes, sb = kind.SuperBlock;
+        int rows = 16, cols = 512, bb = kind.BlockBytes, sb = kind.SuperBlock, shift = kind.E8M0Shift;
         var (_, bytes) = RandomMatrix(spec, rows, cols, 12);
-        byte[] exponents = [0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 127, 200, 254, 255];
+        byte[] exponents = everyRange ? [0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 127, 200, 254, 255]
+            : [(byte)(shift + 1), (byte)(shift + 2), 100, 127, 200, 253, 254];
         // One exponent per row, so that a row of tiny scales is not drowned by its neighbours' large ones.
         for (int b = 0; b < rows * cols / sb; b++) bytes[b * bb] = exponents[b / (cols / sb) % exponents.Length];
         var expected = Dequantize(spec, bytes, rows * cols);
@@ -249,21 +256,29 @@ public unsafe class QuantizedKernelTests
             }
         }
         using var m = Pack(spec, rows, cols, bytes);
+        Assert.Equal(everyRange, m.RawExponents);
         using var a = RandomActivations(2, cols, m.ActivationBlock, 13, out _);
         var y = new float[8];
-        foreach (var kernel in PathsFor(kind))
+        foreach (var kernel in PathsFor(kind, m.RawExponents))
             for (int t = 0; t < 2; t++)
                 for (int g = 0; g < m.Groups; g++)
                 {
                     fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, 8, 1, 0);
                     for (int r = 0; r < 8; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t), y[r]);
                 }
+        // Both groups at once (the 16-row decode of paired kinds).
+        var y16 = new float[16];
+        foreach (var kernel in PathsFor(kind, m.RawExponents))
+        {
+            fixed (float* py = y16) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), py, 16, 1, 0);
+            for (int r = 0; r < 16; r++) Assert.Equal(ReferenceKernel.Row(m, r, a, 0), y16[r]);
+        }
     }
 
-    private static IEnumerable<GroupKernel> PathsFor(PackedKind kind)
+    private static IEnumerable<GroupKernel> PathsFor(PackedKind kind, bool rawExponents)
     {
-        if (AvxVnni.IsSupported) yield return KernelPaths.For<VnniDot>(kind);
-        if (Avx2.IsSupported && KernelPaths.MaxCode(kind) <= Avx2Dot.MaxCode) yield return KernelPaths.For<Avx2Dot>(kind);
+        if (AvxVnni.IsSupported) yield return KernelPaths.For<VnniDot>(kind, rawExponents);
+        if (Avx2.IsSupported && KernelPaths.MaxCode(kind) <= Avx2Dot.MaxCode) yield return KernelPaths.For<Avx2Dot>(kind, rawExponents);
     }
 
     [Fact]

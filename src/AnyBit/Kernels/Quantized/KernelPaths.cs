@@ -33,18 +33,20 @@ public static class KernelPaths
     internal static string Describe(PackedKind kind, KernelMode mode)
     {
         if (mode == KernelMode.Reference) return "int8 scalar reference";
-        return Select(kind, out string name) is null ? "int8 scalar reference" : name;
+        return Select(kind, rawExponents: false, out string name) is null ? "int8 scalar reference" : name;
     }
 
-    internal static GroupKernel? Select(PackedKind kind, out string name)
+    /// <summary>The fastest kernel for <paramref name="kind"/> on this CPU (for MX kinds, one that reads the matrix's
+    /// E8M0 bytes raw or biased: <see cref="PackedMatrix.RawExponents"/>); null where only the reference runs.</summary>
+    internal static GroupKernel? Select(PackedKind kind, bool rawExponents, out string name)
     {
         if (AvxVnni.IsSupported)
         {
             // Paired kinds run 16-row tiles where AVX-512's 32 registers hold them (PackedKernel.SixteenRowTile).
             name = kind.PairedGroups && Avx512F.VL.IsSupported ? "avx-vnni int8, 16-row tiles (paired 8-row groups)" : "avx-vnni int8, 8-row interleaved";
-            return For<VnniDot>(kind);
+            return For<VnniDot>(kind, rawExponents);
         }
-        if (Avx2.IsSupported && MaxCode(kind) <= Avx2Dot.MaxCode) { name = "avx2 int8, 8-row interleaved"; return For<Avx2Dot>(kind); }
+        if (Avx2.IsSupported && MaxCode(kind) <= Avx2Dot.MaxCode) { name = "avx2 int8, 8-row interleaved"; return For<Avx2Dot>(kind, rawExponents); }
         name = "int8 scalar reference";
         return null;
     }
@@ -53,8 +55,8 @@ public static class KernelPaths
     internal static int MaxCode(PackedKind kind) => kind.Lut is { } lut ? Math.Max(lut.Max(), kind.LutHigh?.Max() ?? 0) : kind.Offset == -128 ? 255 : kind.Int is { } f ? (f.Symmetric && f.Bits == 1 ? 2 : (1 << f.Bits) - 1) : (1 << kind.CodeBits) - 1;
 
     /// <summary>The kernel of <paramref name="kind"/> with dot product <typeparamref name="TD"/> (tests call each path).</summary>
-    internal static unsafe GroupKernel For<TD>(PackedKind kind) where TD : struct, IDotProduct =>
-        kind.Int is not null ? ForInt<TD>(kind) : kind.TableFormat is not null ? ForTable<TD>(kind) : kind.Type switch
+    internal static unsafe GroupKernel For<TD>(PackedKind kind, bool rawExponents = false) where TD : struct, IDotProduct =>
+        kind.Int is not null ? ForInt<TD>(kind) : kind.TableFormat is not null ? ForTable<TD>(kind, rawExponents) : kind.Type switch
     {
         TensorType.Q8_0 => PackedKernel<Q8_0Traits, TD>.Group,
         TensorType.Q4_0 => PackedKernel<Q4_0Traits, TD>.Group,
@@ -89,17 +91,17 @@ public static class KernelPaths
         _ => throw new NotSupportedException($"no integer kernel for {kind}"),
     };
 
-    private static GroupKernel ForTable<TD>(PackedKind kind) where TD : struct, IDotProduct => (kind.Book, kind.E8M0) switch
+    private static GroupKernel ForTable<TD>(PackedKind kind, bool raw) where TD : struct, IDotProduct => (kind.Book, kind.E8M0) switch
     {
-        (null, _) => ForGroup<TD, MxInt8Of>(kind.SuperBlock),
+        (null, _) => raw ? ForGroup<TD, MxInt8Of<C1>>(kind.SuperBlock) : ForGroup<TD, MxInt8Of<C0>>(kind.SuperBlock),
         (var b, false) when b == Codebook.Nf4 => ForGroup<TD, BookOf<Nf4Book>>(kind.SuperBlock),
         (var b, false) when b == Codebook.BnbFp4 => ForGroup<TD, BookOf<BnbFp4Book>>(kind.SuperBlock),
         (var b, false) when b == Codebook.E2M1 => ForGroup<TD, BookOf<E2M1Book>>(kind.SuperBlock),
         (var b, false) when b == Codebook.E2M3 => ForGroup<TD, BookOf<E2M3Book>>(kind.SuperBlock),
         (var b, false) when b == Codebook.E3M2 => ForGroup<TD, BookOf<E3M2Book>>(kind.SuperBlock),
-        (var b, true) when b == Codebook.E2M1 => ForGroup<TD, MxBookOf<E2M1Book>>(kind.SuperBlock),
-        (var b, true) when b == Codebook.E2M3 => ForGroup<TD, MxBookOf<E2M3Book>>(kind.SuperBlock),
-        (var b, true) when b == Codebook.E3M2 => ForGroup<TD, MxBookOf<E3M2Book>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E2M1 => raw ? ForGroup<TD, MxBookOf<E2M1Book, C1>>(kind.SuperBlock) : ForGroup<TD, MxBookOf<E2M1Book, C0>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E2M3 => raw ? ForGroup<TD, MxBookOf<E2M3Book, C1>>(kind.SuperBlock) : ForGroup<TD, MxBookOf<E2M3Book, C0>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E3M2 => raw ? ForGroup<TD, MxBookOf<E3M2Book, C1>>(kind.SuperBlock) : ForGroup<TD, MxBookOf<E3M2Book, C0>>(kind.SuperBlock),
         _ => throw new NotSupportedException($"no integer kernel for {kind}"),
     };
 
@@ -111,16 +113,19 @@ public static class KernelPaths
 
     /// <summary>A family of kinds that differ only in group size, so one switch picks the group's kernel.</summary>
     private interface IKernelFamily { static abstract GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant; }
-    private struct MxInt8Of : IKernelFamily
+    /// <summary>MX int8 blocks; <typeparamref name="TRaw"/> 1: E8M0 bytes kept raw (<see cref="RawExponentsOf{TK}"/>).</summary>
+    private struct MxInt8Of<TRaw> : IKernelFamily where TRaw : struct, IConstant
     {
-        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant => PackedKernel<MxInt8Traits<TG>, TD>.Group;
+        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant =>
+            TRaw.Value == 1 ? PackedKernel<RawExponentsOf<MxInt8Traits<TG>>, TD>.Group : PackedKernel<MxInt8Traits<TG>, TD>.Group;
     }
     private struct BookOf<TB> : IKernelFamily where TB : struct, IBook
     {
         public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant => PackedKernel<CodebookTraits<TB, TG>, TD>.Group;
     }
-    private struct MxBookOf<TB> : IKernelFamily where TB : struct, IBook
+    private struct MxBookOf<TB, TRaw> : IKernelFamily where TB : struct, IBook where TRaw : struct, IConstant
     {
-        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant => PackedKernel<MxCodebookTraits<TB, TG>, TD>.Group;
+        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant =>
+            TRaw.Value == 1 ? PackedKernel<RawExponentsOf<MxCodebookTraits<TB, TG>>, TD>.Group : PackedKernel<MxCodebookTraits<TB, TG>, TD>.Group;
     }
 }

@@ -25,6 +25,11 @@ internal interface IKindTraits
     /// <summary>The 8 rows' scales are f16 (see <see cref="PackedKind.HalfScale"/>).</summary>
     static virtual bool HalfScale => false;
     static virtual int E8M0Shift => 0;
+    /// <summary>
+    /// The E8M0 bytes are kept as stored (some are 0, 255 or within <see cref="E8M0Shift"/> of 0) and decoded range
+    /// by range; otherwise the matrix holds e − shift, a normal float's exponent field (see PackedMatrix.RawExponents).
+    /// </summary>
+    static virtual bool RawExponents => false;
 }
 
 internal struct Q8_0Traits : IKindTraits
@@ -85,6 +90,7 @@ internal struct TernaryTraits : IKindTraits
 
 /// <summary>A compile-time integer for generic kernel parameters.</summary>
 internal interface IConstant { static abstract int Value { get; } }
+internal struct C0 : IConstant { public static int Value => 0; }
 internal struct C1 : IConstant { public static int Value => 1; }
 internal struct C2 : IConstant { public static int Value => 2; }
 internal struct C3 : IConstant { public static int Value => 3; }
@@ -125,6 +131,19 @@ internal struct MxInt8Traits<TGroup> : IKindTraits where TGroup : struct, IConst
     public static int Bits => 8; public static int SuperBlock => TGroup.Value; public static int Offset => -128;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
     public static bool E8M0 => true; public static int E8M0Shift => 6;
+}
+
+/// <summary>
+/// An MX kind <typeparamref name="TK"/> whose matrix keeps its E8M0 bytes as stored, for the rare matrix with an
+/// exponent a float's exponent field cannot hold after the shift (see <see cref="IKindTraits.RawExponents"/>).
+/// </summary>
+internal struct RawExponentsOf<TK> : IKindTraits where TK : struct, IKindTraits
+{
+    public static int Bits => TK.Bits; public static int SuperBlock => TK.SuperBlock; public static int Offset => TK.Offset;
+    public static SubScaleLayout Layout => TK.Layout; public static bool HasMins => TK.HasMins;
+    public static bool HasLut => TK.HasLut; public static bool WideLut => TK.WideLut; public static nint Tables => TK.Tables;
+    public static bool E8M0 => TK.E8M0; public static int E8M0Shift => TK.E8M0Shift; public static bool HalfScale => TK.HalfScale;
+    public static bool RawExponents => true;
 }
 
 /// <summary>A <see cref="Codebook"/> as compile-time constants (tests check that they match the book).</summary>

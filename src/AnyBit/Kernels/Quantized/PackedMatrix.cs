@@ -36,6 +36,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         _data = (byte*)LargePageMemory.Allocate((nuint)allocated);
         NativeMemory.Clear(_data, (nuint)allocated);
         fixed (byte* source = ggml) Repack(source);
+        if (kind.E8M0 && !RawExponents) BiasExponents();
         if (HasNonFiniteScales)
         {
             // The kernels widen f16 scales assuming them finite (HalfWidening.Widen8Finite); a file whose scales
@@ -46,7 +47,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         }
         else
         {
-            Kernel = KernelPaths.Select(kind, out string path);
+            Kernel = KernelPaths.Select(kind, RawExponents, out string path);
             KernelPath = path;
         }
         if (keepSource) _source = ggml.ToArray();
@@ -98,6 +99,26 @@ public sealed unsafe class PackedMatrix : IDisposable
     /// <summary>Some block's f16 d or dmin is an infinity or a NaN (set while repacking).</summary>
     internal bool HasNonFiniteScales { get; private set; }
 
+    /// <summary>
+    /// MX kinds: some row's E8M0 byte e is not in shift + 1 .. 254 (an all-zero block's 0, NaN's 255, or a scale so
+    /// small that 2^(e − 127 − shift) is subnormal), so the bytes stay as stored and the kernel decodes every range.
+    /// Otherwise (every real model's weights) each byte is replaced by e − shift after repacking: the kernel then
+    /// moves it into a float's exponent field (see PackedKernel.BiasedE8M0Scale). Set while repacking.
+    /// </summary>
+    internal bool RawExponents { get; private set; }
+
+    /// <summary>Every E8M0 byte e becomes e − shift (padding rows' 127: a scale of 1 on codes of 0).</summary>
+    private void BiasExponents()
+    {
+        int shift = Kind.E8M0Shift, codeBytes = Kind.CodeBytesPer32 * (Kind.SuperBlock / 32);
+        for (int g = 0; g < Groups; g++)
+            for (int s = 0; s < SuperBlocks; s++)
+            {
+                byte* p = Group(g) + (long)s * BlockStride + codeBytes;
+                for (int r = 0; r < GroupRows; r++) p[r] = g * GroupRows + r < Rows ? (byte)(p[r] - shift) : (byte)127;
+            }
+    }
+
     private void Repack(byte* source)
     {
         // Groups are independent: repack them in parallel, which is most of a model's load time.
@@ -132,7 +153,11 @@ public sealed unsafe class PackedMatrix : IDisposable
                     d[r] = block.D; dmin[r] = block.DMin;
                     if (kind.HalfScale && !(float.IsFinite(block.D) && float.IsFinite(block.DMin))) HasNonFiniteScales = true;
                     if (kind.Layout == SubScaleLayout.ZeroPoint) mins[r * sb / 16] = block.Zero;
-                    if (kind.E8M0) mins[r * sb / 16] = block.Exponent;
+                    if (kind.E8M0)
+                    {
+                        mins[r * sb / 16] = block.Exponent;
+                        if (block.Exponent <= kind.E8M0Shift || block.Exponent == 255) RawExponents = true;
+                    }
                 }
                 WriteSuperBlock(Group(g) + (long)s * BlockStride, codes, scales, mins, d, dmin);
             }
