@@ -322,7 +322,10 @@ public sealed unsafe class InferenceSession : IDisposable
     private void Linear(LinearWeight w, float* x, int tokens, int k, int n, float* y, bool sameInput = false)
     {
         if (w.Packed is { } packed)
+        {
             _quantized.Run(_pool, x, tokens, packed, y, _model.Kernels, perTokenScale: _model.Activations == ActivationMode.Int8PerToken, sameInput);
+            if (w.OutputScale != 1) TensorPrimitives.Multiply(new ReadOnlySpan<float>(y, tokens * n), w.OutputScale, new Span<float>(y, tokens * n));
+        }
         else
         {
             // A float weight between two packed ones still starts a new input: codes made before it are stale.

@@ -25,6 +25,12 @@ public sealed class LinearWeight : IDisposable
     /// <summary>The float32 weight; only models loaded with float kernels have one.</summary>
     public NativeBuffer F32 => Dense ?? throw new InvalidOperationException("this weight is packed for the integer kernels; load the model with KernelMode.Float32 to edit weights");
 
+    /// <summary>
+    /// The packed matrix holds W / OutputScale, so y = OutputScale · (packed · x): BitNet's ternary codes, with the
+    /// tensor's float32 scale applied to the product (see <see cref="Ternary.Pack"/>). 1 for every other weight.
+    /// </summary>
+    public float OutputScale { get; init; } = 1;
+
     /// <summary>The type the weight was stored as ("Q4_K", "BF16", "int3:g64"...), for reports.</summary>
     public string StoredType { get; init; } = "F32";
 

@@ -71,16 +71,16 @@ public static class ModelLoader
     {
         options ??= new LoadOptions();
         using var files = Open(path, options);
+        var mode = files.Config.Architecture == Architecture.BitNet && !options.FloatReference ? ActivationMode.Int8PerToken : ActivationMode.Float;
         TransformerWeights weights;
         try
         {
-            weights = WeightLoader.Load(files.Config, files.Weights, path, options.Kernels);
+            weights = WeightLoader.Load(files.Config, files.Weights, path, options.Kernels, int8Activations: mode == ActivationMode.Int8PerToken);
         }
         catch (Exception e) when (e is not AnyBitException and not OutOfMemoryException and not OperationCanceledException)
         {
             throw new InvalidModelFileException(path, $"malformed weights ({e.GetType().Name}: {e.Message})");
         }
-        var mode = files.Config.Architecture == Architecture.BitNet && !options.FloatReference ? ActivationMode.Int8PerToken : ActivationMode.Float;
         var chatTemplate = ChatTemplateLoader.Create(files.ChatTemplateSource, files.Tokenizer, path);
         return new Transformer(files.Config, weights, files.Tokenizer, mode, path) { ChatTemplate = chatTemplate, Kernels = options.Kernels };
     }

@@ -12,9 +12,11 @@ public static class WeightLoader
     /// <summary>
     /// Loads the weights of <paramref name="c"/> from <paramref name="w"/> (<paramref name="source"/> names the file in
     /// errors). With <paramref name="kernels"/> Fast or Reference, linear weights of a type the integer kernels run are
-    /// repacked for them instead of being dequantized (BitNet's weights, re-ternarized at load, take the float path).
+    /// repacked for them instead of being dequantized. BitNet's layer weights are re-ternarized at load (whatever
+    /// they are stored as) and, with <paramref name="int8Activations"/> (the as-trained W1.58A8 recipe) and integer
+    /// kernels, packed for the ternary kernel; otherwise they stay float32.
     /// </summary>
-    public static TransformerWeights Load(ModelConfig c, IModelWeights w, string source, KernelMode kernels = KernelMode.Float32)
+    public static TransformerWeights Load(ModelConfig c, IModelWeights w, string source, KernelMode kernels = KernelMode.Float32, bool int8Activations = false)
     {
         int d = c.HiddenSize, q = c.QueryWidth, kv = c.KvWidth, f = c.IntermediateSize, v = c.VocabSize;
         bool bitnet = c.Architecture == Architecture.BitNet;
@@ -40,7 +42,14 @@ public static class WeightLoader
         {
             if (TryPack(name, rows, cols) is { } packed) return new LinearWeight(packed) { StoredType = TypeOf(name) };
             var buffer = Read(name, rows, cols);
-            if (bitnet) Ternary.TernarizeInPlace(buffer.Span);
+            if (!bitnet) return new LinearWeight(buffer) { StoredType = TypeOf(name) };
+            Ternary.TernarizeInPlace(buffer.Span);
+            if (kernels != KernelMode.Float32 && int8Activations
+                && Ternary.Pack(buffer.Span, (int)rows, (int)cols, keepSource: kernels == KernelMode.Reference, out float scale) is { } ternary)
+            {
+                buffer.Dispose();
+                return new LinearWeight(ternary) { StoredType = TypeOf(name) + " ternarized", OutputScale = scale };
+            }
             return new LinearWeight(buffer) { StoredType = TypeOf(name) };
         }
 
