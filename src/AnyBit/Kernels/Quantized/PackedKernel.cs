@@ -32,6 +32,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     // run out of registers and inlining budget): see Decode16.
                     if (FourTokenSixteenRowTile) TileX2<C1>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
                     else if (TK.Layout == SubScaleLayout.ScaleMin32) Decode16K(w, superBlocks, x, xScales, xSums16, y, rows);
+                    else if (TK.Layout == SubScaleLayout.Signed16) Decode16Q6(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits == 8) Decode16<ByteStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits >= 4) Decode16<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     else Decode16<CrumbStep>(w, superBlocks, x, xScales, xSums16, y, rows);
@@ -366,7 +367,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     private static bool FourTokenSixteenRowTile => SixteenRowTile && TK.Layout == SubScaleLayout.None && !TK.HasLut && TK.Bits is 4 or 5 or 8;
 
     /// <summary>The layout of <see cref="PackedKind.PairedGroups"/>, for the kinds with a 16-row tile.</summary>
-    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint && !TK.HasMins && TK.Bits != 2) || TK.Layout == SubScaleLayout.ScaleMin32; }
+    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint && !TK.HasMins && TK.Bits != 2) || TK.Layout == SubScaleLayout.ScaleMin32 || (TK.Layout == SubScaleLayout.Signed16 && TK.Bits == 6); }
 
     /// <summary>From one super-block of a group to its next: two blocks where groups are stored in pairs.</summary>
     private static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => PairedGroups ? 2 * BlockBytes : BlockBytes; }
@@ -537,9 +538,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     // super-block, a distance ahead (see PrefetchDistance), into L2 — unlike Q4_K's 8-row tile, which
                     // prefetches into L1. 2 threads, 5632×2048 from memory, GB/s against the 8-row tile, alternating:
                     // into L2 +12/+8/+2 %, into L1 −2 to −10 %, each group's codes only (no scales) −45 %.
-                    byte* ahead = w + PrefetchDistance + j * aheadStep;
-                    Sse.Prefetch1(ahead); Sse.Prefetch1(ahead + 64); Sse.Prefetch1(ahead + 128); Sse.Prefetch1(ahead + 192); Sse.Prefetch1(ahead + 256);
-                    if (TK.Bits >= 5) Sse.Prefetch1(ahead + 320);
+                    PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
                 }
                 Vector256<int> sa = default, sv = default;
                 NibbleStep.Step(w + j * 32 * TK.Bits, v + j * 32 * TK.Bits, x + 32 * j, null, ref sa, ref sv, ref unused, ref unused);
@@ -562,6 +561,84 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         }
         Store(f, y, 8);
         Store(g, y + 8, rows - PackedMatrix.GroupRows);
+    }
+
+    /// <summary>Prefetches into L2 the <paramref name="bytes"/> (at most 512) at <paramref name="p"/>: one line per 64
+    /// bytes, so that consecutive steps' prefetches are never more than a line apart.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchPair(byte* p, int bytes)
+    {
+        Sse.Prefetch1(p); Sse.Prefetch1(p + 64); Sse.Prefetch1(p + 128); Sse.Prefetch1(p + 192);
+        if (bytes > 256) Sse.Prefetch1(p + 256);
+        if (bytes > 320) Sse.Prefetch1(p + 320);
+        if (bytes > 384) Sse.Prefetch1(p + 384);
+        if (bytes > 448) Sse.Prefetch1(p + 448);
+    }
+
+    /// <summary>
+    /// <see cref="Decode16{TS}"/> for Q6_K, whose 16-column sub-blocks each have a signed 8-bit scale: per step and
+    /// group the sums of columns 0-15 and 16-31 apart, each times its sub-scale, plus the offset (−32) times Σ sc·Σx
+    /// as one int16-pair multiply-add — <see cref="AddScaled"/>'s steps, then <see cref="Finish"/>'s fused
+    /// multiply-add, so the same bits as the 8-row tile. Its own method, written out (see <see cref="Decode16K"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Decode16Q6(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
+    {
+        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
+        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
+        int subAt = codeBytes + PackedKind.ScaleBytesOf(TK.HalfScale); // after d
+        int aheadStep = blockStride * 32 / sb;
+        var offset = Vector256.Create(TK.Offset);
+        Vector256<float> f = default, g = default; // rows 0-7, rows 8-15
+        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
+        {
+            byte* v = w + blockBytes;
+            Vector256<int> a = default, b = default;
+            for (int j = 0; j < sb / 32; j++)
+            {
+                if (Sse.IsSupported) PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
+                byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
+                sbyte* xj = x + 32 * j;
+                var p0 = Vector256.Load(wj + 128).AsUInt16();
+                var p1 = Vector256.Load(wj + 160).AsUInt16();
+                var q0 = Vector256.Load(vj + 128).AsUInt16();
+                var q1 = Vector256.Load(vj + 160).AsUInt16();
+                // a0/b0: columns 0-15 (chunks 0-3) of each group; a1/b1: columns 16-31 (chunks 4-7).
+                Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default;
+                Halves(0, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
+                Halves(1, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
+                Halves(2, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
+                Halves(3, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
+                // Lane r of the widened sub-scales: row r's pair (sub-block 2j low, 2j+1 high); see AddScaled.
+                var sumPair = SumPair(xSums16, j);
+                var sw = Avx2.ConvertToVector256Int16((sbyte*)w + subAt + 16 * j);
+                var sv = Avx2.ConvertToVector256Int16((sbyte*)v + subAt + 16 * j);
+                a += Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(sw.AsInt32(), 16), 16) * a0 + Vector256.ShiftRightArithmetic(sw.AsInt32(), 16) * a1
+                    + Avx2.MultiplyAddAdjacent(sw, sumPair) * offset;
+                b += Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(sv.AsInt32(), 16), 16) * b0 + Vector256.ShiftRightArithmetic(sv.AsInt32(), 16) * b1
+                    + Avx2.MultiplyAddAdjacent(sv, sumPair) * offset;
+            }
+            var dx = Vector256.Create(xScales[s]);
+            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), HalfWidening.Widen8Finite(w + codeBytes) * dx, f);
+            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), HalfWidening.Widen8Finite(v + codeBytes) * dx, g);
+        }
+        Store(f, y, 8);
+        Store(g, y + 8, rows - PackedMatrix.GroupRows);
+    }
+
+    /// <summary>Chunks k (into a0, b0) and k+4 (into a1, b1) of both groups' 6-bit codes dotted with the token.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Halves(int k, byte* wj, byte* vj, sbyte* xj, Vector256<ushort> p0, Vector256<ushort> p1, Vector256<ushort> q0, Vector256<ushort> q1,
+        ref Vector256<int> a0, ref Vector256<int> a1, ref Vector256<int> b0, ref Vector256<int> b1)
+    {
+        Codes4(k, wj, p0, p1, out var l, out var h);
+        Codes4(k, vj, q0, q1, out var m, out var n);
+        var xl = X(xj, k);
+        var xh = X(xj, k + 4);
+        a0 = TD.Accumulate(a0, l, xl);
+        b0 = TD.Accumulate(b0, m, xl);
+        a1 = TD.Accumulate(a1, h, xh);
+        b1 = TD.Accumulate(b1, n, xh);
     }
 
     /// <summary>One 32-column step of <see cref="Decode16{TS}"/>: both groups' codes of these columns (wj, vj)
