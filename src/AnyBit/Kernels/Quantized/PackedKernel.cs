@@ -386,7 +386,6 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
         int e8m0Shift = TK.E8M0Shift;
-        int aheadStep = blockStride * 32 / sb;
         int xStride = superBlocks * sb, sumStride = xStride / 16;
         Vector256<float> fA = default, fB = default, fC = default, fD = default; // rows 0-7, tokens A-D
         Vector256<float> gA = default, gB = default, gC = default, gD = default; // rows 8-15
@@ -402,14 +401,10 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
             {
                 byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
                 sbyte* xj = x + 32 * j;
-                if (!four && Sse.IsSupported)
-                {
-                    // One token streams the weights from memory (see PrefetchDistance): both groups' blocks of the
-                    // pair, which lie one after the other, every line of them. Four lines per pair, as before, left
-                    // lines to the hardware prefetcher (Q5_0's pair is 352 bytes, Q8_0's 544): 2 threads from memory,
-                    // 24 alternations in one process, Q5_0 +14 %, Q8_0 +5 %, mxint8 +3 %, Q4_0 ±0.
-                    PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
-                }
+                // No software prefetch: these kinds' pairs lie one after the other and the hardware prefetcher keeps
+                // up with them. 2 threads, 5632×2048 from memory, 24 alternations in one process against prefetching
+                // every line of the pair: Q8_0 +5 %, Q5_0 +8 %, mxint8 +11 %, Q4_0 −3 to +0.5 % — where the K-quants'
+                // 16-row decodes lose half their speed without it (Decode16K).
                 if (TK.Bits == 8)
                 {
                     // Unrolled by hand, as in Tile (the JIT leaves loops of this size rolled).
