@@ -32,6 +32,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
                     // run out of registers and inlining budget): see Decode16.
                     if (FourTokenSixteenRowTile) TileX2<C1>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
                     else if (TK.Layout == SubScaleLayout.ScaleMin32) Decode16K(w, superBlocks, x, xScales, xSums16, y, rows);
+                    else if (K16Crumbs) Decode16KCrumbs(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Layout == SubScaleLayout.Signed16) Decode16Q6(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits == 8) Decode16<ByteStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits >= 4) Decode16<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
@@ -367,7 +368,10 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
     private static bool FourTokenSixteenRowTile => SixteenRowTile && TK.Layout == SubScaleLayout.None && !TK.HasLut && TK.Bits is 4 or 5 or 8;
 
     /// <summary>The layout of <see cref="PackedKind.PairedGroups"/>, for the kinds with a 16-row tile.</summary>
-    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint && !TK.HasMins && TK.Bits != 2) || TK.Layout == SubScaleLayout.ScaleMin32 || (TK.Layout == SubScaleLayout.Signed16 && TK.Bits == 6); }
+    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint ? !TK.HasMins && TK.Bits != 2 : true; }
+
+    /// <summary>Q2_K and Q3_K: 2- and 3-bit codes with 16-value sub-scales, decoded 16 rows at once (Decode16KCrumbs).</summary>
+    private static bool K16Crumbs => TK.Bits <= 3 && TK.Layout is SubScaleLayout.PackedScaleMin16 or SubScaleLayout.Signed16;
 
     /// <summary>From one super-block of a group to its next: two blocks where groups are stored in pairs.</summary>
     private static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => PairedGroups ? 2 * BlockBytes : BlockBytes; }
@@ -622,6 +626,86 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
         }
         Store(f, y, 8);
         Store(g, y + 8, rows - PackedMatrix.GroupRows);
+    }
+
+    /// <summary>
+    /// <see cref="Decode16{TS}"/> for Q2_K and Q3_K: per step and group the sums of columns 0-15 and 16-31 (int16 each,
+    /// see SumsFitInt16) packed as a pair that meets the pair of sub-scales in one int16 multiply-add — with Q3_K's
+    /// offset folded in, and Q2_K's mins against the Σx pair in another — then <see cref="Finish"/>'s fused
+    /// multiply-adds: <see cref="AddScaled"/>/<see cref="AddMins"/>'s integer steps, so the same bits as the 8-row
+    /// tile. Its own method, written out (see <see cref="Decode16K"/>).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void Decode16KCrumbs(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
+    {
+        bool mins = TK.Layout == SubScaleLayout.PackedScaleMin16;
+        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
+        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
+        int subAt = codeBytes + PackedKind.ScaleBytesOf(TK.HalfScale) * (mins ? 2 : 1); // after d (and dmin)
+        int aheadStep = blockStride * 32 / sb;
+        var offset16 = Vector256.Create((short)TK.Offset);
+        Vector256<float> f = default, g = default; // rows 0-7, rows 8-15
+        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
+        {
+            byte* v = w + blockBytes;
+            Vector256<int> a = default, b = default, ma = default, mb = default;
+            for (int j = 0; j < sb / 32; j++)
+            {
+                if (Sse.IsSupported) PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
+                byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
+                sbyte* xj = x + 32 * j;
+                var pw = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
+                var pv = TK.Bits == 3 ? Vector256.Load(vj + 64).AsUInt16() : default;
+                // a0/b0: columns 0-15 (chunks 0-3) of each group; a1/b1: columns 16-31 (chunks 4-7).
+                Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default;
+                CrumbHalves(0, wj, vj, xj, pw, pv, ref a0, ref a1, ref b0, ref b1);
+                CrumbHalves(1, wj, vj, xj, pw, pv, ref a0, ref a1, ref b0, ref b1);
+                var sumPair = SumPair(xSums16, j);
+                var hw = PackPairs(a0, a1);
+                var hv = PackPairs(b0, b1);
+                if (mins)
+                {
+                    var rw = Avx2.ConvertToVector256Int16(w + subAt + 16 * j);
+                    var rv = Avx2.ConvertToVector256Int16(v + subAt + 16 * j);
+                    var low = Vector256.Create((short)15);
+                    a = MultiplyAddPairs(a, hw, rw & low);
+                    b = MultiplyAddPairs(b, hv, rv & low);
+                    ma = MultiplyAddPairs(ma, Vector256.ShiftRightLogical(rw.AsUInt16(), 4).AsInt16(), sumPair);
+                    mb = MultiplyAddPairs(mb, Vector256.ShiftRightLogical(rv.AsUInt16(), 4).AsInt16(), sumPair);
+                }
+                else
+                {
+                    var offsetSums = sumPair * offset16;
+                    a = MultiplyAddPairs(a, hw + offsetSums, Avx2.ConvertToVector256Int16((sbyte*)w + subAt + 16 * j));
+                    b = MultiplyAddPairs(b, hv + offsetSums, Avx2.ConvertToVector256Int16((sbyte*)v + subAt + 16 * j));
+                }
+            }
+            var dx = Vector256.Create(xScales[s]);
+            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), HalfWidening.Widen8Finite(w + codeBytes) * dx, f);
+            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), HalfWidening.Widen8Finite(v + codeBytes) * dx, g);
+            if (mins)
+            {
+                f = Vector256.FusedMultiplyAdd(-Vector256.ConvertToSingle(ma), HalfWidening.Widen8Finite(w + codeBytes + 16) * dx, f);
+                g = Vector256.FusedMultiplyAdd(-Vector256.ConvertToSingle(mb), HalfWidening.Widen8Finite(v + codeBytes + 16) * dx, g);
+            }
+        }
+        Store(f, y, 8);
+        Store(g, y + 8, rows - PackedMatrix.GroupRows);
+    }
+
+    /// <summary>Vector k of both groups' 2-bit planes (chunks k, k+2 into a0/b0; k+4, k+6 into a1/b1), with 3-bit
+    /// codes' third bits from the bit planes pw/pv, dotted with the token.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void CrumbHalves(int k, byte* wj, byte* vj, sbyte* xj, Vector256<ushort> pw, Vector256<ushort> pv,
+        ref Vector256<int> a0, ref Vector256<int> a1, ref Vector256<int> b0, ref Vector256<int> b1)
+    {
+        Codes2(k, wj, pw, out var w0, out var w2, out var w4, out var w6);
+        Codes2(k, vj, pv, out var v0, out var v2, out var v4, out var v6);
+        var x0 = X(xj, k); var x2 = X(xj, k + 2); var x4 = X(xj, k + 4); var x6 = X(xj, k + 6);
+        a0 = TD.Accumulate(TD.Accumulate(a0, w0, x0), w2, x2);
+        b0 = TD.Accumulate(TD.Accumulate(b0, v0, x0), v2, x2);
+        a1 = TD.Accumulate(TD.Accumulate(a1, w4, x4), w6, x6);
+        b1 = TD.Accumulate(TD.Accumulate(b1, v4, x4), v6, x6);
     }
 
     /// <summary>Chunks k (into a0, b0) and k+4 (into a1, b1) of both groups' 6-bit codes dotted with the token.</summary>
