@@ -10,7 +10,7 @@ namespace AnyBit.Kernels.Quantized;
 /// (lane r = row r), then each lane adds isum·(d·dx) and subtracts imin·(dmin·dx) each as one fused multiply-add —
 /// the same float operations in the same order as <see cref="ReferenceKernel"/>, so both give identical bits.
 /// </summary>
-internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits where TD : struct, IDotProduct
+internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKindTraits where TD : struct, IDotProduct
 {
     /// <summary>
     /// One or two tokens: with two, each code vector is unpacked (and looked up) once and meets both tokens'
@@ -26,6 +26,7 @@ internal static unsafe class PackedKernel<TK, TD> where TK : struct, IKindTraits
             if (SixteenRowTile)
             {
                 if (tokens == 4 && FourTokenSixteenRowTile) { TileX2<C4>(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+                if (tokens == 4 && TK.Layout == SubScaleLayout.ScaleMin32) { TileX2K(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
                 if (tokens == 1)
                 {
                     // One family of code layout per method (the JIT would otherwise inline every family's code and
