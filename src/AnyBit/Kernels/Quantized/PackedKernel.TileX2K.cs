@@ -75,12 +75,10 @@ internal static unsafe partial class PackedKernel<TK, TD>
         byte* w, byte* v, int codeBytes, int subAt, short* xSums16, float xScale)
     {
         Vector256<int> ma = default, mb = default;
-        for (int j = 0; j < TK.SuperBlock / 32; j += 2)
+        for (int j = 0; j < TK.SuperBlock / 32; j++)
         {
-            short* xs = xSums16 + 2 * j;
-            var sums = Pair(xs[0] + xs[1], xs[2] + xs[3]);
-            ma = MultiplyAddPairs(ma, Avx2.ConvertToVector256Int16(w + subAt + 64 + 8 * j), sums);
-            mb = MultiplyAddPairs(mb, Avx2.ConvertToVector256Int16(v + subAt + 64 + 8 * j), sums);
+            ma = AddMins(ma, w + subAt, j, xSums16);
+            mb = AddMins(mb, v + subAt, j, xSums16);
         }
         var dx = Vector256.Create(xScale);
         var fw = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), HalfWidening.Widen8Finite(w + codeBytes) * dx, *f);
