@@ -79,14 +79,17 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     private const int PrefetchDistance = 8192;
 
     /// <summary>
-    /// The prefetches bring lines into L1 for Q4_K/Q5_K, into L2 only for every other kind. Measured per kind (2
-    /// threads, 5632×2048 from memory, six alternating rounds, mean GB/s): into L2 instead of L1, Q4_0 +12 %, Q6_K
-    /// +6 %, Q8_0 +5 %, Q2_K +5 %, Q3_K +2 %, TQ2_0/IQ4_NL/Q4_1 ±0 — but Q4_K −10 % and Q5_K −4 %.
+    /// The 8-row tile's prefetches bring lines into L1 for Q4_K/Q5_K and for the kinds whose decode runs this tile on
+    /// AVX-512 machines too (the unpaired ones: TQ2_0/TQ1_0, int2, Q4_1, Q5_1), into L2 for every other kind. Measured
+    /// per kind on the AMD EPYC VM (2 threads, 5632×2048 from memory, six alternating rounds, 8-row decodes all):
+    /// into L2 instead of L1, Q4_0 +12 %, Q6_K +6 %, Q8_0 +5 %, Q2_K +5 %, Q3_K +2 %, TQ2_0/IQ4_NL/Q4_1 ±0 — but Q4_K
+    /// −10 % and Q5_K −4 %. On the Intel Sapphire Rapids VM (16 alternations in one process), into L1 instead of
+    /// L2: TQ2_0 +7 to +8 % (ahead in 13 and 16 of 16 rounds), int2:g128 +6 %, Q5_1 +5 %, Q4_1 +2 %.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(byte* p)
     {
-        if (TK.Layout == SubScaleLayout.ScaleMin32) Sse.Prefetch0(p);
+        if (TK.Layout == SubScaleLayout.ScaleMin32 || !PairedGroups) Sse.Prefetch0(p);
         else Sse.Prefetch1(p);
     }
 
