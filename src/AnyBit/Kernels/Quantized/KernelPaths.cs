@@ -40,6 +40,8 @@ public static class KernelPaths
     /// E8M0 bytes raw or biased: <see cref="PackedMatrix.RawExponents"/>); null where only the reference runs.</summary>
     internal static GroupKernel? Select(PackedKind kind, bool rawExponents, out string name)
     {
+        // Initialised before any kernel is compiled, so that the JIT folds the kernels' test of it.
+        _ = PrefetchLevel.IntoL1;
         if (AvxVnni.IsSupported)
         {
             // Paired kinds run 16-row tiles where AVX-512's 32 registers hold them (PackedKernel.SixteenRowTile).

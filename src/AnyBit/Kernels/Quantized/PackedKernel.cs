@@ -567,13 +567,28 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     }
 
     /// <summary>
-    /// Prefetches into L2 the <paramref name="bytes"/> (at most 640, a JIT-time constant) at <paramref name="p"/>:
+    /// Prefetches into L2 (L1 on Intel CPUs: <see cref="PrefetchLevel"/>) the <paramref name="bytes"/> (at most 640, a
+    /// JIT-time constant) at <paramref name="p"/>:
     /// one line per 64 bytes, so that consecutive steps' prefetches are never more than a line apart. The 16-row
     /// decodes call it with an even share of the pair's bytes per 32-column step, a distance ahead.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchPair(byte* p, int bytes)
     {
+        if (PrefetchLevel.IntoL1)
+        {
+            Sse.Prefetch0(p);
+            if (bytes > 64) Sse.Prefetch0(p + 64);
+            if (bytes > 128) Sse.Prefetch0(p + 128);
+            if (bytes > 192) Sse.Prefetch0(p + 192);
+            if (bytes > 256) Sse.Prefetch0(p + 256);
+            if (bytes > 320) Sse.Prefetch0(p + 320);
+            if (bytes > 384) Sse.Prefetch0(p + 384);
+            if (bytes > 448) Sse.Prefetch0(p + 448);
+            if (bytes > 512) Sse.Prefetch0(p + 512);
+            if (bytes > 576) Sse.Prefetch0(p + 576);
+            return;
+        }
         Sse.Prefetch1(p);
         if (bytes > 64) Sse.Prefetch1(p + 64);
         if (bytes > 128) Sse.Prefetch1(p + 128);
