@@ -380,7 +380,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     /// <summary>From one super-block of a group to its next: two blocks where groups are stored in pairs.</summary>
     private static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => PairedGroups ? 2 * BlockBytes : BlockBytes; }
 
-    private static int BlockBytes => 32 * TK.Bits * (TK.SuperBlock / 32) + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale);
+    private static int BlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 32 * TK.Bits * (TK.SuperBlock / 32) + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale); }
 
     /// <summary>
     /// One or four tokens × two groups (rows 0-7 and 8-15, their super-blocks alternating in memory). Per token and
@@ -393,8 +393,6 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         bool four = TN.Value == 4;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
-        // The pair's bytes as a JIT-time constant (BlockBytes is not folded), so that PrefetchPair's tests fold away.
-        int pairBytes = 2 * (codeBytes + (TK.E8M0 ? 8 : PackedKind.ScaleBytesOf(TK.HalfScale)));
         int e8m0Shift = TK.E8M0Shift;
         int xStride = superBlocks * sb, sumStride = xStride / 16;
         Vector256<float> fA = default, fB = default, fC = default, fD = default; // rows 0-7, tokens A-D
@@ -402,13 +400,13 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
         {
             byte* v = w + blockBytes;
-            // Decode prefetches every line of the pair a distance ahead, into L2. On the AMD EPYC VM the hardware
+            // Decode prefetches every line of the pair a distance ahead (PrefetchPair). On the AMD EPYC VM the hardware
             // prefetcher alone was as fast or faster (2 threads, 5632×2048 from memory, 24 alternations in one
             // process: without, Q8_0 +5 %, Q5_0 +8 %, mxint8 +11 %, Q4_0 −3 to +0.5 %); on the Intel Sapphire Rapids
             // VM, the same test the other way round: with, Q4_0 +18 % (ahead in 24 of 24 rounds), Q8_0 +10 %, Q5_0
             // +9 %, mxint8 +6 %. Weights in cache, one thread, it costs Q4_0 11 % (five prefetches per 32 columns),
             // but a decode streams its weights from memory. One line per pair, or one per 128 bytes, lost most of it.
-            if (!four && Sse.IsSupported) PrefetchPair(w + PrefetchDistance, pairBytes);
+            if (!four && Sse.IsSupported) PrefetchPair(w + PrefetchDistance, blockStride);
             var oA = OffsetTerm(xSums16);
             var oB = four ? OffsetTerm(xSums16 + sumStride) : default;
             var oC = four ? OffsetTerm(xSums16 + 2 * sumStride) : default;
@@ -575,30 +573,24 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void PrefetchPair(byte* p, int bytes)
     {
-        if (PrefetchLevel.IntoL1)
-        {
-            Sse.Prefetch0(p);
-            if (bytes > 64) Sse.Prefetch0(p + 64);
-            if (bytes > 128) Sse.Prefetch0(p + 128);
-            if (bytes > 192) Sse.Prefetch0(p + 192);
-            if (bytes > 256) Sse.Prefetch0(p + 256);
-            if (bytes > 320) Sse.Prefetch0(p + 320);
-            if (bytes > 384) Sse.Prefetch0(p + 384);
-            if (bytes > 448) Sse.Prefetch0(p + 448);
-            if (bytes > 512) Sse.Prefetch0(p + 512);
-            if (bytes > 576) Sse.Prefetch0(p + 576);
-            return;
-        }
-        Sse.Prefetch1(p);
-        if (bytes > 64) Sse.Prefetch1(p + 64);
-        if (bytes > 128) Sse.Prefetch1(p + 128);
-        if (bytes > 192) Sse.Prefetch1(p + 192);
-        if (bytes > 256) Sse.Prefetch1(p + 256);
-        if (bytes > 320) Sse.Prefetch1(p + 320);
-        if (bytes > 384) Sse.Prefetch1(p + 384);
-        if (bytes > 448) Sse.Prefetch1(p + 448);
-        if (bytes > 512) Sse.Prefetch1(p + 512);
-        if (bytes > 576) Sse.Prefetch1(p + 576);
+        PrefetchLine(p);
+        if (bytes > 64) PrefetchLine(p + 64);
+        if (bytes > 128) PrefetchLine(p + 128);
+        if (bytes > 192) PrefetchLine(p + 192);
+        if (bytes > 256) PrefetchLine(p + 256);
+        if (bytes > 320) PrefetchLine(p + 320);
+        if (bytes > 384) PrefetchLine(p + 384);
+        if (bytes > 448) PrefetchLine(p + 448);
+        if (bytes > 512) PrefetchLine(p + 512);
+        if (bytes > 576) PrefetchLine(p + 576);
+    }
+
+    /// <summary>One line of a 16-row decode's weights into the cache <see cref="PrefetchLevel"/> chose.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void PrefetchLine(byte* p)
+    {
+        if (PrefetchLevel.IntoL1) Sse.Prefetch0(p);
+        else Sse.Prefetch1(p);
     }
 
     /// <summary>

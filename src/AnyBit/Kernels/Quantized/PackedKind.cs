@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using AnyBit.IO;
 
 namespace AnyBit.Kernels.Quantized;
@@ -153,6 +154,8 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public static int ScaleBytesOf(bool halfScale) => halfScale ? 16 : 32;
 
     /// <summary>Bytes of scales for 8 rows × one super-block, after the codes.</summary>
+    /// <remarks>Inlined so that the kernels' BlockBytes folds to a JIT-time constant (their prefetch tests with it).</remarks>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static int ParamBytesOf(bool hasMins, SubScaleLayout layout, bool e8m0 = false, bool halfScale = false) => e8m0 ? 8 : ScaleBytesOf(halfScale) * (hasMins ? 2 : 1) + layout switch
     {
         SubScaleLayout.None => 0,
