@@ -26,12 +26,12 @@ public unsafe class QuantizedKernelTests
     private static TensorFormat FormatOf(string spec) => FormatRegistry.Parse(spec.ToLowerInvariant());
 
     /// <summary>The packed matrix of <paramref name="spec"/>'s bytes, as the loader would build it.</summary>
-    internal static PackedMatrix Pack(string spec, int rows, int cols, byte[] bytes)
+    internal static PackedMatrix Pack(string spec, int rows, int cols, byte[] bytes, MatrixLayout layout = MatrixLayout.Auto)
     {
         var format = FormatOf(spec);
         return format.GgmlType is TensorType t
-            ? PackedMatrix.Create(t, rows, cols, bytes, keepSource: true)
-            : PackedMatrix.Create(format, default, rows, cols, bytes, keepSource: true);
+            ? PackedMatrix.Create(t, rows, cols, bytes, keepSource: true, layout)
+            : PackedMatrix.Create(format, default, rows, cols, bytes, keepSource: true, layout);
     }
 
     private static PackedKind KindOf(string spec)
@@ -102,7 +102,7 @@ public unsafe class QuantizedKernelTests
         }
     }
 
-    private static QuantizedActivations RandomActivations(int tokens, int cols, int blockSize, int seed, out float[] x)
+    internal static QuantizedActivations RandomActivations(int tokens, int cols, int blockSize, int seed, out float[] x)
     {
         var rng = new Random(seed);
         x = Enumerable.Range(0, tokens * cols).Select(i => (float)((rng.NextDouble() * 2 - 1) * (1 + (i % 97 == 0 ? 20 : 0)))).ToArray();
@@ -161,7 +161,7 @@ public unsafe class QuantizedKernelTests
         // 29 rows: three full groups of 8 and a padded group of 5 (so the second pair of groups is 8 + the padded 5).
         int rows = 29, cols = 1024, tokens = 5;
         var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
-        using var m = Pack(spec, rows, cols, bytes);
+        using var m = Pack(spec, rows, cols, bytes, MatrixLayout.Interleaved); // the bit-serial layout has its own tests
         Assert.False(m.RawExponents); // real weights' MX scales: the biased-exponent kernels
         var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind, m.RawExponents) : KernelPaths.For<Avx2Dot>(kind, m.RawExponents);
         using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);

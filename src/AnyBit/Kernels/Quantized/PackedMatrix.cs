@@ -3,6 +3,17 @@ using AnyBit.IO;
 
 namespace AnyBit.Kernels.Quantized;
 
+/// <summary>Which layout a matrix is repacked into, and so which kernel multiplies it.</summary>
+public enum MatrixLayout
+{
+    /// <summary>The layout the format measured fastest in on this CPU (<see cref="BitSerialMatrix.Preferred"/>).</summary>
+    Auto,
+    /// <summary>8-row groups for the int8 dot-product kernels (every format).</summary>
+    Interleaved,
+    /// <summary>Bit planes in 32-row tiles for the T-MAC lookup-table kernel (int1–int4 on AVX-512 BW; others fall back).</summary>
+    BitSerial,
+}
+
 /// <summary>
 /// A quantized weight matrix [rows, columns] repacked once at load into the layout the integer kernels read:
 /// groups of 8 rows, and within a group, per super-block, the codes of the 8 rows interleaved so that one 32-byte
@@ -14,6 +25,8 @@ namespace AnyBit.Kernels.Quantized;
 /// their high bits, 5-bit codes a 4-bit plane then a 1-bit plane, 3-bit codes a 2-bit plane then a 1-bit plane (bit c of byte (r, e) is chunk c's third bit), so
 /// memory holds what the file holds. The last group is padded with zero rows.
 /// </summary>
+/// <remarks>int1–int4 matrices may instead be held in the bit-serial layout of the lookup-table kernel
+/// (<see cref="BitSerial"/>).</remarks>
 public sealed unsafe class PackedMatrix : IDisposable
 {
     public const int GroupRows = 8;
@@ -21,7 +34,7 @@ public sealed unsafe class PackedMatrix : IDisposable
     private byte* _data;
     private readonly byte[]? _source; // the ggml bytes, kept only for the scalar reference kernel
 
-    internal PackedMatrix(PackedKind kind, int rows, int columns, ReadOnlySpan<byte> ggml, bool keepSource)
+    internal PackedMatrix(PackedKind kind, int rows, int columns, ReadOnlySpan<byte> ggml, bool keepSource, MatrixLayout layout = MatrixLayout.Auto)
     {
         if (columns % kind.SuperBlock != 0) throw new AnyBitException($"{kind} matrix of {columns} columns is not whole blocks of {kind.SuperBlock}");
         long expected = (long)rows * columns / kind.SuperBlock * kind.BlockBytes;
@@ -30,6 +43,14 @@ public sealed unsafe class PackedMatrix : IDisposable
         Groups = (rows + GroupRows - 1) / GroupRows;
         SuperBlocks = columns / kind.SuperBlock;
         GroupBytes = (long)SuperBlocks * kind.SuperBlockBytes;
+        if (layout == MatrixLayout.BitSerial ? BitSerialMatrix.Supports(kind) : layout == MatrixLayout.Auto && BitSerialMatrix.Preferred(kind))
+        {
+            fixed (byte* source = ggml) BitSerial = new BitSerialMatrix(kind, rows, columns, source);
+            ByteLength = BitSerial.ByteLength;
+            KernelPath = "avx-512 bit-serial lookup tables (T-MAC), 32-row tiles";
+            if (keepSource) _source = ggml.ToArray();
+            return;
+        }
         ByteLength = Groups * GroupBytes;
         // Paired kinds hold an even number of groups (a last odd group's partner is zero rows, never read).
         long allocated = (kind.PairedGroups ? (Groups + 1) & ~1 : Groups) * GroupBytes;
@@ -61,16 +82,24 @@ public sealed unsafe class PackedMatrix : IDisposable
 
     /// <summary>Repacks a [rows, columns] matrix stored as <paramref name="format"/> (an AnyBit int format) or as a ggml type.</summary>
     public static PackedMatrix Create(Quantization.TensorFormat? format, TensorType storedType, int rows, int columns, ReadOnlySpan<byte> bytes, bool keepSource = false) =>
-        new(PackedKind.For(format, storedType) ?? throw new AnyBitException($"no integer kernel for {format?.Name ?? storedType.ToString()}"), rows, columns, bytes, keepSource);
+        Create(format, storedType, rows, columns, bytes, keepSource, MatrixLayout.Auto);
+
+    /// <summary>As <see cref="Create(Quantization.TensorFormat?, TensorType, int, int, ReadOnlySpan{byte}, bool)"/>, in the
+    /// given layout (tests and benchmarks run both layouts of one format).</summary>
+    public static PackedMatrix Create(Quantization.TensorFormat? format, TensorType storedType, int rows, int columns, ReadOnlySpan<byte> bytes, bool keepSource, MatrixLayout layout) =>
+        new(PackedKind.For(format, storedType) ?? throw new AnyBitException($"no integer kernel for {format?.Name ?? storedType.ToString()}"), rows, columns, bytes, keepSource, layout);
 
     /// <summary>
     /// Repacks the ggml bytes of a [rows, columns] matrix of <paramref name="type"/>; with
     /// <paramref name="keepSource"/> a copy of those bytes is kept for the scalar reference kernel.
     /// </summary>
-    public static PackedMatrix Create(TensorType type, int rows, int columns, ReadOnlySpan<byte> ggml, bool keepSource = false) =>
-        new(PackedKind.For(type) ?? throw new AnyBitException($"no integer kernel for {type}"), rows, columns, ggml, keepSource);
+    public static PackedMatrix Create(TensorType type, int rows, int columns, ReadOnlySpan<byte> ggml, bool keepSource = false, MatrixLayout layout = MatrixLayout.Auto) =>
+        new(PackedKind.For(type) ?? throw new AnyBitException($"no integer kernel for {type}"), rows, columns, ggml, keepSource, layout);
 
     internal PackedKind Kind { get; }
+    /// <summary>The T-MAC bit-serial layout, for the kinds that run the lookup-table kernel instead of the
+    /// interleaved int8 one (<see cref="BitSerialMatrix.Preferred"/>); the interleaved layout is then not built.</summary>
+    internal BitSerialMatrix? BitSerial { get; }
     /// <summary>The stored format's name ("Q4_K", "int3:g64:asym").</summary>
     public string FormatName => Kind.ToString();
     /// <summary>The SIMD kernel chosen for this CPU; null where only the scalar reference runs.</summary>
@@ -256,6 +285,7 @@ public sealed unsafe class PackedMatrix : IDisposable
 
     public void Dispose()
     {
+        BitSerial?.Dispose();
         if (_data == null) return;
         LargePageMemory.Free(_data);
         _data = null;

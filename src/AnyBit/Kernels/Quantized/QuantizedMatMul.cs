@@ -45,10 +45,13 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
             act.MadeFrom = made;
         }
         _m = w; _x = act; _y = y; _n = w.Rows; _tokens = tokens;
-        _reference = mode == KernelMode.Reference || (_kernel = w.Kernel) is null;
-        pool.Run(this, Schedule(w, pool.WorkerCount));
+        _reference = mode == KernelMode.Reference || (w.BitSerial is null && (_kernel = w.Kernel) is null);
+        if (!_reference && w.BitSerial is { } bits) _lookup.Run(pool, bits, act, tokens, y, w.Rows);
+        else pool.Run(this, Schedule(w.Groups, w.Kind.PairedGroups ? 2 : 1, pool.WorkerCount, ref _bounds));
         _m = null; _x = null;
     }
+
+    private readonly BitSerialMatMul _lookup = new();
 
     // The number of the input being multiplied: a call without sameInput starts a new one, so codes an activation
     // buffer made under an earlier number (see QuantizedActivations.MadeFrom) are never reused.
@@ -86,31 +89,31 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
     private int[] _bounds = new int[16];
 
     /// <summary>
-    /// Splits the matrix's groups into items (their first groups in _bounds) and returns their count. A matrix
+    /// Splits the matrix's groups into items (their first groups in bounds) and returns their count. A matrix
     /// large enough is split guided: one long run per worker (three quarters of the rows, for the prefetchers), then
     /// two short items per worker, so that the workers finish within a short item of each other rather than within a
     /// quarter of the matrix. Alternating A/B against equal items (anybit bench tg32, 2 threads, 3 + 2 rounds):
     /// Q4_K_M +12, +6, +6, +21, +1 %; Q4_0 −2, +2, +7 %; TQ2_0 +24, +7 %; Q2_K +5, −3 %; Q8_0 +15, −7 %.
     /// </summary>
-    private int Schedule(PackedMatrix w, int workers)
+    /// <remarks>Items start at a multiple of <paramref name="step"/> (a pair's first group, for paired kinds).</remarks>
+    internal static int Schedule(int groups, int step, int workers, ref int[] bounds)
     {
-        int groups = w.Groups, step = w.Kind.PairedGroups ? 2 : 1; // items start at a pair's first group
-        if (_bounds.Length < 4 * workers + 4) _bounds = new int[4 * workers + 4];
+        if (bounds.Length < 4 * workers + 4) bounds = new int[4 * workers + 4];
         int items = 0;
         if (groups >= 8 * workers * step)
         {
             int big = (groups * 3 / 4) / workers / step * step;
-            for (int i = 0; i < workers; i++) _bounds[items++] = i * big;
+            for (int i = 0; i < workers; i++) bounds[items++] = i * big;
             int rest = groups - workers * big, small = ((rest + 2 * workers - 1) / (2 * workers) + step - 1) / step * step; // at most 2 per worker
-            for (int g = workers * big; g < groups; g += small) _bounds[items++] = g;
+            for (int g = workers * big; g < groups; g += small) bounds[items++] = g;
         }
         else
         {
             int per = Math.Max(1, (groups + workers * ItemsPerWorker - 1) / (workers * ItemsPerWorker));
             per = (per + step - 1) / step * step;
-            for (int g = 0; g < groups; g += per) _bounds[items++] = g;
+            for (int g = 0; g < groups; g += per) bounds[items++] = g;
         }
-        _bounds[items] = groups;
+        bounds[items] = groups;
         return items;
     }
 
@@ -143,6 +146,7 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
 
     public void Dispose()
     {
+        _lookup.Dispose();
         foreach (var a in _activations.Values) a.Dispose();
         _activations.Clear();
     }

@@ -1,0 +1,85 @@
+using System.Runtime.InteropServices;
+
+namespace AnyBit.Kernels.Quantized;
+
+/// <summary>
+/// Y = X·Wᵀ for a <see cref="BitSerialMatrix"/> on the pool: each token's lookup tables are built once (on the pool
+/// when there are several tokens), then the 32-row tiles are shared out as <see cref="QuantizedMatMul"/> shares its
+/// groups, each tile meeting every token of the chunk while its codes are in cache.
+/// </summary>
+internal sealed unsafe class BitSerialMatMul : IParallelWork, IDisposable
+{
+    // Tokens whose tables are held at once: 16 × 8 bytes per column (a 5632-column input: 720 KiB).
+    private const int ChunkTokens = 16;
+    private short* _tables;
+    private int* _totals;
+    private long _tableCapacity, _totalCapacity;
+    private int[] _bounds = new int[16];
+    private BitSerialMatrix? _m;
+    private BitSerialKernel.TileKernel? _kernel;
+    private QuantizedActivations? _x;
+    private float* _y;
+    private int _n, _first, _count;
+    private bool _building;
+
+    public void Run(WorkerPool pool, BitSerialMatrix m, QuantizedActivations x, int tokens, float* y, int n)
+    {
+        int tableLength = BitSerialKernel.TableLength(m.Columns);
+        Reserve(Math.Min(tokens, ChunkTokens), tableLength, m.Blocks);
+        _m = m; _x = x; _y = y; _n = n;
+        _kernel = BitSerialKernel.For(m);
+        for (_first = 0; _first < tokens; _first += _count)
+        {
+            _count = Math.Min(ChunkTokens, tokens - _first);
+            _building = true;
+            if (_count == 1 || pool.WorkerCount == 1) for (int u = 0; u < _count; u++) Execute(u, 0);
+            else pool.Run(this, _count);
+            _building = false;
+            pool.Run(this, QuantizedMatMul.Schedule(m.Tiles, 1, pool.WorkerCount, ref _bounds));
+        }
+        _m = null; _x = null; _kernel = null;
+    }
+
+    private short* Tables(int u) => _tables + (long)u * BitSerialKernel.TableLength(_m!.Columns);
+    private int* Totals(int u) => _totals + (long)u * _m!.Blocks;
+
+    public void Execute(int item, int worker)
+    {
+        var m = _m!; var x = _x!;
+        if (_building)
+        {
+            int t = _first + item;
+            BitSerialKernel.BuildTables(x.Codes(t), x.Sums16(t), m.Columns, m.Group, Tables(item), Totals(item));
+            return;
+        }
+        for (int tile = _bounds[item]; tile < _bounds[item + 1]; tile++)
+        {
+            int rows = Math.Min(BitSerialMatrix.TileRows, m.Rows - tile * BitSerialMatrix.TileRows);
+            for (int u = 0; u < _count; u++)
+                _kernel!(m, m.Tile(tile), Tables(u), Totals(u), x.Scales(_first + u), _y + (long)(_first + u) * _n + tile * BitSerialMatrix.TileRows, rows);
+        }
+    }
+
+    private void Reserve(int tokens, int tableLength, int blocks)
+    {
+        long tables = (long)tokens * tableLength, totals = (long)tokens * blocks;
+        if (tables > _tableCapacity)
+        {
+            NativeMemory.AlignedFree(_tables);
+            _tables = (short*)NativeMemory.AlignedAlloc((nuint)(tables * sizeof(short)), 64);
+            _tableCapacity = tables;
+        }
+        if (totals > _totalCapacity)
+        {
+            NativeMemory.AlignedFree(_totals);
+            _totals = (int*)NativeMemory.AlignedAlloc((nuint)(totals * sizeof(int)), 64);
+            _totalCapacity = totals;
+        }
+    }
+
+    public void Dispose()
+    {
+        NativeMemory.AlignedFree(_tables); _tables = null; _tableCapacity = 0;
+        NativeMemory.AlignedFree(_totals); _totals = null; _totalCapacity = 0;
+    }
+}

@@ -1,0 +1,135 @@
+using System.Runtime.Intrinsics.X86;
+using AnyBit.Kernels;
+using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
+
+namespace AnyBit.Tests;
+
+/// <summary>
+/// The T-MAC bit-serial lookup-table kernel against the scalar reference (which reads the file's bytes, not the
+/// bit planes), bit for bit. It needs AVX-512 BW; on a CPU without it the layout must not be chosen, which is tested
+/// instead.
+/// </summary>
+public unsafe class BitSerialKernelTests
+{
+    /// <summary>Every plane count (1-bit signs and asymmetric 1-bit, 2, 3, 4), every group size, both zero-point kinds,
+    /// and the ternary ggml types.</summary>
+    public static TheoryData<string> Specs() =>
+    [
+        "int1:g32:sym", "int1:g64:asym", "int2:g32:sym", "int2:g128:asym", "int3:g64:sym", "int3:g256:asym",
+        "int4:g32:asym", "int4:g256:sym", "TQ2_0", "TQ1_0",
+    ];
+
+    [Fact]
+    public void Lanes_hold_every_row_of_a_tile_once_in_the_order_the_unpacks_restore()
+    {
+        var rows = Enumerable.Range(0, 32).Select(BitSerialMatrix.RowOfLane).ToArray();
+        Assert.Equal(Enumerable.Range(0, 32), rows.Order());
+        // vpunpcklwd takes words 0–3 of each 128-bit lane (lanes 8k..8k+3): they must be rows 4k..4k+3.
+        for (int k = 0; k < 4; k++)
+            for (int i = 0; i < 4; i++)
+            {
+                Assert.Equal(4 * k + i, rows[8 * k + i]);
+                Assert.Equal(16 + 4 * k + i, rows[8 * k + 4 + i]);
+            }
+    }
+
+    [Theory]
+    [MemberData(nameof(Specs))]
+    public void Tile_kernel_matches_the_scalar_reference_bit_for_bit(string spec)
+    {
+        int rows = 45, cols = 768, tokens = 3; // a full tile and a padded one of 13 rows
+        var (_, bytes) = QuantizedKernelTests.RandomMatrix(spec, rows, cols, 21);
+        if (!Avx512BW.IsSupported)
+        {
+            using var fallback = QuantizedKernelTests.Pack(spec, rows, cols, bytes);
+            Assert.Null(fallback.BitSerial);
+            return;
+        }
+        using var m = QuantizedKernelTests.Pack(spec, rows, cols, bytes, MatrixLayout.BitSerial);
+        var bits = m.BitSerial!;
+        using var a = QuantizedKernelTests.RandomActivations(tokens, cols, m.ActivationBlock, 22, out _);
+        var kernel = BitSerialKernel.For(bits);
+        var tables = new short[BitSerialKernel.TableLength(cols)];
+        var totals = new int[cols / bits.Group];
+        var y = new float[BitSerialMatrix.TileRows + 1];
+        for (int t = 0; t < tokens; t++)
+        {
+            fixed (short* pt = tables) fixed (int* ps = totals)
+            {
+                BitSerialKernel.BuildTables(a.Codes(t), a.Sums16(t), cols, bits.Group, pt, ps);
+                for (int tile = 0; tile < bits.Tiles; tile++)
+                {
+                    int n = Math.Min(BitSerialMatrix.TileRows, rows - tile * BitSerialMatrix.TileRows);
+                    Array.Fill(y, float.NaN);
+                    fixed (float* py = y) kernel(bits, bits.Tile(tile), pt, ps, a.Scales(t), py, n);
+                    for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, tile * BitSerialMatrix.TileRows + r, a, t), y[r]);
+                    for (int r = n; r < y.Length; r++) Assert.True(float.IsNaN(y[r]), "a padded row was written");
+                }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData("int1:g64:sym", 1, 1)]
+    [InlineData("int2:g32:asym", 5, 2)]
+    [InlineData("int3:g128:asym", 20, 3)] // more tokens than one chunk of tables
+    [InlineData("int4:g64:sym", 2, 2)]
+    [InlineData("TQ1_0", 3, 2)]
+    public void Matmul_on_the_pool_equals_the_reference_for_every_token(string spec, int tokens, int workers)
+    {
+        if (!Avx512BW.IsSupported) return; // the layout is not chosen there (Tile_kernel_... tests that)
+        int rows = 300, cols = 512;
+        var (_, bytes) = QuantizedKernelTests.RandomMatrix(spec, rows, cols, 8);
+        using var m = QuantizedKernelTests.Pack(spec, rows, cols, bytes, MatrixLayout.BitSerial);
+        Assert.Contains("bit-serial", m.KernelPath);
+        var rng = new Random(9);
+        var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var fast = new float[tokens * rows];
+        var reference = new float[tokens * rows];
+        using var pool = new WorkerPool(workers);
+        using var mm = new QuantizedMatMul(tokens);
+        fixed (float* px = x, pf = fast, pr = reference)
+        {
+            mm.Run(pool, px, tokens, m, pf, KernelMode.Fast, perTokenScale: false);
+            mm.Run(pool, px, tokens, m, pr, KernelMode.Reference, perTokenScale: false);
+        }
+        Assert.Equal(reference, fast);
+    }
+
+    /// <summary>
+    /// The int16 sums' worst case: groups of 256 whose codes are all the largest (every table lookup 4·127 or 4·−127,
+    /// 64 of them per plane), and the zero point's product with Σx at its largest. A wrap would be off by 65536.
+    /// </summary>
+    [Theory]
+    [InlineData(1f)]
+    [InlineData(-1f)]
+    public void Largest_sums_of_a_256_group_do_not_wrap(float activation)
+    {
+        if (!Avx512BW.IsSupported) return;
+        const string spec = "int4:g256:asym";
+        var format = FormatRegistry.Parse(spec);
+        int rows = 32, cols = 512;
+        var bytes = new byte[format.ByteSize((long)rows * cols)];
+        for (int b = 0; b < bytes.Length; b += format.BytesPerBlock)
+        {
+            BitConverter.TryWriteBytes(bytes.AsSpan(b, 2), (Half)0.5f);
+            bytes[b + 2] = (byte)(b / format.BytesPerBlock % 2 == 0 ? 0 : 255); // zero point 0, then 255
+            bytes.AsSpan(b + 3, format.BytesPerBlock - 3).Fill(0xFF);           // every code 15
+        }
+        using var m = QuantizedKernelTests.Pack(spec, rows, cols, bytes, MatrixLayout.BitSerial);
+        var x = Enumerable.Repeat(activation, cols).ToArray(); // codes ±127
+        var fast = new float[rows];
+        var reference = new float[rows];
+        using var pool = new WorkerPool(1);
+        using var mm = new QuantizedMatMul(1);
+        fixed (float* px = x, pf = fast, pr = reference)
+        {
+            mm.Run(pool, px, 1, m, pf, KernelMode.Fast, perTokenScale: false);
+            mm.Run(pool, px, 1, m, pr, KernelMode.Reference, perTokenScale: false);
+        }
+        Assert.Equal(reference, fast);
+        // 0.5·(15 − 0)·256 + 0.5·(15 − 255)·256 per unit activation, with the activation's scale 1/127 · 127.
+        Assert.Equal(activation * (0.5f * 15 * 256 + 0.5f * (15 - 255) * 256), fast[0], 2);
+    }
+}
