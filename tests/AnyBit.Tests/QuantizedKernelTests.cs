@@ -323,6 +323,34 @@ public unsafe class QuantizedKernelTests
             }
     }
 
+    /// <summary>
+    /// A kind with no SIMD path on this CPU (Q8_0 and int8 on AVX2 without AVX-VNNI) runs the scalar reference even
+    /// when loaded for the fast kernels, so its matrix must keep the file's bytes (it once did not, and threw).
+    /// </summary>
+    [Theory]
+    [InlineData("Q8_0")]
+    [InlineData("int8:g64:sym")]
+    public void A_kind_without_a_simd_path_runs_the_reference_when_packed_for_the_fast_kernels(string spec)
+    {
+        int rows = 24, cols = 256, tokens = 2;
+        var (_, bytes) = RandomMatrix(spec, rows, cols, 31);
+        var format = FormatOf(spec);
+        using var m = format.GgmlType is TensorType t ? PackedMatrix.Create(t, rows, cols, bytes) : PackedMatrix.Create(format, default, rows, cols, bytes);
+        using var withSource = Pack(spec, rows, cols, bytes);
+        var rng = new Random(3);
+        var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        var fast = new float[tokens * rows];
+        var reference = new float[tokens * rows];
+        using var pool = new WorkerPool(2);
+        using var mm = new QuantizedMatMul(tokens);
+        fixed (float* px = x, pf = fast, pr = reference)
+        {
+            mm.Run(pool, px, tokens, m, pf, KernelMode.Fast, perTokenScale: false);
+            mm.Run(pool, px, tokens, withSource, pr, KernelMode.Reference, perTokenScale: false);
+        }
+        Assert.Equal(reference, fast);
+    }
+
     [Theory]
     [InlineData("Q4_0", 0x7C00)] // +inf
     [InlineData("Q4_K", 0xFE00)] // a NaN

@@ -70,6 +70,9 @@ public sealed unsafe class PackedMatrix : IDisposable
         {
             Kernel = KernelPaths.Select(kind, RawExponents, out string path);
             KernelPath = path;
+            // No SIMD path for this kind on this CPU (Q8_0's and int8's codes on AVX2 without AVX-VNNI, e.g. AMD Zen 4,
+            // whose VNNI .NET 10 exposes only as AVX-VNNI): the scalar reference runs, and it reads the file's bytes.
+            keepSource |= Kernel is null;
         }
         if (keepSource) _source = ggml.ToArray();
     }
