@@ -54,9 +54,14 @@ internal sealed unsafe class BitSerialMatrix : IDisposable
 
     /// <summary>
     /// Whether a matrix of <paramref name="kind"/> is held in this layout rather than the interleaved one, as
-    /// measured side by side (docs/performance.md, "Bit-serial lookup tables").
+    /// measured side by side (bench LookupTableBenchmarks, docs/performance.md "Bit-serial lookup tables"): on an
+    /// AVX-512 CPU whose int8 kernel runs its AVX2 path (no AVX-VNNI: AMD Zen 4), 5632 × 2048 from memory on 2 threads,
+    /// int1 2.6×, int2 1.14–1.48×, TQ2_0 1.17× (8-token prefill 1.2–1.5×); int3 0.72–0.87× and int4 0.8× decoding,
+    /// so those stay interleaved. Where AVX-VNNI runs the int8 kernel only int1 takes it — it reads 40 % fewer bytes
+    /// there (1 bit per code, not 2), whatever the arithmetic; int2 and ternary against VNNI were not measured.
     /// </summary>
-    public static bool Preferred(PackedKind kind) => Supports(kind) && (kind.Int?.Bits ?? 2) <= 2;
+    public static bool Preferred(PackedKind kind) =>
+        Supports(kind) && (kind.Int?.Bits ?? 2) <= (AvxVnni.IsSupported ? 1 : 2);
 
     public PackedKind Kind { get; }
     public int Rows { get; }
