@@ -70,19 +70,79 @@ public unsafe class BitSerialKernelTests
         }
     }
 
+    /// <summary>The ternary base-3 table kernel (bitnet.cpp TL2 style) against the reference, tile by tile, bit for bit.</summary>
     [Theory]
+    [InlineData("TQ2_0")]
+    [InlineData("TQ1_0")]
+    public void Ternary_table_kernel_matches_the_scalar_reference_bit_for_bit(string spec)
+    {
+        int rows = 109, cols = 768, tokens = 3; // a full 64-row tile and one of 45 (a full half and a padded one)
+        var (_, bytes) = QuantizedKernelTests.RandomMatrix(spec, rows, cols, 23);
+        if (!Avx512BW.IsSupported) return; // not offered there (Supports)
+        using var m = QuantizedKernelTests.Pack(spec, rows, cols, bytes, MatrixLayout.TernaryTable);
+        var table = Assert.IsType<TernaryTableMatrix>(m.Lookup);
+        using var a = QuantizedKernelTests.RandomActivations(tokens, cols, m.ActivationBlock, 24, out _);
+        var tables = new short[table.TableLength];
+        var totals = new int[table.Blocks];
+        int tileRows = TernaryTableMatrix.TileRows;
+        var y = new float[tileRows + 1];
+        for (int t = 0; t < tokens; t++)
+            fixed (short* pt = tables) fixed (int* ps = totals)
+            {
+                table.BuildTables(a.Codes(t), a.Sums16(t), pt, ps);
+                for (int tile = 0; tile < table.Tiles; tile++)
+                {
+                    int n = Math.Min(tileRows, rows - tile * tileRows);
+                    Array.Fill(y, float.NaN);
+                    fixed (float* py = y) table.MultiplyTile(tile, pt, ps, a.Scales(t), py, n);
+                    for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, tile * tileRows + r, a, t), y[r]);
+                    for (int r = n; r < y.Length; r++) Assert.True(float.IsNaN(y[r]), "a padded row was written");
+                }
+            }
+    }
+
+    /// <summary>Every weight +1 (or −1) and every activation ±127: the largest sums the two int16 accumulators hold.</summary>
+    [Theory]
+    [InlineData(1f, 1f)]
+    [InlineData(-1f, 1f)]
+    [InlineData(1f, -1f)]
+    public void Largest_ternary_sums_do_not_wrap(float weight, float activation)
+    {
+        if (!Avx512BW.IsSupported) return;
+        int rows = 64, cols = 512;
+        var format = FormatRegistry.Parse("tq2_0");
+        var w = Enumerable.Repeat(weight, rows * cols).ToArray();
+        var bytes = new byte[format.ByteSize(w.Length)];
+        format.Quantize(w, cols, bytes);
+        using var m = QuantizedKernelTests.Pack("TQ2_0", rows, cols, bytes, MatrixLayout.TernaryTable);
+        var x = Enumerable.Repeat(activation, cols).ToArray();
+        var fast = new float[rows];
+        var reference = new float[rows];
+        using var pool = new WorkerPool(1);
+        using var mm = new QuantizedMatMul(1);
+        fixed (float* px = x, pf = fast, pr = reference)
+        {
+            mm.Run(pool, px, 1, m, pf, KernelMode.Fast, perTokenScale: false);
+            mm.Run(pool, px, 1, m, pr, KernelMode.Reference, perTokenScale: false);
+        }
+        Assert.Equal(reference, fast);
+        Assert.Equal(weight * activation * cols, fast[0], 1);
+    }
+
+    [Theory]
+    [InlineData("TQ2_0", 20, 3, MatrixLayout.TernaryTable)]
     [InlineData("int1:g64:sym", 1, 1)]
     [InlineData("int2:g32:asym", 5, 2)]
     [InlineData("int3:g128:asym", 20, 3)] // more tokens than one chunk of tables
     [InlineData("int4:g64:sym", 2, 2)]
     [InlineData("TQ1_0", 3, 2)]
-    public void Matmul_on_the_pool_equals_the_reference_for_every_token(string spec, int tokens, int workers)
+    public void Matmul_on_the_pool_equals_the_reference_for_every_token(string spec, int tokens, int workers, MatrixLayout layout = MatrixLayout.BitSerial)
     {
         if (!Avx512BW.IsSupported) return; // the layout is not chosen there (Tile_kernel_... tests that)
         int rows = 300, cols = 512;
         var (_, bytes) = QuantizedKernelTests.RandomMatrix(spec, rows, cols, 8);
-        using var m = QuantizedKernelTests.Pack(spec, rows, cols, bytes, MatrixLayout.BitSerial);
-        Assert.Contains("bit-serial", m.KernelPath);
+        using var m = QuantizedKernelTests.Pack(spec, rows, cols, bytes, layout);
+        Assert.Contains(layout == MatrixLayout.BitSerial ? "bit-serial" : "base-3", m.KernelPath);
         var rng = new Random(9);
         var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         var fast = new float[tokens * rows];

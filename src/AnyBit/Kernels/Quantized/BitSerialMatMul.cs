@@ -3,7 +3,7 @@ using System.Runtime.InteropServices;
 namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
-/// Y = X·Wᵀ for a <see cref="BitSerialMatrix"/> on the pool: each token's lookup tables are built once (on the pool
+/// Y = X·Wᵀ for a lookup-table matrix (<see cref="BitSerialMatrix"/>, <see cref="TernaryTableMatrix"/>) on the pool: each token's lookup tables are built once (on the pool
 /// when there are several tokens), then the 32-row tiles are shared out as <see cref="QuantizedMatMul"/> shares its
 /// groups, each tile meeting every token of the chunk while its codes are in cache.
 /// </summary>
@@ -15,19 +15,16 @@ internal sealed unsafe class BitSerialMatMul : IParallelWork, IDisposable
     private int* _totals;
     private long _tableCapacity, _totalCapacity;
     private int[] _bounds = new int[16];
-    private BitSerialMatrix? _m;
-    private BitSerialKernel.TileKernel? _kernel;
+    private ILookupTableMatrix? _m;
     private QuantizedActivations? _x;
     private float* _y;
     private int _n, _first, _count;
     private bool _building;
 
-    public void Run(WorkerPool pool, BitSerialMatrix m, QuantizedActivations x, int tokens, float* y, int n)
+    public void Run(WorkerPool pool, ILookupTableMatrix m, QuantizedActivations x, int tokens, float* y, int n)
     {
-        int tableLength = BitSerialKernel.TableLength(m.Columns);
-        Reserve(Math.Min(tokens, ChunkTokens), tableLength, m.Blocks);
+        Reserve(Math.Min(tokens, ChunkTokens), m.TableLength, m.Blocks);
         _m = m; _x = x; _y = y; _n = n;
-        _kernel = BitSerialKernel.For(m);
         for (_first = 0; _first < tokens; _first += _count)
         {
             _count = Math.Min(ChunkTokens, tokens - _first);
@@ -37,10 +34,10 @@ internal sealed unsafe class BitSerialMatMul : IParallelWork, IDisposable
             _building = false;
             pool.Run(this, QuantizedMatMul.Schedule(m.Tiles, 1, pool.WorkerCount, ref _bounds));
         }
-        _m = null; _x = null; _kernel = null;
+        _m = null; _x = null;
     }
 
-    private short* Tables(int u) => _tables + (long)u * BitSerialKernel.TableLength(_m!.Columns);
+    private short* Tables(int u) => _tables + (long)u * _m!.TableLength;
     private int* Totals(int u) => _totals + (long)u * _m!.Blocks;
 
     public void Execute(int item, int worker)
@@ -49,14 +46,14 @@ internal sealed unsafe class BitSerialMatMul : IParallelWork, IDisposable
         if (_building)
         {
             int t = _first + item;
-            BitSerialKernel.BuildTables(x.Codes(t), x.Sums16(t), m.Columns, m.Group, Tables(item), Totals(item));
+            m.BuildTables(x.Codes(t), x.Sums16(t), Tables(item), Totals(item));
             return;
         }
         for (int tile = _bounds[item]; tile < _bounds[item + 1]; tile++)
         {
-            int rows = Math.Min(BitSerialMatrix.TileRows, m.Rows - tile * BitSerialMatrix.TileRows);
+            int rows = Math.Min(m.TileRows, m.Rows - tile * m.TileRows);
             for (int u = 0; u < _count; u++)
-                _kernel!(m, m.Tile(tile), Tables(u), Totals(u), x.Scales(_first + u), _y + (long)(_first + u) * _n + tile * BitSerialMatrix.TileRows, rows);
+                m.MultiplyTile(tile, Tables(u), Totals(u), x.Scales(_first + u), _y + (long)(_first + u) * _n + tile * m.TileRows, rows);
         }
     }
 

@@ -13,9 +13,10 @@ namespace AnyBit.Kernels.Quantized;
 /// points as bytes; each tile-group is padded to a whole number of cache lines so that every code vector is one
 /// aligned line. Memory holds k bits per weight where the interleaved layout holds 2 for int1.
 /// </summary>
-internal sealed unsafe class BitSerialMatrix : IDisposable
+internal sealed unsafe class BitSerialMatrix : ILookupTableMatrix
 {
     public const int TileRows = 32;
+    int ILookupTableMatrix.TileRows => TileRows;
     private const int LineBytes = 64;
 
     private byte* _data;
@@ -82,6 +83,13 @@ internal sealed unsafe class BitSerialMatrix : IDisposable
 
     /// <summary>The weight of plane <paramref name="p"/> in a code.</summary>
     public int PlaneWeight(int p) => Signs ? 2 : 1 << p;
+
+    public string KernelPath => "avx-512 bit-serial lookup tables (T-MAC), 32-row tiles";
+    public int TableLength => BitSerialKernel.TableLength(Columns);
+    public void BuildTables(sbyte* x, short* sums16, short* tables, int* totals) => BitSerialKernel.BuildTables(x, sums16, Columns, Group, tables, totals);
+    private BitSerialKernel.TileKernel? _kernel;
+    public void MultiplyTile(int tile, short* tables, int* totals, float* dx, float* y, int rows) =>
+        (_kernel ??= BitSerialKernel.For(this))(this, Tile(tile), tables, totals, dx, y, rows);
 
     public byte* Tile(int t) => _data + (long)t * Blocks * BlockBytes;
 

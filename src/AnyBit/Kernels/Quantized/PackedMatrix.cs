@@ -12,6 +12,8 @@ public enum MatrixLayout
     Interleaved,
     /// <summary>Bit planes in 32-row tiles for the T-MAC lookup-table kernel (int1–int4 on AVX-512 BW; others fall back).</summary>
     BitSerial,
+    /// <summary>Base-3 indices of 3 ternary weights for the bitnet.cpp-TL-style kernel (TQ2_0/TQ1_0 on AVX-512 BW).</summary>
+    TernaryTable,
 }
 
 /// <summary>
@@ -43,11 +45,13 @@ public sealed unsafe class PackedMatrix : IDisposable
         Groups = (rows + GroupRows - 1) / GroupRows;
         SuperBlocks = columns / kind.SuperBlock;
         GroupBytes = (long)SuperBlocks * kind.SuperBlockBytes;
-        if (layout == MatrixLayout.BitSerial ? BitSerialMatrix.Supports(kind) : layout == MatrixLayout.Auto && BitSerialMatrix.Preferred(kind))
+        if (layout == MatrixLayout.Auto) layout = TernaryTableMatrix.Preferred(kind) ? MatrixLayout.TernaryTable : BitSerialMatrix.Preferred(kind) ? MatrixLayout.BitSerial : MatrixLayout.Interleaved;
+        if (layout == MatrixLayout.BitSerial && BitSerialMatrix.Supports(kind) || layout == MatrixLayout.TernaryTable && TernaryTableMatrix.Supports(kind))
         {
-            fixed (byte* source = ggml) BitSerial = new BitSerialMatrix(kind, rows, columns, source);
-            ByteLength = BitSerial.ByteLength;
-            KernelPath = "avx-512 bit-serial lookup tables (T-MAC), 32-row tiles";
+            fixed (byte* source = ggml)
+                Lookup = layout == MatrixLayout.BitSerial ? new BitSerialMatrix(kind, rows, columns, source) : new TernaryTableMatrix(kind, rows, columns, source);
+            ByteLength = Lookup.ByteLength;
+            KernelPath = Lookup.KernelPath;
             if (keepSource) _source = ggml.ToArray();
             return;
         }
@@ -102,7 +106,9 @@ public sealed unsafe class PackedMatrix : IDisposable
     internal PackedKind Kind { get; }
     /// <summary>The T-MAC bit-serial layout, for the kinds that run the lookup-table kernel instead of the
     /// interleaved int8 one (<see cref="BitSerialMatrix.Preferred"/>); the interleaved layout is then not built.</summary>
-    internal BitSerialMatrix? BitSerial { get; }
+    internal BitSerialMatrix? BitSerial => Lookup as BitSerialMatrix;
+    /// <summary>The lookup-table layout this matrix is held in (bit-serial or ternary base-3), or null: interleaved.</summary>
+    internal ILookupTableMatrix? Lookup { get; }
     /// <summary>The stored format's name ("Q4_K", "int3:g64:asym").</summary>
     public string FormatName => Kind.ToString();
     /// <summary>The SIMD kernel chosen for this CPU; null where only the scalar reference runs.</summary>
@@ -288,7 +294,7 @@ public sealed unsafe class PackedMatrix : IDisposable
 
     public void Dispose()
     {
-        BitSerial?.Dispose();
+        Lookup?.Dispose();
         if (_data == null) return;
         LargePageMemory.Free(_data);
         _data = null;

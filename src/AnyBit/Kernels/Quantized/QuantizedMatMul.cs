@@ -45,8 +45,8 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
             act.MadeFrom = made;
         }
         _m = w; _x = act; _y = y; _n = w.Rows; _tokens = tokens;
-        _reference = mode == KernelMode.Reference || (w.BitSerial is null && (_kernel = w.Kernel) is null);
-        if (!_reference && w.BitSerial is { } bits) _lookup.Run(pool, bits, act, tokens, y, w.Rows);
+        _reference = mode == KernelMode.Reference || (w.Lookup is null && (_kernel = w.Kernel) is null);
+        if (!_reference && w.Lookup is { } table) _lookup.Run(pool, table, act, tokens, y, w.Rows);
         else pool.Run(this, Schedule(w.Groups, w.Kind.PairedGroups ? 2 : 1, pool.WorkerCount, ref _bounds));
         _m = null; _x = null;
     }
