@@ -6,9 +6,11 @@ using AnyBit.Quantization;
 namespace AnyBit.Benchmarks;
 
 /// <summary>
-/// The T-MAC bit-serial lookup-table kernel against the int8 dot-product kernel on the same int1–int4 or TQ2_0 weights: one
+/// The lookup-table kernels (T-MAC bit-serial; for TQ2_0 also the ternary base-3 one) against the int8 dot-product
+/// kernel on the same int1–int4 or TQ2_0 weights: one
 /// decode-shaped product (5632 × 2048) per case, the matrix from memory (16 copies cycled) or one matrix over and over
-/// (from cache, where the arithmetic shows). <see cref="BitSerialMatrix.Preferred"/> follows what this measures.
+/// (from cache, where the arithmetic shows). <see cref="BitSerialMatrix.Preferred"/> and
+/// <see cref="TernaryTableMatrix.Preferred"/> follow what this measures.
 /// </summary>
 [ShortRunJob]
 public unsafe class LookupTableBenchmarks
@@ -18,7 +20,8 @@ public unsafe class LookupTableBenchmarks
     [Params("int1:g64:sym", "int2:g32:sym", "int2:g128:asym", "int3:g64:asym", "int4:g32:asym", "tq2_0")]
     public string Format { get; set; } = "int2:g32:sym";
 
-    [Params(MatrixLayout.Interleaved, MatrixLayout.BitSerial)]
+    /// <summary>TernaryTable holds only TQ2_0 (the int formats fall back to Interleaved there: rows to skip).</summary>
+    [Params(MatrixLayout.Interleaved, MatrixLayout.BitSerial, MatrixLayout.TernaryTable)]
     public MatrixLayout Layout { get; set; }
 
     [Params(1, 2)]
