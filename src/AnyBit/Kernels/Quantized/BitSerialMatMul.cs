@@ -4,7 +4,7 @@ namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
 /// Y = X·Wᵀ for a lookup-table matrix (<see cref="BitSerialMatrix"/>, <see cref="TernaryTableMatrix"/>) on the pool: each token's lookup tables are built once (on the pool
-/// when there are several tokens), then the 32-row tiles are shared out as <see cref="QuantizedMatMul"/> shares its
+/// when there are several tokens), then the tiles (32 or 64 rows) are shared out as <see cref="QuantizedMatMul"/> shares its
 /// groups, each tile meeting every token of the chunk while its codes are in cache.
 /// </summary>
 internal sealed unsafe class BitSerialMatMul : IParallelWork, IDisposable

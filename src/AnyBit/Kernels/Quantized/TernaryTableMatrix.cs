@@ -58,7 +58,7 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
     public int Tiles { get; }
     public int Blocks { get; }
     public long ByteLength { get; }
-    public string KernelPath => "avx-512 ternary base-3 lookup tables (bitnet.cpp TL2 style), 32-row tiles";
+    public string KernelPath => "avx-512 ternary base-3 lookup tables (bitnet.cpp TL2 style), 64-row tiles";
     public int TableLength => Blocks * Triples * TableEntries;
 
     private byte* Tile(int t) => _data + (long)t * Blocks * BlockBytes;
