@@ -8,14 +8,19 @@ namespace AnyBit.Benchmarks;
 /// <summary>
 /// The lookup-table kernels (T-MAC bit-serial; for TQ2_0 also the ternary base-3 one) against the int8 dot-product
 /// kernel on the same int1–int4 or TQ2_0 weights: one
-/// decode-shaped product (5632 × 2048) per case, the matrix from memory (16 copies cycled) or one matrix over and over
+/// decode-shaped product per case and shape, the matrix from memory (16 copies cycled) or one matrix over and over
 /// (from cache, where the arithmetic shows). <see cref="BitSerialMatrix.Preferred"/> and
 /// <see cref="TernaryTableMatrix.Preferred"/> follow what this measures.
 /// </summary>
 [ShortRunJob]
 public unsafe class LookupTableBenchmarks
 {
-    private const int Rows = 5632, Columns = 2048;
+    /// <summary>rows × columns: an FFN up/gate projection, its down projection, and a GQA key/value projection of a 1B model.</summary>
+    [Params("5632x2048", "2048x5632", "512x2048")]
+    public string Shape { get; set; } = "5632x2048";
+
+    private int Rows => int.Parse(Shape.Split('x')[0]);
+    private int Columns => int.Parse(Shape.Split('x')[1]);
 
     [Params("int1:g64:sym", "int2:g32:sym", "int2:g128:asym", "int3:g64:asym", "int4:g32:asym", "tq2_0")]
     public string Format { get; set; } = "int2:g32:sym";

@@ -45,7 +45,7 @@ public sealed unsafe class PackedMatrix : IDisposable
         Groups = (rows + GroupRows - 1) / GroupRows;
         SuperBlocks = columns / kind.SuperBlock;
         GroupBytes = (long)SuperBlocks * kind.SuperBlockBytes;
-        if (layout == MatrixLayout.Auto) layout = TernaryTableMatrix.Preferred(kind) ? MatrixLayout.TernaryTable : BitSerialMatrix.Preferred(kind) ? MatrixLayout.BitSerial : MatrixLayout.Interleaved;
+        if (layout == MatrixLayout.Auto) layout = TernaryTableMatrix.Preferred(kind, columns) ? MatrixLayout.TernaryTable : BitSerialMatrix.Preferred(kind) ? MatrixLayout.BitSerial : MatrixLayout.Interleaved;
         if (layout == MatrixLayout.BitSerial && BitSerialMatrix.Supports(kind) || layout == MatrixLayout.TernaryTable && TernaryTableMatrix.Supports(kind))
         {
             fixed (byte* source = ggml)

@@ -45,12 +45,14 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
         Avx512BW.IsSupported && kind.Int is null && kind.Type is IO.TensorType.TQ2_0 or IO.TensorType.TQ1_0;
 
     /// <summary>
-    /// Whether ternary matrices take this layout by default, as measured (bench LookupTableBenchmarks,
-    /// docs/performance.md): TQ2_0 5632 × 2048 from memory on 2 threads, Zen 4 (int8 kernel on its AVX2 path),
-    /// 1.73× the interleaved kernel and 1.19× the bit-serial one decoding, 1.70× and 1.10× on 8 tokens. Against
-    /// AVX-VNNI not measured: there the interleaved kernel stays, as for the bit-serial layout.
+    /// Whether a ternary matrix of <paramref name="columns"/> columns takes this layout by default, as measured per
+    /// shape (bench LookupTableBenchmarks, docs/performance.md), TQ2_0 from memory on 2 threads, Zen 4 (int8 kernel
+    /// on its AVX2 path): 5632 × 2048 1.73× the interleaved kernel and 1.19× the bit-serial one; 512 × 2048 level
+    /// with bit-serial; 2048 × 5632 0.70× bit-serial — its tables (21 bytes per column, 120 KB per token) are read
+    /// again for every tile. So rows of up to 2048 columns (the widest measured to win); wider ones go to the
+    /// bit-serial layout. Against AVX-VNNI not measured: there the interleaved kernel stays, as for the bit-serial layout.
     /// </summary>
-    public static bool Preferred(PackedKind kind) => Supports(kind) && !AvxVnni.IsSupported;
+    public static bool Preferred(PackedKind kind, int columns) => Supports(kind) && !AvxVnni.IsSupported && columns <= 2048;
 
     public PackedKind Kind { get; }
     public int Rows { get; }
