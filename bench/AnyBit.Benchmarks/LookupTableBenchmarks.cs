@@ -55,9 +55,7 @@ public unsafe class LookupTableBenchmarks
         var format = FormatRegistry.Parse(Format);
         var bytes = new byte[format.ByteSize(w.Length)];
         format.Quantize(w, Columns, bytes);
-        _packed = Enumerable.Range(0, Copies).Select(_ => format.GgmlType is { } t
-            ? PackedMatrix.Create(t, Rows, Columns, bytes, keepSource: false, Layout)
-            : PackedMatrix.Create(format, default, Rows, Columns, bytes, keepSource: false, Layout)).ToArray();
+        _packed = Enumerable.Range(0, Copies).Select(_ => PackedMatrix.Create(format, default, Rows, Columns, bytes, keepSource: false, Layout)).ToArray();
         _x = new NativeBuffer(Tokens * Columns);
         for (int i = 0; i < _x.Span.Length; i++) _x.Span[i] = (float)(rng.NextDouble() * 2 - 1);
         _y = new NativeBuffer(Tokens * Rows);

@@ -40,9 +40,7 @@ public unsafe class MatVecBenchmarks
         format.Quantize(w, Columns, bytes);
         var decoded = new float[w.Length];
         format.Dequantize(bytes, decoded);
-        _packed = Enumerable.Range(0, Copies).Select(_ => format.GgmlType is { } t
-            ? PackedMatrix.Create(t, Rows, Columns, bytes)
-            : PackedMatrix.Create(format, default, Rows, Columns, bytes)).ToArray();
+        _packed = Enumerable.Range(0, Copies).Select(_ => PackedMatrix.Create(format, default, Rows, Columns, bytes)).ToArray();
         _dense = Enumerable.Range(0, Copies / 4).Select(_ => new NativeBuffer(decoded)).ToArray();
         _x = new NativeBuffer(Columns);
         for (int i = 0; i < Columns; i++) _x.Span[i] = (float)(rng.NextDouble() * 2 - 1);

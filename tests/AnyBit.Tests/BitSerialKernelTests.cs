@@ -43,11 +43,11 @@ public unsafe class BitSerialKernelTests
         if (!Avx512BW.IsSupported)
         {
             using var fallback = QuantizedKernelTests.Pack(spec, rows, cols, bytes);
-            Assert.Null(fallback.BitSerial);
+            Assert.Null(fallback.Lookup);
             return;
         }
         using var m = QuantizedKernelTests.Pack(spec, rows, cols, bytes, MatrixLayout.BitSerial);
-        var bits = m.BitSerial!;
+        var bits = Assert.IsType<BitSerialMatrix>(m.Lookup);
         using var a = QuantizedKernelTests.RandomActivations(tokens, cols, m.ActivationBlock, 22, out _);
         var kernel = BitSerialKernel.For(bits);
         var tables = new short[BitSerialKernel.TableLength(cols)];
@@ -116,15 +116,7 @@ public unsafe class BitSerialKernelTests
         format.Quantize(w, cols, bytes);
         using var m = QuantizedKernelTests.Pack("TQ2_0", rows, cols, bytes, MatrixLayout.TernaryTable);
         var x = Enumerable.Repeat(activation, cols).ToArray();
-        var fast = new float[rows];
-        var reference = new float[rows];
-        using var pool = new WorkerPool(1);
-        using var mm = new QuantizedMatMul(1);
-        fixed (float* px = x, pf = fast, pr = reference)
-        {
-            mm.Run(pool, px, 1, m, pf, KernelMode.Fast, perTokenScale: false);
-            mm.Run(pool, px, 1, m, pr, KernelMode.Reference, perTokenScale: false);
-        }
+        var (fast, reference) = QuantizedKernelTests.FastAndReference(m, x, 1, 1);
         Assert.Equal(reference, fast);
         Assert.Equal(weight * activation * cols, fast[0], 1);
     }
@@ -145,15 +137,7 @@ public unsafe class BitSerialKernelTests
         Assert.Contains(layout == MatrixLayout.BitSerial ? "bit-serial" : "base-3", m.KernelPath);
         var rng = new Random(9);
         var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var fast = new float[tokens * rows];
-        var reference = new float[tokens * rows];
-        using var pool = new WorkerPool(workers);
-        using var mm = new QuantizedMatMul(tokens);
-        fixed (float* px = x, pf = fast, pr = reference)
-        {
-            mm.Run(pool, px, tokens, m, pf, KernelMode.Fast, perTokenScale: false);
-            mm.Run(pool, px, tokens, m, pr, KernelMode.Reference, perTokenScale: false);
-        }
+        var (fast, reference) = QuantizedKernelTests.FastAndReference(m, x, tokens, workers);
         Assert.Equal(reference, fast);
     }
 
@@ -179,15 +163,7 @@ public unsafe class BitSerialKernelTests
         }
         using var m = QuantizedKernelTests.Pack(spec, rows, cols, bytes, MatrixLayout.BitSerial);
         var x = Enumerable.Repeat(activation, cols).ToArray(); // codes ±127
-        var fast = new float[rows];
-        var reference = new float[rows];
-        using var pool = new WorkerPool(1);
-        using var mm = new QuantizedMatMul(1);
-        fixed (float* px = x, pf = fast, pr = reference)
-        {
-            mm.Run(pool, px, 1, m, pf, KernelMode.Fast, perTokenScale: false);
-            mm.Run(pool, px, 1, m, pr, KernelMode.Reference, perTokenScale: false);
-        }
+        var (fast, reference) = QuantizedKernelTests.FastAndReference(m, x, 1, 1);
         Assert.Equal(reference, fast);
         // 0.5·(15 − 0)·256 + 0.5·(15 − 255)·256 per unit activation, with the activation's scale 1/127 · 127.
         Assert.Equal(activation * (0.5f * 15 * 256 + 0.5f * (15 - 255) * 256), fast[0], 2);

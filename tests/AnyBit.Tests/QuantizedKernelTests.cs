@@ -28,16 +28,12 @@ public unsafe class QuantizedKernelTests
     /// <summary>The packed matrix of <paramref name="spec"/>'s bytes, as the loader would build it.</summary>
     internal static PackedMatrix Pack(string spec, int rows, int cols, byte[] bytes, MatrixLayout layout = MatrixLayout.Auto)
     {
-        var format = FormatOf(spec);
-        return format.GgmlType is TensorType t
-            ? PackedMatrix.Create(t, rows, cols, bytes, keepSource: true, layout)
-            : PackedMatrix.Create(format, default, rows, cols, bytes, keepSource: true, layout);
+        return PackedMatrix.Create(FormatOf(spec), default, rows, cols, bytes, keepSource: true, layout);
     }
 
     private static PackedKind KindOf(string spec)
     {
-        var format = FormatOf(spec);
-        return format.GgmlType is TensorType t ? PackedKind.For(t)! : PackedKind.For(format, default)!;
+        return PackedKind.For(FormatOf(spec), default)!;
     }
 
     internal static (float[] Weights, byte[] Bytes) RandomMatrix(string spec, int rows, int cols, int seed)
@@ -100,6 +96,25 @@ public unsafe class QuantizedKernelTests
                 else Assert.Equal(expected[b * sb + i], value);
             }
         }
+    }
+
+    /// <summary>
+    /// X·Wᵀ for <paramref name="tokens"/> rows of <paramref name="x"/> on a pool of <paramref name="workers"/>: with the
+    /// fast kernels on <paramref name="fast"/>, and with the scalar reference on <paramref name="reference"/> (the
+    /// same matrix unless given).
+    /// </summary>
+    internal static (float[] Fast, float[] Reference) FastAndReference(PackedMatrix fast, float[] x, int tokens, int workers, PackedMatrix? reference = null)
+    {
+        var yFast = new float[tokens * fast.Rows];
+        var yReference = new float[tokens * fast.Rows];
+        using var pool = new WorkerPool(workers);
+        using var mm = new QuantizedMatMul(tokens);
+        fixed (float* px = x, pf = yFast, pr = yReference)
+        {
+            mm.Run(pool, px, tokens, fast, pf, KernelMode.Fast, perTokenScale: false);
+            mm.Run(pool, px, tokens, reference ?? fast, pr, KernelMode.Reference, perTokenScale: false);
+        }
+        return (yFast, yReference);
     }
 
     internal static QuantizedActivations RandomActivations(int tokens, int cols, int blockSize, int seed, out float[] x)
@@ -208,15 +223,7 @@ public unsafe class QuantizedKernelTests
         using var m = Pack(spec, rows, cols, bytes);
         var rng = new Random(9);
         var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var fast = new float[tokens * rows];
-        var reference = new float[tokens * rows];
-        using var pool = new WorkerPool(workers);
-        using var mm = new QuantizedMatMul(tokens);
-        fixed (float* px = x, pf = fast, pr = reference)
-        {
-            mm.Run(pool, px, tokens, m, pf, KernelMode.Fast, perTokenScale: false);
-            mm.Run(pool, px, tokens, m, pr, KernelMode.Reference, perTokenScale: false);
-        }
+        var (fast, reference) = FastAndReference(m, x, tokens, workers);
         Assert.Equal(reference, fast);
     }
 
@@ -334,20 +341,11 @@ public unsafe class QuantizedKernelTests
     {
         int rows = 24, cols = 256, tokens = 2;
         var (_, bytes) = RandomMatrix(spec, rows, cols, 31);
-        var format = FormatOf(spec);
-        using var m = format.GgmlType is TensorType t ? PackedMatrix.Create(t, rows, cols, bytes) : PackedMatrix.Create(format, default, rows, cols, bytes);
+        using var m = PackedMatrix.Create(FormatOf(spec), default, rows, cols, bytes);
         using var withSource = Pack(spec, rows, cols, bytes);
         var rng = new Random(3);
         var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var fast = new float[tokens * rows];
-        var reference = new float[tokens * rows];
-        using var pool = new WorkerPool(2);
-        using var mm = new QuantizedMatMul(tokens);
-        fixed (float* px = x, pf = fast, pr = reference)
-        {
-            mm.Run(pool, px, tokens, m, pf, KernelMode.Fast, perTokenScale: false);
-            mm.Run(pool, px, tokens, withSource, pr, KernelMode.Reference, perTokenScale: false);
-        }
+        var (fast, reference) = FastAndReference(m, x, tokens, 2, reference: withSource);
         Assert.Equal(reference, fast);
     }
 
@@ -368,15 +366,7 @@ public unsafe class QuantizedKernelTests
         Assert.False(healthy.HasNonFiniteScales);
         var rng = new Random(2);
         var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
-        var fast = new float[tokens * rows];
-        var reference = new float[tokens * rows];
-        using var pool = new WorkerPool(1);
-        using var mm = new QuantizedMatMul(tokens);
-        fixed (float* px = x, pf = fast, pr = reference)
-        {
-            mm.Run(pool, px, tokens, m, pf, KernelMode.Fast, perTokenScale: false);
-            mm.Run(pool, px, tokens, m, pr, KernelMode.Reference, perTokenScale: false);
-        }
+        var (fast, reference) = FastAndReference(m, x, tokens, 1);
         Assert.Equal(reference, fast);
         Assert.True(float.IsNaN(fast[9]) || float.IsInfinity(fast[9]), "row 9 reads its non-finite scale");
         Assert.True(float.IsFinite(fast[0]));

@@ -102,23 +102,14 @@ internal sealed unsafe class BitSerialMatrix : ILookupTableMatrix
 
     private void RepackTile(int t, byte* source)
     {
-        int g = Group, blockBytes = Kind.BlockBytes;
+        int g = Group;
         var codes = new byte[TileRows * g];
         var d = new float[TileRows];
         var zero = new int[TileRows];
-        Span<int> scales = stackalloc int[g / 16], mins = stackalloc int[g / 16];
         for (int s = 0; s < Blocks; s++)
         {
             Array.Clear(codes); Array.Clear(d); Array.Clear(zero);
-            for (int r = 0; r < TileRows; r++)
-            {
-                int row = t * TileRows + r;
-                if (row >= Rows) break;
-                var block = new DecodedBlock { Codes = codes.AsSpan(r * g, g), Scales16 = scales, Mins16 = mins };
-                long at = ((long)row * Blocks + s) * blockBytes;
-                GgmlBlockDecoder.Decode(Kind, new ReadOnlySpan<byte>(source + at, blockBytes), ref block);
-                d[r] = block.D; zero[r] = block.Zero;
-            }
+            GgmlBlockDecoder.DecodeRows(Kind, source, Rows, Blocks, s, t * TileRows, codes, d, zero);
             byte* o = Tile(t) + (long)s * BlockBytes;
             for (int w = 0; w < g / 16; w++)
                 for (int p = 0; p < Planes; p++)

@@ -8,8 +8,27 @@ namespace AnyBit.Kernels.Quantized;
 /// scales. The bit layouts are those of the dequantizers in <see cref="GgmlKQuants"/>, <see cref="GgmlLegacyQuants"/>
 /// and <see cref="GgmlTernaryQuants"/>; tests check that d·sc·(code+offset) − dmin·m equals their output.
 /// </summary>
-internal static class GgmlBlockDecoder
+internal static unsafe class GgmlBlockDecoder
 {
+    /// <summary>
+    /// Block <paramref name="block"/> of each of the rows <paramref name="first"/>.. of a matrix of ggml bytes
+    /// (<paramref name="blocksPerRow"/> blocks a row), as the lookup layouts repack a tile: row r's codes into
+    /// codes[r·SuperBlock..], its scale into d[r] and zero point into zero[r]; rows from <paramref name="rows"/> on
+    /// are left as the caller filled them (padding).
+    /// </summary>
+    public static void DecodeRows(PackedKind kind, byte* source, int rows, int blocksPerRow, int block, int first, Span<byte> codes, Span<float> d, Span<int> zero)
+    {
+        int sb = kind.SuperBlock, blockBytes = kind.BlockBytes;
+        Span<int> scales = stackalloc int[sb / 16], mins = stackalloc int[sb / 16];
+        for (int r = 0; r < d.Length && first + r < rows; r++)
+        {
+            var o = new DecodedBlock { Codes = codes.Slice(r * sb, sb), Scales16 = scales, Mins16 = mins };
+            Decode(kind, new ReadOnlySpan<byte>(source + ((long)(first + r) * blocksPerRow + block) * blockBytes, blockBytes), ref o);
+            d[r] = o.D;
+            if (!zero.IsEmpty) zero[r] = o.Zero;
+        }
+    }
+
     public static void Decode(PackedKind kind, ReadOnlySpan<byte> b, ref DecodedBlock o)
     {
         o.Scales16.Fill(1);

@@ -12,12 +12,13 @@ internal unsafe interface ILookupTableMatrix : IDisposable
     int Rows { get; }
     int Columns { get; }
     int Tiles { get; }
-    /// <summary>Groups (scale blocks) per row: one Σx per group and token.</summary>
+    /// <summary>Groups (scale blocks) per row: room for one Σx per group and token in the totals.</summary>
     int Blocks { get; }
     long ByteLength { get; }
     string KernelPath { get; }
     /// <summary>int16 entries of one token's tables.</summary>
     int TableLength { get; }
+    /// <summary>One token's tables, and per group Σx into <paramref name="totals"/> where the kernel needs it.</summary>
     void BuildTables(sbyte* x, short* sums16, short* tables, int* totals);
     /// <summary>y[r] = Σ_k W[r, k]·x[k] for the <paramref name="rows"/> (≤ TileRows) rows of tile <paramref name="tile"/>, one token.</summary>
     void MultiplyTile(int tile, short* tables, int* totals, float* dx, float* y, int rows);

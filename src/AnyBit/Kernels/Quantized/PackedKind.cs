@@ -68,6 +68,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public static PackedKind? For(Quantization.TensorFormat? format, TensorType storedType)
     {
         if (format is null) return For(storedType);
+        if (format.GgmlType is TensorType ggml) return For(ggml); // "q4_0" parsed as a format is the ggml type
         if (ForTable(format, storedType) is { } table) return table;
         if (format is not Quantization.IntFormat { Scope: Quantization.ScaleScope.Group } f || !IntGroupSizes.Contains(f.GroupSize)) return null;
         int storage = f.Bits switch { <= 2 => 2, 3 => 3, 4 => 4, 5 => 5, 6 => 6, _ => 8 };

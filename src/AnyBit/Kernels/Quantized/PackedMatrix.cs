@@ -27,8 +27,7 @@ public enum MatrixLayout
 /// their high bits, 5-bit codes a 4-bit plane then a 1-bit plane, 3-bit codes a 2-bit plane then a 1-bit plane (bit c of byte (r, e) is chunk c's third bit), so
 /// memory holds what the file holds. The last group is padded with zero rows.
 /// </summary>
-/// <remarks>int1–int4 matrices may instead be held in the bit-serial layout of the lookup-table kernel
-/// (<see cref="BitSerial"/>).</remarks>
+/// <remarks>int1–int4 and ternary matrices may instead be held in a lookup-table kernel's layout (<see cref="Lookup"/>).</remarks>
 public sealed unsafe class PackedMatrix : IDisposable
 {
     public const int GroupRows = 8;
@@ -87,7 +86,8 @@ public sealed unsafe class PackedMatrix : IDisposable
     /// <summary>The integer kernels run tensors stored as <paramref name="format"/> (null: a plain ggml type).</summary>
     public static bool Supports(Quantization.TensorFormat? format, TensorType storedType) => PackedKind.For(format, storedType) is not null;
 
-    /// <summary>Repacks a [rows, columns] matrix stored as <paramref name="format"/> (an AnyBit int format) or as a ggml type.</summary>
+    /// <summary>Repacks a [rows, columns] matrix stored as <paramref name="format"/> (an AnyBit format or a ggml type's)
+    /// or, with no format, as the ggml type <paramref name="storedType"/>.</summary>
     public static PackedMatrix Create(Quantization.TensorFormat? format, TensorType storedType, int rows, int columns, ReadOnlySpan<byte> bytes, bool keepSource = false) =>
         Create(format, storedType, rows, columns, bytes, keepSource, MatrixLayout.Auto);
 
@@ -104,10 +104,9 @@ public sealed unsafe class PackedMatrix : IDisposable
         new(PackedKind.For(type) ?? throw new AnyBitException($"no integer kernel for {type}"), rows, columns, ggml, keepSource, layout);
 
     internal PackedKind Kind { get; }
-    /// <summary>The T-MAC bit-serial layout, for the kinds that run the lookup-table kernel instead of the
-    /// interleaved int8 one (<see cref="BitSerialMatrix.Preferred"/>); the interleaved layout is then not built.</summary>
-    internal BitSerialMatrix? BitSerial => Lookup as BitSerialMatrix;
-    /// <summary>The lookup-table layout this matrix is held in (bit-serial or ternary base-3), or null: interleaved.</summary>
+    /// <summary>The lookup-table layout this matrix is held in (bit-serial or ternary base-3) instead of the interleaved
+    /// one, which is then not built (<see cref="BitSerialMatrix.Preferred"/>, <see cref="TernaryTableMatrix.Preferred"/>);
+    /// null: interleaved.</summary>
     internal ILookupTableMatrix? Lookup { get; }
     /// <summary>The stored format's name ("Q4_K", "int3:g64:asym").</summary>
     public string FormatName => Kind.ToString();

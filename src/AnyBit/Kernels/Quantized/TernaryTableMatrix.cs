@@ -67,22 +67,13 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
 
     private void RepackTile(int t, byte* source)
     {
-        int blockBytes = Kind.BlockBytes;
         var codes = new byte[TileRows * Group];
         var d = new float[TileRows];
-        Span<int> scales = stackalloc int[Group / 16], mins = stackalloc int[Group / 16];
         for (int s = 0; s < Blocks; s++)
         {
             codes.AsSpan().Fill(1); // padding rows: weight 0
             Array.Clear(d);
-            for (int r = 0; r < TileRows; r++)
-            {
-                int row = t * TileRows + r;
-                if (row >= Rows) break;
-                var block = new DecodedBlock { Codes = codes.AsSpan(r * Group, Group), Scales16 = scales, Mins16 = mins };
-                GgmlBlockDecoder.Decode(Kind, new ReadOnlySpan<byte>(source + ((long)row * Blocks + s) * blockBytes, blockBytes), ref block);
-                d[r] = block.D;
-            }
+            GgmlBlockDecoder.DecodeRows(Kind, source, Rows, Blocks, s, t * TileRows, codes, d, default);
             byte* o = Tile(t) + (long)s * BlockBytes;
             for (int w = 0; w < 2 * Words; w++)
             {
@@ -118,7 +109,8 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
         return Vector512.Create(lanes);
     }
 
-    /// <summary>Per block, 87 tables of 3 columns (the last columns past 256 with activation 0) and Σx.</summary>
+    /// <summary>Per block, 87 tables of 3 columns (the last columns past 256 with activation 0). No Σx: the tables
+    /// hold the weights' values, not their offset codes.</summary>
     public void BuildTables(sbyte* x, short* sums16, short* tables, int* totals)
     {
         for (int s = 0; s < Blocks; s++)
@@ -131,9 +123,6 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
                 var t = s_digit0 * Vector512.Create(X(3 * j)) + s_digit1 * Vector512.Create(X(3 * j + 1)) + s_digit2 * Vector512.Create(X(3 * j + 2));
                 t.Store(ts + j * TableEntries);
             }
-            int total = 0;
-            for (int h = 0; h < Group / 16; h++) total += sums16[s * (Group / 16) + h];
-            totals[s] = total;
         }
     }
 
@@ -174,7 +163,6 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
             r2 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(Avx512BW.UnpackLow(evenB, oddB), ones)), Vector512.Load(d + 32) * sx, r2);
             r3 = Avx512F.FusedMultiplyAdd(Avx512F.ConvertToVector512Single(Avx512BW.MultiplyAddAdjacent(Avx512BW.UnpackHigh(evenB, oddB), ones)), Vector512.Load(d + 48) * sx, r3);
         }
-        _ = totals;
         float* tmp = stackalloc float[TileRows];
         r0.Store(tmp); r1.Store(tmp + 16); r2.Store(tmp + 32); r3.Store(tmp + 48);
         for (int r = 0; r < rows; r++) y[r] = tmp[r];
