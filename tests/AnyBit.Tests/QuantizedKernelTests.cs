@@ -163,8 +163,8 @@ public unsafe class QuantizedKernelTests
         foreach (var kind in Specs)
         {
             if (AvxVnni.IsSupported) yield return ["avx-vnni", kind];
-            // Q8_0's biased codes exceed vpmaddubsw's exact range: without VNNI, Q8_0 runs the reference.
-            if (Avx2.IsSupported && KernelPaths.MaxCode(KindOf(kind)) <= Avx2Dot.MaxCode) yield return ["avx2", kind];
+            // Codes up to 255 (Q8_0, IQ4_NL, int8) take the AVX2 path's sign trick (PackedKernel.BiasedCodes).
+            if (Avx2.IsSupported) yield return ["avx2", kind];
         }
     }
 
@@ -203,6 +203,62 @@ public unsafe class QuantizedKernelTests
                         for (int u = step; u < 4; u++) Assert.True(float.IsNaN(y[width * u]), $"{step} tokens wrote token {u}'s outputs");
                     }
         }
+    }
+
+    public static IEnumerable<object[]> SimdPaths()
+    {
+        if (AvxVnni.IsSupported) yield return ["avx-vnni"];
+        if (Avx2.IsSupported) yield return ["avx2"];
+    }
+
+    /// <summary>
+    /// Q8_0's extreme codes (−128 and 127) against activations of ±127, where a pair of products reaches ±32512:
+    /// within int16, but only if the AVX2 sign trick takes |w| (not |x|) as the unsigned operand — −128's sign flip
+    /// would wrap otherwise. Every SIMD path, one and four tokens, 8- and 16-row tiles, against the reference and
+    /// against the integer sum computed here.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SimdPaths))]
+    public void Extreme_q8_0_codes_against_extreme_activations_are_exact(string path)
+    {
+        int rows = 16, cols = 256, tokens = 4, blocks = cols / 32;
+        var q = new sbyte[rows * cols];
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < cols; c++)
+                q[r * cols + c] = (r % 4) switch { 0 => -128, 1 => 127, 2 => (c & 1) == 0 ? (sbyte)-128 : (sbyte)127, _ => (c & 1) == 0 ? (sbyte)127 : (sbyte)-128 };
+        var bytes = new byte[rows * blocks * 34];
+        for (int b = 0; b < rows * blocks; b++)
+        {
+            BitConverter.TryWriteBytes(bytes.AsSpan(b * 34, 2), (ushort)0x3C00); // d = 1
+            for (int i = 0; i < 32; i++) bytes[b * 34 + 2 + i] = (byte)q[b * 32 + i];
+        }
+        // Token 0 all −1, token 1 all +1, tokens 2 and 3 alternating: every code becomes ±127.
+        var x = new float[tokens * cols];
+        for (int t = 0; t < tokens; t++)
+            for (int c = 0; c < cols; c++)
+                x[t * cols + c] = t switch { 0 => -1, 1 => 1, 2 => (c & 1) == 0 ? 1 : -1, _ => (c & 1) == 0 ? -1 : 1 };
+        using var m = Pack("Q8_0", rows, cols, bytes, MatrixLayout.Interleaved);
+        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(PackedKind.Q8_0) : KernelPaths.For<Avx2Dot>(PackedKind.Q8_0);
+        using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
+        fixed (float* px = x) a.Quantize(px, tokens, cols);
+        foreach (int width in new[] { 8, 16 })
+            foreach (int step in new[] { 1, 4 })
+                for (int t = 0; t + step <= tokens; t += step)
+                    for (int g = 0; g < m.Groups; g += width / 8)
+                    {
+                        var y = new float[4 * width];
+                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, width, step, width);
+                        for (int u = 0; u < step; u++)
+                            for (int r = 0; r < width; r++)
+                            {
+                                int row = g * 8 + r;
+                                long exact = 0;
+                                for (int c = 0; c < cols; c++) exact += q[row * cols + c] * (long)a.Codes(t + u)[c];
+                                Assert.Equal(ReferenceKernel.Row(m, row, a, t + u), y[width * u + r]);
+                                double expected = exact / 127.0;
+                                Assert.True(Math.Abs(y[width * u + r] - expected) <= 1e-5 * Math.Max(1, Math.Abs(expected)), $"row {row} token {t + u}: {y[width * u + r]} vs {expected}");
+                            }
+                    }
     }
 
     [Theory]
@@ -285,7 +341,7 @@ public unsafe class QuantizedKernelTests
     private static IEnumerable<GroupKernel> PathsFor(PackedKind kind, bool rawExponents)
     {
         if (AvxVnni.IsSupported) yield return KernelPaths.For<VnniDot>(kind, rawExponents);
-        if (Avx2.IsSupported && KernelPaths.MaxCode(kind) <= Avx2Dot.MaxCode) yield return KernelPaths.For<Avx2Dot>(kind, rawExponents);
+        if (Avx2.IsSupported) yield return KernelPaths.For<Avx2Dot>(kind, rawExponents);
     }
 
     [Fact]
@@ -331,13 +387,17 @@ public unsafe class QuantizedKernelTests
     }
 
     /// <summary>
-    /// A kind with no SIMD path on this CPU (Q8_0 and int8 on AVX2 without AVX-VNNI) runs the scalar reference even
-    /// when loaded for the fast kernels, so its matrix must keep the file's bytes (it once did not, and threw).
+    /// Kinds whose codes reach 255 (Q8_0, IQ4_NL, mxint8, int8): on AVX2 without AVX-VNNI they once had no SIMD path
+    /// and threw when packed for the fast kernels; now they take the sign trick (PackedKernel.BiasedCodes). Through
+    /// the whole product (pool, activations, dispatch), fast against the reference from the file's bytes.
     /// </summary>
     [Theory]
     [InlineData("Q8_0")]
+    [InlineData("IQ4_NL")]
+    [InlineData("mxint8")]
     [InlineData("int8:g64:sym")]
-    public void A_kind_without_a_simd_path_runs_the_reference_when_packed_for_the_fast_kernels(string spec)
+    [InlineData("int8:g32")]
+    public void Kinds_with_codes_up_to_255_match_the_reference_through_the_fast_product(string spec)
     {
         int rows = 24, cols = 256, tokens = 2;
         var (_, bytes) = RandomMatrix(spec, rows, cols, 31);

@@ -48,7 +48,13 @@ public static class KernelPaths
             name = kind.PairedGroups && Avx512F.VL.IsSupported ? "avx-vnni int8, 16-row tiles (paired 8-row groups)" : "avx-vnni int8, 8-row interleaved";
             return For<VnniDot>(kind, rawExponents);
         }
-        if (Avx2.IsSupported && MaxCode(kind) <= Avx2Dot.MaxCode) { name = "avx2 int8, 8-row interleaved"; return For<Avx2Dot>(kind, rawExponents); }
+        if (Avx2.IsSupported)
+        {
+            // Codes past vpmaddubsw's exact range (Q8_0, IQ4_NL, mxint8, int8) take the sign trick (PackedKernel.BiasedCodes).
+            name = kind.PairedGroups && Avx512F.VL.IsSupported ? "avx2 int8, 16-row tiles (paired 8-row groups)" : "avx2 int8, 8-row interleaved";
+            if (MaxCode(kind) > Avx2Dot.MaxCode) name += ", signed codes";
+            return For<Avx2Dot>(kind, rawExponents);
+        }
         name = "int8 scalar reference";
         return null;
     }
