@@ -163,7 +163,7 @@ public unsafe class QuantizedKernelTests
         foreach (var kind in Specs)
         {
             if (AvxVnni.IsSupported) yield return ["avx-vnni", kind];
-            // Codes up to 255 (Q8_0, IQ4_NL, int8) take the AVX2 path's sign trick (PackedKernel.BiasedCodes).
+            // Codes up to 255 (Q8_0, IQ4_NL, int8) take the AVX2 path's sign trick (Avx2SignedDot).
             if (Avx2.IsSupported) yield return ["avx2", kind];
         }
     }
@@ -178,7 +178,7 @@ public unsafe class QuantizedKernelTests
         var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
         using var m = Pack(spec, rows, cols, bytes, MatrixLayout.Interleaved); // the bit-serial layout has its own tests
         Assert.False(m.RawExponents); // real weights' MX scales: the biased-exponent kernels
-        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind, m.RawExponents) : KernelPaths.For<Avx2Dot>(kind, m.RawExponents);
+        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind, m.RawExponents) : KernelPaths.ForAvx2(kind, m.RawExponents);
         using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);
         // One token at a time, then 2, 3 and 4 at a time (the prefill tiles: tokens t..t+step−1; four is its own tile
         // where the kind has one, three is a pair and a single), on one group (8 rows, outputs 8 floats apart) and on
@@ -238,7 +238,7 @@ public unsafe class QuantizedKernelTests
             for (int c = 0; c < cols; c++)
                 x[t * cols + c] = t switch { 0 => -1, 1 => 1, 2 => (c & 1) == 0 ? 1 : -1, _ => (c & 1) == 0 ? -1 : 1 };
         using var m = Pack("Q8_0", rows, cols, bytes, MatrixLayout.Interleaved);
-        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(PackedKind.Q8_0) : KernelPaths.For<Avx2Dot>(PackedKind.Q8_0);
+        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(PackedKind.Q8_0) : KernelPaths.ForAvx2(PackedKind.Q8_0);
         using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
         fixed (float* px = x) a.Quantize(px, tokens, cols);
         foreach (int width in new[] { 8, 16 })
@@ -341,7 +341,7 @@ public unsafe class QuantizedKernelTests
     private static IEnumerable<GroupKernel> PathsFor(PackedKind kind, bool rawExponents)
     {
         if (AvxVnni.IsSupported) yield return KernelPaths.For<VnniDot>(kind, rawExponents);
-        if (Avx2.IsSupported) yield return KernelPaths.For<Avx2Dot>(kind, rawExponents);
+        if (Avx2.IsSupported) yield return KernelPaths.ForAvx2(kind, rawExponents);
     }
 
     [Fact]
@@ -388,7 +388,7 @@ public unsafe class QuantizedKernelTests
 
     /// <summary>
     /// Kinds whose codes reach 255 (Q8_0, IQ4_NL, mxint8, int8): on AVX2 without AVX-VNNI they once had no SIMD path
-    /// and threw when packed for the fast kernels; now they take the sign trick (PackedKernel.BiasedCodes). Through
+    /// and threw when packed for the fast kernels; now they take the sign trick (Avx2SignedDot). Through
     /// the whole product (pool, activations, dispatch), fast against the reference from the file's bytes.
     /// </summary>
     [Theory]

@@ -9,10 +9,10 @@ internal interface IDotProduct
 {
     static abstract Vector256<int> Accumulate(Vector256<int> acc, Vector256<byte> unsigned, Vector256<sbyte> signed);
     /// <summary>
-    /// acc + Σ over each group of 4 bytes of (u8 − 128) × s8, for codes past <see cref="MaxCode"/> (the kernel adds
-    /// 128·Σx back through its offset term: see PackedKernel.BiasedCodes). |s| ≤ 127, as the activations are.
+    /// What <see cref="Accumulate"/> takes off every code before multiplying: it computes Σ (u8 − CodeBias) × s8, and
+    /// the kernel adds CodeBias·Σx back through the kind's offset term (PackedKernel.Offset). 0 for most.
     /// </summary>
-    static abstract Vector256<int> AccumulateBiased(Vector256<int> acc, Vector256<byte> unsigned, Vector256<sbyte> signed);
+    static abstract int CodeBias { get; }
     /// <summary>Largest unsigned code for which <see cref="Accumulate"/> is exact.</summary>
     static abstract int MaxCode { get; }
     /// <summary>64-entry tables may be read with AVX-512 VBMI's vpermi2b (else four vpshufb and blends).</summary>
@@ -24,8 +24,7 @@ internal struct VnniDot : IDotProduct
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Accumulate(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) => AvxVnni.MultiplyWideningAndAdd(acc, u, s);
-    // Never taken by the kernels (every code is within MaxCode); the AVX2 sequence, for completeness.
-    public static Vector256<int> AccumulateBiased(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) => Avx2Dot.AccumulateBiased(acc, u, s);
+    public static int CodeBias => 0;
     public static int MaxCode => 255;
     public static bool Vbmi => Avx512Vbmi.VL.IsSupported;
 }
@@ -33,25 +32,36 @@ internal struct VnniDot : IDotProduct
 /// <summary>
 /// AVX2 without VNNI: vpmaddubsw (pairs into saturating int16) then vpmaddwd with ones. Exact while a pair's sum
 /// fits int16, i.e. codes up to 128 against |x| ≤ 127; Q8_0's biased codes (up to 255) do not qualify and take
-/// <see cref="AccumulateBiased"/> instead.
+/// <see cref="Avx2SignedDot"/> instead.
 /// </summary>
 internal struct Avx2Dot : IDotProduct
 {
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector256<int> Accumulate(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s) =>
         acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256<short>.One);
-    /// <summary>
-    /// w = u − 128 as a signed byte, then vpmaddubsw(|w|, sign(x, w)): |w| ≤ 128 unsigned (−128 too) against
-    /// |x·sign(w)| ≤ 127, so a pair sums to at most 2·128·127 = 32512 and never saturates — exact for every code.
-    /// Three instructions more than <see cref="Accumulate"/> (llama.cpp's AVX2 q8_0 dot product does the same).
-    /// </summary>
+    public static int MaxCode => 128;
+    public static int CodeBias => 0;
+    // Kept on the vpshufb lookups, so that the tests exercise them on machines that also have VBMI.
+    public static bool Vbmi => false;
+}
+
+/// <summary>
+/// AVX2 without VNNI for codes up to 255 — q + 128 of Q8_0 and mxint8, IQ4_NL's table entries, 8-bit int codes:
+/// w = u − 128 as a signed byte, then vpmaddubsw(|w|, sign(x, w)). |w| ≤ 128 unsigned (−128 too) against
+/// |x·sign(w)| ≤ 127, so a pair sums to at most 2·128·127 = 32512 and never saturates: exact for every code. Three
+/// instructions more than <see cref="Avx2Dot"/> (llama.cpp's AVX2 q8_0 dot product is the same idea). A type of its
+/// own rather than a branch in the kernel, so that the kernels' call sites stay one inlined call (a generic wrapper
+/// choosing between the two at every site exhausted the JIT's inlining budget: Q4_0 decode at half speed).
+/// </summary>
+internal struct Avx2SignedDot : IDotProduct
+{
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector256<int> AccumulateBiased(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s)
+    public static Vector256<int> Accumulate(Vector256<int> acc, Vector256<byte> u, Vector256<sbyte> s)
     {
         var w = (u ^ Vector256.Create((byte)0x80)).AsSByte();
         return acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(s, w)), Vector256<short>.One);
     }
-    public static int MaxCode => 128;
-    // Kept on the vpshufb lookups, so that the tests exercise them on machines that also have VBMI.
+    public static int MaxCode => 255;
+    public static int CodeBias => 128;
     public static bool Vbmi => false;
 }

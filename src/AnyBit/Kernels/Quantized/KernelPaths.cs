@@ -50,14 +50,18 @@ public static class KernelPaths
         }
         if (Avx2.IsSupported)
         {
-            // Codes past vpmaddubsw's exact range (Q8_0, IQ4_NL, mxint8, int8) take the sign trick (PackedKernel.BiasedCodes).
             name = kind.PairedGroups && Avx512F.VL.IsSupported ? "avx2 int8, 16-row tiles (paired 8-row groups)" : "avx2 int8, 8-row interleaved";
             if (MaxCode(kind) > Avx2Dot.MaxCode) name += ", signed codes";
-            return For<Avx2Dot>(kind, rawExponents);
+            return ForAvx2(kind, rawExponents);
         }
         name = "int8 scalar reference";
         return null;
     }
+
+    /// <summary>The AVX2 kernel of <paramref name="kind"/>: codes past vpmaddubsw's exact range (Q8_0, IQ4_NL, mxint8,
+    /// int8) take <see cref="Avx2SignedDot"/>'s sign trick.</summary>
+    internal static GroupKernel ForAvx2(PackedKind kind, bool rawExponents = false) =>
+        MaxCode(kind) > Avx2Dot.MaxCode ? For<Avx2SignedDot>(kind, rawExponents) : For<Avx2Dot>(kind, rawExponents);
 
     /// <summary>The largest code the kind stores (Q8_0 stores q+128; int formats up to 2^k − 1, doubled for 1-bit signs).</summary>
     internal static int MaxCode(PackedKind kind) => kind.Lut is { } lut ? Math.Max(lut.Max(), kind.LutHigh?.Max() ?? 0) : kind.Offset == -128 ? 255 : kind.Int is { } f ? (f.Symmetric && f.Bits == 1 ? 2 : (1 << f.Bits) - 1) : (1 << kind.CodeBits) - 1;

@@ -718,10 +718,10 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         Codes2(k, wj, pw, out var w0, out var w2, out var w4, out var w6);
         Codes2(k, vj, pv, out var v0, out var v2, out var v4, out var v6);
         var x0 = X(xj, k); var x2 = X(xj, k + 2); var x4 = X(xj, k + 4); var x6 = X(xj, k + 6);
-        a0 = Accumulate(Accumulate(a0, w0, x0), w2, x2);
-        b0 = Accumulate(Accumulate(b0, v0, x0), v2, x2);
-        a1 = Accumulate(Accumulate(a1, w4, x4), w6, x6);
-        b1 = Accumulate(Accumulate(b1, v4, x4), v6, x6);
+        a0 = TD.Accumulate(TD.Accumulate(a0, w0, x0), w2, x2);
+        b0 = TD.Accumulate(TD.Accumulate(b0, v0, x0), v2, x2);
+        a1 = TD.Accumulate(TD.Accumulate(a1, w4, x4), w6, x6);
+        b1 = TD.Accumulate(TD.Accumulate(b1, v4, x4), v6, x6);
     }
 
     /// <summary>Chunks k (into a0, b0) and k+4 (into a1, b1) of both groups' 6-bit codes dotted with the token.</summary>
@@ -733,10 +733,10 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         Codes4(k, vj, q0, q1, out var m, out var n);
         var xl = X(xj, k);
         var xh = X(xj, k + 4);
-        a0 = Accumulate(a0, l, xl);
-        b0 = Accumulate(b0, m, xl);
-        a1 = Accumulate(a1, h, xh);
-        b1 = Accumulate(b1, n, xh);
+        a0 = TD.Accumulate(a0, l, xl);
+        b0 = TD.Accumulate(b0, m, xl);
+        a1 = TD.Accumulate(a1, h, xh);
+        b1 = TD.Accumulate(b1, n, xh);
     }
 
     /// <summary>One 32-column step of <see cref="Decode16{TS}"/>: both groups' codes of these columns (wj, vj)
@@ -751,8 +751,8 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     private static void Pair(Vector256<byte> cw, Vector256<byte> cv, sbyte* xj, int c, ref Vector256<int> a, ref Vector256<int> b)
     {
         var xc = X(xj, c);
-        a = Accumulate(a, cw, xc);
-        b = Accumulate(b, cv, xc);
+        a = TD.Accumulate(a, cw, xc);
+        b = TD.Accumulate(b, cv, xc);
     }
 
     /// <summary>8-bit codes (int8 formats).</summary>
@@ -809,15 +809,15 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             var xc = X(xj, c);
             if (!TK.HasLut)
             {
-                a = Accumulate(a, cw, xc);
-                b = Accumulate(b, cv, xc);
+                a = TD.Accumulate(a, cw, xc);
+                b = TD.Accumulate(b, cv, xc);
                 return;
             }
-            a = Accumulate(a, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
-            b = Accumulate(b, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
+            a = TD.Accumulate(a, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
+            b = TD.Accumulate(b, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
             if (!TK.WideLut) return;
-            ha = Accumulate(ha, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, u0, u1, u2, u3), xc);
-            hb = Accumulate(hb, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, u0, u1, u2, u3), xc);
+            ha = TD.Accumulate(ha, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, u0, u1, u2, u3), xc);
+            hb = TD.Accumulate(hb, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, u0, u1, u2, u3), xc);
         }
     }
 
@@ -880,8 +880,8 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     {
         var lo = X(x, k);
         var hi = X(x, k + 4);
-        s = Accumulate(Accumulate(s, va, lo), vb, hi);
-        s1 = Accumulate(Accumulate(s1, wa, lo), wb, hi);
+        s = TD.Accumulate(TD.Accumulate(s, va, lo), vb, hi);
+        s1 = TD.Accumulate(TD.Accumulate(s1, wa, lo), wb, hi);
     }
 
     /// <summary>Code vectors of chunks ca and cb dotted with four tokens' activations (token u at x + u·xStride).</summary>
@@ -897,22 +897,13 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     }
 
     /// <summary>
-    /// Codes that can reach 255 — q + 128 of Q8_0, mxint8 and IQ4_NL's table, and 8-bit int codes — are past what
-    /// <typeparamref name="TD"/> multiplies exactly where it is AVX2's vpmaddubsw: that path takes them as the
-    /// signed bytes code − 128 (<see cref="IDotProduct.AccumulateBiased"/>) and the offset grows by 128 to match,
-    /// Σ code·x + o·Σx = Σ (code − 128)·x + (o + 128)·Σx: the same integers, so the same bits as the reference.
+    /// The offset the kernel applies per Σx: the kind's, plus what <typeparamref name="TD"/> takes off every code
+    /// (<see cref="IDotProduct.CodeBias"/>: Σ code·x + o·Σx = Σ (code − b)·x + (o + b)·Σx, the same integers).
     /// </summary>
-    private static bool BiasedCodes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TD.MaxCode < 255 && (TK.Offset == -128 || TK.Bits == 8); }
-
-    /// <summary>The offset the kernel applies per Σx: the kind's, plus 128 for <see cref="BiasedCodes"/>.</summary>
-    private static int Offset { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => BiasedCodes ? TK.Offset + 128 : TK.Offset; }
+    private static int Offset { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TK.Offset + TD.CodeBias; }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Accumulate(Vector256<int> acc, Vector256<byte> codes, Vector256<sbyte> x) =>
-        BiasedCodes ? TD.AccumulateBiased(acc, codes, x) : TD.Accumulate(acc, codes, x);
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<int> Dot(Vector256<int> h, Vector256<byte> codes, sbyte* x, int chunk) => Accumulate(h, codes, X(x, chunk));
+    private static Vector256<int> Dot(Vector256<int> h, Vector256<byte> codes, sbyte* x, int chunk) => TD.Accumulate(h, codes, X(x, chunk));
 
     /// <summary>
     /// isum plus the 32 columns' integer sums with the format's sub-scales (and Q6_K/Q3_K's offset) applied.
@@ -1004,7 +995,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             if (TK.Layout == SubScaleLayout.ZeroPoint)
             {
                 isum -= Avx2.ConvertToVector256Int32(p + PackedKind.ScaleBytesOf(TK.HalfScale)) * Vector256.Create(total);
-                if (offset != 0) isum += Vector256.Create(offset * total); // BiasedCodes' 128·Σx (int8 codes)
+                if (offset != 0) isum += Vector256.Create(offset * total); // the dot product's code bias (int8 codes without VNNI)
             }
             else if (TK.HasMins) imin = Vector256.Create(total);
             else isum += Vector256.Create(offset * total);
