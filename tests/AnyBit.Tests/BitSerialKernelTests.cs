@@ -142,6 +142,44 @@ public unsafe class BitSerialKernelTests
     }
 
     /// <summary>
+    /// Tables are built once per input: Q, K and V read one input (sameInput), so K and V use Q's tables. A product
+    /// of another layout on a new input in between requantizes the activations without touching the tables; the
+    /// next sameInput product must then rebuild them, not reuse the stale ones (a Q4_0 Wq before a TQ2_0 Wk).
+    /// </summary>
+    [Theory]
+    [InlineData(MatrixLayout.TernaryTable, 1)]
+    [InlineData(MatrixLayout.BitSerial, 3)]
+    public void Lookup_tables_are_reused_only_for_the_codes_they_were_built_from(MatrixLayout layout, int tokens)
+    {
+        if (!Avx512BW.IsSupported) return;
+        int rows = 96, cols = 512;
+        using var q = QuantizedKernelTests.Pack("TQ2_0", rows, cols, QuantizedKernelTests.RandomMatrix("TQ2_0", rows, cols, 40).Bytes, layout);
+        using var k = QuantizedKernelTests.Pack("TQ2_0", rows, cols, QuantizedKernelTests.RandomMatrix("TQ2_0", rows, cols, 41).Bytes, layout);
+        // The same activation block (256) as TQ2_0, another layout: it shares the activation buffer.
+        using var other = QuantizedKernelTests.Pack("Q4_K", rows, cols, QuantizedKernelTests.RandomMatrix("Q4_K", rows, cols, 42).Bytes);
+        Assert.NotNull(q.Lookup);
+        Assert.Null(other.Lookup);
+        Assert.Equal(q.ActivationBlock, other.ActivationBlock);
+        var rng = new Random(43);
+        float[] Input() => Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+        float[] a = Input(), b = Input();
+        float[] Alone(PackedMatrix m, float[] x) => QuantizedKernelTests.FastAndReference(m, x, tokens, 2).Reference;
+        using var pool = new WorkerPool(2);
+        using var mm = new QuantizedMatMul(tokens);
+        var y = new float[tokens * rows];
+        var scratch = new float[tokens * rows];
+        fixed (float* pa = a, pb = b, py = y, ps = scratch)
+        {
+            mm.Run(pool, pa, tokens, q, ps, KernelMode.Fast, perTokenScale: false);
+            mm.Run(pool, pa, tokens, k, py, KernelMode.Fast, perTokenScale: false, sameInput: true); // Q's tables
+            Assert.Equal(Alone(k, a), y);
+            mm.Run(pool, pb, tokens, other, ps, KernelMode.Fast, perTokenScale: false); // new codes, same buffer
+            mm.Run(pool, pb, tokens, k, py, KernelMode.Fast, perTokenScale: false, sameInput: true); // must rebuild
+            Assert.Equal(Alone(k, b), y);
+        }
+    }
+
+    /// <summary>
     /// The int16 sums' worst case: groups of 256 whose codes are all the largest (every table lookup 4·127 or 4·−127,
     /// 64 of them per plane), and the zero point's product with Σx at its largest. A wrap would be off by 65536.
     /// </summary>

@@ -21,21 +21,37 @@ internal sealed unsafe class BitSerialMatMul : IParallelWork, IDisposable
     private int _n, _first, _count;
     private bool _building;
 
+    /// <summary>
+    /// Y = X·Wᵀ. Where the previous call built its tables from these very codes (<paramref name="x"/> made from the
+    /// same input, <see cref="QuantizedActivations.MadeFrom"/>: Q, K and V; gate and up) for the same kind of matrix
+    /// and width, in one chunk, they are used again rather than rebuilt — a decode step builds them on one thread
+    /// while the other waits.
+    /// </summary>
     public void Run(WorkerPool pool, ILookupTableMatrix m, QuantizedActivations x, int tokens, float* y, int n)
     {
+        bool reuse = tokens <= ChunkTokens && _built is { } b && b.Layout == m.GetType() && b.Kind == m.Kind
+            && b.Columns == m.Columns && b.Tokens == tokens && ReferenceEquals(b.Activations, x) && b.Codes == x.MadeFrom;
+        _built = null;
         Reserve(Math.Min(tokens, ChunkTokens), m.TableLength, m.Blocks);
         _m = m; _x = x; _y = y; _n = n;
         for (_first = 0; _first < tokens; _first += _count)
         {
             _count = Math.Min(ChunkTokens, tokens - _first);
             _building = true;
-            if (_count == 1 || pool.WorkerCount == 1) for (int u = 0; u < _count; u++) Execute(u, 0);
+            if (reuse) { }
+            else if (_count == 1 || pool.WorkerCount == 1) for (int u = 0; u < _count; u++) Execute(u, 0);
             else pool.Run(this, _count);
             _building = false;
             pool.Run(this, QuantizedMatMul.Schedule(m.Tiles, 1, pool.WorkerCount, ref _bounds));
         }
+        if (tokens <= ChunkTokens) _built = new Built(m.GetType(), m.Kind, m.Columns, tokens, x, x.MadeFrom);
         _m = null; _x = null;
     }
+
+    /// <summary>What the tables now held were built for (one chunk's worth of tokens).</summary>
+    private sealed record Built(Type Layout, PackedKind Kind, int Columns, int Tokens, QuantizedActivations Activations,
+        (nint Source, int Tokens, int Columns, bool PerToken, long Input) Codes);
+    private Built? _built;
 
     private short* Tables(int u) => _tables + (long)u * _m!.TableLength;
     private int* Totals(int u) => _totals + (long)u * _m!.Blocks;
@@ -59,6 +75,7 @@ internal sealed unsafe class BitSerialMatMul : IParallelWork, IDisposable
 
     private void Reserve(int tokens, int tableLength, int blocks)
     {
+        // (Reallocating drops what was built: the caller cleared _built before calling.)
         long tables = (long)tokens * tableLength, totals = (long)tokens * blocks;
         if (tables > _tableCapacity)
         {

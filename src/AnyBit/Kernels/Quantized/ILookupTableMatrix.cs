@@ -9,6 +9,8 @@ internal unsafe interface ILookupTableMatrix : IDisposable
 {
     /// <summary>Rows per tile: 32 (one 512-bit vector of int16 rows), or 64 where two halves share each table load.</summary>
     int TileRows { get; }
+    /// <summary>The weight kind (with the layout's type and the width, what a token's tables depend on).</summary>
+    PackedKind Kind { get; }
     int Rows { get; }
     int Columns { get; }
     int Tiles { get; }
