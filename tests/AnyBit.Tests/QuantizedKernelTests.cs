@@ -261,6 +261,48 @@ public unsafe class QuantizedKernelTests
                     }
     }
 
+    /// <summary>
+    /// 4-bit codes of 15 (all but one per block) against activations of ±127: the largest int16 pair sums the AVX2
+    /// path accumulates before widening (8 vectors × 2·15·127 = 30480, PackedKernel.PairSums). Every SIMD path,
+    /// one and four tokens, 16-row tiles (the decode and prefill tiles of Q4_0 and Q4_K) and 8-row ones.
+    /// </summary>
+    [Theory]
+    [InlineData("Q4_0")]
+    [InlineData("Q4_K")]
+    [InlineData("int4:g32:asym")]
+    public void Largest_4_bit_codes_against_extreme_activations_are_exact(string spec)
+    {
+        int rows = 16, cols = 512, tokens = 4;
+        // Q4_0's d is the signed extreme over −8: one +1 per block makes the −7/8s code 15. Q4_K and int4 put the
+        // min at the one −1 and every +1 at code 15.
+        bool q4_0 = spec == "Q4_0";
+        var w = new float[rows * cols];
+        for (int i = 0; i < w.Length; i++) w[i] = i % 32 == 5 ? (q4_0 ? 1f : -1f) : (q4_0 ? -0.875f : 1f);
+        var format = FormatOf(spec);
+        var bytes = new byte[format.ByteSize(w.Length)];
+        format.Quantize(w, cols, bytes);
+        using var m = Pack(spec, rows, cols, bytes, MatrixLayout.Interleaved);
+        var kind = KindOf(spec);
+        var codes = new byte[kind.SuperBlock];
+        var block = new DecodedBlock { Codes = codes, Scales16 = new int[kind.SuperBlock / 16], Mins16 = new int[kind.SuperBlock / 16] };
+        GgmlBlockDecoder.Decode(kind, bytes.AsSpan(0, kind.BlockBytes), ref block);
+        Assert.True(codes.Count(c => c == 15) >= kind.SuperBlock * 31 / 32, $"codes: {string.Join(",", codes.Take(32))}");
+        var x = new float[tokens * cols];
+        for (int i = 0; i < x.Length; i++) x[i] = (i / cols) switch { 0 => 1, 1 => -1, 2 => 1, _ => -1 };
+        using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
+        fixed (float* px = x) a.Quantize(px, tokens, cols);
+        foreach (var (path, kernel) in SimdPaths().Select(p => (string)p[0]).Select(p => (p, p == "avx-vnni" ? KernelPaths.For<VnniDot>(kind) : KernelPaths.ForAvx2(kind))))
+            foreach (int width in new[] { 8, 16 })
+                foreach (int step in new[] { 1, 4 })
+                {
+                    var y = new float[4 * width];
+                    fixed (float* py = y) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), py, width, step, width);
+                    for (int u = 0; u < step; u++)
+                        for (int r = 0; r < width; r++)
+                            Assert.True(ReferenceKernel.Row(m, r, a, u) == y[width * u + r], $"{path}, {width} rows, {step} tokens: row {r} token {u}");
+                }
+    }
+
     [Theory]
     [InlineData("Q4_0", 1, 1)]
     [InlineData("Q4_0", 9, 2)]

@@ -17,6 +17,17 @@ internal interface IDotProduct
     static abstract int MaxCode { get; }
     /// <summary>64-entry tables may be read with AVX-512 VBMI's vpermi2b (else four vpshufb and blends).</summary>
     static abstract bool Vbmi { get; }
+    /// <summary>
+    /// <see cref="Accumulate"/> is two multiplies (vpmaddubsw, then vpmaddwd against ones): where the kernel knows
+    /// that a run of products fits int16 (4-bit codes: 8 vectors of pairs of at most 2·15·127), it sums the first
+    /// step's int16 pairs (<see cref="AccumulatePairs"/>) and widens them once (<see cref="WidenPairs"/>) — one
+    /// vpmaddwd per run instead of per vector, on the ports that limit it.
+    /// </summary>
+    static abstract bool SumsPairs { get; }
+    /// <summary>acc + the int16 pair sums of u8 × s8 (wrapping: exact only within the caller's bound).</summary>
+    static abstract Vector256<short> AccumulatePairs(Vector256<short> acc, Vector256<byte> unsigned, Vector256<sbyte> signed);
+    /// <summary>Each int32 lane's two int16 pair sums, added.</summary>
+    static abstract Vector256<int> WidenPairs(Vector256<short> pairs);
 }
 
 /// <summary>AVX-VNNI's vpdpbusd: one instruction, no intermediate saturation.</summary>
@@ -27,6 +38,9 @@ internal struct VnniDot : IDotProduct
     public static int CodeBias => 0;
     public static int MaxCode => 255;
     public static bool Vbmi => Avx512Vbmi.VL.IsSupported;
+    public static bool SumsPairs => false;
+    public static Vector256<short> AccumulatePairs(Vector256<short> acc, Vector256<byte> u, Vector256<sbyte> s) => Avx2Dot.AccumulatePairs(acc, u, s);
+    public static Vector256<int> WidenPairs(Vector256<short> pairs) => Avx2Dot.WidenPairs(pairs);
 }
 
 /// <summary>
@@ -41,6 +55,11 @@ internal struct Avx2Dot : IDotProduct
         acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, s), Vector256<short>.One);
     public static int MaxCode => 128;
     public static int CodeBias => 0;
+    public static bool SumsPairs => true;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> AccumulatePairs(Vector256<short> acc, Vector256<byte> u, Vector256<sbyte> s) => acc + Avx2.MultiplyAddAdjacent(u, s);
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<int> WidenPairs(Vector256<short> pairs) => Avx2.MultiplyAddAdjacent(pairs, Vector256<short>.One);
     // Kept on the vpshufb lookups, so that the tests exercise them on machines that also have VBMI.
     public static bool Vbmi => false;
 }
@@ -64,4 +83,7 @@ internal struct Avx2SignedDot : IDotProduct
     public static int MaxCode => 255;
     public static int CodeBias => 128;
     public static bool Vbmi => false;
+    public static bool SumsPairs => false; // a signed pair reaches 32512: one per int16
+    public static Vector256<short> AccumulatePairs(Vector256<short> acc, Vector256<byte> u, Vector256<sbyte> s) => Avx2Dot.AccumulatePairs(acc, u, s);
+    public static Vector256<int> WidenPairs(Vector256<short> pairs) => Avx2Dot.WidenPairs(pairs);
 }

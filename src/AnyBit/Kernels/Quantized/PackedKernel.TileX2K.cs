@@ -18,7 +18,7 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// 32-column step (8 sums, 8 super-block sums, codes and broadcasts) short of AVX-512's 32.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileX2K(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride)
+    private static void TileX2K<TS>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride) where TS : struct, IStepX2
     {
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
@@ -37,17 +37,7 @@ internal static unsafe partial class PackedKernel<TK, TD>
                 byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
                 sbyte* xj = x + 32 * j;
                 Vector256<int> a = default, b = default, c = default, d = default, a1 = default, b1 = default, c1 = default, d1 = default;
-                var p0 = TK.Bits == 5 ? Vector256.Load(wj + 128).AsUInt16() : default;
-                var q0 = TK.Bits == 5 ? Vector256.Load(vj + 128).AsUInt16() : default;
-                // Unrolled by hand, as in Tile (the JIT leaves loops of this size rolled).
-                Codes4(0, wj, p0, default, out var l0, out var h0); Codes4(0, vj, q0, default, out var m0, out var n0);
-                Dot4x2<C4>(l0, h0, m0, n0, 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                Codes4(1, wj, p0, default, out var l1, out var h1); Codes4(1, vj, q0, default, out var m1, out var n1);
-                Dot4x2<C4>(l1, h1, m1, n1, 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                Codes4(2, wj, p0, default, out var l2, out var h2); Codes4(2, vj, q0, default, out var m2, out var n2);
-                Dot4x2<C4>(l2, h2, m2, n2, 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                Codes4(3, wj, p0, default, out var l3, out var h3); Codes4(3, vj, q0, default, out var m3, out var n3);
-                Dot4x2<C4>(l3, h3, m3, n3, 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+                TS.Step<C4>(wj, vj, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
                 var sw = Avx2.ConvertToVector256Int32(w + subAt + 8 * j);
                 var sv = Avx2.ConvertToVector256Int32(v + subAt + 8 * j);
                 iA += sw * a; iB += sw * b; iC += sw * c; iD += sw * d;

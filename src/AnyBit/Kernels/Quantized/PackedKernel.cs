@@ -25,14 +25,32 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             // group on its own.
             if (SixteenRowTile)
             {
-                if (tokens == 4 && FourTokenSixteenRowTile) { TileX2<C4>(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
-                if (tokens == 4 && TK.Layout == SubScaleLayout.ScaleMin32) { TileX2K(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+                if (tokens == 4 && FourTokenSixteenRowTile)
+                {
+                    if (PairSums) TileX2<C4, NibblePairsX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                    else TileX2<C4, NibbleX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                    return;
+                }
+                if (tokens == 4 && TK.Layout == SubScaleLayout.ScaleMin32)
+                {
+                    if (PairSums) TileX2K<NibblePairsX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                    else TileX2K<NibbleX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                    return;
+                }
                 if (tokens == 1)
                 {
                     // One family of code layout per method (the JIT would otherwise inline every family's code and
                     // run out of registers and inlining budget): see Decode16.
-                    if (FourTokenSixteenRowTile) TileX2<C1>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                    else if (TK.Layout == SubScaleLayout.ScaleMin32) Decode16K(w, superBlocks, x, xScales, xSums16, y, rows);
+                    if (FourTokenSixteenRowTile)
+                    {
+                        if (PairSums) TileX2<C1, NibblePairsX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                        else TileX2<C1, NibbleX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                    }
+                    else if (TK.Layout == SubScaleLayout.ScaleMin32)
+                    {
+                        if (PairSums) Decode16K<NibblePairStep>(w, superBlocks, x, xScales, xSums16, y, rows);
+                        else Decode16K<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
+                    }
                     else if (K16Crumbs) Decode16KCrumbs(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Layout == SubScaleLayout.Signed16) Decode16Q6(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits == 8) Decode16<ByteStep>(w, superBlocks, x, xScales, xSums16, y, rows);
@@ -367,7 +385,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     /// </summary>
     private static bool SixteenRowTile => PairedGroups && Avx512F.VL.IsSupported;
 
-    /// <summary>The 16-row tiles of <see cref="TileX2{TN}"/>, one and four tokens: whole-block offset only, 4-, 5- or
+    /// <summary>The 16-row tiles of <see cref="TileX2{TN, TS}"/>, one and four tokens: whole-block offset only, 4-, 5- or
     /// 8-bit codes without tables (Q4_0, Q5_0, Q8_0, mxint8). The other paired kinds decode with <see cref="Decode16{TS}"/>.</summary>
     private static bool FourTokenSixteenRowTile => SixteenRowTile && TK.Layout == SubScaleLayout.None && !TK.HasLut && TK.Bits is 4 or 5 or 8;
 
@@ -388,7 +406,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     /// fused multiply-add as <see cref="Finish"/>, so the same bits as the one-group tiles.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileX2<TN>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride) where TN : struct, IConstant
+    private static void TileX2<TN, TS>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride) where TN : struct, IConstant where TS : struct, IStepX2
     {
         bool four = TN.Value == 4;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
@@ -424,19 +442,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
                     Dot4x2<TN>(Vector256.Load(wj + 64), Vector256.Load(wj + 192), Vector256.Load(vj + 64), Vector256.Load(vj + 192), 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
                     Dot4x2<TN>(Vector256.Load(wj + 96), Vector256.Load(wj + 224), Vector256.Load(vj + 96), Vector256.Load(vj + 224), 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
                 }
-                else // 4- and 5-bit codes
-                {
-                    var p0 = TK.Bits == 5 ? Vector256.Load(wj + 128).AsUInt16() : default;
-                    var q0 = TK.Bits == 5 ? Vector256.Load(vj + 128).AsUInt16() : default;
-                    Codes4(0, wj, p0, default, out var l0, out var h0); Codes4(0, vj, q0, default, out var m0, out var n0);
-                    Dot4x2<TN>(l0, h0, m0, n0, 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Codes4(1, wj, p0, default, out var l1, out var h1); Codes4(1, vj, q0, default, out var m1, out var n1);
-                    Dot4x2<TN>(l1, h1, m1, n1, 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Codes4(2, wj, p0, default, out var l2, out var h2); Codes4(2, vj, q0, default, out var m2, out var n2);
-                    Dot4x2<TN>(l2, h2, m2, n2, 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Codes4(3, wj, p0, default, out var l3, out var h3); Codes4(3, vj, q0, default, out var m3, out var n3);
-                    Dot4x2<TN>(l3, h3, m3, n3, 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                }
+                else TS.Step<TN>(wj, vj, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1); // 4- and 5-bit codes
             }
             var dw = BlockScale(w + codeBytes, e8m0Shift);
             var dv = BlockScale(v + codeBytes, e8m0Shift);
@@ -463,7 +469,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     }
 
     /// <summary>
-    /// One token × two groups for the paired kinds without <see cref="TileX2{TN}"/> (int formats, tables, MX,
+    /// One token × two groups for the paired kinds without <see cref="TileX2{TN, TS}"/> (int formats, tables, MX,
     /// ternary): each activation broadcast feeds both groups, each super-block's offset term and Σx are read once for
     /// both, and the pair's bytes are one run of memory. Per group one integer sum, started at the offset term, with
     /// the high table's sums and the zero points applied at the end of the super-block (exact integer steps), then
@@ -520,7 +526,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     /// accumulators kept in memory).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Decode16K(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
+    private static void Decode16K<TS>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows) where TS : struct, IPairStep
     {
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
@@ -542,7 +548,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
                     PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
                 }
                 Vector256<int> sa = default, sv = default;
-                NibbleStep.Step(w + j * 32 * TK.Bits, v + j * 32 * TK.Bits, x + 32 * j, null, ref sa, ref sv, ref unused, ref unused);
+                TS.Step(w + j * 32 * TK.Bits, v + j * 32 * TK.Bits, x + 32 * j, null, ref sa, ref sv, ref unused, ref unused);
                 a += Avx2.ConvertToVector256Int32(w + subAt + 8 * j) * sa;
                 b += Avx2.ConvertToVector256Int32(v + subAt + 8 * j) * sv;
                 if ((j & 1) == 0)
@@ -597,7 +603,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     /// <see cref="Decode16{TS}"/> for Q6_K, whose 16-column sub-blocks each have a signed 8-bit scale: per step and
     /// group the sums of columns 0-15 and 16-31 apart, each times its sub-scale, plus the offset (−32) times Σ sc·Σx
     /// as one int16-pair multiply-add — <see cref="AddScaled"/>'s steps, then <see cref="Finish"/>'s fused
-    /// multiply-add, so the same bits as the 8-row tile. Its own method, written out (see <see cref="Decode16K"/>).
+    /// multiply-add, so the same bits as the 8-row tile. Its own method, written out (see <see cref="Decode16K{TS}"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Decode16Q6(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
@@ -649,7 +655,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     /// see SumsFitInt16) packed as a pair that meets the pair of sub-scales in one int16 multiply-add — with Q3_K's
     /// offset folded in, and Q2_K's mins against the Σx pair in another — then <see cref="Finish"/>'s fused
     /// multiply-adds: <see cref="AddScaled"/>/<see cref="AddMins"/>'s integer steps, so the same bits as the 8-row
-    /// tile. Its own method, written out (see <see cref="Decode16K"/>).
+    /// tile. Its own method, written out (see <see cref="Decode16K{TS}"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
     private static void Decode16KCrumbs(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
@@ -882,6 +888,113 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         var hi = X(x, k + 4);
         s = TD.Accumulate(TD.Accumulate(s, va, lo), vb, hi);
         s1 = TD.Accumulate(TD.Accumulate(s1, wa, lo), wb, hi);
+    }
+
+    /// <summary>
+    /// 4-bit codes without tables, on a dot product that is two multiplies (<see cref="IDotProduct.SumsPairs"/>: AVX2
+    /// without VNNI): a 32-column step's 8 code vectors per row group and token are summed as int16 pairs (at most
+    /// 8·2·15·127 = 30480) and widened once, the same integers with one vpmaddwd per step instead of eight.
+    /// </summary>
+    private static bool PairSums { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TD.SumsPairs && TK.Bits == 4 && !TK.HasLut; }
+
+    /// <summary><see cref="Dot4x2{TN}"/> into int16 pair sums (<see cref="PairSums"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Dot4x2Pairs<TN>(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, int k, sbyte* x, int xStride,
+        ref Vector256<short> a, ref Vector256<short> b, ref Vector256<short> c, ref Vector256<short> d,
+        ref Vector256<short> a1, ref Vector256<short> b1, ref Vector256<short> c1, ref Vector256<short> d1) where TN : struct, IConstant
+    {
+        DotBothPairs(va, vb, wa, wb, x, k, ref a, ref a1);
+        if (TN.Value == 1) return;
+        DotBothPairs(va, vb, wa, wb, x + xStride, k, ref b, ref b1);
+        DotBothPairs(va, vb, wa, wb, x + 2 * xStride, k, ref c, ref c1);
+        DotBothPairs(va, vb, wa, wb, x + 3 * xStride, k, ref d, ref d1);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void DotBothPairs(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, sbyte* x, int k, ref Vector256<short> s, ref Vector256<short> s1)
+    {
+        var lo = X(x, k);
+        var hi = X(x, k + 4);
+        s = TD.AccumulatePairs(TD.AccumulatePairs(s, va, lo), vb, hi);
+        s1 = TD.AccumulatePairs(TD.AccumulatePairs(s1, wa, lo), wb, hi);
+    }
+
+    /// <summary>One 32-column step of two groups' 4-bit codes against one token, through int16 pair sums
+    /// (<see cref="PairSums"/>); adds into a and b. A type of its own, so that each kernel instance inlines one step
+    /// (with both in one method the JIT ran out of inlining budget and called its helpers: Q4_K decode −25 %).</summary>
+    private struct NibblePairStep : IPairStep
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
+        {
+            Vector256<short> pa = default, pb = default;
+            Codes4(0, wj, default, default, out var l0, out var h0); Codes4(0, vj, default, default, out var m0, out var n0);
+            DotBothPairs(l0, h0, m0, n0, xj, 0, ref pa, ref pb);
+            Codes4(1, wj, default, default, out var l1, out var h1); Codes4(1, vj, default, default, out var m1, out var n1);
+            DotBothPairs(l1, h1, m1, n1, xj, 1, ref pa, ref pb);
+            Codes4(2, wj, default, default, out var l2, out var h2); Codes4(2, vj, default, default, out var m2, out var n2);
+            DotBothPairs(l2, h2, m2, n2, xj, 2, ref pa, ref pb);
+            Codes4(3, wj, default, default, out var l3, out var h3); Codes4(3, vj, default, default, out var m3, out var n3);
+            DotBothPairs(l3, h3, m3, n3, xj, 3, ref pa, ref pb);
+            a += TD.WidenPairs(pa);
+            b += TD.WidenPairs(pb);
+        }
+    }
+
+    /// <summary>One 32-column step of two groups' 4- or 5-bit codes (wj, vj) against 1 or 4 tokens, added into the
+    /// eight (token, group) sums: <see cref="TileX2{TN, TS}"/> and <see cref="TileX2K{TS}"/>.</summary>
+    internal interface IStepX2
+    {
+        static abstract void Step<TN>(byte* wj, byte* vj, sbyte* xj, int xStride,
+            ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
+            ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1) where TN : struct, IConstant;
+    }
+
+    /// <summary>Nibbles (and Q5's fifth-bit plane) through the dot product's own accumulate.</summary>
+    private struct NibbleX2 : IStepX2
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step<TN>(byte* wj, byte* vj, sbyte* xj, int xStride,
+            ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
+            ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1) where TN : struct, IConstant
+        {
+            var p0 = TK.Bits == 5 ? Vector256.Load(wj + 128).AsUInt16() : default;
+            var q0 = TK.Bits == 5 ? Vector256.Load(vj + 128).AsUInt16() : default;
+            // Unrolled by hand, as in Tile (the JIT leaves loops of this size rolled).
+            Codes4(0, wj, p0, default, out var l0, out var h0); Codes4(0, vj, q0, default, out var m0, out var n0);
+            Dot4x2<TN>(l0, h0, m0, n0, 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+            Codes4(1, wj, p0, default, out var l1, out var h1); Codes4(1, vj, q0, default, out var m1, out var n1);
+            Dot4x2<TN>(l1, h1, m1, n1, 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+            Codes4(2, wj, p0, default, out var l2, out var h2); Codes4(2, vj, q0, default, out var m2, out var n2);
+            Dot4x2<TN>(l2, h2, m2, n2, 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+            Codes4(3, wj, p0, default, out var l3, out var h3); Codes4(3, vj, q0, default, out var m3, out var n3);
+            Dot4x2<TN>(l3, h3, m3, n3, 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
+        }
+    }
+
+    /// <summary>4-bit codes through int16 pair sums (<see cref="PairSums"/>), widened once per step.</summary>
+    private struct NibblePairsX2 : IStepX2
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static void Step<TN>(byte* wj, byte* vj, sbyte* xj, int xStride,
+            ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
+            ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1) where TN : struct, IConstant
+        {
+            Vector256<short> pa = default, pb = default, pc = default, pd = default, pa1 = default, pb1 = default, pc1 = default, pd1 = default;
+            Codes4(0, wj, default, default, out var l0, out var h0); Codes4(0, vj, default, default, out var m0, out var n0);
+            Dot4x2Pairs<TN>(l0, h0, m0, n0, 0, xj, xStride, ref pa, ref pb, ref pc, ref pd, ref pa1, ref pb1, ref pc1, ref pd1);
+            Codes4(1, wj, default, default, out var l1, out var h1); Codes4(1, vj, default, default, out var m1, out var n1);
+            Dot4x2Pairs<TN>(l1, h1, m1, n1, 1, xj, xStride, ref pa, ref pb, ref pc, ref pd, ref pa1, ref pb1, ref pc1, ref pd1);
+            Codes4(2, wj, default, default, out var l2, out var h2); Codes4(2, vj, default, default, out var m2, out var n2);
+            Dot4x2Pairs<TN>(l2, h2, m2, n2, 2, xj, xStride, ref pa, ref pb, ref pc, ref pd, ref pa1, ref pb1, ref pc1, ref pd1);
+            Codes4(3, wj, default, default, out var l3, out var h3); Codes4(3, vj, default, default, out var m3, out var n3);
+            Dot4x2Pairs<TN>(l3, h3, m3, n3, 3, xj, xStride, ref pa, ref pb, ref pc, ref pd, ref pa1, ref pb1, ref pc1, ref pd1);
+            a += TD.WidenPairs(pa); a1 += TD.WidenPairs(pa1);
+            if (TN.Value == 1) return;
+            b += TD.WidenPairs(pb); b1 += TD.WidenPairs(pb1);
+            c += TD.WidenPairs(pc); c1 += TD.WidenPairs(pc1);
+            d += TD.WidenPairs(pd); d1 += TD.WidenPairs(pd1);
+        }
     }
 
     /// <summary>Code vectors of chunks ca and cb dotted with four tokens' activations (token u at x + u·xStride).</summary>
