@@ -303,6 +303,52 @@ public unsafe class QuantizedKernelTests
                 }
     }
 
+    /// <summary>
+    /// Q, K and V as one run of the pool give the bits of three runs: matrices of one kind, of kinds that share the
+    /// codes (Q4_K and Q6_K: 256-value blocks; Q8_0 and Q4_0: 32), and ones that cannot be joined (Q4_K with Q4_0's
+    /// 32-value codes, a lookup layout), which fall back to a run each — decode and prefill token counts.
+    /// </summary>
+    [Theory]
+    [InlineData("Q4_0", "Q4_0", "Q4_0", 1, 2)]
+    [InlineData("Q4_K", "Q6_K", "Q4_K", 1, 2)]
+    [InlineData("Q4_K", "Q6_K", "Q4_K", 7, 2)]
+    [InlineData("Q8_0", "Q4_0", "", 5, 1)]
+    [InlineData("Q4_K", "Q4_0", "Q6_K", 1, 2)]
+    [InlineData("TQ2_0", "Q4_K", "TQ2_0", 1, 2)]
+    public void Fused_products_of_one_input_equal_separate_ones(string a, string b, string c, int tokens, int workers)
+    {
+        int cols = 512;
+        var specs = new[] { a, b, c }.Where(t => t.Length > 0).ToArray();
+        int[] rows = [200, 56, 72];
+        var ms = specs.Select((t, i) => Pack(t, rows[i], cols, RandomMatrix(t, rows[i], cols, 60 + i).Bytes)).ToArray();
+        try
+        {
+            var rng = new Random(61);
+            var x = Enumerable.Range(0, tokens * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
+            var separate = ms.Select(m => new float[tokens * m.Rows]).ToArray();
+            var fused = ms.Select(m => new float[tokens * m.Rows]).ToArray();
+            using var pool = new WorkerPool(workers);
+            using var mm = new QuantizedMatMul(tokens);
+            var handles = fused.Select(f => System.Runtime.InteropServices.GCHandle.Alloc(f, System.Runtime.InteropServices.GCHandleType.Pinned)).ToArray();
+            try
+            {
+                fixed (float* px = x)
+                {
+                    for (int i = 0; i < ms.Length; i++)
+                        fixed (float* py = separate[i]) mm.Run(pool, px, tokens, ms[i], py, KernelMode.Fast, perTokenScale: false);
+                    var ys = handles.Select(h => h.AddrOfPinnedObject()).ToArray();
+                    mm.RunFused(pool, px, tokens, ms, ys, KernelMode.Fast, perTokenScale: false);
+                }
+            }
+            finally { foreach (var h in handles) h.Free(); }
+            for (int i = 0; i < ms.Length; i++) Assert.Equal(separate[i], fused[i]);
+            // Joined exactly where every matrix is interleaved and all share one activation block (Q4_0 and Q8_0: 32).
+            Assert.Equal(ms.All(m => m.Lookup is null) && ms.Select(m => m.ActivationBlock).Distinct().Count() == 1, QuantizedMatMul.CanFuse(ms, KernelMode.Fast));
+            Assert.False(QuantizedMatMul.CanFuse(ms, KernelMode.Reference));
+        }
+        finally { foreach (var m in ms) m.Dispose(); }
+    }
+
     [Theory]
     [InlineData("Q4_0", 1, 1)]
     [InlineData("Q4_0", 9, 2)]

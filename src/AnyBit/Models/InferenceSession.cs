@@ -174,9 +174,7 @@ public sealed unsafe class InferenceSession : IDisposable
             // ---- attention block ----
             ForRows(&AttentionInputRow, l, n);
             Observer?.Observe(l, LinearInput.Attention, _xn.Slice(0, n * d), n, d);
-            Linear(L.Wq, _xn.Pointer, n, d, q, _q.Pointer);
-            Linear(L.Wk, _xn.Pointer, n, d, kv, _k.Pointer, sameInput: true);
-            Linear(L.Wv, _xn.Pointer, n, d, kv, _v.Pointer, sameInput: true);
+            LinearsOfOneInput(_xn.Pointer, n, d, L.Wq, q, _q.Pointer, L.Wk, kv, _k.Pointer, L.Wv, kv, _v.Pointer);
             ForRows(&PositionRow, l, n);
             _attention.Run(l, n);
             if (L.AttnSubNorm is not null || int8) ForRows(&AttentionOutputRow, l, n);
@@ -187,8 +185,7 @@ public sealed unsafe class InferenceSession : IDisposable
             // ---- feed-forward block ----
             ForRows(&FeedForwardInputRow, l, n);
             Observer?.Observe(l, LinearInput.FeedForward, _xn.Slice(0, n * d), n, d);
-            Linear(L.WGate, _xn.Pointer, n, d, f, _gate.Pointer);
-            Linear(L.WUp, _xn.Pointer, n, d, f, _up.Pointer, sameInput: true);
+            LinearsOfOneInput(_xn.Pointer, n, d, L.WGate, f, _gate.Pointer, L.WUp, f, _up.Pointer);
             ForRows(&GateRow, l, n);
             Observer?.Observe(l, LinearInput.FeedForwardDown, _gate.Slice(0, n * f), n, f);
             Linear(L.WDown, _gate.Pointer, n, f, d, _xn.Pointer);
@@ -324,7 +321,7 @@ public sealed unsafe class InferenceSession : IDisposable
         if (w.Packed is { } packed)
         {
             _quantized.Run(_pool, x, tokens, packed, y, _model.Kernels, perTokenScale: _model.Activations == ActivationMode.Int8PerToken, sameInput);
-            if (w.OutputScale != 1) TensorPrimitives.Multiply(new ReadOnlySpan<float>(y, tokens * n), w.OutputScale, new Span<float>(y, tokens * n));
+            ScaleOutput(w, y, tokens * n);
         }
         else
         {
@@ -332,6 +329,38 @@ public sealed unsafe class InferenceSession : IDisposable
             if (!sameInput) _quantized.InputChanged();
             _matmul.Run(_pool, x, tokens, k, w.F32.Pointer, n, y);
         }
+    }
+
+    /// <summary>
+    /// Two or three products of one input (Q, K and V; gate and up): where all are packed, one run of the pool
+    /// (<see cref="QuantizedMatMul.RunFused"/>: no barrier between them); otherwise one <see cref="Linear"/> each,
+    /// the later ones reusing the first's codes.
+    /// </summary>
+    private void LinearsOfOneInput(float* x, int tokens, int k, LinearWeight w0, int n0, float* y0, LinearWeight w1, int n1, float* y1,
+        LinearWeight? w2 = null, int n2 = 0, float* y2 = null)
+    {
+        int count = w2 is null ? 2 : 3;
+        if (w0.Packed is { } p0 && w1.Packed is { } p1 && (w2 is null || w2.Packed is not null))
+        {
+            _fused[0] = p0; _fused[1] = p1; _fused[2] = w2?.Packed!;
+            Span<nint> outputs = [(nint)y0, (nint)y1, (nint)y2];
+            _quantized.RunFused(_pool, x, tokens, _fused.AsSpan(0, count), outputs[..count], _model.Kernels,
+                perTokenScale: _model.Activations == ActivationMode.Int8PerToken);
+            Array.Clear(_fused);
+            ScaleOutput(w0, y0, tokens * n0); ScaleOutput(w1, y1, tokens * n1);
+            if (w2 is not null) ScaleOutput(w2, y2, tokens * n2);
+            return;
+        }
+        Linear(w0, x, tokens, k, n0, y0);
+        Linear(w1, x, tokens, k, n1, y1, sameInput: true);
+        if (w2 is not null) Linear(w2, x, tokens, k, n2, y2, sameInput: true);
+    }
+
+    private readonly PackedMatrix[] _fused = new PackedMatrix[3];
+
+    private static void ScaleOutput(LinearWeight w, float* y, int length)
+    {
+        if (w.OutputScale != 1) TensorPrimitives.Multiply(new ReadOnlySpan<float>(y, length), w.OutputScale, new Span<float>(y, length));
     }
 
     private long CacheOffset(int layer, int kvHead, int pos) =>

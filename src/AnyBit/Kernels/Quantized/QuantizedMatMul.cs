@@ -15,12 +15,18 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
     private const int ItemsPerWorker = 2;
     private readonly Dictionary<int, QuantizedActivations> _activations = [];
     private readonly int _maxTokens;
-    private PackedMatrix? _m;
     private QuantizedActivations? _x;
-    private float* _y;
-    private int _n, _tokens;
-    private GroupKernel? _kernel;
+    private int _tokens;
     private bool _reference;
+
+    // The matrices of one run of the pool (one, or the products of one input that RunFused joins), and per work
+    // item which of them it belongs to and its groups.
+    private const int MaxFused = 3;
+    private readonly PackedMatrix?[] _ms = new PackedMatrix?[MaxFused];
+    private readonly GroupKernel?[] _kernels = new GroupKernel?[MaxFused];
+    private readonly nint[] _ys = new nint[MaxFused];
+    private int[] _which = new int[16], _starts = new int[16], _ends = new int[16];
+    private int _items;
 
     public QuantizedMatMul(int maxTokens) => _maxTokens = maxTokens;
 
@@ -31,6 +37,49 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
     /// same activation block size.
     /// </summary>
     public void Run(WorkerPool pool, float* x, int tokens, PackedMatrix w, float* y, KernelMode mode, bool perTokenScale, bool sameInput = false)
+    {
+        var act = Activations(pool, x, tokens, w, perTokenScale, sameInput);
+        _reference = mode == KernelMode.Reference || (w.Lookup is null && w.Kernel is null);
+        if (!_reference && w.Lookup is { } table) { _lookup.Run(pool, table, act, tokens, y, w.Rows); return; }
+        _x = act; _tokens = tokens; _items = 0;
+        Plan(0, w, y, pool.WorkerCount);
+        pool.Run(this, _items);
+        Release();
+    }
+
+    /// <summary>
+    /// The products of one input by up to three matrices (Q, K and V; gate and up), as one run of the pool where
+    /// <see cref="CanFuse"/> allows: every matrix's work items in one queue, so that no worker waits for the other
+    /// at the end of Q before K starts (a decode step's barriers and end-of-product imbalance, once instead of
+    /// three times). The same kernels on the same items as <see cref="Run"/>, so the same bits; where the matrices
+    /// cannot be joined, one <see cref="Run"/> each (the second and third with the first's codes).
+    /// </summary>
+    public void RunFused(WorkerPool pool, float* x, int tokens, ReadOnlySpan<PackedMatrix> ws, ReadOnlySpan<nint> ys, KernelMode mode, bool perTokenScale)
+    {
+        if (ws.Length != ys.Length || ws.Length is 0 or > MaxFused) throw new ArgumentException("one output per matrix, one to three matrices");
+        if (!CanFuse(ws, mode))
+        {
+            for (int i = 0; i < ws.Length; i++) Run(pool, x, tokens, ws[i], (float*)ys[i], mode, perTokenScale, sameInput: i > 0);
+            return;
+        }
+        _x = Activations(pool, x, tokens, ws[0], perTokenScale, sameInput: false);
+        _reference = false; _tokens = tokens; _items = 0;
+        for (int i = 0; i < ws.Length; i++) Plan(i, ws[i], (float*)ys[i], pool.WorkerCount);
+        pool.Run(this, _items);
+        Release();
+    }
+
+    /// <summary>Matrices the fast interleaved kernels run, of one width and activation block (one set of codes).</summary>
+    public static bool CanFuse(ReadOnlySpan<PackedMatrix> ws, KernelMode mode)
+    {
+        if (mode != KernelMode.Fast) return false;
+        foreach (var w in ws)
+            if (w.Lookup is not null || w.Kernel is null || w.Columns != ws[0].Columns || w.ActivationBlock != ws[0].ActivationBlock) return false;
+        return true;
+    }
+
+    /// <summary>The int8 codes of X for <paramref name="w"/>'s activation block: made now, or reused (see Run).</summary>
+    private QuantizedActivations Activations(WorkerPool pool, float* x, int tokens, PackedMatrix w, bool perTokenScale, bool sameInput)
     {
         if (!_activations.TryGetValue(w.ActivationBlock, out var act) || act.MaxColumns < w.Columns)
         {
@@ -44,11 +93,29 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
             QuantizeActivations(pool, act, x, tokens, w.Columns, perTokenScale);
             act.MadeFrom = made;
         }
-        _m = w; _x = act; _y = y; _n = w.Rows; _tokens = tokens;
-        _reference = mode == KernelMode.Reference || (w.Lookup is null && (_kernel = w.Kernel) is null);
-        if (!_reference && w.Lookup is { } table) _lookup.Run(pool, table, act, tokens, y, w.Rows);
-        else pool.Run(this, Schedule(w.Groups, w.Kind.PairedGroups ? 2 : 1, pool.WorkerCount, ref _bounds));
-        _m = null; _x = null;
+        return act;
+    }
+
+    /// <summary>Appends matrix <paramref name="index"/>'s work items (Schedule) to the run.</summary>
+    private void Plan(int index, PackedMatrix w, float* y, int workers)
+    {
+        _ms[index] = w; _ys[index] = (nint)y; _kernels[index] = _reference ? null : w.Kernel;
+        int count = Schedule(w.Groups, w.Kind.PairedGroups ? 2 : 1, workers, ref _bounds);
+        if (_which.Length < _items + count)
+        {
+            int size = 2 * (_items + count);
+            Array.Resize(ref _which, size); Array.Resize(ref _starts, size); Array.Resize(ref _ends, size);
+        }
+        for (int i = 0; i < count; i++, _items++)
+        {
+            _which[_items] = index; _starts[_items] = _bounds[i]; _ends[_items] = _bounds[i + 1];
+        }
+    }
+
+    private void Release()
+    {
+        Array.Clear(_ms); Array.Clear(_kernels);
+        _x = null;
     }
 
     private readonly BitSerialMatMul _lookup = new();
@@ -119,16 +186,20 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
 
     public void Execute(int item, int worker)
     {
-        var m = _m!; var x = _x!;
-        int g1 = _bounds[item + 1];
-        for (int g = _bounds[item], span; g < g1; g += span)
+        int which = _which[item];
+        var m = _ms[which]!; var x = _x!;
+        var kernel = _kernels[which];
+        float* y0 = (float*)_ys[which];
+        int n = m.Rows;
+        int g1 = _ends[item];
+        for (int g = _starts[item], span; g < g1; g += span)
         {
             // The fast kernels take two adjacent groups at once (sixteen rows where their kind has such a tile).
             span = _reference || g + 1 >= g1 ? 1 : 2;
             int rows = Math.Min(span * PackedMatrix.GroupRows, m.Rows - g * PackedMatrix.GroupRows);
             for (int t = 0; t < _tokens; )
             {
-                float* y = _y + (long)t * _n + g * PackedMatrix.GroupRows;
+                float* y = y0 + (long)t * n + g * PackedMatrix.GroupRows;
                 if (_reference)
                 {
                     for (int r = 0; r < rows; r++) y[r] = ReferenceKernel.Row(m, g * PackedMatrix.GroupRows + r, x, t);
@@ -137,9 +208,9 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
                 }
                 // Tokens four at a time: each code vector is unpacked once for all of them (the kernel splits
                 // what its kind cannot tile by four into pairs).
-                int n = Math.Min(4, _tokens - t);
-                _kernel!(m.Group(g), m.SuperBlocks, x.Codes(t), x.Scales(t), x.Sums16(t), y, rows, n, _n);
-                t += n;
+                int count = Math.Min(4, _tokens - t);
+                kernel!(m.Group(g), m.SuperBlocks, x.Codes(t), x.Scales(t), x.Sums16(t), y, rows, count, n);
+                t += count;
             }
         }
     }
