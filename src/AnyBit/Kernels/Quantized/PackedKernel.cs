@@ -927,17 +927,9 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
         public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
         {
-            Vector256<short> pa = default, pb = default;
-            Codes4(0, wj, default, default, out var l0, out var h0); Codes4(0, vj, default, default, out var m0, out var n0);
-            DotBothPairs(l0, h0, m0, n0, xj, 0, ref pa, ref pb);
-            Codes4(1, wj, default, default, out var l1, out var h1); Codes4(1, vj, default, default, out var m1, out var n1);
-            DotBothPairs(l1, h1, m1, n1, xj, 1, ref pa, ref pb);
-            Codes4(2, wj, default, default, out var l2, out var h2); Codes4(2, vj, default, default, out var m2, out var n2);
-            DotBothPairs(l2, h2, m2, n2, xj, 2, ref pa, ref pb);
-            Codes4(3, wj, default, default, out var l3, out var h3); Codes4(3, vj, default, default, out var m3, out var n3);
-            DotBothPairs(l3, h3, m3, n3, xj, 3, ref pa, ref pb);
-            a += TD.WidenPairs(pa);
-            b += TD.WidenPairs(pb);
+            // The prefill step's one-token case: its token A sums of both groups are a and b (the others untouched).
+            Vector256<int> unused = default;
+            NibblePairsX2.Step<C1>(wj, vj, xj, 0, ref a, ref unused, ref unused, ref unused, ref b, ref unused, ref unused, ref unused);
         }
     }
 
