@@ -51,7 +51,7 @@ public static class KernelPaths
         if (Avx2.IsSupported)
         {
             name = kind.PairedGroups && Avx512F.VL.IsSupported ? "avx2 int8, 16-row tiles (paired 8-row groups)" : "avx2 int8, 8-row interleaved";
-            if (MaxCode(kind) > Avx2Dot.MaxCode) name += ", signed codes";
+            if (MaxCode(kind) > Avx2Dot.MaxCode) name += kind.CodeBits == 8 && kind.Layout == SubScaleLayout.None && kind.Lut is null && Avx512F.VL.IsSupported && Avx512BW.IsSupported ? ", signed codes (prefill: int16 products)" : ", signed codes";
             return ForAvx2(kind, rawExponents);
         }
         name = "int8 scalar reference";
