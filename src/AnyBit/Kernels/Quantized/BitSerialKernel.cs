@@ -21,11 +21,16 @@ internal static unsafe class BitSerialKernel
     /// <summary>shorts of tables per token of <paramref name="columns"/> activations.</summary>
     public static int TableLength(int columns) => columns / 4 * TableEntries;
 
-    // Lane e of mask i is all ones when bit i of e is set: entry e = Σ_i (x_i & mask_i(e)).
-    private static readonly Vector256<short> s_bit0 = Vector256.Create((short)0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1, 0, -1);
-    private static readonly Vector256<short> s_bit1 = Vector256.Create((short)0, 0, -1, -1, 0, 0, -1, -1, 0, 0, -1, -1, 0, 0, -1, -1);
-    private static readonly Vector256<short> s_bit2 = Vector256.Create((short)0, 0, 0, 0, -1, -1, -1, -1, 0, 0, 0, 0, -1, -1, -1, -1);
-    private static readonly Vector256<short> s_bit3 = Vector256.Create((short)0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, -1, -1, -1);
+    // Byte pairs (2e, 2e+1) of entry e: bits 0 and 1 of e, and bits 2 and 3, for vpmaddubsw against the activation
+    // pairs (x0, x1) and (x2, x3): entry e = Σ_i bit_i(e)·x_i.
+    private static readonly Vector256<sbyte> s_bits01 = EntryBits(0), s_bits23 = EntryBits(2);
+
+    private static Vector256<sbyte> EntryBits(int low)
+    {
+        var bytes = new sbyte[32];
+        for (int e = 0; e < 16; e++) { bytes[2 * e] = (sbyte)(e >> low & 1); bytes[2 * e + 1] = (sbyte)(e >> (low + 1) & 1); }
+        return Vector256.Create(bytes);
+    }
 
     /// <summary>
     /// One token's tables: for every 4 columns, the 16 int16 sums of their activation codes selected by the bits of
@@ -34,10 +39,15 @@ internal static unsafe class BitSerialKernel
     /// </summary>
     public static void BuildTables(sbyte* x, short* sums16, int columns, int group, short* tables, int* totals)
     {
+        // Two byte multiply-adds per 4 columns (bits unsigned, activations signed, pairs of at most 2·127: exact), on
+        // broadcasts loaded from memory: the sixteen sums as masks of four scalar broadcasts, on one thread while the
+        // other waits, were 2.6 % of a TQ2_0 decode profile.
+        var bits01 = s_bits01; var bits23 = s_bits23;
         for (int j = 0; j < columns / 4; j++)
         {
-            var t = (Vector256.Create((short)x[4 * j]) & s_bit0) + (Vector256.Create((short)x[4 * j + 1]) & s_bit1)
-                  + (Vector256.Create((short)x[4 * j + 2]) & s_bit2) + (Vector256.Create((short)x[4 * j + 3]) & s_bit3);
+            var x01 = Vector256.Create(*(ushort*)(x + 4 * j)).AsByte();
+            var x23 = Vector256.Create(*(ushort*)(x + 4 * j + 2)).AsByte();
+            var t = Avx2.MultiplyAddAdjacent(bits01.AsByte(), x01.AsSByte()) + Avx2.MultiplyAddAdjacent(bits23.AsByte(), x23.AsSByte());
             t.Store(tables + j * TableEntries);
         }
         for (int b = 0; b < columns / group; b++)
