@@ -42,7 +42,8 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
                 {
                     // One family of code layout per method (the JIT would otherwise inline every family's code and
                     // run out of registers and inlining budget): see Decode16.
-                    if (FourTokenSixteenRowTile)
+                    if (HighNibblesInPlace) Decode16Nibbles(w, superBlocks, x, xScales, xSums16, y, rows);
+                    else if (FourTokenSixteenRowTile)
                     {
                         if (PairSums) TileX2<C1, NibblePairsX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
                         else TileX2<C1, NibbleX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
