@@ -58,11 +58,18 @@ internal sealed unsafe class BitSerialMatrix : ILookupTableMatrix
     /// measured side by side (bench LookupTableBenchmarks, docs/performance.md "Bit-serial lookup tables"): on an
     /// AVX-512 CPU whose int8 kernel runs its AVX2 path (no AVX-VNNI: AMD Zen 4), 5632 × 2048 from memory on 2 threads,
     /// int1 2.6×, int2 1.14–1.48×, TQ2_0 1.17× (8-token prefill 1.2–1.5×); int3 0.72–0.87× and int4 0.8× decoding,
-    /// so those stay interleaved. Where AVX-VNNI runs the int8 kernel only int1 takes it — it reads 40 % fewer bytes
-    /// there (1 bit per code, not 2), whatever the arithmetic; int2 and ternary against VNNI were not measured.
+    /// so those stay interleaved. Where AVX-VNNI runs the int8 kernel, int1 takes it everywhere (it reads 40 % fewer
+    /// bytes: 1 bit per code, not 2), and the ternary kinds on AMD: on Zen 5 the synthetic 1B TQ2_0 and TQ1_0 files
+    /// decoded 13 % faster (ahead in 18 of 18 alternations in one process) and prefilled 8–18 % faster than on the
+    /// VNNI kernel. int2:g128 and int3:g64 lost decoding there as whole models (−4 %, −12 %; faster alone on
+    /// 5632 × 2048, slower on 2048 × 2048) and stay interleaved; against Intel's VNNI nothing was measured.
     /// </summary>
-    public static bool Preferred(PackedKind kind) =>
-        Supports(kind) && (kind.Int?.Bits ?? 2) <= (AvxVnni.IsSupported ? 1 : 2);
+    public static bool Preferred(PackedKind kind)
+    {
+        if (!Supports(kind)) return false;
+        if (!AvxVnni.IsSupported) return (kind.Int?.Bits ?? 2) <= 2;
+        return kind.Int is { Bits: 1 } || kind.Int is null && !CpuVendor.IsIntel;
+    }
 
     public PackedKind Kind { get; }
     public int Rows { get; }

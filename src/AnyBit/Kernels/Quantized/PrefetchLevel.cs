@@ -1,9 +1,7 @@
-using System.Runtime.Intrinsics.X86;
-
 namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
-/// Which cache the 16-row decodes prefetch their weights into, by CPU vendor — the one choice here that two machines
+/// Which cache the 16-row decodes prefetch their weights into, by CPU vendor — a choice that two machines
 /// measured opposite ways. 2 threads, 5632×2048 matrices from memory, alternating in one process: on the Intel
 /// Sapphire Rapids VM L1 instead of L2 took Q2_K +7 %, Q8_0 +7 %, Q3_K +6 %, NF4 +6 %, Q6_K +5 %, int4 +5 %, Q4_0
 /// +4 %, Q4_K +4 %, MXFP6 +2 % (ahead in 9–12 of 12 rounds each); on the AMD EPYC VM L1 had cost Q4_K 2–10 %.
@@ -11,12 +9,5 @@ namespace AnyBit.Kernels.Quantized;
 /// </summary>
 internal static class PrefetchLevel
 {
-    public static readonly bool IntoL1 = IsIntel();
-
-    private static bool IsIntel()
-    {
-        if (!X86Base.IsSupported) return false;
-        var (_, ebx, ecx, edx) = X86Base.CpuId(0, 0);
-        return ebx == 0x756E6547 && edx == 0x49656E69 && ecx == 0x6C65746E; // "Genu" "ineI" "ntel"
-    }
+    public static readonly bool IntoL1 = CpuVendor.IsIntel;
 }
