@@ -31,7 +31,7 @@ public class FastKernelModelTests
     // A float model forced to ternary is near-random (perplexity in the thousands), where int8 rounding moves
     // more: only the identity with the reference is the point here.
     [InlineData("tq1_0", 0.05)]
-    [InlineData("int2:g64", 0.05)] // the bit-serial lookup-table kernel on AVX-512 CPUs without AVX-VNNI (as tq1_0)
+    [InlineData("int2:g64", 0.05)] // the bit-serial lookup-table kernel on AVX-512 CPUs without AVX-VNNI (tq1_0: on AMD ones with it too)
     [InlineData("int1:g64", 0.5)]  // the bit-serial kernel on every AVX-512 CPU; near-random, so only the identity counts
     public void Fast_and_reference_kernels_give_identical_perplexity(string format, double maxRelativeToFloat)
     {
