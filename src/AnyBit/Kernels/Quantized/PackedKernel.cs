@@ -503,7 +503,9 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
                 if (Sse.IsSupported) PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
                 TS.Step(wj, v + j * 32 * TK.Bits, x + 32 * j, tables, ref a, ref b, ref ha, ref hb);
             }
+            // Wide books' high table, else the steps' second dependency chain (chunks 4-7).
             if (TK.WideLut) { a += Vector256.ShiftLeft(ha, 7); b += Vector256.ShiftLeft(hb, 7); }
+            else { a += ha; b += hb; }
             if (TK.Layout == SubScaleLayout.ZeroPoint)
             {
                 // weight = d·(code − z): the row's zero point times the super-block's Σx (see Finish).
@@ -538,7 +540,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
         {
             byte* v = w + blockBytes;
-            Vector256<int> a = default, b = default, ma = default, mb = default, unused = default;
+            Vector256<int> a = default, b = default, ma = default, mb = default;
             for (int j = 0; j < sb / 32; j++)
             {
                 if (Sse.IsSupported)
@@ -549,8 +551,10 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
                     // into L2 +12/+8/+2 %, into L1 −2 to −10 %, each group's codes only (no scales) −45 %.
                     PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
                 }
-                Vector256<int> sa = default, sv = default;
-                TS.Step(w + j * 32 * TK.Bits, v + j * 32 * TK.Bits, x + 32 * j, null, ref sa, ref sv, ref unused, ref unused);
+                // The step's sums of chunks 0-3 and 4-7 apart (two dependency chains per group; NibbleStep), then added.
+                Vector256<int> sa = default, sv = default, ha = default, hv = default;
+                TS.Step(w + j * 32 * TK.Bits, v + j * 32 * TK.Bits, x + 32 * j, null, ref sa, ref sv, ref ha, ref hv);
+                sa += ha; sv += hv;
                 a += Avx2.ConvertToVector256Int32(w + subAt + 8 * j) * sa;
                 b += Avx2.ConvertToVector256Int32(v + subAt + 8 * j) * sv;
                 if ((j & 1) == 0)
@@ -773,10 +777,11 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             Pair(Vector256.Load(wj + 32), Vector256.Load(vj + 32), xj, 1, ref a, ref b);
             Pair(Vector256.Load(wj + 64), Vector256.Load(vj + 64), xj, 2, ref a, ref b);
             Pair(Vector256.Load(wj + 96), Vector256.Load(vj + 96), xj, 3, ref a, ref b);
-            Pair(Vector256.Load(wj + 128), Vector256.Load(vj + 128), xj, 4, ref a, ref b);
-            Pair(Vector256.Load(wj + 160), Vector256.Load(vj + 160), xj, 5, ref a, ref b);
-            Pair(Vector256.Load(wj + 192), Vector256.Load(vj + 192), xj, 6, ref a, ref b);
-            Pair(Vector256.Load(wj + 224), Vector256.Load(vj + 224), xj, 7, ref a, ref b);
+            // Chunks 4-7 into the high sums, as NibbleStep.
+            Pair(Vector256.Load(wj + 128), Vector256.Load(vj + 128), xj, 4, ref ha, ref hb);
+            Pair(Vector256.Load(wj + 160), Vector256.Load(vj + 160), xj, 5, ref ha, ref hb);
+            Pair(Vector256.Load(wj + 192), Vector256.Load(vj + 192), xj, 6, ref ha, ref hb);
+            Pair(Vector256.Load(wj + 224), Vector256.Load(vj + 224), xj, 7, ref ha, ref hb);
         }
     }
 
@@ -815,6 +820,15 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
         {
             var xc = X(xj, c);
+            if (!TK.WideLut && c >= 4)
+            {
+                // Chunks 4-7 into the high sums, which Decode16 adds at the end of the super-block: two dependency
+                // chains per group instead of one (2 threads from memory, in-process alternation on Zen 5: IQ4_NL
+                // +4 %, int4:g128 +7 %, MXFP4 +2 %; int4:g32 ±0, +7 % in cache).
+                ha = TD.Accumulate(ha, Low(cw, t0, t1, t2, t3), xc);
+                hb = TD.Accumulate(hb, Low(cv, t0, t1, t2, t3), xc);
+                return;
+            }
             if (!TK.HasLut)
             {
                 a = TD.Accumulate(a, cw, xc);
@@ -838,9 +852,11 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             var pw = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
             var pv = TK.Bits == 3 ? Vector256.Load(vj + 64).AsUInt16() : default;
             Codes2(0, wj, pw, out var w0, out var w2, out var w4, out var w6); Codes2(0, vj, pv, out var v0, out var v2, out var v4, out var v6);
-            Pair(w0, v0, xj, 0, ref a, ref b); Pair(w2, v2, xj, 2, ref a, ref b); Pair(w4, v4, xj, 4, ref a, ref b); Pair(w6, v6, xj, 6, ref a, ref b);
+            // Chunks 4-7 into the high sums, which Decode16 adds at the end of the super-block (see NibbleStep): int3
+            // +4 to +6 % from memory, +7 % in cache.
+            Pair(w0, v0, xj, 0, ref a, ref b); Pair(w2, v2, xj, 2, ref a, ref b); Pair(w4, v4, xj, 4, ref ha, ref hb); Pair(w6, v6, xj, 6, ref ha, ref hb);
             Codes2(1, wj, pw, out var w1, out var w3, out var w5, out var w7); Codes2(1, vj, pv, out var v1, out var v3, out var v5, out var v7);
-            Pair(w1, v1, xj, 1, ref a, ref b); Pair(w3, v3, xj, 3, ref a, ref b); Pair(w5, v5, xj, 5, ref a, ref b); Pair(w7, v7, xj, 7, ref a, ref b);
+            Pair(w1, v1, xj, 1, ref a, ref b); Pair(w3, v3, xj, 3, ref a, ref b); Pair(w5, v5, xj, 5, ref ha, ref hb); Pair(w7, v7, xj, 7, ref ha, ref hb);
         }
     }
 
@@ -861,7 +877,12 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     {
         // 256-value super-blocks: one multiply-add of pairs and a horizontal sum. The scalar loop over sixteen Σ16
         // was about a tenth of TQ2_0's decode instructions (a loop the JIT does not unroll, per token and block).
+        // The smaller groups of the int formats likewise: the loop (8 iterations at 128) was a fifth of int2:g128's
+        // decode instructions.
         if (TK.SuperBlock == 256) return Vector256.Sum(Avx2.MultiplyAddAdjacent(Vector256.Load(xSums16), Vector256<short>.One));
+        if (TK.SuperBlock == 128) return Vector128.Sum(Sse2.MultiplyAddAdjacent(Vector128.Load(xSums16), Vector128<short>.One));
+        if (TK.SuperBlock == 64) return xSums16[0] + xSums16[1] + xSums16[2] + xSums16[3];
+        if (TK.SuperBlock == 32) return xSums16[0] + xSums16[1];
         int total = 0;
         for (int h = 0; h < TK.SuperBlock / 16; h++) total += xSums16[h];
         return total;
