@@ -68,6 +68,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             return;
         }
         if (tokens == 4 && FourTokenTile) { Tile4(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+        if (tokens == 1 && CrumbsInPlace) { Decode8Crumbs(w, superBlocks, x, xScales, xSums16, y, rows); return; }
         // Any other count as pairs and a single: token u's activations are u rows of codes, scales and sums on.
         int xStride = superBlocks * TK.SuperBlock;
         for (int u = 0; u < tokens; u += 2)
