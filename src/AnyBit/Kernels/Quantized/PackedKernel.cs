@@ -27,7 +27,8 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             {
                 if (tokens == 4 && FourTokenSixteenRowTile)
                 {
-                    if (WordTile) TileX2Words(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                    if (PairsTile512) TileX2Pairs512(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
+                    else if (WordTile) TileX2Words(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
                     else if (PairSums) TileX2<C4, NibblePairsX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
                     else TileX2<C4, NibbleX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
                     return;
