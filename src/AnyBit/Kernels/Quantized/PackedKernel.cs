@@ -297,6 +297,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Codes4(int k, byte* wj, Vector256<ushort> p0, Vector256<ushort> p1, out Vector256<byte> c0, out Vector256<byte> c1)
     {
+        if (TK.HasLut && TK.Bits == 6 && TD.Vbmi) { Indices6(k, wj, p0, p1, out c0, out c1); return; }
         var low4 = Vector256.Create((byte)0x0F);
         var v = Vector256.Load(wj + 32 * k);
         c0 = v & low4;
@@ -316,6 +317,26 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
             c0 |= ByteFields.Extract(p0.AsByte(), k, 1, 4);
             c1 |= ByteFields.Extract(p0.AsByte(), k + 4, 1, 4);
         }
+    }
+
+    /// <summary>
+    /// <see cref="Codes4"/> for 6-bit indices into a 64-entry table read by vpermi2b, which looks at bits 0-5 of each
+    /// index byte only: the nibble and the plane's two bits, moved to bits 4-5 by one 16-bit shift (each byte's bits
+    /// 4-5 come from its own bits), meet in one bitwise select (vpternlogd), and bits 6-7 keep whatever the shifts
+    /// left there. Five instructions for two vectors of indices where the masks and GFNI transforms took seven. Zen 5,
+    /// in-process alternation: MXFP6 decode in cache +10 to +12 %, from memory E3M2 +8 %, E2M3 level.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Indices6(int k, byte* wj, Vector256<ushort> p0, Vector256<ushort> p1, out Vector256<byte> c0, out Vector256<byte> c1)
+    {
+        var v = Vector256.Load(wj + 32 * k);
+        var plane = k % 2 == 0 ? p0 : p1;
+        // Chunk k's two bits sit at 2·(k/2) of its plane, chunk k+4's at 2·(k/2) + 4 (see Codes4).
+        var high0 = k / 2 == 0 ? Vector256.ShiftLeft(plane, 4) : Vector256.ShiftLeft(plane, 2);
+        var high1 = k / 2 == 0 ? plane : Vector256.ShiftRightLogical(plane, 2);
+        var top = Vector256.Create((byte)0xF0);
+        c0 = Vector256.ConditionalSelect(top, high0.AsByte(), v);
+        c1 = Vector256.ConditionalSelect(top, high1.AsByte(), Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte());
     }
 
     /// <summary>
