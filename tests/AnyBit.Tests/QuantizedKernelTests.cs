@@ -440,8 +440,10 @@ public unsafe class QuantizedKernelTests
         {
             Assert.Equal(TB.Book.IndexBits, TB.IndexBits);
             Assert.Equal(TB.Book.Hi is not null, TB.Wide);
+            Assert.True(TB.Book.Lo.Max() <= TB.MaxEntry, $"{TB.Book.Name}: entries up to {TB.Book.Lo.Max()}");
         }
         Check<Nf4Book>(); Check<BnbFp4Book>(); Check<E2M1Book>(); Check<E2M3Book>(); Check<E3M2Book>();
+        Assert.True(PackedKind.MXFP4.Lut!.Max() <= Mxfp4Traits.MaxTableEntry);
         // Levels against the specifications' values: E3M2's largest is 28 (448/16), NF4's ±1 land on ±8192.
         Assert.Equal(448, Codebook.E3M2.Level(31));
         Assert.Equal(-8192, Codebook.Nf4.Level(0));

@@ -30,6 +30,9 @@ internal interface IKindTraits
     /// by range; otherwise the matrix holds e − shift, a normal float's exponent field (see PackedMatrix.RawExponents).
     /// </summary>
     static virtual bool RawExponents => false;
+    /// <summary>An upper bound of the kind's table entries (the unsigned codes its dot products see): small books'
+    /// products fit int16 pair sums over several chunks (<see cref="PackedKernel{TK, TD}"/>'s 512-bit decode).</summary>
+    static virtual int MaxTableEntry => 255;
 }
 
 internal struct Q8_0Traits : IKindTraits
@@ -122,7 +125,7 @@ internal struct Mxfp4Traits : IKindTraits
     private static readonly nint s_tables = TableLookup.Create(PackedKind.MXFP4.Lut!, null);
     public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -12;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
-    public static bool HasLut => true; public static nint Tables => s_tables;
+    public static bool HasLut => true; public static nint Tables => s_tables; public static int MaxTableEntry => 24;
 }
 
 /// <summary>MX blocks of int8 elements: Q8_0's arithmetic with an E8M0 scale and any compiled group size.</summary>
@@ -143,7 +146,7 @@ internal struct RawExponentsOf<TK> : IKindTraits where TK : struct, IKindTraits
     public static SubScaleLayout Layout => TK.Layout; public static bool HasMins => TK.HasMins;
     public static bool HasLut => TK.HasLut; public static bool WideLut => TK.WideLut; public static nint Tables => TK.Tables;
     public static bool E8M0 => TK.E8M0; public static int E8M0Shift => TK.E8M0Shift; public static bool HalfScale => TK.HalfScale;
-    public static bool RawExponents => true;
+    public static bool RawExponents => true; public static int MaxTableEntry => TK.MaxTableEntry;
 }
 
 /// <summary>A <see cref="Codebook"/> as compile-time constants (tests check that they match the book).</summary>
@@ -152,12 +155,14 @@ internal interface IBook
     static abstract Codebook Book { get; }
     static abstract int IndexBits { get; }
     static abstract bool Wide { get; }
+    /// <summary>An upper bound of the book's low-table entries (tests check it against the book).</summary>
+    static abstract int MaxEntry { get; }
 }
-internal struct Nf4Book : IBook { public static Codebook Book => Codebook.Nf4; public static int IndexBits => 4; public static bool Wide => true; }
-internal struct BnbFp4Book : IBook { public static Codebook Book => Codebook.BnbFp4; public static int IndexBits => 4; public static bool Wide => true; }
-internal struct E2M1Book : IBook { public static Codebook Book => Codebook.E2M1; public static int IndexBits => 4; public static bool Wide => false; }
-internal struct E2M3Book : IBook { public static Codebook Book => Codebook.E2M3; public static int IndexBits => 6; public static bool Wide => false; }
-internal struct E3M2Book : IBook { public static Codebook Book => Codebook.E3M2; public static int IndexBits => 6; public static bool Wide => true; }
+internal struct Nf4Book : IBook { public static Codebook Book => Codebook.Nf4; public static int IndexBits => 4; public static bool Wide => true; public static int MaxEntry => 128; }
+internal struct BnbFp4Book : IBook { public static Codebook Book => Codebook.BnbFp4; public static int IndexBits => 4; public static bool Wide => true; public static int MaxEntry => 128; }
+internal struct E2M1Book : IBook { public static Codebook Book => Codebook.E2M1; public static int IndexBits => 4; public static bool Wide => false; public static int MaxEntry => 24; }
+internal struct E2M3Book : IBook { public static Codebook Book => Codebook.E2M3; public static int IndexBits => 6; public static bool Wide => false; public static int MaxEntry => 120; }
+internal struct E3M2Book : IBook { public static Codebook Book => Codebook.E3M2; public static int IndexBits => 6; public static bool Wide => true; public static int MaxEntry => 128; }
 
 /// <summary>A codebook kind: a float scale per group times the book's integer level of each 4- or 6-bit index.</summary>
 internal struct CodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBook where TGroup : struct, IConstant
@@ -165,6 +170,7 @@ internal struct CodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBoo
     public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
     public static bool HasLut => true; public static bool WideLut => TB.Wide; public static nint Tables => TB.Book.Tables;
+    public static int MaxTableEntry => TB.MaxEntry;
 }
 
 /// <summary>A codebook kind in MX blocks: the same, with E8M0 scale bytes.</summary>
@@ -174,4 +180,5 @@ internal struct MxCodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IB
     public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
     public static bool HasLut => true; public static bool WideLut => TB.Wide; public static nint Tables => TB.Book.Tables;
+    public static int MaxTableEntry => TB.MaxEntry;
 }

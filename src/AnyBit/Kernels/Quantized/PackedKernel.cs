@@ -57,6 +57,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
                     else if (K16Crumbs) Decode16KCrumbs(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Layout == SubScaleLayout.Signed16) Decode16Q6(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits == 8) Decode16<ByteStep>(w, superBlocks, x, xScales, xSums16, y, rows);
+                    else if (SmallTable512) Decode16SmallTable512(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits >= 4) Decode16<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     else Decode16<CrumbStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     return;
