@@ -34,7 +34,6 @@ internal static unsafe partial class PackedKernel<TK, TD>
         var entries = Vector256.Load(tables); // TableLookup's 16-entry form: the entries in both 128-bit lanes
         var table = Vector512.Create(entries, entries);
         var low = Vector512.Create((byte)0x0F);
-        var offset = Vector512.Create((short)Offset);
         var f = Vector512<float>.Zero; // rows 0-15
         for (int s = 0; s < superBlocks; s++, w += blockStride, x += 32, xSums16 += 2)
         {
@@ -46,12 +45,11 @@ internal static unsafe partial class PackedKernel<TK, TD>
             Lookups(w, v, x, 2, table, low, ref pl, ref ph);
             Lookups(w, v, x, 3, table, low, ref pl, ref ph);
             var isum = Avx512BW.MultiplyAddAdjacent(pl, Vector512<short>.One) + Avx512BW.MultiplyAddAdjacent(ph, Vector512<short>.One)
-                + Avx512BW.MultiplyAddAdjacent(Vector512.Create(*(int*)xSums16).AsInt16(), offset);
+                + OffsetTerm512(xSums16);
             var d = Vector512.Create(BlockScale(w + codeBytes, e8m0Shift), BlockScale(v + codeBytes, e8m0Shift));
             f = Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(isum), d * Vector512.Create(xScales[s]), f);
         }
-        Store(f.GetLower(), y, 8);
-        Store(f.GetUpper(), y + 8, rows - PackedMatrix.GroupRows);
+        Store16(f, y, rows);
     }
 
     /// <summary>Vector k of both groups' index planes: chunk k's entries against its activations into

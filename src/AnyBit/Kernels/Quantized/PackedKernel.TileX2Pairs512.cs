@@ -34,7 +34,6 @@ internal static unsafe partial class PackedKernel<TK, TD>
         short* sa = xSums16, sb = xSums16 + sumStride, sc = xSums16 + 2 * sumStride, sd = xSums16 + 3 * sumStride;
         float* da = xScales, db = xScales + superBlocks, dc = xScales + 2 * superBlocks, dd = xScales + 3 * superBlocks;
         var low = Vector512.Create((byte)0x0F);
-        var offset = Vector512.Create((short)TK.Offset);
         Vector512<float> fA = default, fB = default, fC = default, fD = default; // rows 0-15, tokens A-D
         for (int s = 0; s < superBlocks; s++, w += blockStride)
         {
@@ -44,20 +43,19 @@ internal static unsafe partial class PackedKernel<TK, TD>
             Step(w, v, 1, low, xa, xb, xc, xd, ref pA, ref pB, ref pC, ref pD);
             Step(w, v, 2, low, xa, xb, xc, xd, ref pA, ref pB, ref pC, ref pD);
             Step(w, v, 3, low, xa, xb, xc, xd, ref pA, ref pB, ref pC, ref pD);
-            var d = Vector512.Create(HalfWidening.Widen8Finite(w + 128), HalfWidening.Widen8Finite(v + 128));
-            fA = Finish512(fA, pA, sa, offset, d, *da);
-            fB = Finish512(fB, pB, sb, offset, d, *db);
-            fC = Finish512(fC, pC, sc, offset, d, *dc);
-            fD = Finish512(fD, pD, sd, offset, d, *dd);
+            var d = Vector512.Create(BlockScale(w + 128, -1), BlockScale(v + 128, -1));
+            fA = Finish512(fA, pA, sa, d, *da);
+            fB = Finish512(fB, pB, sb, d, *db);
+            fC = Finish512(fC, pC, sc, d, *dc);
+            fD = Finish512(fD, pD, sd, d, *dd);
             xa += 32; xb += 32; xc += 32; xd += 32;
             sa += 2; sb += 2; sc += 2; sd += 2;
             da++; db++; dc++; dd++;
         }
-        int rest = rows - PackedMatrix.GroupRows;
-        Store(fA.GetLower(), y, 8); Store(fA.GetUpper(), y + 8, rest);
-        Store(fB.GetLower(), y + yStride, 8); Store(fB.GetUpper(), y + yStride + 8, rest);
-        Store(fC.GetLower(), y + 2 * yStride, 8); Store(fC.GetUpper(), y + 2 * yStride + 8, rest);
-        Store(fD.GetLower(), y + 3 * yStride, 8); Store(fD.GetUpper(), y + 3 * yStride + 8, rest);
+        Store16(fA, y, rows);
+        Store16(fB, y + yStride, rows);
+        Store16(fC, y + 2 * yStride, rows);
+        Store16(fD, y + 3 * yStride, rows);
     }
 
     /// <summary>Vector k of both groups' 4-bit planes (chunks k and k+4) against each token's activations, into
@@ -80,13 +78,21 @@ internal static unsafe partial class PackedKernel<TK, TD>
         Avx512BW.MultiplyAddAdjacent(lo, Vector512.Create(*(int*)(x + 4 * k)).AsSByte())
         + Avx512BW.MultiplyAddAdjacent(hi, Vector512.Create(*(int*)(x + 4 * k + 16)).AsSByte());
 
-    /// <summary>One token's block into its 16 rows' float sums: the pair sums widened, offset·(Σ16 + Σ16') added
-    /// (one int16 multiply-add of the block's two Σ16 against the offset), then isum·(d·dx).</summary>
+    /// <summary>One token's block into its 16 rows' float sums: the pair sums widened, the offset term added,
+    /// then isum·(d·dx).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector512<float> Finish512(Vector512<float> f, Vector512<short> pairs, short* xSums16, Vector512<short> offset, Vector512<float> d, float xScale)
+    private static Vector512<float> Finish512(Vector512<float> f, Vector512<short> pairs, short* xSums16, Vector512<float> d, float xScale)
     {
-        var isum = Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One)
-            + Avx512BW.MultiplyAddAdjacent(Vector512.Create(*(int*)xSums16).AsInt16(), offset);
+        var isum = Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One) + OffsetTerm512(xSums16);
         return Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(isum), d * Vector512.Create(xScale), f);
     }
+
+    /// <summary>
+    /// offset·(Σ16 + Σ16') of a 32-value block in every lane: one int16 multiply-add of the block's two Σ16 against
+    /// the kind's offset. The 512-bit kernels use vpmaddubsw directly, not <typeparamref name="TD"/>, so no
+    /// <see cref="IDotProduct.CodeBias"/> enters here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> OffsetTerm512(short* xSums16) =>
+        Avx512BW.MultiplyAddAdjacent(Vector512.Create(*(int*)xSums16).AsInt16(), Vector512.Create((short)TK.Offset));
 }

@@ -57,11 +57,10 @@ internal static unsafe partial class PackedKernel<TK, TD>
             fC = FinishWords(fC, c, c1, even, odd, xSums16 + 2 * sumStride, scales, xScales[2 * superBlocks + s]);
             fD = FinishWords(fD, d, d1, even, odd, xSums16 + 3 * sumStride, scales, xScales[3 * superBlocks + s]);
         }
-        int rest = rows - PackedMatrix.GroupRows;
-        Store(fA.GetLower(), y, 8); Store(fA.GetUpper(), y + 8, rest);
-        Store(fB.GetLower(), y + yStride, 8); Store(fB.GetUpper(), y + yStride + 8, rest);
-        Store(fC.GetLower(), y + 2 * yStride, 8); Store(fC.GetUpper(), y + 2 * yStride + 8, rest);
-        Store(fD.GetLower(), y + 3 * yStride, 8); Store(fD.GetUpper(), y + 3 * yStride + 8, rest);
+        Store16(fA, y, rows);
+        Store16(fB, y + yStride, rows);
+        Store16(fC, y + 2 * yStride, rows);
+        Store16(fD, y + 3 * yStride, rows);
     }
 
     /// <summary>The four tokens' 32 activations at <paramref name="x"/> (token t's <paramref name="xStride"/> · t on)

@@ -1169,6 +1169,15 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         else for (int r = 0; r < rows; r++) y[r] = acc[r];
     }
 
+    /// <summary>A 16-row group's sums (the 512-bit kernels'): rows 0-7 always exist, the second 8 only in part
+    /// for a matrix whose row count is not a multiple of 16.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Store16(Vector512<float> acc, float* y, int rows)
+    {
+        Store(acc.GetLower(), y, 8);
+        Store(acc.GetUpper(), y + 8, rows - PackedMatrix.GroupRows);
+    }
+
     // Codes go into the dot product as they are, or for table kinds as the entries they index in the tables held in
     // t0..t3 (the high table's, in u0..u3, go into a second sum for wide books). Values in and out, no refs: a ref to
     // an accumulator would keep it in memory.
