@@ -1,5 +1,6 @@
 using AnyBit.IO;
 using AnyBit.Evaluation;
+using AnyBit.Kernels;
 using AnyBit.Kernels.Quantized;
 using AnyBit.Models;
 using AnyBit.Quantization;
@@ -52,6 +53,42 @@ public class FastKernelModelTests
             double f = Perplexity.Evaluate(float32, ids, 128).Perplexity;
             Assert.Equal(b, a);
             Assert.True(Math.Abs(a / f - 1) < maxRelativeToFloat, $"{format}: int8 kernels {a} vs float {f}");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>
+    /// Formats the integer kernels do not run but whose values are all 16-bit floats are held in 16 bits on the fast
+    /// path (half the bytes per token of the float32 copy) and give the float path's perplexity to the last bit:
+    /// F16, BF16, and MX blocks of FP8 (a power-of-two scale times 3 or 4 significant bits). FP8 groups with an F16
+    /// scale do not qualify (up to 15 significant bits) and stay float32.
+    /// </summary>
+    [Theory]
+    [InlineData("f16", HalfKind.F16)]
+    [InlineData("bf16", HalfKind.BF16)]
+    [InlineData("mxfp8_e4m3", null)]
+    [InlineData("mxfp8_e5m2", HalfKind.BF16)] // 3 significant bits, but exponents below F16's
+    public void Sixteen_bit_weights_give_the_float_paths_perplexity(string format, HalfKind? kind)
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            string file = Path.Combine(dir, "h.gguf");
+            var (plan, input) = ModelQuantizer.Plan(ModelPath, new QuantizeOptions { Format = format });
+            using (input) ModelQuantizer.Write(plan, file);
+            using var fast = ModelLoader.Load(file, new LoadOptions { Kernels = KernelMode.Fast });
+            using var float32 = ModelLoader.Load(file, new LoadOptions { Kernels = KernelMode.Float32 });
+            var half = fast.Weights.Layers[0].Wq.Half;
+            Assert.NotNull(half);
+            if (kind is not null) Assert.Equal(kind, half!.Kind);
+            Assert.Null(float32.Weights.Layers[0].Wq.Half);
+            Assert.Equal(float32.Weights.Layers[0].Wq.ByteLength / 2, fast.Weights.Layers[0].Wq.ByteLength);
+            Assert.Contains("widened", KernelReport.Describe(fast)[fast.Weights.Layers[0].Wq.StoredType]);
+            var ids = Perplexity.TokenizeForEvaluation(fast.Tokenizer!, Shared.Data("text", "eval", "sherlock.txt"), 257);
+            Assert.Equal(Perplexity.Evaluate(float32, ids, 128).Perplexity, Perplexity.Evaluate(fast, ids, 128).Perplexity);
         }
         finally
         {

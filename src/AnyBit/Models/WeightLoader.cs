@@ -42,7 +42,16 @@ public static class WeightLoader
         {
             if (TryPack(name, rows, cols) is { } packed) return new LinearWeight(packed) { StoredType = TypeOf(name) };
             var buffer = Read(name, rows, cols);
-            if (!bitnet) return new LinearWeight(buffer) { StoredType = TypeOf(name) };
+            if (!bitnet)
+            {
+                // The fast path holds a weight in 16 bits wherever that loses nothing (F16, BF16, FP8 at real scales).
+                if (kernels == KernelMode.Fast && HalfMatrix.TryCreate(buffer.Span, (int)rows, (int)cols) is { } half)
+                {
+                    buffer.Dispose();
+                    return new LinearWeight(half) { StoredType = TypeOf(name) };
+                }
+                return new LinearWeight(buffer) { StoredType = TypeOf(name) };
+            }
             Ternary.TernarizeInPlace(buffer.Span);
             if (kernels != KernelMode.Float32 && int8Activations
                 && Ternary.Pack(buffer.Span, (int)rows, (int)cols, keepSource: kernels == KernelMode.Reference, out float scale) is { } ternary)
