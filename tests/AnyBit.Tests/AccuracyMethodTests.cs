@@ -9,6 +9,9 @@ namespace AnyBit.Tests;
 /// <summary>Rotation, AWQ folding, weighted rounding, the mixed-precision solver and the importance matrix, each against a small independent reference.</summary>
 public class AccuracyMethodTests
 {
+    /// <summary>Weights the methods edit in place must be float32 copies (the fast path may hold them in 16 bits).</summary>
+    private static readonly LoadOptions FloatWeights = new() { Kernels = AnyBit.Kernels.Quantized.KernelMode.Float32 };
+
     [Fact]
     public void Fast_Walsh_Hadamard_equals_the_Sylvester_matrix_product_and_is_orthogonal_when_scaled()
     {
@@ -50,9 +53,9 @@ public class AccuracyMethodTests
     public void Rotation_folded_into_the_weights_leaves_the_model_function_unchanged(string fixture)
     {
         int[] ids = [1, 17, 33, 5, 99, 2, 64, 8];
-        using var original = ModelLoader.Load(Shared.Fixture("models", fixture));
+        using var original = ModelLoader.Load(Shared.Fixture("models", fixture), FloatWeights); // its weights are compared below
         var expected = Logits(original, ids);
-        using var copy = ModelLoader.Load(Shared.Fixture("models", fixture));
+        using var copy = ModelLoader.Load(Shared.Fixture("models", fixture), FloatWeights); // edited below
         var rotated = Rotation.Apply(copy.Config, copy.Weights, seed: 9);
         var model = new Transformer(copy.Config, rotated, copy.Tokenizer, copy.Activations, copy.Source);
         var actual = Logits(model, ids);
@@ -75,7 +78,7 @@ public class AccuracyMethodTests
     public void AWQ_scales_fold_exactly_and_do_not_increase_the_calibration_error()
     {
         int[] ids = [1, 17, 33, 5, 99, 2, 64, 8, 12, 40, 41, 42];
-        using var model = ModelLoader.Load(Shared.Fixture("models", "llama3-bpe"));
+        using var model = ModelLoader.Load(Shared.Fixture("models", "llama3-bpe"), FloatWeights); // edited below
         var expected = Logits(model, ids);
         var windows = new[] { ids, ids.Reverse().ToArray() };
         var stats = ActivationStatistics.Collect(model, windows);

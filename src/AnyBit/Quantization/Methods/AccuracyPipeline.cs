@@ -34,7 +34,8 @@ public static class AccuracyPipeline
             // Tensors the runtime does not hold (rope_freqs.weight) are read now, before the input closes.
             var extras = plan0.Tensors.Where(t => !IsModelTensor(t.Name)).ToDictionary(t => t.Name, t => t.Source());
             files.Dispose();
-            model = ModelLoader.Load(temp, new LoadOptions { FloatReference = false });
+            // Float kernels: rotation, AWQ and GPTQ edit the float32 weights in place (the fast path may hold them in 16 bits).
+            model = ModelLoader.Load(temp, new LoadOptions { FloatReference = false, Kernels = Kernels.Quantized.KernelMode.Float32 });
             var c = model.Config;
             if (c.Architecture == Architecture.BitNet && (accuracy.Gptq || accuracy.Awq || accuracy.Rotate))
                 throw new AnyBitException("GPTQ, AWQ and rotation are for float-activation models; BitNet's weights are ternarized as trained");
