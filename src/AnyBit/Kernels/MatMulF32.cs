@@ -7,14 +7,13 @@ namespace AnyBit.Kernels;
 
 /// <summary>
 /// Y[t, o] = Σ_k X[t, k] · W[o, k] for float32 row-major X [tokens, K] and W [N, K] (a linear layer's weight as
-/// PyTorch stores it), i.e. Y = X·Wᵀ. Work is split over blocks of output rows; within a block a 4-row × 4-token
+/// PyTorch stores it), i.e. Y = X·Wᵀ. Work is split over runs of output rows (RowRuns); within a run a 4-row × 4-token
 /// register tile reads each weight vector once per four tokens, which is what makes prefill matrix-matrix work
 /// rather than repeated matrix-vector products.
 /// </summary>
 public sealed unsafe class MatMulF32 : IParallelWork
 {
-    private const int RowsPerItem = 16;
-
+    private RowRuns _runs;
     private float* _x, _w, _y;
     private int _tokens, _k, _n;
 
@@ -34,13 +33,12 @@ public sealed unsafe class MatMulF32 : IParallelWork
     public void Run(WorkerPool pool, float* x, int tokens, int k, float* w, int n, float* y)
     {
         _x = x; _w = w; _y = y; _tokens = tokens; _k = k; _n = n;
-        pool.Run(this, (n + RowsPerItem - 1) / RowsPerItem);
+        pool.Run(this, _runs.Plan(n, pool.WorkerCount));
     }
 
     public void Execute(int item, int worker)
     {
-        int r0 = item * RowsPerItem;
-        int r1 = Math.Min(_n, r0 + RowsPerItem);
+        var (r0, r1) = _runs[item];
         Rows(_x, _tokens, _k, _w, _n, _y, r0, r1);
     }
 

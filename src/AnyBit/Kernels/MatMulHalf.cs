@@ -7,8 +7,7 @@ namespace AnyBit.Kernels;
 /// </summary>
 public sealed unsafe class MatMulHalf : IParallelWork
 {
-    private const int RowsPerItem = 16; // as MatMulF32, so that 4-row tiles start at the same rows
-
+    private RowRuns _runs; // as MatMulF32's, so that 4-row tiles start at the same rows
     private float* _x, _y;
     private HalfMatrix? _w;
     private int _tokens;
@@ -17,14 +16,14 @@ public sealed unsafe class MatMulHalf : IParallelWork
     public void Run(WorkerPool pool, float* x, int tokens, HalfMatrix w, float* y)
     {
         _x = x; _y = y; _w = w; _tokens = tokens;
-        pool.Run(this, (w.Rows + RowsPerItem - 1) / RowsPerItem);
+        pool.Run(this, _runs.Plan(w.Rows, pool.WorkerCount));
         _w = null;
     }
 
     public void Execute(int item, int worker)
     {
         var w = _w!;
-        int r0 = item * RowsPerItem, r1 = Math.Min(w.Rows, r0 + RowsPerItem);
+        var (r0, r1) = _runs[item];
         if (w.Kind == HalfKind.F16) MatMulF32.Rows<F16Elements>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1);
         else MatMulF32.Rows<BF16Elements>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1);
     }
