@@ -61,17 +61,15 @@ public class FastKernelModelTests
     }
 
     /// <summary>
-    /// Formats the integer kernels do not run but whose values are all 16-bit floats are held in 16 bits on the fast
-    /// path (half the bytes per token of the float32 copy) and give the float path's perplexity to the last bit:
-    /// F16, BF16, and MX blocks of FP8 (a power-of-two scale times 3 or 4 significant bits). FP8 groups with an F16
-    /// scale do not qualify (up to 15 significant bits) and stay float32.
+    /// Float formats the integer kernels do not run are held narrow on the fast path and give the float path's
+    /// perplexity to the last bit: F16 and BF16 in 16 bits, MXFP8 blocks as stored (8.25 bits).
     /// </summary>
     [Theory]
-    [InlineData("f16", HalfKind.F16)]
-    [InlineData("bf16", HalfKind.BF16)]
-    [InlineData("mxfp8_e4m3", null)]
-    [InlineData("mxfp8_e5m2", HalfKind.BF16)] // 3 significant bits, but exponents below F16's
-    public void Sixteen_bit_weights_give_the_float_paths_perplexity(string format, HalfKind? kind)
+    [InlineData("f16", NarrowKind.F16)]
+    [InlineData("bf16", NarrowKind.BF16)]
+    [InlineData("mxfp8_e4m3", NarrowKind.MxE4M3)]
+    [InlineData("mxfp8_e5m2", NarrowKind.MxE5M2)]
+    public void Narrow_float_weights_give_the_float_paths_perplexity(string format, NarrowKind kind)
     {
         string dir = Shared.TempDir();
         try
@@ -81,11 +79,12 @@ public class FastKernelModelTests
             using (input) ModelQuantizer.Write(plan, file);
             using var fast = ModelLoader.Load(file, new LoadOptions { Kernels = KernelMode.Fast });
             using var float32 = ModelLoader.Load(file, new LoadOptions { Kernels = KernelMode.Float32 });
-            var half = fast.Weights.Layers[0].Wq.Half;
-            Assert.NotNull(half);
-            if (kind is not null) Assert.Equal(kind, half!.Kind);
-            Assert.Null(float32.Weights.Layers[0].Wq.Half);
-            Assert.Equal(float32.Weights.Layers[0].Wq.ByteLength / 2, fast.Weights.Layers[0].Wq.ByteLength);
+            var narrow = fast.Weights.Layers[0].Wq.Narrow;
+            Assert.NotNull(narrow);
+            Assert.Equal(kind, narrow!.Kind);
+            Assert.Null(float32.Weights.Layers[0].Wq.Narrow);
+            long floatBytes = float32.Weights.Layers[0].Wq.ByteLength;
+            Assert.Equal(kind is NarrowKind.F16 or NarrowKind.BF16 ? floatBytes / 2 : floatBytes / 128 * 33, fast.Weights.Layers[0].Wq.ByteLength);
             Assert.Contains("widened", KernelReport.Describe(fast)[fast.Weights.Layers[0].Wq.StoredType]);
             var ids = Perplexity.TokenizeForEvaluation(fast.Tokenizer!, Shared.Data("text", "eval", "sherlock.txt"), 257);
             Assert.Equal(Perplexity.Evaluate(float32, ids, 128).Perplexity, Perplexity.Evaluate(fast, ids, 128).Perplexity);

@@ -13,7 +13,7 @@ public static class KernelReport
         {
             string kernel = w.Packed is { } p
                 ? (model.Kernels == Kernels.Quantized.KernelMode.Reference ? "int8 scalar reference" : p.KernelPath)
-                : w.Half is { } h ? $"{h.Kind} weights widened as loaded, f32 4x4 tiles (exact)"
+                : w.Narrow is { } h ? $"{h.Kind} weights widened as loaded, f32 4x4 tiles (exact)"
                 : "f32 GEMM (dequantized at load, 4x4 Vector512 tiles)";
             result.TryAdd(w.StoredType, kernel);
         }

@@ -125,15 +125,34 @@ public sealed unsafe class MatMulF32 : IParallelWork
         Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default;
         long w0 = at, w1 = at + k, w2 = at + 2 * k, w3 = at + 3 * k;
         int i = 0;
-        for (; i + 16 <= k; i += 16)
+        // 32 columns a step (TW.Load32: an MX block's scale is read once), each accumulator still adding the
+        // columns 16 at a time in order: the same sums as 16 a step.
+        for (; i + 32 <= k; i += 32)
         {
             if (Sse.IsSupported)
             {
                 // The next tile's rows, at the same column: a row is only a few KiB, too short a stream for the
                 // hardware prefetcher to get ahead of (F16 1B decode, 2 threads, alternating: +7 to +12 %).
-                long ahead = 4L * k;
-                TW.Prefetch(w, w0 + ahead + i); TW.Prefetch(w, w1 + ahead + i); TW.Prefetch(w, w2 + ahead + i); TW.Prefetch(w, w3 + ahead + i);
+                long ahead = 4L * k + i;
+                TW.Prefetch(w, w0 + ahead); TW.Prefetch(w, w1 + ahead); TW.Prefetch(w, w2 + ahead); TW.Prefetch(w, w3 + ahead);
+                if (TW.BytesPer32 > 64)
+                {
+                    TW.Prefetch(w, w0 + ahead + 16); TW.Prefetch(w, w1 + ahead + 16); TW.Prefetch(w, w2 + ahead + 16); TW.Prefetch(w, w3 + ahead + 16);
+                }
             }
+            var u = Vector512.Load(x + i);
+            var v = Vector512.Load(x + i + 16);
+            TW.Load32(w, w0 + i, out var l0, out var h0);
+            a0 = Vector512.FusedMultiplyAdd(v, h0, Vector512.FusedMultiplyAdd(u, l0, a0));
+            TW.Load32(w, w1 + i, out var l1, out var h1);
+            a1 = Vector512.FusedMultiplyAdd(v, h1, Vector512.FusedMultiplyAdd(u, l1, a1));
+            TW.Load32(w, w2 + i, out var l2, out var h2);
+            a2 = Vector512.FusedMultiplyAdd(v, h2, Vector512.FusedMultiplyAdd(u, l2, a2));
+            TW.Load32(w, w3 + i, out var l3, out var h3);
+            a3 = Vector512.FusedMultiplyAdd(v, h3, Vector512.FusedMultiplyAdd(u, l3, a3));
+        }
+        for (; i + 16 <= k; i += 16)
+        {
             var u = Vector512.Load(x + i);
             a0 = Vector512.FusedMultiplyAdd(u, TW.Load16(w, w0 + i), a0);
             a1 = Vector512.FusedMultiplyAdd(u, TW.Load16(w, w1 + i), a1);

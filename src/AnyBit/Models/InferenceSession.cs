@@ -19,7 +19,7 @@ public sealed unsafe class InferenceSession : IDisposable
     private readonly NativeBuffer _keyCache, _valueCache; // (layer, kv_head, position, head_dim)
     private readonly NativeBuffer _x, _xn, _q, _k, _v, _att, _gate, _up, _logits;
     private readonly MatMulF32 _matmul = new();
-    private readonly MatMulHalf _matmulHalf = new();
+    private readonly MatMulNarrow _matmulNarrow = new();
     private readonly QuantizedMatMul _quantized;
     private readonly AttentionJob _attention;
     private readonly RowWork _rows;
@@ -328,7 +328,7 @@ public sealed unsafe class InferenceSession : IDisposable
         {
             // A float weight between two packed ones still starts a new input: codes made before it are stale.
             if (!sameInput) _quantized.InputChanged();
-            if (w.Half is { } half) _matmulHalf.Run(_pool, x, tokens, half, y);
+            if (w.Narrow is { } half) _matmulNarrow.Run(_pool, x, tokens, half, y);
             else _matmul.Run(_pool, x, tokens, k, w.F32.Pointer, n, y);
         }
     }

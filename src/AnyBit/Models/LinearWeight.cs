@@ -5,8 +5,8 @@ namespace AnyBit.Models;
 
 /// <summary>
 /// A linear layer's weight [rows, columns]: float32 (the reference path, calibration and the methods that edit
-/// weights), packed for the integer kernels, or held in 16 bits where every value is exactly a 16-bit float; in the
-/// last two cases no float copy is held.
+/// weights), packed for the integer kernels, or held narrow for the float tiles (16 bits, or MXFP8 blocks as stored)
+/// where that keeps every value exactly; in the last two cases no float copy is held.
 /// </summary>
 public sealed class LinearWeight : IDisposable
 {
@@ -18,17 +18,17 @@ public sealed class LinearWeight : IDisposable
 
     public LinearWeight(PackedMatrix packed) => Packed = packed;
 
-    public LinearWeight(HalfMatrix half) => Half = half;
+    public LinearWeight(NarrowMatrix narrow) => Narrow = narrow;
 
     /// <summary>The float32 weight, or null when the weight is packed.</summary>
     public NativeBuffer? Dense { get; }
     /// <summary>The packed weight for the integer kernels, or null when the weight is float32.</summary>
     public PackedMatrix? Packed { get; }
-    /// <summary>The weight in 16 bits for <see cref="MatMulHalf"/>, or null.</summary>
-    public HalfMatrix? Half { get; }
+    /// <summary>The weight held narrow for <see cref="MatMulNarrow"/>, or null.</summary>
+    public NarrowMatrix? Narrow { get; }
 
     /// <summary>The float32 weight; only models loaded with float kernels have one.</summary>
-    public NativeBuffer F32 => Dense ?? throw new InvalidOperationException("this weight is held for the fast kernels (packed or 16-bit); load the model with KernelMode.Float32 to edit weights");
+    public NativeBuffer F32 => Dense ?? throw new InvalidOperationException("this weight is held for the fast kernels (packed or narrow); load the model with KernelMode.Float32 to edit weights");
 
     /// <summary>
     /// The packed matrix holds W / OutputScale, so y = OutputScale · (packed · x): BitNet's ternary codes, with the
@@ -40,12 +40,12 @@ public sealed class LinearWeight : IDisposable
     public string StoredType { get; init; } = "F32";
 
     /// <summary>Bytes the forward pass reads from this weight per token.</summary>
-    public long ByteLength => Packed?.ByteLength ?? Half?.ByteLength ?? (Dense?.Length ?? 0) * sizeof(float);
+    public long ByteLength => Packed?.ByteLength ?? Narrow?.ByteLength ?? (Dense?.Length ?? 0) * sizeof(float);
 
     public void Dispose()
     {
         if (_ownsDense) Dense?.Dispose();
         Packed?.Dispose();
-        Half?.Dispose();
+        Narrow?.Dispose();
     }
 }

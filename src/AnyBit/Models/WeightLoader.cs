@@ -37,6 +37,15 @@ public static class WeightLoader
             if (!PackedMatrix.Supports(t.Format, t.Type) || !t.Shape.SequenceEqual([rows, cols])) return null;
             return PackedMatrix.Create(t.Format, t.Type, (int)rows, (int)cols, t.Bytes, keepSource: kernels == KernelMode.Reference);
         }
+        NarrowMatrix? Narrow(string name, NativeBuffer values, int rows, int cols)
+        {
+            if (w is StoreWeights store && store.Tensor(name).Format is Quantization.MxFormat { MxBlock: 32, Element: { StoredBits: 8, ExponentBits: 4 or 5 } e } mx)
+            {
+                var kind = e.ExponentBits == 4 ? NarrowKind.MxE4M3 : NarrowKind.MxE5M2;
+                if (NarrowMatrix.TryCreateMx(store.Tensor(name).Bytes, kind, values.Span, rows, cols) is { } blocks) return blocks;
+            }
+            return NarrowMatrix.TryCreate(values.Span, rows, cols);
+        }
         string TypeOf(string name) => w is StoreWeights s && s.Contains(name) ? s.Tensor(name).TypeName : "F32";
         LinearWeight Linear(string name, long rows, long cols)
         {
@@ -44,11 +53,12 @@ public static class WeightLoader
             var buffer = Read(name, rows, cols);
             if (!bitnet)
             {
-                // The fast path holds a weight in 16 bits wherever that loses nothing (F16, BF16, FP8 at real scales).
-                if (kernels == KernelMode.Fast && HalfMatrix.TryCreate(buffer.Span, (int)rows, (int)cols) is { } half)
+                // The fast path holds a weight in fewer bits wherever that loses nothing: MXFP8 blocks as stored,
+                // else 16 bits (F16, BF16 and any weight whose values all are 16-bit floats).
+                if (kernels == KernelMode.Fast && Narrow(name, buffer, (int)rows, (int)cols) is { } narrow)
                 {
                     buffer.Dispose();
-                    return new LinearWeight(half) { StoredType = TypeOf(name) };
+                    return new LinearWeight(narrow) { StoredType = TypeOf(name) };
                 }
                 return new LinearWeight(buffer) { StoredType = TypeOf(name) };
             }
