@@ -1,3 +1,4 @@
+using System.Buffers;
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
@@ -64,14 +65,16 @@ public sealed unsafe class MatMulF32 : IParallelWork
             }
         }
         if (r == r1) return;
-        float[]? row = typeof(TW) == typeof(F32Elements) ? null : new float[k];
+        // Narrow weights are widened a row at a time into a pooled buffer (no garbage per decode step).
+        float[]? row = typeof(TW) == typeof(F32Elements) ? null : ArrayPool<float>.Shared.Rent(k);
         for (; r < r1; r++)
         {
-            ReadOnlySpan<float> wr = row ?? new ReadOnlySpan<float>((float*)w + (long)r * k, k);
-            if (row is not null) TW.Widen(w, (long)r * k, row);
+            ReadOnlySpan<float> wr = row is null ? new ReadOnlySpan<float>((float*)w + (long)r * k, k) : row.AsSpan(0, k);
+            if (row is not null) TW.Widen(w, (long)r * k, row.AsSpan(0, k));
             for (int t = 0; t < tokens; t++)
                 y[(long)t * n + r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(x + (long)t * k, k), wr);
         }
+        if (row is not null) ArrayPool<float>.Shared.Return(row);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
