@@ -48,9 +48,15 @@ public sealed class ServerProcess : IDisposable
         get { lock (_stderr) return _stderr.ToString(); }
     }
 
-    public HttpClient Client(string? apiKey = null)
+    /// <param name="hangUp">
+    /// disposing a response that was not read to the end closes the connection at once. By default HttpClient first
+    /// drains what is left (up to 1 MiB within 2 s) to reuse the connection, so a client "hanging up" on a fast
+    /// enough stream in fact reads it to the end and the server sees a completed request, not a cancelled one.
+    /// </param>
+    public HttpClient Client(string? apiKey = null, bool hangUp = false)
     {
-        var http = new HttpClient { BaseAddress = BaseUri, Timeout = TimeSpan.FromMinutes(2) };
+        var handler = new SocketsHttpHandler { MaxResponseDrainSize = hangUp ? 0 : 1024 * 1024 };
+        var http = new HttpClient(handler) { BaseAddress = BaseUri, Timeout = TimeSpan.FromMinutes(2) };
         if (apiKey is not null) http.DefaultRequestHeaders.Authorization = new("Bearer", apiKey);
         return http;
     }

@@ -168,7 +168,7 @@ public class ServerTests(ServerFixture fixture) : IClassFixture<ServerFixture>
         string body = JsonSerializer.Serialize(new { prompt = Prompt, max_tokens = 400, temperature = 0, stream = true });
         var streams = Enumerable.Range(0, 8).Select(i => Task.Run(async () =>
         {
-            using var http = Server.Client(ServerFixture.ApiKey);
+            using var http = Server.Client(ServerFixture.ApiKey, hangUp: i % 2 == 0);
             using var request = new HttpRequestMessage(HttpMethod.Post, "v1/completions") { Content = Json(body) };
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
             Assert.Equal(HttpStatusCode.OK, response.StatusCode);
