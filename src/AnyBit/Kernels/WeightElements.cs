@@ -35,9 +35,8 @@ internal unsafe struct F32Elements : IWeightElements
 }
 
 /// <summary>
-/// Finite IEEE binary16 values (<see cref="NarrowMatrix"/> stores no others as F16). Widened in four instructions
-/// as <see cref="Quantized.HalfWidening"/> does (.NET 10 exposes no vcvtph2ps): the bits sign-extended and shifted
-/// into a float's places, the sign copies in bits 28-30 masked off, ×2¹¹² to rebias normals and subnormals alike.
+/// Finite IEEE binary16 values (<see cref="NarrowMatrix"/> stores no others as F16), widened in four instructions by
+/// <see cref="Quantized.HalfWidening"/> (.NET 10 exposes no vcvtph2ps).
 /// </summary>
 internal unsafe struct F16Elements : IWeightElements
 {
@@ -45,14 +44,7 @@ internal unsafe struct F16Elements : IWeightElements
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Load32(void* w, long i, out Vector512<float> lo, out Vector512<float> hi) { lo = Load16(w, i); hi = Load16(w, i + 16); }
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load16(void* w, long i)
-    {
-        var h = Avx512F.IsSupported
-            ? Avx512F.ConvertToVector512Int32(Vector256.Load((short*)w + i))
-            : Vector512.WidenLower(Vector512.Create(Vector256.Load((short*)w + i), Vector256<short>.Zero));
-        var bits = Vector512.ShiftLeft(h, 13) & Vector512.Create(unchecked((int)0x8FFFE000));
-        return bits.AsSingle() * Vector512.Create(BitConverter.Int32BitsToSingle(0x77800000));
-    }
+    public static Vector512<float> Load16(void* w, long i) => Quantized.HalfWidening.Widen16Finite((short*)w + i);
     public static float At(void* w, long i) => (float)((Half*)w)[i];
     public static void Widen(void* w, long i, Span<float> row) => TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)w + i, row.Length), row);
     public static void Prefetch(void* w, long i) => Sse.Prefetch0((ushort*)w + i);
@@ -67,8 +59,8 @@ internal unsafe struct BF16Elements : IWeightElements
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(void* w, long i) =>
         Vector512.ShiftLeft(Vector512.WidenLower(Vector512.Create(Vector256.Load((ushort*)w + i), Vector256<ushort>.Zero)), 16).AsSingle();
-    public static float At(void* w, long i) => BitConverter.UInt32BitsToSingle((uint)((ushort*)w)[i] << 16);
-    public static void Widen(void* w, long i, Span<float> row) => BFloat16Widening.Widen((ushort*)w + i, row);
+    public static float At(void* w, long i) => Formats.BFloat16.ToSingle(((ushort*)w)[i]);
+    public static void Widen(void* w, long i, Span<float> row) => Formats.BFloat16.ToSingle(new ReadOnlySpan<ushort>((ushort*)w + i, row.Length), row);
     public static void Prefetch(void* w, long i) => Sse.Prefetch0((ushort*)w + i);
 }
 
@@ -111,12 +103,11 @@ internal unsafe struct MxFp8Elements<TE> : IWeightElements where TE : struct, IF
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(void* w, long i)
     {
-        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.MxBlockBytes;
-        var factor = Vector512.Create(Factor(block[0]));
         if (!Avx512F.IsSupported) return Vector512.Create(At(w, i), At(w, i + 1), At(w, i + 2), At(w, i + 3), At(w, i + 4), At(w, i + 5), At(w, i + 6), At(w, i + 7),
             At(w, i + 8), At(w, i + 9), At(w, i + 10), At(w, i + 11), At(w, i + 12), At(w, i + 13), At(w, i + 14), At(w, i + 15));
+        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.MxBlockBytes;
         var codes = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 1 + (i & 31)));
-        return (Vector512.ShiftLeft(codes, TE.Shift) & Vector512.Create(TE.Mask)).AsSingle() * factor;
+        return (Vector512.ShiftLeft(codes, TE.Shift) & Vector512.Create(TE.Mask)).AsSingle() * Vector512.Create(Factor(block[0]));
     }
 
     public static float At(void* w, long i)

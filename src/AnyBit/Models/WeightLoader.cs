@@ -39,10 +39,10 @@ public static class WeightLoader
         }
         NarrowMatrix? Narrow(string name, NativeBuffer values, int rows, int cols)
         {
-            if (w is StoreWeights store && store.Tensor(name).Format is Quantization.MxFormat { MxBlock: 32, Element: { StoredBits: 8, ExponentBits: 4 or 5 } e } mx)
+            if (w is StoreWeights store && store.Tensor(name) is { Format: Quantization.MxFormat { MxBlock: 32, Element: { StoredBits: 8, ExponentBits: 4 or 5 } e } } t)
             {
                 var kind = e.ExponentBits == 4 ? NarrowKind.MxE4M3 : NarrowKind.MxE5M2;
-                if (NarrowMatrix.TryCreateMx(store.Tensor(name).Bytes, kind, values.Span, rows, cols) is { } blocks) return blocks;
+                if (NarrowMatrix.TryCreateMx(t.Bytes, kind, values.Span, rows, cols) is { } blocks) return blocks;
             }
             return NarrowMatrix.TryCreate(values.Span, rows, cols);
         }

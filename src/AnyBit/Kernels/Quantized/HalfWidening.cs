@@ -26,4 +26,15 @@ internal static unsafe class HalfWidening
         var bits = Vector256.ShiftLeft(h, 13) & Vector256.Create(unchecked((int)0x8FFFE000));
         return bits.AsSingle() * Vector256.Create(BitConverter.Int32BitsToSingle(0x77800000)); // × 2¹¹²
     }
+
+    /// <summary><see cref="Widen8Finite"/> for 16 values in a 512-bit register (F16 weights: <see cref="F16Elements"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Widen16Finite(short* p)
+    {
+        var h = Avx512F.IsSupported
+            ? Avx512F.ConvertToVector512Int32(Vector256.Load(p))
+            : Vector512.WidenLower(Vector512.Create(Vector256.Load(p), Vector256<short>.Zero));
+        var bits = Vector512.ShiftLeft(h, 13) & Vector512.Create(unchecked((int)0x8FFFE000));
+        return bits.AsSingle() * Vector512.Create(BitConverter.Int32BitsToSingle(0x77800000)); // × 2¹¹²
+    }
 }
