@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using AnyBit.IO;
 using AnyBit.Kernels;
@@ -165,8 +166,22 @@ public unsafe class QuantizedKernelTests
             if (AvxVnni.IsSupported) yield return ["avx-vnni", kind];
             // Codes up to 255 (Q8_0, IQ4_NL, int8) take the AVX2 path's sign trick (Avx2SignedDot).
             if (Avx2.IsSupported) yield return ["avx2", kind];
+            // The 128-bit kernel of CPUs without AVX2: ARM64's sdot where this is one, and its portable dot product
+            // everywhere (all of the kernel but the sdot instruction runs here).
+            if (Dp.IsSupported) yield return ["sdot", kind];
+            yield return ["vector128", kind];
         }
     }
+
+    /// <summary>The kernel of <paramref name="kind"/> on SIMD path <paramref name="path"/>.</summary>
+    private static GroupKernel KernelFor(string path, PackedKind kind, bool rawExponents = false) => path switch
+    {
+        "avx-vnni" => KernelPaths.For<VnniDot>(kind, rawExponents),
+        "avx2" => KernelPaths.ForAvx2(kind, rawExponents),
+        "sdot" => KernelPaths.ForPortable<SdotDot>(kind, rawExponents),
+        "vector128" => KernelPaths.ForPortable<Vector128Dot>(kind, rawExponents),
+        _ => throw new ArgumentException(path),
+    };
 
     [Theory]
     [MemberData(nameof(PathsAndKinds))]
@@ -178,7 +193,7 @@ public unsafe class QuantizedKernelTests
         var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
         using var m = Pack(spec, rows, cols, bytes, MatrixLayout.Interleaved); // the bit-serial layout has its own tests
         Assert.False(m.RawExponents); // real weights' MX scales: the biased-exponent kernels
-        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(kind, m.RawExponents) : KernelPaths.ForAvx2(kind, m.RawExponents);
+        var kernel = KernelFor(path, kind, m.RawExponents);
         using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);
         // One token at a time, then 2, 3 and 4 at a time (the prefill tiles: tokens t..t+step−1; four is its own tile
         // where the kind has one, three is a pair and a single), on one group (8 rows, outputs 8 floats apart) and on
@@ -209,6 +224,8 @@ public unsafe class QuantizedKernelTests
     {
         if (AvxVnni.IsSupported) yield return ["avx-vnni"];
         if (Avx2.IsSupported) yield return ["avx2"];
+        if (Dp.IsSupported) yield return ["sdot"];
+        yield return ["vector128"];
     }
 
     /// <summary>
@@ -238,7 +255,7 @@ public unsafe class QuantizedKernelTests
             for (int c = 0; c < cols; c++)
                 x[t * cols + c] = t switch { 0 => -1, 1 => 1, 2 => (c & 1) == 0 ? 1 : -1, _ => (c & 1) == 0 ? -1 : 1 };
         using var m = Pack("Q8_0", rows, cols, bytes, MatrixLayout.Interleaved);
-        var kernel = path == "avx-vnni" ? KernelPaths.For<VnniDot>(PackedKind.Q8_0) : KernelPaths.ForAvx2(PackedKind.Q8_0);
+        var kernel = KernelFor(path, PackedKind.Q8_0);
         using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
         fixed (float* px = x) a.Quantize(px, tokens, cols);
         foreach (int width in new[] { 8, 16 })
@@ -291,7 +308,7 @@ public unsafe class QuantizedKernelTests
         for (int i = 0; i < x.Length; i++) x[i] = (i / cols) switch { 0 => 1, 1 => -1, 2 => 1, _ => -1 };
         using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
         fixed (float* px = x) a.Quantize(px, tokens, cols);
-        foreach (var (path, kernel) in SimdPaths().Select(p => (string)p[0]).Select(p => (p, p == "avx-vnni" ? KernelPaths.For<VnniDot>(kind) : KernelPaths.ForAvx2(kind))))
+        foreach (var (path, kernel) in SimdPaths().Select(p => (string)p[0]).Select(p => (p, KernelFor(p, kind))))
             foreach (int width in new[] { 8, 16 })
                 foreach (int step in new[] { 1, 4 })
                 {
@@ -430,6 +447,8 @@ public unsafe class QuantizedKernelTests
     {
         if (AvxVnni.IsSupported) yield return KernelPaths.For<VnniDot>(kind, rawExponents);
         if (Avx2.IsSupported) yield return KernelPaths.ForAvx2(kind, rawExponents);
+        if (Dp.IsSupported) yield return KernelPaths.ForPortable<SdotDot>(kind, rawExponents);
+        yield return KernelPaths.ForPortable<Vector128Dot>(kind, rawExponents);
     }
 
     [Fact]

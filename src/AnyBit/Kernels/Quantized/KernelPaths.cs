@@ -1,3 +1,5 @@
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
 using AnyBit.IO;
 
@@ -54,6 +56,16 @@ public static class KernelPaths
             if (MaxCode(kind) > Avx2Dot.MaxCode) name += kind.CodeBits == 8 && kind.Layout == SubScaleLayout.None && kind.Lut is null && Avx512F.VL.IsSupported && Avx512BW.IsSupported ? ", signed codes (prefill: int16 products)" : ", signed codes";
             return ForAvx2(kind, rawExponents);
         }
+        if (Dp.IsSupported)
+        {
+            name = "arm64 sdot int8, 8-row interleaved (two 4-row halves)";
+            return ForPortable<SdotDot>(kind, rawExponents);
+        }
+        if (Vector128.IsHardwareAccelerated)
+        {
+            name = "vector128 int8, 8-row interleaved (two 4-row halves)";
+            return ForPortable<Vector128Dot>(kind, rawExponents);
+        }
         name = "int8 scalar reference";
         return null;
     }
@@ -67,77 +79,98 @@ public static class KernelPaths
     internal static int MaxCode(PackedKind kind) => kind.Lut is { } lut ? Math.Max(lut.Max(), kind.LutHigh?.Max() ?? 0) : kind.Offset == -128 ? 255 : kind.Int is { } f ? (f.Symmetric && f.Bits == 1 ? 2 : (1 << f.Bits) - 1) : (1 << kind.CodeBits) - 1;
 
     /// <summary>The kernel of <paramref name="kind"/> with dot product <typeparamref name="TD"/> (tests call each path).</summary>
-    internal static unsafe GroupKernel For<TD>(PackedKind kind, bool rawExponents = false) where TD : struct, IDotProduct =>
-        kind.Int is not null ? ForInt<TD>(kind) : kind.TableFormat is not null ? ForTable<TD>(kind, rawExponents) : kind.Type switch
+    internal static GroupKernel For<TD>(PackedKind kind, bool rawExponents = false) where TD : struct, IDotProduct =>
+        Resolve<X86Kernels<TD>>(kind, rawExponents);
+
+    /// <summary>The 128-bit kernel of <paramref name="kind"/> (<see cref="PortableKernel{TK, TD}"/>) with dot product
+    /// <typeparamref name="TD"/>: ARM64's sdot, or the portable one every CPU runs (tests call both where they can).</summary>
+    internal static GroupKernel ForPortable<TD>(PackedKind kind, bool rawExponents = false) where TD : struct, IDot128 =>
+        Resolve<PortableKernels<TD>>(kind, rawExponents);
+
+    /// <summary>The kernel of class <typeparamref name="TC"/> specialised for <paramref name="kind"/>'s traits.</summary>
+    private static GroupKernel Resolve<TC>(PackedKind kind, bool rawExponents) where TC : IKernelClass =>
+        kind.Int is not null ? ForInt<TC>(kind) : kind.TableFormat is not null ? ForTable<TC>(kind, rawExponents) : kind.Type switch
     {
-        TensorType.Q8_0 => PackedKernel<Q8_0Traits, TD>.Group,
-        TensorType.Q4_0 => PackedKernel<Q4_0Traits, TD>.Group,
-        TensorType.Q4_1 => PackedKernel<Q4_1Traits, TD>.Group,
-        TensorType.Q5_0 => PackedKernel<Q5_0Traits, TD>.Group,
-        TensorType.Q5_1 => PackedKernel<Q5_1Traits, TD>.Group,
-        TensorType.Q4_K => PackedKernel<Q4_KTraits, TD>.Group,
-        TensorType.Q5_K => PackedKernel<Q5_KTraits, TD>.Group,
-        TensorType.Q6_K => PackedKernel<Q6_KTraits, TD>.Group,
-        TensorType.Q3_K => PackedKernel<Q3_KTraits, TD>.Group,
-        TensorType.Q2_K => PackedKernel<Q2_KTraits, TD>.Group,
-        TensorType.TQ2_0 or TensorType.TQ1_0 => PackedKernel<TernaryTraits, TD>.Group,
-        TensorType.IQ4_NL => PackedKernel<Iq4NlTraits, TD>.Group,
-        TensorType.MXFP4 => PackedKernel<Mxfp4Traits, TD>.Group,
+        TensorType.Q8_0 => TC.Of<Q8_0Traits>(),
+        TensorType.Q4_0 => TC.Of<Q4_0Traits>(),
+        TensorType.Q4_1 => TC.Of<Q4_1Traits>(),
+        TensorType.Q5_0 => TC.Of<Q5_0Traits>(),
+        TensorType.Q5_1 => TC.Of<Q5_1Traits>(),
+        TensorType.Q4_K => TC.Of<Q4_KTraits>(),
+        TensorType.Q5_K => TC.Of<Q5_KTraits>(),
+        TensorType.Q6_K => TC.Of<Q6_KTraits>(),
+        TensorType.Q3_K => TC.Of<Q3_KTraits>(),
+        TensorType.Q2_K => TC.Of<Q2_KTraits>(),
+        TensorType.TQ2_0 or TensorType.TQ1_0 => TC.Of<TernaryTraits>(),
+        TensorType.IQ4_NL => TC.Of<Iq4NlTraits>(),
+        TensorType.MXFP4 => TC.Of<Mxfp4Traits>(),
         _ => throw new NotSupportedException($"no integer kernel for {kind.Type}"),
     };
 
-    private static unsafe GroupKernel ForInt<TD>(PackedKind kind) where TD : struct, IDotProduct => (kind.CodeBits, kind.SuperBlock) switch
+    private static GroupKernel ForInt<TC>(PackedKind kind) where TC : IKernelClass => (kind.CodeBits, kind.SuperBlock) switch
     {
-        (2, 32) => PackedKernel<IntTraits<C2, C32>, TD>.Group, (2, 64) => PackedKernel<IntTraits<C2, C64>, TD>.Group,
-        (2, 128) => PackedKernel<IntTraits<C2, C128>, TD>.Group, (2, 256) => PackedKernel<IntTraits<C2, C256>, TD>.Group,
-        (3, 32) => PackedKernel<IntTraits<C3, C32>, TD>.Group, (3, 64) => PackedKernel<IntTraits<C3, C64>, TD>.Group,
-        (3, 128) => PackedKernel<IntTraits<C3, C128>, TD>.Group, (3, 256) => PackedKernel<IntTraits<C3, C256>, TD>.Group,
-        (5, 32) => PackedKernel<IntTraits<C5, C32>, TD>.Group, (5, 64) => PackedKernel<IntTraits<C5, C64>, TD>.Group,
-        (5, 128) => PackedKernel<IntTraits<C5, C128>, TD>.Group, (5, 256) => PackedKernel<IntTraits<C5, C256>, TD>.Group,
-        (6, 32) => PackedKernel<IntTraits<C6, C32>, TD>.Group, (6, 64) => PackedKernel<IntTraits<C6, C64>, TD>.Group,
-        (6, 128) => PackedKernel<IntTraits<C6, C128>, TD>.Group, (6, 256) => PackedKernel<IntTraits<C6, C256>, TD>.Group,
-        (4, 32) => PackedKernel<IntTraits<C4, C32>, TD>.Group, (4, 64) => PackedKernel<IntTraits<C4, C64>, TD>.Group,
-        (4, 128) => PackedKernel<IntTraits<C4, C128>, TD>.Group, (4, 256) => PackedKernel<IntTraits<C4, C256>, TD>.Group,
-        (8, 32) => PackedKernel<IntTraits<C8, C32>, TD>.Group, (8, 64) => PackedKernel<IntTraits<C8, C64>, TD>.Group,
-        (8, 128) => PackedKernel<IntTraits<C8, C128>, TD>.Group, (8, 256) => PackedKernel<IntTraits<C8, C256>, TD>.Group,
+        (2, 32) => TC.Of<IntTraits<C2, C32>>(), (2, 64) => TC.Of<IntTraits<C2, C64>>(),
+        (2, 128) => TC.Of<IntTraits<C2, C128>>(), (2, 256) => TC.Of<IntTraits<C2, C256>>(),
+        (3, 32) => TC.Of<IntTraits<C3, C32>>(), (3, 64) => TC.Of<IntTraits<C3, C64>>(),
+        (3, 128) => TC.Of<IntTraits<C3, C128>>(), (3, 256) => TC.Of<IntTraits<C3, C256>>(),
+        (5, 32) => TC.Of<IntTraits<C5, C32>>(), (5, 64) => TC.Of<IntTraits<C5, C64>>(),
+        (5, 128) => TC.Of<IntTraits<C5, C128>>(), (5, 256) => TC.Of<IntTraits<C5, C256>>(),
+        (6, 32) => TC.Of<IntTraits<C6, C32>>(), (6, 64) => TC.Of<IntTraits<C6, C64>>(),
+        (6, 128) => TC.Of<IntTraits<C6, C128>>(), (6, 256) => TC.Of<IntTraits<C6, C256>>(),
+        (4, 32) => TC.Of<IntTraits<C4, C32>>(), (4, 64) => TC.Of<IntTraits<C4, C64>>(),
+        (4, 128) => TC.Of<IntTraits<C4, C128>>(), (4, 256) => TC.Of<IntTraits<C4, C256>>(),
+        (8, 32) => TC.Of<IntTraits<C8, C32>>(), (8, 64) => TC.Of<IntTraits<C8, C64>>(),
+        (8, 128) => TC.Of<IntTraits<C8, C128>>(), (8, 256) => TC.Of<IntTraits<C8, C256>>(),
         _ => throw new NotSupportedException($"no integer kernel for {kind}"),
     };
 
-    private static GroupKernel ForTable<TD>(PackedKind kind, bool raw) where TD : struct, IDotProduct => (kind.Book, kind.E8M0) switch
+    private static GroupKernel ForTable<TC>(PackedKind kind, bool raw) where TC : IKernelClass => (kind.Book, kind.E8M0) switch
     {
-        (null, _) => raw ? ForGroup<TD, MxInt8Of<C1>>(kind.SuperBlock) : ForGroup<TD, MxInt8Of<C0>>(kind.SuperBlock),
-        (var b, false) when b == Codebook.Nf4 => ForGroup<TD, BookOf<Nf4Book>>(kind.SuperBlock),
-        (var b, false) when b == Codebook.BnbFp4 => ForGroup<TD, BookOf<BnbFp4Book>>(kind.SuperBlock),
-        (var b, false) when b == Codebook.E2M1 => ForGroup<TD, BookOf<E2M1Book>>(kind.SuperBlock),
-        (var b, false) when b == Codebook.E2M3 => ForGroup<TD, BookOf<E2M3Book>>(kind.SuperBlock),
-        (var b, false) when b == Codebook.E3M2 => ForGroup<TD, BookOf<E3M2Book>>(kind.SuperBlock),
-        (var b, true) when b == Codebook.E2M1 => raw ? ForGroup<TD, MxBookOf<E2M1Book, C1>>(kind.SuperBlock) : ForGroup<TD, MxBookOf<E2M1Book, C0>>(kind.SuperBlock),
-        (var b, true) when b == Codebook.E2M3 => raw ? ForGroup<TD, MxBookOf<E2M3Book, C1>>(kind.SuperBlock) : ForGroup<TD, MxBookOf<E2M3Book, C0>>(kind.SuperBlock),
-        (var b, true) when b == Codebook.E3M2 => raw ? ForGroup<TD, MxBookOf<E3M2Book, C1>>(kind.SuperBlock) : ForGroup<TD, MxBookOf<E3M2Book, C0>>(kind.SuperBlock),
+        (null, _) => raw ? ForGroup<TC, MxInt8Of<C1>>(kind.SuperBlock) : ForGroup<TC, MxInt8Of<C0>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.Nf4 => ForGroup<TC, BookOf<Nf4Book>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.BnbFp4 => ForGroup<TC, BookOf<BnbFp4Book>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.E2M1 => ForGroup<TC, BookOf<E2M1Book>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.E2M3 => ForGroup<TC, BookOf<E2M3Book>>(kind.SuperBlock),
+        (var b, false) when b == Codebook.E3M2 => ForGroup<TC, BookOf<E3M2Book>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E2M1 => raw ? ForGroup<TC, MxBookOf<E2M1Book, C1>>(kind.SuperBlock) : ForGroup<TC, MxBookOf<E2M1Book, C0>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E2M3 => raw ? ForGroup<TC, MxBookOf<E2M3Book, C1>>(kind.SuperBlock) : ForGroup<TC, MxBookOf<E2M3Book, C0>>(kind.SuperBlock),
+        (var b, true) when b == Codebook.E3M2 => raw ? ForGroup<TC, MxBookOf<E3M2Book, C1>>(kind.SuperBlock) : ForGroup<TC, MxBookOf<E3M2Book, C0>>(kind.SuperBlock),
         _ => throw new NotSupportedException($"no integer kernel for {kind}"),
     };
 
-    private static GroupKernel ForGroup<TD, TF>(int group) where TD : struct, IDotProduct where TF : IKernelFamily => group switch
+    private static GroupKernel ForGroup<TC, TF>(int group) where TC : IKernelClass where TF : IKernelFamily => group switch
     {
-        32 => TF.Kernel<TD, C32>(), 64 => TF.Kernel<TD, C64>(), 128 => TF.Kernel<TD, C128>(), 256 => TF.Kernel<TD, C256>(),
+        32 => TF.Kernel<TC, C32>(), 64 => TF.Kernel<TC, C64>(), 128 => TF.Kernel<TC, C128>(), 256 => TF.Kernel<TC, C256>(),
         _ => throw new NotSupportedException($"no integer kernel for groups of {group}"),
     };
 
+    /// <summary>A kernel implementation, generic over the kind's traits: one source per instruction set, one switch
+    /// (above) from kinds to traits for all of them.</summary>
+    private interface IKernelClass { static abstract GroupKernel Of<TK>() where TK : struct, IKindTraits; }
+    private struct X86Kernels<TD> : IKernelClass where TD : struct, IDotProduct
+    {
+        public static unsafe GroupKernel Of<TK>() where TK : struct, IKindTraits => PackedKernel<TK, TD>.Group;
+    }
+    private struct PortableKernels<TD> : IKernelClass where TD : struct, IDot128
+    {
+        public static unsafe GroupKernel Of<TK>() where TK : struct, IKindTraits => PortableKernel<TK, TD>.Group;
+    }
+
     /// <summary>A family of kinds that differ only in group size, so one switch picks the group's kernel.</summary>
-    private interface IKernelFamily { static abstract GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant; }
+    private interface IKernelFamily { static abstract GroupKernel Kernel<TC, TG>() where TC : IKernelClass where TG : struct, IConstant; }
     /// <summary>MX int8 blocks; <typeparamref name="TRaw"/> 1: E8M0 bytes kept raw (<see cref="RawExponentsOf{TK}"/>).</summary>
     private struct MxInt8Of<TRaw> : IKernelFamily where TRaw : struct, IConstant
     {
-        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant =>
-            TRaw.Value == 1 ? PackedKernel<RawExponentsOf<MxInt8Traits<TG>>, TD>.Group : PackedKernel<MxInt8Traits<TG>, TD>.Group;
+        public static GroupKernel Kernel<TC, TG>() where TC : IKernelClass where TG : struct, IConstant =>
+            TRaw.Value == 1 ? TC.Of<RawExponentsOf<MxInt8Traits<TG>>>() : TC.Of<MxInt8Traits<TG>>();
     }
     private struct BookOf<TB> : IKernelFamily where TB : struct, IBook
     {
-        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant => PackedKernel<CodebookTraits<TB, TG>, TD>.Group;
+        public static GroupKernel Kernel<TC, TG>() where TC : IKernelClass where TG : struct, IConstant => TC.Of<CodebookTraits<TB, TG>>();
     }
     private struct MxBookOf<TB, TRaw> : IKernelFamily where TB : struct, IBook where TRaw : struct, IConstant
     {
-        public static unsafe GroupKernel Kernel<TD, TG>() where TD : struct, IDotProduct where TG : struct, IConstant =>
-            TRaw.Value == 1 ? PackedKernel<RawExponentsOf<MxCodebookTraits<TB, TG>>, TD>.Group : PackedKernel<MxCodebookTraits<TB, TG>, TD>.Group;
+        public static GroupKernel Kernel<TC, TG>() where TC : IKernelClass where TG : struct, IConstant =>
+            TRaw.Value == 1 ? TC.Of<RawExponentsOf<MxCodebookTraits<TB, TG>>>() : TC.Of<MxCodebookTraits<TB, TG>>();
     }
 }

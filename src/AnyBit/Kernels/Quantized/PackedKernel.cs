@@ -416,15 +416,15 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     private static bool FourTokenSixteenRowTile => SixteenRowTile && TK.Layout == SubScaleLayout.None && !TK.HasLut && TK.Bits is 4 or 5 or 8;
 
     /// <summary>The layout of <see cref="PackedKind.PairedGroups"/>, for the kinds with a 16-row tile.</summary>
-    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint ? !TK.HasMins && TK.Bits != 2 : true; }
+    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => GroupLayout<TK>.PairedGroups; }
 
     /// <summary>Q2_K and Q3_K: 2- and 3-bit codes with 16-value sub-scales, decoded 16 rows at once (Decode16KCrumbs).</summary>
     private static bool K16Crumbs => TK.Bits <= 3 && TK.Layout is SubScaleLayout.PackedScaleMin16 or SubScaleLayout.Signed16;
 
     /// <summary>From one super-block of a group to its next: two blocks where groups are stored in pairs.</summary>
-    private static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => PairedGroups ? 2 * BlockBytes : BlockBytes; }
+    private static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => GroupLayout<TK>.BlockStride; }
 
-    private static int BlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => 32 * TK.Bits * (TK.SuperBlock / 32) + PackedKind.ParamBytesOf(TK.HasMins, TK.Layout, TK.E8M0, TK.HalfScale); }
+    private static int BlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => GroupLayout<TK>.BlockBytes; }
 
     /// <summary>
     /// One or four tokens × two groups (rows 0-7 and 8-15, their super-blocks alternating in memory). Per token and
