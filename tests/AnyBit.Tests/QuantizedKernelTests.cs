@@ -584,6 +584,13 @@ public unsafe class QuantizedKernelTests
         Assert.Equal(scalar, fast);
         ActivationQuantizer.Codes([2.5f, -3.5f, 0.5f, 1.5f], 1f, fast.AsSpan(0, 4));
         Assert.Equal(new sbyte[] { 2, -4, 0, 2 }, fast[..4]);
+        // The 128-bit path (ARM64's), whichever path this CPU takes above.
+        var narrow = new sbyte[x.Length];
+        Assert.Equal(x.Length, ActivationQuantizer.Codes128(x, 1f, narrow));
+        Assert.Equal(scalar, narrow);
+        var ties = new sbyte[16];
+        ActivationQuantizer.Codes128([2.5f, -3.5f, 0.5f, 1.5f, -0.5f, -2.5f, 126.5f, -126.5f, 3, 0, -1, 4.5f, 5.5f, -6.5f, 7.49f, -7.51f], 1f, ties);
+        Assert.Equal(new sbyte[] { 2, -4, 0, 2, 0, -2, 126, -126, 3, 0, -1, 4, 6, -6, 7, -8 }, ties);
     }
 
     [Fact]
