@@ -23,13 +23,19 @@ internal static class ByteFields
         return ExtractByShift(v, from, width, to);
     }
 
-    /// <summary><see cref="Extract"/> without GFNI: a 16-bit shift (bits crossing from the neighbour byte are masked off).</summary>
+    /// <summary><see cref="Extract(Vector256{byte}, int, int, int)"/> without GFNI: a 16-bit shift (bits crossing from the neighbour byte are masked off).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<byte> ExtractByShift(Vector256<byte> v, int from, int width, int to)
     {
         var moved = from >= to ? Vector256.ShiftRightLogical(v.AsUInt16(), from - to) : Vector256.ShiftLeft(v.AsUInt16(), to - from);
         return moved.AsByte() & Vector256.Create((byte)(((1 << width) - 1) << to));
     }
+
+    /// <summary><see cref="Extract(Vector256{byte}, int, int, int)"/> for 128-bit vectors (<see cref="PortableKernel{TK, TD}"/>): byte shifts, which
+    /// ARM64 has (on x86 the runtime emulates them).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<byte> Extract(Vector128<byte> v, int from, int width, int to) =>
+        Vector128.ShiftLeft(Vector128.ShiftRightLogical(v, from) & Vector128.Create((byte)((1 << width) - 1)), to);
 
     /// <summary>
     /// The affine transform's matrix: result bit i is the parity of (byte 7 − i of the matrix) AND the input byte,

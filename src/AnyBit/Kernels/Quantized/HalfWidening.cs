@@ -27,6 +27,16 @@ internal static unsafe class HalfWidening
         return bits.AsSingle() * Vector256.Create(BitConverter.Int32BitsToSingle(0x77800000)); // × 2¹¹²
     }
 
+    /// <summary><see cref="Widen8Finite"/> for 4 values in a 128-bit register (the scales of
+    /// <see cref="PortableKernel{TK, TD}"/>'s 4-row halves; portable operations only, so ARM64 runs it too).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector128<float> Widen4Finite(byte* p)
+    {
+        var h = Vector128.WidenLower(Vector128.CreateScalar(*(long*)p).AsInt16());
+        var bits = Vector128.ShiftLeft(h, 13) & Vector128.Create(unchecked((int)0x8FFFE000));
+        return bits.AsSingle() * Vector128.Create(BitConverter.Int32BitsToSingle(0x77800000)); // × 2¹¹²
+    }
+
     /// <summary><see cref="Widen8Finite"/> for 16 values in a 512-bit register (F16 weights: <see cref="F16Elements"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Widen16Finite(short* p)

@@ -143,14 +143,14 @@ internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTrai
         if (TK.Bits == 5)
         {
             var plane = Vector128.Load(wj + 128);
-            c0 |= Field(plane, k, 1, 4);
-            c1 |= Field(plane, k + 4, 1, 4);
+            c0 |= ByteFields.Extract(plane, k, 1, 4);
+            c1 |= ByteFields.Extract(plane, k + 4, 1, 4);
         }
         else if (TK.Bits == 6)
         {
             var plane = Vector128.Load(wj + 128 + 32 * (k % 2));
-            c0 |= Field(plane, 2 * (k / 2), 2, 4);
-            c1 |= Field(plane, 2 * (k / 2) + 4, 2, 4);
+            c0 |= ByteFields.Extract(plane, 2 * (k / 2), 2, 4);
+            c1 |= ByteFields.Extract(plane, 2 * (k / 2) + 4, 2, 4);
         }
     }
 
@@ -160,24 +160,19 @@ internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTrai
     private static void Codes2(byte* wj, int k, out Vector128<byte> c0, out Vector128<byte> c2, out Vector128<byte> c4, out Vector128<byte> c6)
     {
         var v = Vector128.Load(wj + 32 * k);
-        c0 = Field(v, 0, 2, 0);
-        c2 = Field(v, 2, 2, 0);
-        c4 = Field(v, 4, 2, 0);
+        c0 = ByteFields.Extract(v, 0, 2, 0);
+        c2 = ByteFields.Extract(v, 2, 2, 0);
+        c4 = ByteFields.Extract(v, 4, 2, 0);
         c6 = Vector128.ShiftRightLogical(v, 6);
         if (TK.Bits == 3)
         {
             var third = Vector128.Load(wj + 64);
-            c0 |= Field(third, k, 1, 2);
-            c2 |= Field(third, k + 2, 1, 2);
-            c4 |= Field(third, k + 4, 1, 2);
-            c6 |= Field(third, k + 6, 1, 2);
+            c0 |= ByteFields.Extract(third, k, 1, 2);
+            c2 |= ByteFields.Extract(third, k + 2, 1, 2);
+            c4 |= ByteFields.Extract(third, k + 4, 1, 2);
+            c6 |= ByteFields.Extract(third, k + 6, 1, 2);
         }
     }
-
-    /// <summary>Bits [from, from + width) of each byte, moved to start at bit <paramref name="to"/>.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<byte> Field(Vector128<byte> v, int from, int width, int to) =>
-        Vector128.ShiftLeft(Vector128.ShiftRightLogical(v, from) & Vector128.Create((byte)((1 << width) - 1)), to);
 
     /// <summary>A table's 16-byte quarters (entries 16q to 16q + 15; one for 4-bit indices) from
     /// <see cref="TableLookup"/>'s layout, where quarter q's first copy starts at byte 32·q.</summary>
@@ -277,7 +272,7 @@ internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTrai
         acc = Vector128.FusedMultiplyAdd(Vector128.ConvertToSingle(isum), Scale(p, half) * dx, acc);
         if (TK.HasMins)
         {
-            var dmin = TK.HalfScale ? Halves4(p + 16 + 8 * half) : Vector128.Load((float*)p + 8 + 4 * half);
+            var dmin = TK.HalfScale ? HalfWidening.Widen4Finite(p + 16 + 8 * half) : Vector128.Load((float*)p + 8 + 4 * half);
             acc = Vector128.FusedMultiplyAdd(-Vector128.ConvertToSingle(imin), dmin * dx, acc);
         }
         return acc;
@@ -296,22 +291,10 @@ internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTrai
             byte* e = p + 4 * half;
             return Vector128.Create(RawScale(e[0]), RawScale(e[1]), RawScale(e[2]), RawScale(e[3]));
         }
-        return TK.HalfScale ? Halves4(p + 8 * half) : Vector128.Load((float*)p + 4 * half);
+        return TK.HalfScale ? HalfWidening.Widen4Finite(p + 8 * half) : Vector128.Load((float*)p + 4 * half);
     }
 
     private static float RawScale(byte e) => e == 255 ? float.NaN : MathF.ScaleB(1f, e - 127 - TK.E8M0Shift);
-
-    /// <summary>
-    /// 4 finite f16 values as f32, exactly (<see cref="HalfWidening.Widen8Finite"/>'s bit trick: the bits moved into
-    /// an f32's places, the sign's copies masked off, then ×2¹¹²). Matrices with non-finite scales run the reference.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector128<float> Halves4(byte* p)
-    {
-        var h = Vector128.WidenLower(Vector128.CreateScalar(*(long*)p).AsInt16());
-        var bits = Vector128.ShiftLeft(h, 13) & Vector128.Create(unchecked((int)0x8FFFE000));
-        return bits.AsSingle() * Vector128.Create(BitConverter.Int32BitsToSingle(0x77800000));
-    }
 
     /// <summary>4 bytes, one per row, zero-extended to the lanes.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
