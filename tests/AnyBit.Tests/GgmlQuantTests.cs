@@ -10,27 +10,20 @@ namespace AnyBit.Tests;
 /// </summary>
 public class GgmlQuantTests
 {
-    public delegate void Quantizer(ReadOnlySpan<float> x, Span<byte> y);
+    /// <summary>ggml types llama.cpp has no fixture for here; each is checked against its written-out rule instead.</summary>
+    private static readonly string[] RuleChecked = ["MXFP4"];
 
-    public static readonly Dictionary<string, Quantizer> Quantizers = new()
+    /// <summary>Every ggml block type of the format table that has a llama.cpp fixture.</summary>
+    public static TheoryData<string> AllTypes => new(FormatTable.Ggml.Where(f => f.Kind is not null && !RuleChecked.Contains(f.TypeName)).Select(f => f.TypeName));
+    public static TheoryData<string> QuantizableTypes => AllTypes;
+
+    [Fact]
+    public void Every_ggml_block_type_has_a_llama_cpp_fixture_or_a_rule_test()
     {
-        ["Q4_0"] = GgmlLegacyQuants.QuantizeQ4_0,
-        ["Q4_1"] = GgmlLegacyQuants.QuantizeQ4_1,
-        ["Q5_0"] = GgmlLegacyQuants.QuantizeQ5_0,
-        ["Q5_1"] = GgmlLegacyQuants.QuantizeQ5_1,
-        ["Q8_0"] = GgmlLegacyQuants.QuantizeQ8_0,
-        ["Q2_K"] = GgmlKQuants.QuantizeQ2_K,
-        ["Q3_K"] = GgmlKQuants.QuantizeQ3_K,
-        ["Q4_K"] = GgmlKQuants.QuantizeQ4_K,
-        ["Q5_K"] = GgmlKQuants.QuantizeQ5_K,
-        ["Q6_K"] = GgmlKQuants.QuantizeQ6_K,
-        ["TQ1_0"] = GgmlTernaryQuants.QuantizeTq1_0,
-        ["TQ2_0"] = GgmlTernaryQuants.QuantizeTq2_0,
-        ["IQ4_NL"] = GgmlLegacyQuants.QuantizeIq4Nl,
-    };
-
-    public static TheoryData<string> AllTypes => new() { "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "TQ1_0", "TQ2_0", "IQ4_NL" };
-    public static TheoryData<string> QuantizableTypes => new() { "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "TQ1_0", "TQ2_0", "IQ4_NL" };
+        foreach (var f in FormatTable.Ggml.Where(f => f.Kind is not null))
+            Assert.True(RuleChecked.Contains(f.TypeName) || File.Exists(Shared.Fixture("ggml", f.TypeName + ".gguf")),
+                $"{f.TypeName} has neither a llama.cpp fixture in ../shared/fixtures/ggml nor a rule test");
+    }
 
     private static readonly string[] Tensors = ["blk.0.attn_q.weight", "blk.3.ffn_down.weight", "blk.7.attn_v.weight"];
 
@@ -63,7 +56,7 @@ public class GgmlQuantTests
             var x = source.Find(name)!.ToFloat32();
             var want = expected.Find(name)!.Bytes;
             var got = new byte[want.Length];
-            Quantizers[type](x, got);
+            FormatTable.ByName(type)!.QuantizeRow(x, got);
             int blockBytes = traits.BytesPerBlock, differing = 0, firstBad = -1;
             for (int b = 0; b < got.Length / blockBytes; b++)
                 if (!got.AsSpan(b * blockBytes, blockBytes).SequenceEqual(want.Slice(b * blockBytes, blockBytes)))
@@ -86,7 +79,7 @@ public class Mxfp4Tests
         var x = Enumerable.Range(0, 32 * 64).Select(_ => (float)((rng.NextDouble() - 0.5) * Math.Pow(2, rng.Next(-6, 6)))).ToArray();
         int[] table = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
         var got = new byte[x.Length / 32 * 17];
-        GgmlLegacyQuants.QuantizeMxfp4(x, got);
+        FormatTable.ByType(TensorType.MXFP4)!.QuantizeRow(x, got);
         for (int b = 0; b < x.Length / 32; b++)
         {
             float amax = x.Skip(32 * b).Take(32).Max(Math.Abs);
@@ -103,7 +96,7 @@ public class Mxfp4Tests
             }
         }
         var back = new float[x.Length];
-        GgmlLegacyQuants.DequantizeMxfp4(got, back);
+        FormatTable.ByType(TensorType.MXFP4)!.Dequantize(got, back);
         for (int b = 0; b < x.Length / 32; b++)
             for (int j = 0; j < 32; j++)
             {

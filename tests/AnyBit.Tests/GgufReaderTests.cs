@@ -47,10 +47,7 @@ public class GgufReaderTests
         }
     }
 
-    public static TheoryData<string> GgmlFixtures => new()
-    {
-        "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "TQ1_0", "TQ2_0", "IQ4_NL",
-    };
+    public static TheoryData<string> GgmlFixtures => GgmlQuantTests.AllTypes;
 
     /// <summary>llama.cpp's own files parse, and every tensor's byte size agrees with the type size table.</summary>
     [Theory]

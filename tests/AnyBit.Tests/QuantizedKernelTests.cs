@@ -13,11 +13,12 @@ namespace AnyBit.Tests;
 /// </summary>
 public unsafe class QuantizedKernelTests
 {
-    /// <summary>Every kind the integer kernels run: ggml types, and AnyBit int formats (storage widths 2, 4, 8;
-    /// symmetric, asymmetric and 1-bit signs; every compiled group size).</summary>
+    /// <summary>Every kind the integer kernels run: every ggml type of the format table that has a kernel, and AnyBit
+    /// int formats (storage widths 2, 4, 8; symmetric, asymmetric and 1-bit signs; every compiled group size) and
+    /// table formats.</summary>
     private static readonly string[] Specs =
     [
-        "Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K", "Q3_K", "Q2_K", "TQ2_0", "TQ1_0", "IQ4_NL", "MXFP4",
+        .. Formats.FormatTable.Ggml.Where(f => f.Kind is not null).Select(f => f.TypeName),
         "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym", "int6:g128:asym", "int5:g128:sym",
         "nf4:g64", "fp4:g128", "nf4:g256", "mxfp6_e2m3", "mxfp6_e3m2:g64", "mxfp4_e2m1", "mxint8", "e2m3:g128", "e3m2:g32",
     ];
@@ -80,7 +81,7 @@ public unsafe class QuantizedKernelTests
         for (int b = 0; b < rows * cols / sb; b++)
         {
             var block = new DecodedBlock { Codes = codes, Scales16 = scales, Mins16 = mins };
-            GgmlBlockDecoder.Decode(kind, bytes.AsSpan(b * blockBytes, blockBytes), ref block);
+            BlockDecoder.Decode(kind, bytes.AsSpan(b * blockBytes, blockBytes), ref block);
             for (int i = 0; i < sb; i++)
             {
                 Assert.InRange(codes[i], 0, kind.Lut is { } table ? table.Length - 1 : KernelPaths.MaxCode(kind));
@@ -255,7 +256,7 @@ public unsafe class QuantizedKernelTests
             for (int c = 0; c < cols; c++)
                 x[t * cols + c] = t switch { 0 => -1, 1 => 1, 2 => (c & 1) == 0 ? 1 : -1, _ => (c & 1) == 0 ? -1 : 1 };
         using var m = Pack("Q8_0", rows, cols, bytes, MatrixLayout.Interleaved);
-        var kernel = KernelFor(path, PackedKind.Q8_0);
+        var kernel = KernelFor(path, PackedKind.For(TensorType.Q8_0)!);
         using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
         fixed (float* px = x) a.Quantize(px, tokens, cols);
         foreach (int width in new[] { 8, 16 })
@@ -302,7 +303,7 @@ public unsafe class QuantizedKernelTests
         var kind = KindOf(spec);
         var codes = new byte[kind.SuperBlock];
         var block = new DecodedBlock { Codes = codes, Scales16 = new int[kind.SuperBlock / 16], Mins16 = new int[kind.SuperBlock / 16] };
-        GgmlBlockDecoder.Decode(kind, bytes.AsSpan(0, kind.BlockBytes), ref block);
+        BlockDecoder.Decode(kind, bytes.AsSpan(0, kind.BlockBytes), ref block);
         Assert.True(codes.Count(c => c == 15) >= kind.SuperBlock * 31 / 32, $"codes: {string.Join(",", codes.Take(32))}");
         var x = new float[tokens * cols];
         for (int i = 0; i < x.Length; i++) x[i] = (i / cols) switch { 0 => 1, 1 => -1, 2 => 1, _ => -1 };
@@ -416,7 +417,7 @@ public unsafe class QuantizedKernelTests
         for (int b = 0; b < rows * cols / sb; b++)
         {
             var block = new DecodedBlock { Codes = codes, Scales16 = scales, Mins16 = mins };
-            GgmlBlockDecoder.Decode(kind, bytes.AsSpan(b * bb, bb), ref block);
+            BlockDecoder.Decode(kind, bytes.AsSpan(b * bb, bb), ref block);
             for (int i = 0; i < sb; i++)
             {
                 int code = kind.Unsigned(codes[i]);
@@ -462,7 +463,7 @@ public unsafe class QuantizedKernelTests
             Assert.True(TB.Book.Lo.Max() <= TB.MaxEntry, $"{TB.Book.Name}: entries up to {TB.Book.Lo.Max()}");
         }
         Check<Nf4Book>(); Check<BnbFp4Book>(); Check<E2M1Book>(); Check<E2M3Book>(); Check<E3M2Book>();
-        Assert.True(PackedKind.MXFP4.Lut!.Max() <= Mxfp4Traits.MaxTableEntry);
+        Assert.True(PackedKind.For(TensorType.MXFP4)!.Lut!.Max() <= Formats.Ggml.MXFP4.Kernel.MaxTableEntry);
         // Levels against the specifications' values: E3M2's largest is 28 (448/16), NF4's ±1 land on ±8192.
         Assert.Equal(448, Codebook.E3M2.Level(31));
         Assert.Equal(-8192, Codebook.Nf4.Level(0));

@@ -46,12 +46,6 @@ internal static class GgmlHelpers
         return (min, max);
     }
 
-    /// <summary>The 16 IQ4_NL code values (kvalues_iq4nl).</summary>
-    public static readonly sbyte[] Iq4NlValues = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
-
-    /// <summary>The 16 MXFP4 code values: E2M1 doubled (kvalues_mxfp4).</summary>
-    public static readonly sbyte[] Mxfp4Values = [0, 1, 2, 3, 4, 6, 8, 12, 0, -1, -2, -3, -4, -6, -8, -12];
-
     /// <summary>E8M0 scale halved: 2^(e−128), the scale ggml's MXFP4 multiplies its doubled E2M1 values by.</summary>
     public static float E8M0Half(byte e) => e < 2 ? BitConverter.UInt32BitsToSingle(0x00200000u << e) : BitConverter.UInt32BitsToSingle((uint)(e - 1) << 23);
 }

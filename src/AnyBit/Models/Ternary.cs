@@ -51,7 +51,7 @@ public static class Ternary
             for (int i = 0; i < w.Length; i++) trits[i] = w[i] == 0 ? 0 : MathF.Sign(w[i]);
         var bytes = new byte[w.Length / 256 * TensorTypes.Traits(TensorType.TQ2_0).BytesPerBlock];
         // Each block's absmax is 1 (d = 1, exact in f16) or 0 for an all-zero block (its codes then stand for 0).
-        GgmlTernaryQuants.QuantizeTq2_0(trits, bytes);
+        Formats.FormatTable.ByType(TensorType.TQ2_0)!.QuantizeRow(trits, bytes);
         if (scale == 0) scale = 1;
         return PackedMatrix.Create(TensorType.TQ2_0, rows, columns, bytes, keepSource);
     }

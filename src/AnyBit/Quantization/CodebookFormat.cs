@@ -95,4 +95,7 @@ public sealed class CodebookFormat : TensorFormat
             for (int i = 0; i < GroupSize; i++) dst[g * GroupSize + i] = centroids[codes[i]];
         }
     }
+
+    /// <summary>Runs on the float path (dequantized at load).</summary>
+    internal override Kernels.Quantized.PackedKind? Kind => null;
 }

@@ -18,44 +18,23 @@ public static partial class FormatRegistry
     /// <summary>Metadata key prefix declaring an AnyBit type id: <c>anybit.type.1024 = "int3:g64:asym"</c>.</summary>
     public const string TypeKeyPrefix = "anybit.type.";
 
-    public const string ValidForms =
-        "f32, f16, bf16; ggml types q4_0, q4_1, q5_0, q5_1, q8_0, q2_k, q3_k, q4_k, q5_k, q6_k, tq1_0, tq2_0, iq4_nl, mxfp4; " +
+    /// <summary>Every form a spec can take, for error messages and help: the format table's ggml types, then the families.</summary>
+    public static string ValidForms { get; } =
+        "f32, f16, bf16; ggml types " + string.Join(", ", FormatTable.Ggml.Where(f => f.Kind is not null).Select(f => f.Name)) + "; " +
         "int{1..8}[:g{N}|:channel|:tensor][:sym|:asym] (default g128, asym); nf4[:g{N}] and fp4[:g{N}] (default g64); " +
         "e{E}m{M}[fn|fnuz][:g{N}] for any minifloat with E 1..8, M 0..10 (default one scale per row); " +
         "mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8 [:g{N}] [:even|:away]; nvfp4; " +
         "ternary[:absmean|:absmax][:tq1_0|:tq2_0]; cb{1..4}[:g{N}] (k-means codebook per group, default g128)";
 
-    private static readonly Dictionary<string, Func<TensorFormat>> Ggml = new()
-    {
-        ["f32"] = () => new GgmlFormat("f32", TensorType.F32, GgmlFormat.F32),
-        ["f16"] = () => new GgmlFormat("f16", TensorType.F16, GgmlFormat.F16),
-        ["bf16"] = () => new GgmlFormat("bf16", TensorType.BF16, GgmlFormat.BF16),
-        ["q4_0"] = () => new GgmlFormat("q4_0", TensorType.Q4_0, GgmlLegacyQuants.QuantizeQ4_0),
-        ["q4_1"] = () => new GgmlFormat("q4_1", TensorType.Q4_1, GgmlLegacyQuants.QuantizeQ4_1),
-        ["q5_0"] = () => new GgmlFormat("q5_0", TensorType.Q5_0, GgmlLegacyQuants.QuantizeQ5_0),
-        ["q5_1"] = () => new GgmlFormat("q5_1", TensorType.Q5_1, GgmlLegacyQuants.QuantizeQ5_1),
-        ["q8_0"] = () => new GgmlFormat("q8_0", TensorType.Q8_0, GgmlLegacyQuants.QuantizeQ8_0),
-        ["q2_k"] = () => new GgmlFormat("q2_k", TensorType.Q2_K, GgmlKQuants.QuantizeQ2_K),
-        ["q3_k"] = () => new GgmlFormat("q3_k", TensorType.Q3_K, GgmlKQuants.QuantizeQ3_K),
-        ["q4_k"] = () => new GgmlFormat("q4_k", TensorType.Q4_K, GgmlKQuants.QuantizeQ4_K),
-        ["q5_k"] = () => new GgmlFormat("q5_k", TensorType.Q5_K, GgmlKQuants.QuantizeQ5_K),
-        ["q6_k"] = () => new GgmlFormat("q6_k", TensorType.Q6_K, GgmlKQuants.QuantizeQ6_K),
-        ["tq1_0"] = () => new GgmlFormat("tq1_0", TensorType.TQ1_0, GgmlTernaryQuants.QuantizeTq1_0),
-        ["tq2_0"] = () => new GgmlFormat("tq2_0", TensorType.TQ2_0, GgmlTernaryQuants.QuantizeTq2_0),
-        ["iq4_nl"] = () => new GgmlFormat("iq4_nl", TensorType.IQ4_NL, GgmlLegacyQuants.QuantizeIq4Nl),
-        ["mxfp4"] = () => new GgmlFormat("mxfp4", TensorType.MXFP4, GgmlLegacyQuants.QuantizeMxfp4),
-    };
-
     /// <summary>The ggml format for a ggml type id, if AnyBit can write it.</summary>
-    public static TensorFormat? ForGgmlType(TensorType type) =>
-        Ggml.Values.Select(f => f()).FirstOrDefault(f => f.GgmlType == type && f is GgmlFormat);
+    public static TensorFormat? ForGgmlType(TensorType type) => FormatTable.ByType(type) as GgmlFormat;
 
     /// <summary>Parses a format string; throws <see cref="AnyBitException"/> listing the valid forms.</summary>
     public static TensorFormat Parse(string spec)
     {
         string s = spec.Trim().ToLowerInvariant();
         if (s.Length == 0) throw Unknown(spec);
-        if (Ggml.TryGetValue(s, out var ggml)) return ggml();
+        if (FormatTable.ByName(s) is { } ggml) return ggml;
         var parts = s.Split(':');
         string head = parts[0];
         var options = parts.Skip(1).ToList();
@@ -152,12 +131,7 @@ public static partial class FormatRegistry
     }
 
     /// <summary>The spec string stored in a GGUF file for an AnyBit type (scope resolved to the stored layout).</summary>
-    public static string StorageSpec(TensorFormat format) => format switch
-    {
-        IntFormat i => i.StorageName,
-        MinifloatFormat m => m.StorageName,
-        _ => format.Name,
-    };
+    public static string StorageSpec(TensorFormat format) => format.StorageName;
 
     [GeneratedRegex(@"^int(\d+)$")]
     private static partial Regex IntHead();

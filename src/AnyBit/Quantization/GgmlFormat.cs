@@ -1,42 +1,28 @@
-using AnyBit.Formats;
 using AnyBit.IO;
 
 namespace AnyBit.Quantization;
 
-/// <summary>A ggml block type (or F32/F16/BF16), quantized byte-for-byte as llama.cpp does.</summary>
-public sealed class GgmlFormat : TensorFormat
+/// <summary>
+/// A ggml type: one row of the <see cref="Formats.FormatTable"/>, declared in its own file under Formats/Ggml
+/// (block layout, reference quantizer, block decoder, kernel traits). llama.cpp reads and writes these files, and
+/// AnyBit quantizes them byte for byte as llama.cpp does.
+/// </summary>
+public abstract class GgmlFormat : TensorFormat
 {
-    public delegate void RowQuantizer(ReadOnlySpan<float> x, Span<byte> y);
+    /// <summary>ggml's type id, as stored in GGUF files.</summary>
+    public abstract TensorType Type { get; }
 
-    private readonly RowQuantizer _quantize;
-    private readonly TensorTypeTraits _traits;
+    /// <summary>
+    /// llama.cpp's file type (<c>general.file_type</c>, LLAMA_FTYPE_MOSTLY_*) of a file quantized to this type alone;
+    /// null where llama.cpp has none.
+    /// </summary>
+    public abstract uint? FileType { get; }
 
-    public GgmlFormat(string name, TensorType type, RowQuantizer quantize)
-    {
-        Name = name;
-        GgmlType = type;
-        _traits = TensorTypes.Traits(type);
-        _quantize = quantize;
-    }
+    /// <summary>The type as ggml prints it: "Q4_K".</summary>
+    public string TypeName => Type.ToString();
 
-    public override string Name { get; }
-    public override TensorType? GgmlType { get; }
-    public override int BlockSize => _traits.BlockSize;
-    public override int BytesPerBlock => _traits.BytesPerBlock;
-    public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst) => _quantize(row, dst);
-    public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst) => TensorDecoder.Decode(GgmlType!.Value, src, dst);
+    /// <summary>The spec users type: ggml's name in lower case ("q4_k").</summary>
+    public sealed override string Name => TypeName.ToLowerInvariant();
 
-    public static void F32(ReadOnlySpan<float> x, Span<byte> y) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(x).CopyTo(y);
-
-    public static void F16(ReadOnlySpan<float> x, Span<byte> y)
-    {
-        var h = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(y);
-        System.Numerics.Tensors.TensorPrimitives.ConvertToHalf(x, h);
-    }
-
-    public static void BF16(ReadOnlySpan<float> x, Span<byte> y)
-    {
-        var u = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, ushort>(y);
-        for (int i = 0; i < x.Length; i++) u[i] = BFloat16.FromSingle(x[i]);
-    }
+    public sealed override TensorType? GgmlType => Type;
 }

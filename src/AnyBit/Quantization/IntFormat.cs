@@ -38,7 +38,7 @@ public sealed class IntFormat : TensorFormat
     } + (Symmetric ? ":sym" : ":asym");
 
     /// <summary>The stored layout's name (scope resolved to a group size), used as the GGUF type declaration.</summary>
-    public string StorageName => $"int{Bits}:g{GroupSize}" + (Symmetric ? ":sym" : ":asym");
+    public override string StorageName => $"int{Bits}:g{GroupSize}" + (Symmetric ? ":sym" : ":asym");
 
     public override TensorType? GgmlType => null;
     public override int BlockSize => GroupSize;
@@ -144,5 +144,44 @@ public sealed class IntFormat : TensorFormat
             else
                 for (int i = 0; i < GroupSize; i++) y[i] = (codes[i] - zero) * s;
         }
+    }
+
+    private Kernels.Quantized.PackedKind? _kind;
+
+    /// <summary>
+    /// Grouped scopes of a compiled group size run on the integer kernels, codes stored in 2, 3, 4, 5, 6 or 8 bits
+    /// (1-bit codes take 2, 7-bit take 8), one super-block per group, weight = s·(code − z). Per-channel and
+    /// per-tensor scopes run on the float path.
+    /// </summary>
+    internal override Kernels.Quantized.PackedKind? Kind =>
+        Scope != ScaleScope.Group || !Kernels.Quantized.KernelGroups.Sizes.Contains(GroupSize) ? null : _kind ??= MakeKind();
+
+    private Kernels.Quantized.PackedKind MakeKind()
+    {
+        int storage = Bits switch { <= 2 => 2, 3 => 3, 4 => 4, 5 => 5, 6 => 6, _ => 8 };
+        var binding = storage switch
+        {
+            2 => Kernels.Quantized.KernelGroups.For<Kernels.Quantized.IntFamily<Kernels.Quantized.C2>>(GroupSize),
+            3 => Kernels.Quantized.KernelGroups.For<Kernels.Quantized.IntFamily<Kernels.Quantized.C3>>(GroupSize),
+            4 => Kernels.Quantized.KernelGroups.For<Kernels.Quantized.IntFamily<Kernels.Quantized.C4>>(GroupSize),
+            5 => Kernels.Quantized.KernelGroups.For<Kernels.Quantized.IntFamily<Kernels.Quantized.C5>>(GroupSize),
+            6 => Kernels.Quantized.KernelGroups.For<Kernels.Quantized.IntFamily<Kernels.Quantized.C6>>(GroupSize),
+            _ => Kernels.Quantized.KernelGroups.For<Kernels.Quantized.IntFamily<Kernels.Quantized.C8>>(GroupSize),
+        };
+        return new(default, GroupSize, storage, 0, Kernels.Quantized.SubScaleLayout.ZeroPoint, false) { Format = this, Binding = binding };
+    }
+
+    /// <summary>
+    /// A group (fp16 scale, u8 zero point if asymmetric, packed codes): value = s·(code − z), with z = 2^(k−1) when
+    /// symmetric. Symmetric 1-bit stores signs (±s): code' = 2·code, z = 1.
+    /// </summary>
+    internal override void DecodeBlock(ReadOnlySpan<byte> b, ref Kernels.Quantized.DecodedBlock o)
+    {
+        o.D = ReadHalf(b, 0);
+        Span<int> codes = stackalloc int[GroupSize];
+        BitPacking.Unpack(b[(Symmetric ? 2 : 3)..], Bits, codes);
+        bool signs = Symmetric && Bits == 1;
+        o.Zero = signs ? 1 : Symmetric ? 1 << (Bits - 1) : b[2];
+        for (int i = 0; i < codes.Length; i++) o.Codes[i] = (byte)(signs ? 2 * codes[i] : codes[i]);
     }
 }

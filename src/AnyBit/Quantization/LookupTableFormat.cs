@@ -28,7 +28,7 @@ public sealed class LookupTableFormat : TensorFormat
 
     public LookupTableFormat(string kind, int groupSize)
     {
-        Kind = kind;
+        Table = kind;
         _values = kind switch { "nf4" => Nf4, "fp4" => Fp4, _ => throw new AnyBitException($"unknown lookup table '{kind}'") };
         // Ascending values; for the two zeros of FP4 keep the first (positive) code.
         _sorted = _values.Select((v, c) => (v, c)).GroupBy(p => p.v).Select(g => g.First()).OrderBy(p => p.v).ToArray();
@@ -36,9 +36,10 @@ public sealed class LookupTableFormat : TensorFormat
         if (groupSize % 2 != 0) throw new AnyBitException($"{kind}: group size {groupSize} must be even");
     }
 
-    public string Kind { get; }
+    /// <summary>"nf4" or "fp4".</summary>
+    public string Table { get; }
     public int GroupSize { get; }
-    public override string Name => $"{Kind}:g{GroupSize}";
+    public override string Name => $"{Table}:g{GroupSize}";
     public override TensorType? GgmlType => null;
     public override int BlockSize => GroupSize;
     public override int BytesPerBlock => 4 + GroupSize / 2;
@@ -81,5 +82,20 @@ public sealed class LookupTableFormat : TensorFormat
                 dst[g * GroupSize + i + 1] = _values[b & 0xF] * amax;
             }
         }
+    }
+
+    private Kernels.Quantized.PackedKind? _kind;
+
+    /// <summary>Groups the kernels are compiled for run as the book's integer levels (<see cref="Kernels.Quantized.Codebook"/>).</summary>
+    internal override Kernels.Quantized.PackedKind? Kind => !Kernels.Quantized.KernelGroups.Sizes.Contains(GroupSize) ? null
+        : _kind ??= Kernels.Quantized.BookBindings.Kind(this, Table == "nf4" ? Kernels.Quantized.Codebook.Nf4 : Kernels.Quantized.Codebook.BnbFp4, e8m0: false);
+
+    /// <summary>bitsandbytes' layout: float32 absmax, two indices per byte, the first in the high nibble. D is the
+    /// absmax over the book's integer scale, so D·level reproduces the format's values.</summary>
+    internal override void DecodeBlock(ReadOnlySpan<byte> b, ref Kernels.Quantized.DecodedBlock o)
+    {
+        var c = o.Codes;
+        o.D = BinaryPrimitives.ReadSingleLittleEndian(b) / Kind!.Book!.Scale;
+        for (int i = 0; i < GroupSize; i += 2) { c[i] = (byte)(b[4 + i / 2] >> 4); c[i + 1] = (byte)(b[4 + i / 2] & 15); }
     }
 }

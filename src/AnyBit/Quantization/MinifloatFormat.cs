@@ -22,7 +22,7 @@ public sealed class MinifloatFormat : TensorFormat
     }
 
     public override string Name => Element.Name + (PerChannel ? "" : $":g{GroupSize}");
-    public string StorageName => $"{Element.Name}:g{GroupSize}";
+    public override string StorageName => $"{Element.Name}:g{GroupSize}";
     public override TensorType? GgmlType => null;
     public override int BlockSize => GroupSize;
     public override int BytesPerBlock => 2 + BitPacking.PackedBytes(GroupSize, Element.Bits);
@@ -55,5 +55,22 @@ public sealed class MinifloatFormat : TensorFormat
             BitPacking.Unpack(block[2..], Element.Bits, codes);
             for (int i = 0; i < GroupSize; i++) dst[g * GroupSize + i] = Element.Decode((uint)codes[i]) * s;
         }
+    }
+
+    private Kernels.Quantized.PackedKind? _kind;
+
+    /// <summary>Grouped E2M1, E2M3 and E3M2 codes run as their book's integer levels; other elements and per-row
+    /// scales run on the float path.</summary>
+    internal override Kernels.Quantized.PackedKind? Kind =>
+        PerChannel || Element.Bits > 6 || !Kernels.Quantized.KernelGroups.Sizes.Contains(GroupSize) ? null
+        : _kind ??= Kernels.Quantized.Codebook.ForElement(Element) is { } book ? Kernels.Quantized.BookBindings.Kind(this, book, e8m0: false) : null;
+
+    /// <summary>The fp16 scale, then the packed codes. D is the scale over the book's integer scale.</summary>
+    internal override void DecodeBlock(ReadOnlySpan<byte> b, ref Kernels.Quantized.DecodedBlock o)
+    {
+        Span<int> codes = stackalloc int[GroupSize];
+        o.D = ReadHalf(b, 0) / Kind!.Book!.Scale;
+        BitPacking.Unpack(b[2..], Element.Bits, codes);
+        for (int i = 0; i < GroupSize; i++) o.Codes[i] = (byte)codes[i];
     }
 }

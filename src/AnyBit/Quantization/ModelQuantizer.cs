@@ -191,16 +191,14 @@ public static class ModelQuantizer
                     if (files.Tokenizer is not null) GgufModelMetadata.WriteTokenizer(w, files.Tokenizer, c);
                     if (files.ChatTemplateSource is not null) w.Add("tokenizer.chat_template", files.ChatTemplateSource);
                 }
-                if (FileType(options.Format) is uint ft) w.Add("general.file_type", ft);
+                if (QuantPresets.FileType(options.Format) is uint ft) w.Add("general.file_type", ft);
             },
         };
     }
 
-    private static bool IsTernaryFamily(string spec)
-    {
-        string s = spec.Trim().ToLowerInvariant();
-        return s is "tq1_0" or "tq2_0" || s.StartsWith("ternary", StringComparison.Ordinal);
-    }
+    /// <summary>Ternary formats are for BitNet's linear layers (their kind runs ternary codes).</summary>
+    private static bool IsTernaryFamily(string spec) =>
+        !QuantPresets.IsPreset(spec) && FormatRegistry.Parse(spec).Kind is { Ternary: true };
 
     /// <summary>GGUF tensor names in llama.cpp's order: token_embd, the blocks, output_norm, output.</summary>
     private static List<string> CanonicalNames(ModelConfig c, IModelWeights w)
@@ -242,14 +240,6 @@ public static class ModelQuantizer
     }
 
     /// <summary>llama.cpp's general.file_type for the whole-file formats it names.</summary>
-    private static uint? FileType(string spec) => spec.Trim().ToLowerInvariant() switch
-    {
-        "f32" => 0, "f16" => 1, "q4_0" => 2, "q4_1" => 3, "q8_0" => 7, "q5_0" => 8, "q5_1" => 9, "q2_k" => 10,
-        "q3_k_s" or "q3_k" => 11, "q3_k_m" => 12, "q4_k_s" or "q4_k" => 14, "q4_k_m" => 15, "q5_k_s" or "q5_k" => 16,
-        "q5_k_m" => 17, "q6_k" => 18, "iq4_nl" => 25, "bf16" => 32, "tq1_0" => 36, "tq2_0" => 37,
-        _ => null,
-    };
-
     private static (QuantPlan, IDisposable) PlanBag(string input, QuantizeOptions options)
     {
         ITensorStore store = input.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase) ? SafetensorsFile.Open(input) : GgufFile.Open(input);
@@ -259,8 +249,7 @@ public static class ModelQuantizer
             var tensors = new List<PlannedTensor>();
             foreach (var t in store.Tensors)
             {
-                bool isFloat = t.Type is TensorType.F32 or TensorType.F16 or TensorType.BF16 or TensorType.F64 or TensorType.F8_E4M3 or TensorType.F8_E5M2
-                    || t.Format is not null || (int)t.Type is >= 2 and < 1000 && TensorDecoder.CanDecode(t.Type) && t.Type is not (TensorType.I8 or TensorType.I16 or TensorType.I32 or TensorType.I64);
+                bool isFloat = t.Format is not null || Formats.FormatTable.HoldsWeights(t.Type);
                 string spec = isFloat && t.Shape.Length >= 2 && !options.KeepFloat.Any(r => r.IsMatch(t.Name)) ? options.Format : "f32";
                 foreach (var (pattern, s) in options.TensorTypes)
                     if (isFloat && t.Shape.Length >= 2 && pattern.IsMatch(t.Name)) { spec = s; break; }

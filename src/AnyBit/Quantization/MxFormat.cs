@@ -77,4 +77,37 @@ public sealed class MxFormat : TensorFormat
             }
         }
     }
+
+    private Kernels.Quantized.PackedKind? _kind;
+
+    /// <summary>
+    /// Blocks the kernels are compiled for run with their E8M0 byte kept: int8 elements as Q8_0's arithmetic over 64,
+    /// 4- and 6-bit float elements as their book's integer levels; 8-bit float elements run on the float path.
+    /// </summary>
+    internal override Kernels.Quantized.PackedKind? Kind => !Kernels.Quantized.KernelGroups.Sizes.Contains(MxBlock) ? null : _kind ??= MakeKind();
+
+    private Kernels.Quantized.PackedKind? MakeKind()
+    {
+        if (Element.ExponentBits == 0)
+            return new(default, MxBlock, 8, -128, Kernels.Quantized.SubScaleLayout.None, false)
+            {
+                Format = this, Binding = Kernels.Quantized.KernelGroups.For<Kernels.Quantized.MxInt8Family>(MxBlock), E8M0Shift = 6,
+            };
+        if (Element.StoredBits > 6) return null;
+        var book = Kernels.Quantized.Codebook.ForElement(Minifloat.Parse($"e{Element.ExponentBits}m{Element.MantissaBits - 2}fn"));
+        return book is null ? null : Kernels.Quantized.BookBindings.Kind(this, book, e8m0: true);
+    }
+
+    /// <summary>The E8M0 scale byte (0xFF is NaN), then the packed element codes; int8 elements are two's complement,
+    /// and flipping the sign bit makes them code + 128. D is the scale over the book's integer scale (64 for int8).</summary>
+    internal override void DecodeBlock(ReadOnlySpan<byte> b, ref Kernels.Quantized.DecodedBlock o)
+    {
+        var kind = Kind!;
+        float scale = kind.Book?.Scale ?? 64f;
+        Span<int> codes = stackalloc int[MxBlock];
+        o.Exponent = b[0];
+        o.D = b[0] == 0xFF ? float.NaN : MathF.ScaleB(1f, b[0] - 127) / scale;
+        BitPacking.Unpack(b[1..], Element.StoredBits, codes);
+        for (int i = 0; i < MxBlock; i++) o.Codes[i] = (byte)(kind.Book is null ? codes[i] ^ 0x80 : codes[i]);
+    }
 }

@@ -49,4 +49,7 @@ public sealed class NvFp4Format : TensorFormat
             }
         }
     }
+
+    /// <summary>Runs on the float path (dequantized at load).</summary>
+    internal override Kernels.Quantized.PackedKind? Kind => null;
 }

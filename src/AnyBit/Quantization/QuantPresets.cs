@@ -8,6 +8,19 @@ public static class QuantPresets
 {
     public static readonly string[] Names = ["q2_k_mix", "q3_k_m", "q4_k_m", "q5_k_m", "q4_k_s", "q5_k_s", "q3_k_s"];
 
+    /// <summary>llama.cpp's file type (<c>general.file_type</c>) of each mix it has; q2_k_mix is AnyBit's own.</summary>
+    private static readonly Dictionary<string, uint> FileTypes = new()
+    {
+        ["q3_k_s"] = 11, ["q3_k_m"] = 12, ["q4_k_s"] = 14, ["q4_k_m"] = 15, ["q5_k_s"] = 16, ["q5_k_m"] = 17,
+    };
+
+    /// <summary>The file type of a file quantized with <paramref name="spec"/> (a ggml type or a preset); null where llama.cpp has none.</summary>
+    public static uint? FileType(string spec)
+    {
+        string s = spec.Trim().ToLowerInvariant();
+        return Formats.FormatTable.ByName(s)?.FileType ?? (FileTypes.TryGetValue(s, out uint t) ? t : null);
+    }
+
     public static bool IsPreset(string spec) => Names.Contains(spec.Trim().ToLowerInvariant());
 
     /// <summary>llama.cpp's "use_more_bits": the first and last eighth of the layers, and every third in between.</summary>

@@ -64,5 +64,21 @@ public abstract class TensorFormat
     /// <summary>Decodes whole blocks.</summary>
     public abstract void Dequantize(ReadOnlySpan<byte> src, Span<float> dst);
 
+    /// <summary>
+    /// How this format runs on the integer kernels: its packed layout and kernel binding. Null is the explicit marker
+    /// that it runs on the float path (dequantized, or held narrow, at load).
+    /// </summary>
+    internal abstract Kernels.Quantized.PackedKind? Kind { get; }
+
+    /// <summary>
+    /// Reads one block into integer codes and scales (<see cref="Kernels.Quantized.DecodedBlock"/>), for formats with a
+    /// <see cref="Kind"/>: the one place a block's bit layout is read for the kernels.
+    /// </summary>
+    internal virtual void DecodeBlock(ReadOnlySpan<byte> block, ref Kernels.Quantized.DecodedBlock o) =>
+        throw new NotSupportedException($"{Name} has no integer block decoder");
+
+    /// <summary>The spec stored in a GGUF file for an AnyBit type: the name, with any scope resolved to the stored layout.</summary>
+    public virtual string StorageName => Name;
+
     public override string ToString() => Name;
 }

@@ -21,7 +21,7 @@ public sealed class TernaryFormat : TensorFormat
     public override string Name => "ternary:" + (AbsMean ? "absmean" : "absmax") + (Packing == TensorType.TQ1_0 ? ":tq1_0" : "");
     public override TensorType? GgmlType => Packing;
     public override int BlockSize => 256;
-    public override int BytesPerBlock => TensorTypes.Traits(Packing).BytesPerBlock;
+    public override int BytesPerBlock => Row.BytesPerBlock;
 
     /// <summary>The per-tensor scale.</summary>
     public float TensorScale(ReadOnlySpan<float> w)
@@ -48,11 +48,12 @@ public sealed class TernaryFormat : TensorFormat
             QuantizeRow(ternary.AsSpan(b * 256, 256), dst.Slice(b * BytesPerBlock, BytesPerBlock));
     }
 
-    public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst)
-    {
-        if (Packing == TensorType.TQ1_0) GgmlTernaryQuants.QuantizeTq1_0(row, dst);
-        else GgmlTernaryQuants.QuantizeTq2_0(row, dst);
-    }
+    /// <summary>The ggml type whose blocks hold the codes.</summary>
+    private TensorFormat Row => FormatTable.ByType(Packing)!;
 
-    public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst) => TensorDecoder.Decode(Packing, src, dst);
+    public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst) => Row.QuantizeRow(row, dst);
+    public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst) => Row.Dequantize(src, dst);
+
+    /// <summary>The packing type's kind: the files are ggml's.</summary>
+    internal override Kernels.Quantized.PackedKind? Kind => Row.Kind;
 }

@@ -51,7 +51,7 @@ internal sealed unsafe class BitSerialMatrix : ILookupTableMatrix
     /// <summary>The kinds this layout holds: int1–int4 with groups and the ternary TQ2_0/TQ1_0, on CPUs with AVX-512
     /// BW (<c>vpermw</c>) and DQ.</summary>
     public static bool Supports(PackedKind kind) =>
-        Avx512BW.IsSupported && Avx512DQ.IsSupported && (kind.Int is { Bits: <= 4 } || kind.Type is IO.TensorType.TQ2_0 or IO.TensorType.TQ1_0 && kind.Int is null);
+        Avx512BW.IsSupported && Avx512DQ.IsSupported && (kind.Int is { Bits: <= 4 } || kind.Ternary);
 
     /// <summary>
     /// Whether a matrix of <paramref name="kind"/> is held in this layout rather than the interleaved one, as
@@ -116,7 +116,7 @@ internal sealed unsafe class BitSerialMatrix : ILookupTableMatrix
         for (int s = 0; s < Blocks; s++)
         {
             Array.Clear(codes); Array.Clear(d); Array.Clear(zero);
-            GgmlBlockDecoder.DecodeRows(Kind, source, Rows, Blocks, s, t * TileRows, codes, d, zero);
+            BlockDecoder.DecodeRows(Kind, source, Rows, Blocks, s, t * TileRows, codes, d, zero);
             byte* o = Tile(t) + (long)s * BlockBytes;
             for (int w = 0; w < g / 16; w++)
                 for (int p = 0; p < Planes; p++)

@@ -4,8 +4,10 @@ using System.Runtime.Intrinsics.X86;
 namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
-/// A <see cref="PackedKind"/> as compile-time constants, so that the JIT specialises the generic kernel per kind
-/// and folds every layout branch away (one kernel source, seven machine-code kernels).
+/// A kind's layout as compile-time constants, so that the JIT specialises the generic kernels per kind and folds
+/// every layout branch away (one kernel source, one machine-code kernel per kind and instruction set). Each format
+/// declares its traits once (the ggml types in their files under Formats/Ggml, the AnyBit families beside their
+/// format); <see cref="PackedKind.Of{TK}"/> turns them into the values the repacking code reads.
 /// </summary>
 internal interface IKindTraits
 {
@@ -33,62 +35,11 @@ internal interface IKindTraits
     /// <summary>An upper bound of the kind's table entries (the unsigned codes its dot products see): small books'
     /// products fit int16 pair sums over several chunks (<see cref="PackedKernel{TK, TD}"/>'s 512-bit decode).</summary>
     static virtual int MaxTableEntry => 255;
-}
-
-internal struct Q8_0Traits : IKindTraits
-{
-    public static int Bits => 8; public static int SuperBlock => 32; public static int Offset => -128;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
-}
-internal struct Q4_0Traits : IKindTraits
-{
-    public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -8;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
-}
-internal struct Q4_1Traits : IKindTraits
-{
-    public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => true; public static bool HalfScale => true;
-}
-internal struct Q5_0Traits : IKindTraits
-{
-    public static int Bits => 5; public static int SuperBlock => 32; public static int Offset => -16;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
-}
-internal struct Q5_1Traits : IKindTraits
-{
-    public static int Bits => 5; public static int SuperBlock => 32; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => true; public static bool HalfScale => true;
-}
-internal struct Q4_KTraits : IKindTraits
-{
-    public static int Bits => 4; public static int SuperBlock => 256; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true; public static bool HalfScale => true;
-}
-internal struct Q5_KTraits : IKindTraits
-{
-    public static int Bits => 5; public static int SuperBlock => 256; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.ScaleMin32; public static bool HasMins => true; public static bool HalfScale => true;
-}
-internal struct Q6_KTraits : IKindTraits
-{
-    public static int Bits => 6; public static int SuperBlock => 256; public static int Offset => -32;
-    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false; public static bool HalfScale => true;
-}
-internal struct Q3_KTraits : IKindTraits
-{
-    public static int Bits => 3; public static int SuperBlock => 256; public static int Offset => -4;
-    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false; public static bool HalfScale => true;
-}
-internal struct Q2_KTraits : IKindTraits
-{
-    public static int Bits => 2; public static int SuperBlock => 256; public static int Offset => 0;
-    public static SubScaleLayout Layout => SubScaleLayout.PackedScaleMin16; public static bool HasMins => true; public static bool HalfScale => true;
-}
-internal struct TernaryTraits : IKindTraits
-{
-    public static int Bits => 2; public static int SuperBlock => 256; public static int Offset => -1;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
+    /// <summary>The table of <see cref="HasLut"/> kinds as values (<see cref="PackedKind.Lut"/>), and its high half.</summary>
+    static virtual byte[]? Lut => null;
+    static virtual byte[]? LutHigh => null;
+    /// <summary>Ternary codes 0..2 (<see cref="PackedKind.Ternary"/>).</summary>
+    static virtual bool Ternary => false;
 }
 
 /// <summary>A compile-time integer for generic kernel parameters.</summary>
@@ -113,21 +64,6 @@ internal struct IntTraits<TBits, TGroup> : IKindTraits where TBits : struct, ICo
     public static SubScaleLayout Layout => SubScaleLayout.ZeroPoint; public static bool HasMins => false;
 }
 
-internal struct Iq4NlTraits : IKindTraits
-{
-    private static readonly nint s_tables = TableLookup.Create(PackedKind.IQ4_NL.Lut!, null);
-    public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -128;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
-    public static bool HasLut => true; public static nint Tables => s_tables;
-}
-internal struct Mxfp4Traits : IKindTraits
-{
-    private static readonly nint s_tables = TableLookup.Create(PackedKind.MXFP4.Lut!, null);
-    public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -12;
-    public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
-    public static bool HasLut => true; public static nint Tables => s_tables; public static int MaxTableEntry => 24;
-}
-
 /// <summary>MX blocks of int8 elements: Q8_0's arithmetic with an E8M0 scale and any compiled group size.</summary>
 internal struct MxInt8Traits<TGroup> : IKindTraits where TGroup : struct, IConstant
 {
@@ -147,6 +83,7 @@ internal struct RawExponentsOf<TK> : IKindTraits where TK : struct, IKindTraits
     public static bool HasLut => TK.HasLut; public static bool WideLut => TK.WideLut; public static nint Tables => TK.Tables;
     public static bool E8M0 => TK.E8M0; public static int E8M0Shift => TK.E8M0Shift; public static bool HalfScale => TK.HalfScale;
     public static bool RawExponents => true; public static int MaxTableEntry => TK.MaxTableEntry;
+    public static byte[]? Lut => TK.Lut; public static byte[]? LutHigh => TK.LutHigh; public static bool Ternary => TK.Ternary;
 }
 
 /// <summary>A <see cref="Codebook"/> as compile-time constants (tests check that they match the book).</summary>
@@ -170,7 +107,7 @@ internal struct CodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBoo
     public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
     public static bool HasLut => true; public static bool WideLut => TB.Wide; public static nint Tables => TB.Book.Tables;
-    public static int MaxTableEntry => TB.MaxEntry;
+    public static int MaxTableEntry => TB.MaxEntry; public static byte[]? Lut => TB.Book.Lo; public static byte[]? LutHigh => TB.Book.Hi;
 }
 
 /// <summary>A codebook kind in MX blocks: the same, with E8M0 scale bytes.</summary>
@@ -180,5 +117,51 @@ internal struct MxCodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IB
     public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
     public static bool HasLut => true; public static bool WideLut => TB.Wide; public static nint Tables => TB.Book.Tables;
-    public static int MaxTableEntry => TB.MaxEntry;
+    public static int MaxTableEntry => TB.MaxEntry; public static byte[]? Lut => TB.Book.Lo; public static byte[]? LutHigh => TB.Book.Hi;
+}
+
+/// <summary>AnyBit's int formats of <typeparamref name="TBits"/> storage bits, any compiled group size.</summary>
+internal struct IntFamily<TBits> : IGroupFamily where TBits : struct, IConstant
+{
+    public static KernelBinding Binding<TG>() where TG : struct, IConstant => new KernelBinding<IntTraits<TBits, TG>>();
+}
+
+/// <summary>MX blocks of int8 elements, any compiled group size.</summary>
+internal struct MxInt8Family : IGroupFamily
+{
+    public static KernelBinding Binding<TG>() where TG : struct, IConstant => new KernelBinding<MxInt8Traits<TG>>();
+}
+
+/// <summary>A codebook with float scales (<typeparamref name="TB"/>), any compiled group size.</summary>
+internal struct BookFamily<TB> : IGroupFamily where TB : struct, IBook
+{
+    public static KernelBinding Binding<TG>() where TG : struct, IConstant => new KernelBinding<CodebookTraits<TB, TG>>();
+}
+
+/// <summary>A codebook in MX blocks (E8M0 scales), any compiled group size.</summary>
+internal struct MxBookFamily<TB> : IGroupFamily where TB : struct, IBook
+{
+    public static KernelBinding Binding<TG>() where TG : struct, IConstant => new KernelBinding<MxCodebookTraits<TB, TG>>();
+}
+
+/// <summary>The kernel bindings of the codebook kinds: which <see cref="IBook"/> a <see cref="Codebook"/> is.</summary>
+internal static class BookBindings
+{
+    public static KernelBinding For(Codebook book, int group, bool e8m0)
+    {
+        if (book == Codebook.Nf4 && !e8m0) return KernelGroups.For<BookFamily<Nf4Book>>(group);
+        if (book == Codebook.BnbFp4 && !e8m0) return KernelGroups.For<BookFamily<BnbFp4Book>>(group);
+        if (book == Codebook.E2M1) return e8m0 ? KernelGroups.For<MxBookFamily<E2M1Book>>(group) : KernelGroups.For<BookFamily<E2M1Book>>(group);
+        if (book == Codebook.E2M3) return e8m0 ? KernelGroups.For<MxBookFamily<E2M3Book>>(group) : KernelGroups.For<BookFamily<E2M3Book>>(group);
+        if (book == Codebook.E3M2) return e8m0 ? KernelGroups.For<MxBookFamily<E3M2Book>>(group) : KernelGroups.For<BookFamily<E3M2Book>>(group);
+        throw new NotSupportedException($"no integer kernel for book {book.Name}");
+    }
+
+    /// <summary>The kind of a codebook format: a float (or E8M0) scale per group times the book's integer level.</summary>
+    public static PackedKind Kind(Quantization.TensorFormat format, Codebook book, bool e8m0) =>
+        new(format.GgmlType ?? default, format.BlockSize, book.IndexBits, book.Offset, SubScaleLayout.None, false)
+        {
+            Format = format, Binding = For(book, format.BlockSize, e8m0), Book = book, Lut = book.Lo, LutHigh = book.Hi,
+            E8M0Shift = e8m0 ? int.Log2((int)book.Scale) : -1,
+        };
 }

@@ -19,13 +19,21 @@ internal enum SubScaleLayout
 }
 
 /// <summary>
-/// Every weight format the integer kernels run, described by one rule: a weight is
+/// How a format's blocks are held and multiplied by the integer kernels, described by one rule: a weight is
 /// d · sc₁₆ · (code + offset) − dmin · m₁₆, with unsigned integer codes, an integer scale sc and min m per 16
-/// values (1 and 0 where the format has none) and float d, dmin per super-block. Every ggml type below is exactly
-/// this in integers, so an int8 activation's dot product with a row is exact up to the float combination per block.
+/// values (1 and 0 where the format has none) and float d, dmin per super-block. Every ggml type the kernels run is
+/// exactly this in integers, so an int8 activation's dot product with a row is exact up to the float combination per
+/// block. A format states its kind once, as the compile-time traits its kernel is specialised for
+/// (<see cref="Of{TK}"/>); the record is those traits as values, for the code that repacks and reports.
 /// </summary>
 internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits, int Offset, SubScaleLayout Layout, bool HasMins)
 {
+    /// <summary>The format whose blocks this kind reads (<see cref="Quantization.TensorFormat.DecodeBlock"/>).</summary>
+    public required Quantization.TensorFormat Format { get; init; }
+
+    /// <summary>Resolves the kernel specialised for this kind.</summary>
+    public required KernelBinding Binding { get; init; }
+
     /// <summary>
     /// For codebook types: the integer each 4-bit index stands for, biased to be unsigned (IQ4_NL's values + 128,
     /// MXFP4's doubled E2M1 values + 12). Codes stay 4-bit indices in memory; the kernel looks them up with vpshufb.
@@ -41,8 +49,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     /// </summary>
     public int Unsigned(int code) => Lut is { } lut ? lut[code] + 128 * (LutHigh?[code] ?? 0) : code;
 
-    /// <summary>An AnyBit table format (NF4/FP4, MX, grouped minifloats) this kind runs, with its integer levels.</summary>
-    public Quantization.TensorFormat? TableFormat { get; init; }
+    /// <summary>The codebook of an AnyBit table format (NF4/FP4, MX, grouped minifloats), with its integer levels.</summary>
     public Codebook? Book { get; init; }
 
     /// <summary>
@@ -52,92 +59,30 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public int E8M0Shift { get; init; } = -1;
     public bool E8M0 => E8M0Shift >= 0;
 
-    /// <summary>AnyBit's k-bit integer format this kind runs, or null for a ggml type.</summary>
-    public Quantization.IntFormat? Int { get; init; }
+    /// <summary>Ternary codes (TQ2_0, and TQ1_0 unpacked to them): 0..2 standing for −1..1, one scale per 256.</summary>
+    public bool Ternary { get; init; }
+
+    /// <summary>AnyBit's k-bit integer format this kind runs, or null.</summary>
+    public Quantization.IntFormat? Int => Format as Quantization.IntFormat;
 
     /// <summary>Bytes of one stored block (one super-block of one row) in the file.</summary>
-    public int BlockBytes => Int?.BytesPerBlock ?? TableFormat?.BytesPerBlock ?? TensorTypes.Traits(Type).BytesPerBlock;
+    public int BlockBytes => Format.BytesPerBlock;
 
-    /// <summary>Group sizes the integer kernels are compiled for.</summary>
-    public static readonly int[] IntGroupSizes = [32, 64, 128, 256];
-
-    /// <summary>
-    /// The kind for an AnyBit int format with groups: codes stored in 2, 3, 4, 5, 6 or 8 bits (1-bit codes take 2,
-    /// 7-bit take 8), one super-block per group, weight = s·(code − z). Per-channel and per-tensor scopes are not run here.
-    /// </summary>
-    public static PackedKind? For(Quantization.TensorFormat? format, TensorType storedType)
-    {
-        if (format is null) return For(storedType);
-        if (format.GgmlType is TensorType ggml) return For(ggml); // "q4_0" parsed as a format is the ggml type
-        if (ForTable(format, storedType) is { } table) return table;
-        if (format is not Quantization.IntFormat { Scope: Quantization.ScaleScope.Group } f || !IntGroupSizes.Contains(f.GroupSize)) return null;
-        int storage = f.Bits switch { <= 2 => 2, 3 => 3, 4 => 4, 5 => 5, 6 => 6, _ => 8 };
-        return new PackedKind(storedType, f.GroupSize, storage, 0, SubScaleLayout.ZeroPoint, false) { Int = f };
-    }
-
-    /// <summary>
-    /// NF4/FP4 (bitsandbytes layout), MX blocks of 4- and 6-bit floats or int8 elements, and grouped minifloats of
-    /// E2M1/E2M3/E3M2: each a float scale per group times a table level (or an int8) — the codebook kinds.
-    /// </summary>
-    private static PackedKind? ForTable(Quantization.TensorFormat format, TensorType storedType)
-    {
-        if (!IntGroupSizes.Contains(format.BlockSize)) return null;
-        switch (format)
+    /// <summary>The kind of a format whose kernel is specialised for <typeparamref name="TK"/>.</summary>
+    public static PackedKind Of<TK>(Quantization.TensorFormat format) where TK : struct, IKindTraits =>
+        new(format.GgmlType ?? default, TK.SuperBlock, TK.Bits, TK.Offset, TK.Layout, TK.HasMins)
         {
-            case Quantization.MxFormat { Element.ExponentBits: 0 } mx: // mxint8: an int8 element over 64
-                return new PackedKind(storedType, mx.MxBlock, 8, -128, SubScaleLayout.None, false) { TableFormat = format, E8M0Shift = 6 };
-            case Quantization.MxFormat mx when mx.Element.StoredBits <= 6:
-                return WithBook(Codebook.ForElement(Formats.Minifloat.Parse(MxElementName(mx.Element)))) is { } k
-                    ? k with { E8M0Shift = int.Log2((int)k.Book!.Scale) } : null;
-            case Quantization.MinifloatFormat { PerChannel: false } mf when mf.Element.Bits <= 6:
-                return WithBook(Codebook.ForElement(mf.Element));
-            case Quantization.LookupTableFormat lt:
-                return WithBook(lt.Kind == "nf4" ? Codebook.Nf4 : Codebook.BnbFp4);
-            default:
-                return null;
-        }
+            Format = format, Binding = new KernelBinding<TK>(), HalfScale = TK.HalfScale, Lut = TK.Lut, LutHigh = TK.LutHigh,
+            E8M0Shift = TK.E8M0 ? TK.E8M0Shift : -1, Ternary = TK.Ternary,
+        };
 
-        PackedKind? WithBook(Codebook? book) => book is null ? null
-            : new PackedKind(storedType, format.BlockSize, book.IndexBits, book.Offset, SubScaleLayout.None, false)
-            {
-                TableFormat = format, Book = book, Lut = book.Lo, LutHigh = book.Hi,
-            };
-    }
+    /// <summary>The kind tensors stored as <paramref name="format"/> (or, with none, as the table's row for
+    /// <paramref name="storedType"/>) run as; null where they run on the float path.</summary>
+    public static PackedKind? For(Quantization.TensorFormat? format, TensorType storedType) =>
+        (format ?? Formats.FormatTable.ByType(storedType))?.Kind;
 
-    private static string MxElementName(Formats.MxElement e) => $"e{e.ExponentBits}m{e.MantissaBits - 2}fn";
-
-    public static readonly PackedKind Q8_0 = new(TensorType.Q8_0, 32, 8, -128, SubScaleLayout.None, false) { HalfScale = true };
-    public static readonly PackedKind Q4_0 = new(TensorType.Q4_0, 32, 4, -8, SubScaleLayout.None, false) { HalfScale = true };
-    /// <summary>The legacy types with a min: weight = d·q + m, i.e. dmin = −m against Σx (the min counts once per value).</summary>
-    public static readonly PackedKind Q4_1 = new(TensorType.Q4_1, 32, 4, 0, SubScaleLayout.None, true) { HalfScale = true };
-    public static readonly PackedKind Q5_0 = new(TensorType.Q5_0, 32, 5, -16, SubScaleLayout.None, false) { HalfScale = true };
-    public static readonly PackedKind Q5_1 = new(TensorType.Q5_1, 32, 5, 0, SubScaleLayout.None, true) { HalfScale = true };
-    public static readonly PackedKind Q4_K = new(TensorType.Q4_K, 256, 4, 0, SubScaleLayout.ScaleMin32, true) { HalfScale = true };
-    public static readonly PackedKind Q5_K = new(TensorType.Q5_K, 256, 5, 0, SubScaleLayout.ScaleMin32, true) { HalfScale = true };
-    public static readonly PackedKind Q6_K = new(TensorType.Q6_K, 256, 6, -32, SubScaleLayout.Signed16, false) { HalfScale = true };
-    public static readonly PackedKind Q3_K = new(TensorType.Q3_K, 256, 3, -4, SubScaleLayout.Signed16, false) { HalfScale = true };
-    public static readonly PackedKind Q2_K = new(TensorType.Q2_K, 256, 2, 0, SubScaleLayout.PackedScaleMin16, true) { HalfScale = true };
-    public static readonly PackedKind TQ2_0 = new(TensorType.TQ2_0, 256, 2, -1, SubScaleLayout.None, false) { HalfScale = true };
-    /// <summary>TQ1_0's base-3 bytes are unpacked at load into TQ2_0's 2-bit codes: 2.06 instead of 1.69 bits
-    /// per weight in memory, in exchange for a decode that is a shift and a mask.</summary>
-    public static readonly PackedKind TQ1_0 = TQ2_0 with { Type = TensorType.TQ1_0 };
-    public static readonly PackedKind IQ4_NL = new(TensorType.IQ4_NL, 32, 4, -128, SubScaleLayout.None, false)
-    {
-        HalfScale = true,
-        Lut = Formats.GgmlHelpers.Iq4NlValues.Select(v => (byte)(v + 128)).ToArray(),
-    };
-    public static readonly PackedKind MXFP4 = new(TensorType.MXFP4, 32, 4, -12, SubScaleLayout.None, false)
-    {
-        Lut = Formats.GgmlHelpers.Mxfp4Values.Select(v => (byte)(v + 12)).ToArray(),
-    };
-
-    public static PackedKind? For(TensorType type) => type switch
-    {
-        TensorType.Q8_0 => Q8_0, TensorType.Q4_0 => Q4_0, TensorType.Q4_1 => Q4_1, TensorType.Q5_0 => Q5_0,
-        TensorType.Q5_1 => Q5_1, TensorType.Q4_K => Q4_K, TensorType.Q5_K => Q5_K,
-        TensorType.Q6_K => Q6_K, TensorType.Q3_K => Q3_K, TensorType.Q2_K => Q2_K, TensorType.TQ2_0 => TQ2_0,
-        TensorType.TQ1_0 => TQ1_0, TensorType.IQ4_NL => IQ4_NL, TensorType.MXFP4 => MXFP4, _ => null,
-    };
+    /// <summary>The kind of a ggml type id; null where it runs on the float path or is unknown.</summary>
+    public static PackedKind? For(TensorType type) => Formats.FormatTable.ByType(type)?.Kind;
 
     /// <summary>Bytes of codes for 8 rows × 32 values.</summary>
     public int CodeBytesPer32 => 32 * CodeBits;
@@ -175,7 +120,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     /// </summary>
     public bool PairedGroups => Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint ? !HasMins && CodeBits != 2 : true;
 
-    public override string ToString() => Int?.Name ?? TableFormat?.Name ?? Type.ToString();
+    public override string ToString() => Format is Quantization.GgmlFormat g ? g.TypeName : Format.Name;
 }
 
 /// <summary>One row's super-block decoded into the integer form of <see cref="PackedKind"/>.</summary>

@@ -186,7 +186,7 @@ public sealed unsafe class PackedMatrix : IDisposable
                         Codes = codes.AsSpan(r * sb, sb), Scales16 = scales.AsSpan(r * sb / 16, sb / 16), Mins16 = mins.AsSpan(r * sb / 16, sb / 16),
                     };
                     long at = ((long)row * SuperBlocks + s) * blockBytes;
-                    GgmlBlockDecoder.Decode(kind, new ReadOnlySpan<byte>(source + at, blockBytes), ref block);
+                    BlockDecoder.Decode(kind, new ReadOnlySpan<byte>(source + at, blockBytes), ref block);
                     d[r] = block.D; dmin[r] = block.DMin;
                     if (kind.HalfScale && !(float.IsFinite(block.D) && float.IsFinite(block.DMin))) HasNonFiniteScales = true;
                     if (kind.Layout == SubScaleLayout.ZeroPoint) mins[r * sb / 16] = block.Zero;

@@ -21,7 +21,7 @@ internal static unsafe class ReferenceKernel
         for (int s = 0; s < m.SuperBlocks; s++)
         {
             var block = new DecodedBlock { Codes = codes, Scales16 = scales, Mins16 = mins };
-            GgmlBlockDecoder.Decode(kind, m.Source.Slice((int)(((long)row * m.SuperBlocks + s) * blockBytes), blockBytes), ref block);
+            BlockDecoder.Decode(kind, m.Source.Slice((int)(((long)row * m.SuperBlocks + s) * blockBytes), blockBytes), ref block);
             int isum = 0, imin = 0;
             for (int h = 0; h < sb / 16; h++)
             {

@@ -42,7 +42,7 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
     }
 
     public static bool Supports(PackedKind kind) =>
-        Avx512BW.IsSupported && kind.Int is null && kind.Type is IO.TensorType.TQ2_0 or IO.TensorType.TQ1_0;
+        Avx512BW.IsSupported && kind.Ternary;
 
     /// <summary>
     /// Whether a ternary matrix of <paramref name="columns"/> columns takes this layout by default, as measured per
@@ -74,7 +74,7 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
         {
             codes.AsSpan().Fill(1); // padding rows: weight 0
             Array.Clear(d);
-            GgmlBlockDecoder.DecodeRows(Kind, source, Rows, Blocks, s, t * TileRows, codes, d, default);
+            BlockDecoder.DecodeRows(Kind, source, Rows, Blocks, s, t * TileRows, codes, d, default);
             byte* o = Tile(t) + (long)s * BlockBytes;
             for (int w = 0; w < 2 * Words; w++)
             {

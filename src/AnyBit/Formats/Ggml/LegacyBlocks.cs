@@ -1,0 +1,70 @@
+using System.Buffers.Binary;
+using static AnyBit.Formats.GgmlHelpers;
+
+namespace AnyBit.Formats.Ggml;
+
+/// <summary>
+/// What ggml's 32-weight block types share: the nibble layout (byte j holds element j in its low nibble and element
+/// j+16 in its high one), Q5's fifth bits (bit j of a little-endian u32), and the signed-max fit of Q4_0 and Q5_0.
+/// </summary>
+internal static class LegacyBlocks
+{
+    public const int QK = 32;
+
+    /// <summary>Packs 32 codes in the nibble layout.</summary>
+    public static void PackNibbles(ReadOnlySpan<int> q, Span<byte> qs)
+    {
+        for (int j = 0; j < QK / 2; j++) qs[j] = (byte)((q[j] & 0x0F) | ((q[j + QK / 2] & 0x0F) << 4));
+    }
+
+    /// <summary>Unpacks the nibble layout into 32 codes in value order.</summary>
+    public static void UnpackNibbles(ReadOnlySpan<byte> qs, Span<byte> codes)
+    {
+        for (int j = 0; j < QK / 2; j++) { codes[j] = (byte)(qs[j] & 15); codes[j + QK / 2] = (byte)(qs[j] >> 4); }
+    }
+
+    /// <summary>Packs 32 five-bit codes: low nibbles as <see cref="PackNibbles"/>, fifth bits into <paramref name="qh"/>.</summary>
+    public static void PackFiveBit(ReadOnlySpan<int> q, Span<byte> qh, Span<byte> qs)
+    {
+        PackNibbles(q, qs);
+        uint high = 0;
+        for (int j = 0; j < QK; j++) high |= (uint)((q[j] & 0x10) >> 4) << j;
+        BinaryPrimitives.WriteUInt32LittleEndian(qh, high);
+    }
+
+    /// <summary>Unpacks 32 five-bit codes.</summary>
+    public static void UnpackFiveBit(ReadOnlySpan<byte> qh, ReadOnlySpan<byte> qs, Span<byte> codes)
+    {
+        uint high = BinaryPrimitives.ReadUInt32LittleEndian(qh);
+        UnpackNibbles(qs, codes);
+        for (int j = 0; j < QK; j++) codes[j] |= (byte)(((high >> j) & 1) << 4);
+    }
+
+    /// <summary>
+    /// Q4_0's and Q5_0's fit for one block: d = max/−half (max the signed value of largest magnitude),
+    /// q = min(2·half − 1, trunc(x/d + half + 0.5)). Returns d.
+    /// </summary>
+    public static float SignedMaxCodes(ReadOnlySpan<float> xb, int half, Span<int> q)
+    {
+        float max = SignedMaxMagnitude(xb, out _);
+        float d = max / -half;
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        float offset = half + 0.5f;
+        for (int j = 0; j < QK; j++) q[j] = Math.Min(2 * half - 1, (int)(sbyte)(int)(xb[j] * id + offset));
+        return d;
+    }
+
+    /// <summary>
+    /// Q4_1's and Q5_1's fit for one block: d = (max − min)/(levels − 1), m = min, q = trunc((x − min)/d + 0.5)
+    /// (clamped to 15 for four bits). Returns (d, min).
+    /// </summary>
+    public static (float D, float Min) MinMaxCodes(ReadOnlySpan<float> xb, int levels, Span<int> q)
+    {
+        var (min, max) = MinMax(xb);
+        float d = (max - min) / (levels - 1);
+        float id = d != 0 ? 1.0f / d : 0.0f;
+        for (int j = 0; j < QK; j++)
+            q[j] = levels == 16 ? Math.Min(15, (int)(sbyte)(int)((xb[j] - min) * id + 0.5f)) : (byte)(int)((xb[j] - min) * id + 0.5f);
+        return (d, min);
+    }
+}
