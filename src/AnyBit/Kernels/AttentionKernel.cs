@@ -11,9 +11,9 @@ namespace AnyBit.Kernels;
 /// </summary>
 /// <remarks>
 /// Written out by hand rather than as a TensorPrimitives call per position: a head is 64-128 floats, so one call
-/// per cached row spent most of its time in call and span overhead (measured: attention took an eighth of a
-/// 128-token prefill). Here the query stays in registers for the score pass and the output accumulates in
-/// registers, 64 dimensions at a time, for the value pass.
+/// per cached row spent most of its time in call and span overhead (see docs/performance.md#prefill). Here the
+/// query stays in registers for the score pass and the output accumulates in registers, 64 dimensions at a time,
+/// for the value pass.
 /// </remarks>
 public static unsafe class AttentionKernel
 {

@@ -10,8 +10,8 @@ public static class Ops
     {
         // The mean of squares is accumulated in double and rounded once. PyTorch's cascade summation is close to
         // correctly rounded, and matching it to the ulp matters for BitNet, whose int8 activation rounding turns
-        // an ulp into a different integer at exact ties (measured: this agrees with transformers' W1.58A8 logits
-        // on the fixture to 6e-7, where a 16-lane float sum flips a tie and is off by 6e-3).
+        // an ulp into a different integer at exact ties: a 16-lane float sum flips such ties and moves BitNet's
+        // logits away from transformers' (see docs/performance.md#int8-activations).
         double sumSq = 0;
         foreach (float v in x) sumSq += v * v; // squares in float32 as torch's pow(2), summed exactly enough
         float variance = (float)(sumSq / x.Length);

@@ -13,8 +13,8 @@ public interface IParallelWork
 /// a new generation, hands out items through one atomic counter (so uneven items balance themselves), and returns
 /// when all are done. The calling thread works too. Between runs a worker spins for a short while before it
 /// blocks: a decode step is ~150 runs of tens of microseconds each, and waking a blocked thread costs about as much
-/// as the run itself (with a blocking hand-off, two threads decoded no faster than one). Spinning is pure for the
-/// first 50 µs, then yields between spins (see <see cref="PureSpinTicks"/>).
+/// as the run itself, which cancelled the second thread's gain (see docs/performance.md#threads). Spinning is pure
+/// for the first 50 µs, then yields between spins (see <see cref="PureSpinTicks"/>).
 /// Jobs are objects the caller reuses, so a decode step allocates nothing. Runs are serialised: two models used
 /// from two threads share the cores in turn rather than oversubscribing. Nested runs are not allowed.
 /// </summary>
@@ -29,8 +29,8 @@ public sealed class WorkerPool : IDisposable
 
     /// <summary>How long a waiting thread spins on the CPU alone (pause instructions, no system call) before it
     /// starts yielding between spins: the common gaps of a decode step end within it. Each yield is a system call,
-    /// costly in a VM (the hypervisor's interrupt re-enable was 7 % of a 2-thread Q4_K_M decode profile, yields
-    /// 2 %; with this phase 4 % and 0.6 %), and a worker inside one notices a new run late.</summary>
+    /// costly in a VM (the hypervisor's interrupt handling shows up in decode profiles), and a worker inside one
+    /// notices a new run late (see docs/performance.md#threads).</summary>
     private static readonly long PureSpinTicks = System.Diagnostics.Stopwatch.Frequency / 20000; // 50 µs
 
     private readonly Thread[] _threads;
