@@ -18,6 +18,13 @@ public class GgmlQuantTests
     public static TheoryData<string> QuantizableTypes => AllTypes;
 
     [Fact]
+    public void Every_llama_cpp_fixture_type_has_a_row()
+    {
+        foreach (string file in Directory.GetFiles(Shared.Fixture("ggml"), "*.gguf").Where(f => !Path.GetFileName(f).StartsWith("source", StringComparison.Ordinal)))
+            Assert.True(FormatTable.ByName(Path.GetFileNameWithoutExtension(file)) is not null, $"{Path.GetFileName(file)} has no row in the format table");
+    }
+
+    [Fact]
     public void Every_ggml_block_type_has_a_llama_cpp_fixture_or_a_rule_test()
     {
         foreach (var f in FormatTable.Ggml.Where(f => f.Kind is not null))

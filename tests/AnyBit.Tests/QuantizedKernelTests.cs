@@ -19,8 +19,7 @@ public unsafe class QuantizedKernelTests
     private static readonly string[] Specs =
     [
         .. Formats.FormatTable.Ggml.Where(f => f.Kind is not null).Select(f => f.TypeName),
-        "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym", "int6:g128:asym", "int5:g128:sym",
-        "nf4:g64", "fp4:g128", "nf4:g256", "mxfp6_e2m3", "mxfp6_e3m2:g64", "mxfp4_e2m1", "mxint8", "e2m3:g128", "e3m2:g32",
+        .. FormatRegistry.Families.SelectMany(f => f.Examples).Where(spec => FormatRegistry.Parse(spec).Kind is not null),
     ];
 
     public static IEnumerable<object[]> Kinds() => Specs.Select(s => new object[] { s });

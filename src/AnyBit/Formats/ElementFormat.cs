@@ -47,6 +47,7 @@ public sealed class ElementFormat : Quantization.TensorFormat
     /// <summary>Integer tensors are not weights: true for the float element types only.</summary>
     public bool IsFloat => Type is TensorType.F64 or TensorType.F8_E4M3 or TensorType.F8_E5M2;
     internal override PackedKind? Kind => null;
+    public override bool IsQuantized => false;
 
     public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst) =>
         throw new AnyBitException($"{TypeName} is read only; AnyBit does not write it");

@@ -98,4 +98,20 @@ public sealed class CodebookFormat : TensorFormat
 
     /// <summary>Runs on the float path (dequantized at load).</summary>
     internal override Kernels.Quantized.PackedKind? Kind => null;
+
+    /// <summary>cb{1..4}[:g{N}] (also kmeans{k}).</summary>
+    private sealed class Family : FormatFamily
+    {
+        public override int Order => 6;
+        public override string Forms => "cb{1..4}[:g{N}] (k-means codebook per group, default g128)";
+        public override IReadOnlyList<string> Examples => ["cb4:g128", "cb2:g64", "cb1:g32"];
+
+        public override TensorFormat? TryParse(string head, FormatOptions options)
+        {
+            string digits = head.StartsWith("cb", StringComparison.Ordinal) ? head[2..] : head.StartsWith("kmeans", StringComparison.Ordinal) ? head[6..] : "";
+            if (digits.Length == 0 || !digits.All(char.IsAsciiDigit)) return null;
+            if (digits.Length > 2) throw new AnyBitException($"{head}: {digits} bits is out of range");
+            return new CodebookFormat(int.Parse(digits, System.Globalization.CultureInfo.InvariantCulture), options.TakeGroup() ?? 128);
+        }
+    }
 }

@@ -184,4 +184,31 @@ public sealed class IntFormat : TensorFormat
         o.Zero = signs ? 1 : Symmetric ? 1 << (Bits - 1) : b[2];
         for (int i = 0; i < codes.Length; i++) o.Codes[i] = (byte)(signs ? 2 * codes[i] : codes[i]);
     }
+
+    /// <summary>int{1..8}[:g{N}|:channel|:tensor][:sym|:asym].</summary>
+    private sealed class Family : FormatFamily
+    {
+        public override int Order => 0;
+        public override string Forms => "int{1..8}[:g{N}|:channel|:tensor][:sym|:asym] (default g128, asym)";
+        public override IReadOnlyList<string> Examples =>
+        [
+            "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym",
+            "int6:g128:asym", "int5:g128:sym", "int2:channel", "int8:tensor:sym", "int7:g64",
+        ];
+
+        public override TensorFormat? TryParse(string head, FormatOptions options)
+        {
+            if (!head.StartsWith("int", StringComparison.Ordinal) || head.Length == 3 || !head[3..].All(char.IsAsciiDigit)) return null;
+            int bits = head.Length > 5 ? int.MaxValue : int.Parse(head[3..], System.Globalization.CultureInfo.InvariantCulture);
+            if (bits is < 1 or > 8) throw new AnyBitException($"{head} has {head[3..]} bits; 1..8 are supported");
+            int? group = options.TakeGroup();
+            bool channel = options.Take("channel"), tensor = options.Take("tensor");
+            bool sym = options.Take("sym");
+            bool asym = options.Take("asym");
+            if (sym && asym) throw new AnyBitException("both :sym and :asym given");
+            if ((group is not null ? 1 : 0) + (channel ? 1 : 0) + (tensor ? 1 : 0) > 1) throw new AnyBitException("give one of :g{N}, :channel, :tensor");
+            var scope = channel ? ScaleScope.Channel : tensor ? ScaleScope.Tensor : ScaleScope.Group;
+            return new IntFormat(bits, group ?? 128, symmetric: sym, scope);
+        }
+    }
 }

@@ -98,4 +98,14 @@ public sealed class LookupTableFormat : TensorFormat
         o.D = BinaryPrimitives.ReadSingleLittleEndian(b) / Kind!.Book!.Scale;
         for (int i = 0; i < GroupSize; i += 2) { c[i] = (byte)(b[4 + i / 2] >> 4); c[i + 1] = (byte)(b[4 + i / 2] & 15); }
     }
+
+    /// <summary>nf4[:g{N}] and fp4[:g{N}].</summary>
+    private sealed class Family : FormatFamily
+    {
+        public override int Order => 1;
+        public override string Forms => "nf4[:g{N}] and fp4[:g{N}] (default g64)";
+        public override IReadOnlyList<string> Examples => ["nf4:g64", "fp4:g128", "nf4:g256", "fp4:g32", "nf4:g16"];
+        public override TensorFormat? TryParse(string head, FormatOptions options) =>
+            head is "nf4" or "fp4" ? new LookupTableFormat(head, options.TakeGroup() ?? 64) : null;
+    }
 }

@@ -73,4 +73,21 @@ public sealed class MinifloatFormat : TensorFormat
         BitPacking.Unpack(b[2..], Element.Bits, codes);
         for (int i = 0; i < GroupSize; i++) o.Codes[i] = (byte)codes[i];
     }
+
+    /// <summary>e{E}m{M}[fn|fnuz][:g{N}][:channel] (and the fp8/float spellings <see cref="Minifloat.Parse"/> reads).</summary>
+    private sealed class Family : FormatFamily
+    {
+        public override int Order => 2;
+        public override string Forms => "e{E}m{M}[fn|fnuz][:g{N}] for any minifloat with E 1..8, M 0..10 (default one scale per row)";
+        public override IReadOnlyList<string> Examples => ["e2m3:g128", "e3m2:g32", "e2m1fn:g16", "e3m2fn:g32", "e4m3"];
+
+        public override TensorFormat? TryParse(string head, FormatOptions options)
+        {
+            if (!(head.StartsWith('e') || head.StartsWith("fp8", StringComparison.Ordinal) || head.StartsWith("float", StringComparison.Ordinal))) return null;
+            var element = Minifloat.Parse(head);
+            int? group = options.TakeGroup();
+            bool channel = options.Take("channel");
+            return new MinifloatFormat(element, group ?? 1, perChannel: group is null || channel);
+        }
+    }
 }

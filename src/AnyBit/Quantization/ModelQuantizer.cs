@@ -77,7 +77,7 @@ public static class ModelQuantizer
             });
         }
         if (customIds.Count > 0) writer.Add("anybit.format_version", 1u);
-        if (plan.Tensors.Any(t => t.Format.GgmlType is not (TensorType.F32 or TensorType.F16 or TensorType.BF16)))
+        if (plan.Tensors.Any(t => t.Format.IsQuantized))
             writer.Add("general.quantization_version", 2u);
         writer.Write(output, progress, cancellation);
     }

@@ -110,4 +110,22 @@ public sealed class MxFormat : TensorFormat
         BitPacking.Unpack(b[1..], Element.StoredBits, codes);
         for (int i = 0; i < MxBlock; i++) o.Codes[i] = (byte)(kind.Book is null ? codes[i] ^ 0x80 : codes[i]);
     }
+
+    /// <summary>mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8 [:g{N}] [:even|:away].</summary>
+    private sealed class Family : FormatFamily
+    {
+        public override int Order => 3;
+        public override string Forms => "mxfp8_e4m3, mxfp8_e5m2, mxfp6_e3m2, mxfp6_e2m3, mxfp4_e2m1, mxint8 [:g{N}] [:even|:away]";
+        public override IReadOnlyList<string> Examples => ["mxfp6_e2m3", "mxfp6_e3m2:g64", "mxfp4_e2m1", "mxint8", "mxint8:away", "mxfp8_e4m3", "mxfp8_e5m2"];
+
+        public override TensorFormat? TryParse(string head, FormatOptions options)
+        {
+            var element = MxElement.All.FirstOrDefault(e => e.Name == head);
+            if (element is null) return null;
+            int block = options.TakeGroup() ?? 32;
+            var rounding = options.Take("away") ? MxRounding.NearestAway : MxRounding.NearestEven;
+            options.Take("even");
+            return new MxFormat(element, block, rounding);
+        }
+    }
 }

@@ -52,4 +52,13 @@ public sealed class NvFp4Format : TensorFormat
 
     /// <summary>Runs on the float path (dequantized at load).</summary>
     internal override Kernels.Quantized.PackedKind? Kind => null;
+
+    /// <summary>nvfp4.</summary>
+    private sealed class Family : FormatFamily
+    {
+        public override int Order => 4;
+        public override string Forms => "nvfp4";
+        public override IReadOnlyList<string> Examples => ["nvfp4"];
+        public override TensorFormat? TryParse(string head, FormatOptions options) => head == "nvfp4" ? new NvFp4Format() : null;
+    }
 }

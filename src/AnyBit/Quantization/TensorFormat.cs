@@ -77,6 +77,9 @@ public abstract class TensorFormat
     internal virtual void DecodeBlock(ReadOnlySpan<byte> block, ref Kernels.Quantized.DecodedBlock o) =>
         throw new NotSupportedException($"{Name} has no integer block decoder");
 
+    /// <summary>False for the plain float types (f32, f16, bf16, f64), which store values rather than codes.</summary>
+    public virtual bool IsQuantized => true;
+
     /// <summary>The spec stored in a GGUF file for an AnyBit type: the name, with any scope resolved to the stored layout.</summary>
     public virtual string StorageName => Name;
 

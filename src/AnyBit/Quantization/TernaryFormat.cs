@@ -56,4 +56,22 @@ public sealed class TernaryFormat : TensorFormat
 
     /// <summary>The packing type's kind: the files are ggml's.</summary>
     internal override Kernels.Quantized.PackedKind? Kind => Row.Kind;
+
+    /// <summary>ternary[:absmean|:absmax][:tq1_0|:tq2_0].</summary>
+    private sealed class Family : FormatFamily
+    {
+        public override int Order => 5;
+        public override string Forms => "ternary[:absmean|:absmax][:tq1_0|:tq2_0]";
+        public override IReadOnlyList<string> Examples => ["ternary", "ternary:absmax:tq1_0"];
+
+        public override TensorFormat? TryParse(string head, FormatOptions options)
+        {
+            if (head != "ternary") return null;
+            bool absmean = !options.Take("absmax");
+            options.Take("absmean");
+            var packing = options.Take("tq1_0") ? TensorType.TQ1_0 : TensorType.TQ2_0;
+            options.Take("tq2_0");
+            return new TernaryFormat(absmean, packing);
+        }
+    }
 }

@@ -12,6 +12,7 @@ public sealed class BF16 : Quantization.GgmlFormat
     public override int BlockSize => 1;
     public override int BytesPerBlock => 2;
     internal override PackedKind? Kind => null;
+    public override bool IsQuantized => false;
 
     public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst)
     {

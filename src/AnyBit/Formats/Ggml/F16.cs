@@ -13,6 +13,7 @@ public sealed class F16 : Quantization.GgmlFormat
     public override int BlockSize => 1;
     public override int BytesPerBlock => 2;
     internal override PackedKind? Kind => null;
+    public override bool IsQuantized => false;
     public override void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst) => TensorPrimitives.ConvertToHalf(row, MemoryMarshal.Cast<byte, Half>(dst));
     public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst) => TensorPrimitives.ConvertToSingle(MemoryMarshal.Cast<byte, Half>(src), dst);
 }
