@@ -25,7 +25,7 @@ public static class FormatRegistry
 
     /// <summary>Every form a spec can take, for error messages and help: the format table's ggml types, then the families.</summary>
     public static string ValidForms { get; } =
-        "f32, f16, bf16; ggml types " + string.Join(", ", FormatTable.Ggml.Where(f => f.Kind is not null).Select(f => f.Name)) + "; " +
+        "f32, f16, bf16; ggml types " + string.Join(", ", FormatTable.Ggml.Where(f => f.IsQuantized).Select(f => f.Name)) + "; " +
         string.Join("; ", Families.Select(f => f.Forms));
 
     /// <summary>The ggml format for a ggml type id, if AnyBit can write it.</summary>

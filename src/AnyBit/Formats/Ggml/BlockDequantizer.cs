@@ -11,18 +11,20 @@ namespace AnyBit.Formats.Ggml;
 /// </summary>
 internal static class BlockDequantizer
 {
-    public static void Dequantize(TensorFormat format, ReadOnlySpan<byte> src, Span<float> dst)
+    /// <summary>Whole blocks of <paramref name="format"/>, whose integer form is <typeparamref name="TK"/>.</summary>
+    public static void Dequantize<TK>(TensorFormat format, ReadOnlySpan<byte> src, Span<float> dst) where TK : struct, IKindTraits
     {
-        var kind = format.Kind!;
-        int n = format.BlockSize, bytes = format.BytesPerBlock, offset = kind.Offset;
+        int n = format.BlockSize, bytes = format.BytesPerBlock;
         Span<byte> codes = stackalloc byte[n];
         Span<int> scales = stackalloc int[n / 16], mins = stackalloc int[n / 16];
         Span<float> levels = stackalloc float[256];
-        for (int i = 0; i < (kind.Lut is null ? 1 << kind.CodeBits : kind.Lut.Length); i++) levels[i] = kind.Unsigned(i) + offset;
+        var lut = TK.Lut;
+        for (int i = 0; i < (lut is null ? 1 << TK.Bits : lut.Length); i++)
+            levels[i] = (lut is null ? i : lut[i] + 128 * (TK.LutHigh?[i] ?? 0)) + TK.Offset;
         for (int b = 0; b < dst.Length / n; b++)
         {
             var o = new DecodedBlock { Codes = codes, Scales16 = scales, Mins16 = mins };
-            BlockDecoder.Decode(kind, src.Slice(b * bytes, bytes), ref o);
+            BlockDecoder.Decode(format, src.Slice(b * bytes, bytes), ref o);
             var y = dst.Slice(b * n, n);
             for (int h = 0; h < n / 16; h++)
             {

@@ -22,7 +22,10 @@ internal abstract class GgmlBlockFormat<TBlock, TKernel> : GgmlFormat
 
     public sealed override int BytesPerBlock => Unsafe.SizeOf<TBlock>();
 
-    internal sealed override PackedKind Kind => _kind ??= PackedKind.Of<TKernel>(this);
+    /// <summary>False for a type whose integer form the kernels cannot run yet: it runs on the float path.</summary>
+    protected virtual bool HasKernel => true;
 
-    public sealed override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst) => BlockDequantizer.Dequantize(this, src, dst);
+    internal sealed override PackedKind? Kind => HasKernel ? _kind ??= PackedKind.Of<TKernel>(this) : null;
+
+    public sealed override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst) => BlockDequantizer.Dequantize<TKernel>(this, src, dst);
 }

@@ -28,12 +28,15 @@ internal static unsafe class BlockDecoder
 
     /// <summary>Block <paramref name="b"/> of <paramref name="kind"/>'s format, with the scales and mins it lacks
     /// set to 1 and 0 (<see cref="Quantization.TensorFormat.DecodeBlock"/> reads the layout).</summary>
-    public static void Decode(PackedKind kind, ReadOnlySpan<byte> b, ref DecodedBlock o)
+    public static void Decode(PackedKind kind, ReadOnlySpan<byte> b, ref DecodedBlock o) => Decode(kind.Format, b, ref o);
+
+    /// <summary>Block <paramref name="b"/> of <paramref name="format"/>, as <see cref="Decode(PackedKind, ReadOnlySpan{byte}, ref DecodedBlock)"/>.</summary>
+    public static void Decode(Quantization.TensorFormat format, ReadOnlySpan<byte> b, ref DecodedBlock o)
     {
         o.Scales16.Fill(1);
         o.Mins16.Clear();
         o.DMin = 0;
         o.Zero = 0;
-        kind.Format.DecodeBlock(b, ref o);
+        format.DecodeBlock(b, ref o);
     }
 }
