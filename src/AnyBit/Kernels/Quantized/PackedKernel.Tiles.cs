@@ -83,6 +83,18 @@ internal static unsafe partial class PackedKernel<TK, TD>
         }
     }
 
+    /// <summary>
+    /// The tile strategy <see cref="Group"/> runs for this kind and dot product, and why, for the matrix's
+    /// <see cref="KernelChoice"/> (read once at load, <see cref="KernelPaths.Choose"/>): from the same flags, so what
+    /// the reports print is what runs.
+    /// </summary>
+    internal static (string Tile, string Reason) Tiles =>
+        ((SixteenRowTile ? "16-row tiles (paired 8-row groups)" : "8-row interleaved")
+            + (TD.CodeBias != 0 ? ", signed codes" + (FourTokenSixteenRowTile && WordTile ? " (prefill: int16 products)" : "") : ""),
+         SixteenRowTile ? "paired groups, and AVX-512VL's 32 registers hold two groups' sums"
+            : PairedGroups ? "no AVX-512VL: each group of a pair on its own"
+            : "8-row groups: 2-bit codes or mins without sub-scales (GroupLayout.Paired)");
+
     /// <summary>The layout of <see cref="PackedKind.PairedGroups"/>, for the kinds with a 16-row tile.</summary>
     private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => GroupLayout<TK>.PairedGroups; }
 
