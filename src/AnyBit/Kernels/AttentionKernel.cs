@@ -11,8 +11,8 @@ namespace AnyBit.Kernels;
 /// </summary>
 /// <remarks>
 /// Written out by hand rather than as a TensorPrimitives call per position: a head is 64-128 floats, so one call
-/// per cached row spent most of its time in call and span overhead (measured: attention took an eighth of a
-/// 128-token prefill). Here the query stays in registers for the score pass and the output accumulates in
+/// per cached row spent most of its time in call and span overhead (attention took a large share of a prefill;
+/// see docs/performance.md#prefill). Here the query stays in registers for the score pass and the output accumulates in
 /// registers, 64 dimensions at a time, for the value pass.
 /// </remarks>
 public static unsafe class AttentionKernel

@@ -135,7 +135,7 @@ public sealed unsafe class MatMulF32 : IParallelWork
             if (Sse.IsSupported)
             {
                 // The next tile's rows, at the same column: a row is only a few KiB, too short a stream for the
-                // hardware prefetcher to get ahead of (F16 1B decode, 2 threads, alternating: +7 to +12 %).
+                // hardware prefetcher to get ahead of (see docs/performance.md#narrow-float-weights).
                 long ahead = 4L * k + i;
                 TW.Prefetch(w, w0 + ahead); TW.Prefetch(w, w1 + ahead); TW.Prefetch(w, w2 + ahead); TW.Prefetch(w, w3 + ahead);
                 if (TW.BytesPer32 > 64)

@@ -5,8 +5,8 @@ namespace AnyBit.Kernels;
 /// <summary>
 /// The float matrix products' work items: runs of 16-row blocks split as <see cref="QuantizedMatMul.Schedule"/>
 /// splits row groups (a long contiguous run per worker for the prefetchers, then short items to even out the end).
-/// Items of one 16-row block each, handed out alternately, left two threads reading F16 weights at 26 GB/s where
-/// the integer kernels read 50. Every item starts at a multiple of 16 rows, so the 4-row tiles start at the same
+/// Items of one 16-row block each, handed out alternately, left two threads reading F16 weights at half the
+/// integer kernels' bandwidth (see docs/performance.md#narrow-float-weights). Every item starts at a multiple of 16 rows, so the 4-row tiles start at the same
 /// rows whatever the split: the same bits.
 /// </summary>
 internal struct RowRuns

@@ -29,8 +29,8 @@ public sealed class WorkerPool : IDisposable
 
     /// <summary>How long a waiting thread spins on the CPU alone (pause instructions, no system call) before it
     /// starts yielding between spins: the common gaps of a decode step end within it. Each yield is a system call,
-    /// costly in a VM (the hypervisor's interrupt re-enable was 7 % of a 2-thread Q4_K_M decode profile, yields
-    /// 2 %; with this phase 4 % and 0.6 %), and a worker inside one notices a new run late.</summary>
+    /// costly in a VM (the hypervisor's interrupt re-enable shows in a decode profile; see docs/performance.md#threads),
+    /// and a worker inside one notices a new run late.</summary>
     private static readonly long PureSpinTicks = System.Diagnostics.Stopwatch.Frequency / 20000; // 50 µs
 
     private readonly Thread[] _threads;
