@@ -11,11 +11,9 @@ public static class KernelReport
         var linears = model.Weights.Layers.SelectMany(l => new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.WGate, l.WUp, l.WDown }).Append(model.Weights.Output);
         foreach (var w in linears)
         {
-            string kernel = w.Packed is { } p
-                ? (model.Kernels == Kernels.Quantized.KernelMode.Reference ? "int8 scalar reference" : p.KernelPath)
-                : w.Narrow is { } h ? $"{h.Kind} weights widened as loaded, f32 4x4 tiles (exact)"
-                : "f32 GEMM (dequantized at load, 4x4 Vector512 tiles)";
-            result.TryAdd(w.StoredType, kernel);
+            // What each matrix recorded when it was loaded; a reference run replaces every packed matrix's kernel.
+            var kernel = w.Packed is not null && model.Kernels == Kernels.Quantized.KernelMode.Reference ? Kernels.KernelChoice.Reference : w.Kernel;
+            result.TryAdd(w.StoredType, kernel.ToString());
         }
         return result;
     }

@@ -35,6 +35,8 @@ public sealed unsafe class NarrowMatrix : IDisposable
     }
 
     public NarrowKind Kind { get; }
+    /// <summary>What multiplies this matrix, for reports: <see cref="MatMulNarrow"/>, exact.</summary>
+    public KernelChoice Choice => new($"{Kind} weights widened as loaded", "f32 4x4 tiles (exact)", "the format's values all are 16-bit floats or MXFP8 blocks");
     public int Rows { get; }
     public int Columns { get; }
     public byte* Pointer => _data;

@@ -27,6 +27,10 @@ public sealed class LinearWeight : IDisposable
     /// <summary>The weight held narrow for <see cref="MatMulNarrow"/>, or null.</summary>
     public NarrowMatrix? Narrow { get; }
 
+    /// <summary>What multiplies this weight, as recorded when it was loaded (the packed or narrow matrix's choice, else
+    /// the float32 GEMM); <c>anybit bench</c> prints it.</summary>
+    public KernelChoice Kernel => Packed?.Choice ?? Narrow?.Choice ?? KernelChoice.Float32;
+
     /// <summary>The float32 weight; only models loaded with float kernels have one.</summary>
     public NativeBuffer F32 => Dense ?? throw new InvalidOperationException("this weight is held for the fast kernels (packed or narrow); load the model with KernelMode.Float32 to edit weights");
 

@@ -41,7 +41,7 @@ internal static unsafe class BitSerialKernel
     {
         // Two byte multiply-adds per 4 columns (bits unsigned, activations signed, pairs of at most 2·127: exact), on
         // broadcasts loaded from memory: the sixteen sums as masks of four scalar broadcasts, on one thread while the
-        // other waits, were 2.6 % of a TQ2_0 decode profile.
+        // other waits, showed in the decode profile (see docs/performance.md#ternary).
         var bits01 = s_bits01; var bits23 = s_bits23;
         for (int j = 0; j < columns / 4; j++)
         {

@@ -55,14 +55,12 @@ internal sealed unsafe class BitSerialMatrix : ILookupTableMatrix
 
     /// <summary>
     /// Whether a matrix of <paramref name="kind"/> is held in this layout rather than the interleaved one, as
-    /// measured side by side (bench LookupTableBenchmarks, docs/performance.md "Bit-serial lookup tables"): on an
-    /// AVX-512 CPU whose int8 kernel runs its AVX2 path (no AVX-VNNI: AMD Zen 4), 5632 × 2048 from memory on 2 threads,
-    /// int1 2.6×, int2 1.14–1.48×, TQ2_0 1.17× (8-token prefill 1.2–1.5×); int3 0.72–0.87× and int4 0.8× decoding,
-    /// so those stay interleaved. Where AVX-VNNI runs the int8 kernel, int1 takes it everywhere (it reads 40 % fewer
-    /// bytes: 1 bit per code, not 2), and the ternary kinds on AMD: on Zen 5 the synthetic 1B TQ2_0 and TQ1_0 files
-    /// decoded 13 % faster (ahead in 18 of 18 alternations in one process) and prefilled 8–18 % faster than on the
-    /// VNNI kernel. int2:g128 and int3:g64 lost decoding there as whole models (−4 %, −12 %; faster alone on
-    /// 5632 × 2048, slower on 2048 × 2048) and stay interleaved; against Intel's VNNI nothing was measured.
+    /// measured side by side (bench LookupTableBenchmarks; see docs/performance.md#ternary). Where the int8 kernel runs
+    /// its AVX2 path (an AVX-512 CPU without AVX-VNNI), int1, int2 and the ternary kinds: faster there, decode and
+    /// prefill; int3 and int4 decode slower and stay interleaved. Where AVX-VNNI runs the int8 kernel, int1 takes it
+    /// everywhere (it reads fewer bytes: 1 bit per code, not 2), and the ternary kinds on AMD, where their decode and
+    /// prefill were faster than on the VNNI kernel; int2 and int3 lost decoding there as whole models and stay
+    /// interleaved. Against Intel's VNNI nothing was measured, so Intel keeps the VNNI kernel for the ternary kinds.
     /// </summary>
     public static bool Preferred(PackedKind kind)
     {
@@ -91,7 +89,7 @@ internal sealed unsafe class BitSerialMatrix : ILookupTableMatrix
     /// <summary>The weight of plane <paramref name="p"/> in a code.</summary>
     public int PlaneWeight(int p) => Signs ? 2 : 1 << p;
 
-    public string KernelPath => "avx-512 bit-serial lookup tables (T-MAC), 32-row tiles";
+    public string Path => "avx-512 bit-serial lookup tables (T-MAC)";
     public int TableLength => BitSerialKernel.TableLength(Columns);
     public void BuildTables(sbyte* x, short* sums16, short* tables, int* totals) => BitSerialKernel.BuildTables(x, sums16, Columns, Group, tables, totals);
     private BitSerialKernel.TileKernel? _kernel;

@@ -17,7 +17,8 @@ internal unsafe interface ILookupTableMatrix : IDisposable
     /// <summary>Groups (scale blocks) per row: room for one Σx per group and token in the totals.</summary>
     int Blocks { get; }
     long ByteLength { get; }
-    string KernelPath { get; }
+    /// <summary>The instruction set and method, for the matrix's <see cref="KernelChoice"/> (its tiles: <see cref="TileRows"/>).</summary>
+    string Path { get; }
     /// <summary>int16 entries of one token's tables.</summary>
     int TableLength { get; }
     /// <summary>One token's tables, and per group Σx into <paramref name="totals"/> where the kernel needs it.</summary>

@@ -1,6 +1,7 @@
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.Arm;
 using System.Runtime.Intrinsics.X86;
+using System.Reflection;
 using AnyBit.IO;
 
 namespace AnyBit.Kernels.Quantized;
@@ -25,50 +26,63 @@ internal unsafe delegate void GroupKernel(byte* w, int superBlocks, sbyte* x, fl
 /// <summary>Chooses the kernel per weight kind from the CPU features detected at start-up.</summary>
 public static class KernelPaths
 {
-    /// <summary>Name of the path <paramref name="mode"/> uses for <paramref name="type"/> on this CPU, for reports.</summary>
-    public static string Describe(TensorType type, KernelMode mode)
+    // The one decision of what multiplies a quantized matrix, made once when PackedMatrix loads it: LayoutFor before
+    // repacking (the lookup-table layouts, or interleaved 8-row groups), Choose after it (the instruction-set path;
+    // the tile strategy is the chosen kernel's own, PackedKernel.Tiles.cs). The matrix records the result
+    // (PackedMatrix.Choice) and every report prints that record.
+
+    /// <summary>
+    /// The layout a matrix of <paramref name="kind"/> and <paramref name="columns"/> is held in: a lookup-table layout
+    /// where <paramref name="requested"/> names one this CPU supports, or for <see cref="MatrixLayout.Auto"/> where it
+    /// is preferred (<see cref="TernaryTableMatrix.Preferred"/>, then <see cref="BitSerialMatrix.Preferred"/>); else
+    /// the interleaved 8-row groups every kind has.
+    /// </summary>
+    internal static MatrixLayout LayoutFor(PackedKind kind, int columns, MatrixLayout requested)
     {
-        if (mode == KernelMode.Float32 || PackedKind.For(type) is not { } kind) return "f32 (dequantized at load)";
-        return Describe(kind, mode);
+        if (requested == MatrixLayout.Auto)
+            requested = TernaryTableMatrix.Preferred(kind, columns) ? MatrixLayout.TernaryTable : BitSerialMatrix.Preferred(kind) ? MatrixLayout.BitSerial : MatrixLayout.Interleaved;
+        return requested == MatrixLayout.BitSerial && BitSerialMatrix.Supports(kind) || requested == MatrixLayout.TernaryTable && TernaryTableMatrix.Supports(kind)
+            ? requested : MatrixLayout.Interleaved;
     }
 
-    internal static string Describe(PackedKind kind, KernelMode mode)
-    {
-        if (mode == KernelMode.Reference) return "int8 scalar reference";
-        return Select(kind, rawExponents: false, out string name) is null ? "int8 scalar reference" : name;
-    }
+    /// <summary>What multiplies a matrix held in a lookup-table layout (<see cref="LayoutFor"/>): its own kernel.</summary>
+    internal static KernelChoice ChooseLookup(ILookupTableMatrix table, MatrixLayout requested) =>
+        new(table.Path, $"{table.TileRows}-row tiles", requested != MatrixLayout.Auto ? "layout requested"
+            : table is TernaryTableMatrix ? "preferred without AVX-VNNI up to 2048 columns (TernaryTableMatrix.Preferred)"
+            : "preferred for this format on this CPU (BitSerialMatrix.Preferred)");
 
-    /// <summary>The fastest kernel for <paramref name="kind"/> on this CPU (for MX kinds, one that reads the matrix's
-    /// E8M0 bytes raw or biased: <see cref="PackedMatrix.RawExponents"/>); null where only the reference runs.</summary>
-    internal static GroupKernel? Select(PackedKind kind, bool rawExponents, out string name)
+    /// <summary>
+    /// The fastest kernel for an interleaved matrix of <paramref name="kind"/> on this CPU (for MX kinds, one that reads
+    /// the matrix's E8M0 bytes raw or biased: <see cref="PackedMatrix.RawExponents"/>), and what it is; a null kernel
+    /// where only the scalar reference runs: no SIMD path, or block scales the SIMD kernels do not read
+    /// (<paramref name="nonFiniteScales"/>: <see cref="PackedMatrix.HasNonFiniteScales"/>).
+    /// </summary>
+    internal static (GroupKernel? Kernel, KernelChoice Choice) Choose(PackedKind kind, bool rawExponents, bool nonFiniteScales)
     {
+        if (nonFiniteScales) return (null, new KernelChoice(KernelChoice.Reference.Path, "", "non-finite block scales"));
         // Initialised before any kernel is compiled, so that the JIT folds the kernels' test of it.
         _ = PrefetchLevel.IntoL1;
-        if (AvxVnni.IsSupported)
-        {
-            // Paired kinds run 16-row tiles where AVX-512's 32 registers hold them (PackedKernel.SixteenRowTile).
-            name = kind.PairedGroups && Avx512F.VL.IsSupported ? "avx-vnni int8, 16-row tiles (paired 8-row groups)" : "avx-vnni int8, 8-row interleaved";
-            return For<VnniDot>(kind, rawExponents);
-        }
-        if (Avx2.IsSupported)
-        {
-            name = kind.PairedGroups && Avx512F.VL.IsSupported ? "avx2 int8, 16-row tiles (paired 8-row groups)" : "avx2 int8, 8-row interleaved";
-            if (MaxCode(kind) > Avx2Dot.MaxCode) name += kind.CodeBits == 8 && kind.Layout == SubScaleLayout.None && kind.Lut is null && Avx512F.VL.IsSupported && Avx512BW.IsSupported ? ", signed codes (prefill: int16 products)" : ", signed codes";
-            return ForAvx2(kind, rawExponents);
-        }
-        if (Dp.IsSupported)
-        {
-            name = "arm64 sdot int8, 8-row interleaved (two 4-row halves)";
-            return ForPortable<SdotDot>(kind, rawExponents);
-        }
-        if (Vector128.IsHardwareAccelerated)
-        {
-            name = "vector128 int8, 8-row interleaved (two 4-row halves)";
-            return ForPortable<Vector128Dot>(kind, rawExponents);
-        }
-        name = "int8 scalar reference";
-        return null;
+        if (AvxVnni.IsSupported) return Chosen(For<VnniDot>(kind, rawExponents), "avx-vnni int8", "AVX-VNNI's vpdpbusd");
+        if (Avx2.IsSupported) return Chosen(ForAvx2(kind, rawExponents), "avx2 int8", "AVX2 without AVX-VNNI");
+        if (Dp.IsSupported) return Chosen(ForPortable<SdotDot>(kind, rawExponents), "arm64 sdot int8", "ARM64 with FEAT_DotProd");
+        if (Vector128.IsHardwareAccelerated) return Chosen(ForPortable<Vector128Dot>(kind, rawExponents), "vector128 int8", "128-bit vectors without a dot-product instruction");
+        return (null, new KernelChoice(KernelChoice.Reference.Path, "", "no SIMD path on this CPU"));
     }
+
+    /// <summary>
+    /// <paramref name="kernel"/> with its record: the tiles are what the kernel's own class reports
+    /// (<c>PackedKernel.Tiles</c>, <c>PortableKernel.Tiles</c>), from the flags its dispatch folds, so the report
+    /// cannot drift from what runs. (Read by reflection once per matrix: <see cref="Resolve{TC}"/> maps kinds to
+    /// trait types and hands back only the kernel.)
+    /// </summary>
+    private static (GroupKernel, KernelChoice) Chosen(GroupKernel kernel, string path, string why)
+    {
+        var tiles = kernel.Method.DeclaringType!.GetProperty(TilesProperty, BindingFlags.Static | BindingFlags.NonPublic | BindingFlags.Public)!;
+        var (tile, reason) = ((string, string))tiles.GetValue(null)!;
+        return (kernel, new KernelChoice(path, tile, $"{why}; {reason}"));
+    }
+
+    private const string TilesProperty = nameof(PackedKernel<Q4_0Traits, VnniDot>.Tiles);
 
     /// <summary>The AVX2 kernel of <paramref name="kind"/>: codes past vpmaddubsw's exact range (Q8_0, IQ4_NL, mxint8,
     /// int8) take <see cref="Avx2SignedDot"/>'s sign trick.</summary>

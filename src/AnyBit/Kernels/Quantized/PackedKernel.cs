@@ -5,240 +5,36 @@ using System.Runtime.Intrinsics.X86;
 namespace AnyBit.Kernels.Quantized;
 
 /// <summary>
-/// The SIMD kernel: y[r] = Σ_k W[r, k]·x[k] for one group of 8 rows of a <see cref="PackedMatrix"/> and one or two
-/// tokens of <see cref="QuantizedActivations"/>. Per super-block the integer sums of all 8 rows advance together
+/// The SIMD kernel: y[r] = Σ_k W[r, k]·x[k] for one or two groups of 8 rows of a <see cref="PackedMatrix"/> and one
+/// to four tokens of <see cref="QuantizedActivations"/>. Per super-block the integer sums of all 8 rows advance together
 /// (lane r = row r), then each lane adds isum·(d·dx) and subtracts imin·(dmin·dx) each as one fused multiply-add —
 /// the same float operations in the same order as <see cref="ReferenceKernel"/>, so both give identical bits.
 /// </summary>
+/// <remarks>
+/// One class, generic over the kind's traits and the dot product, in files by family: <c>PackedKernel.Tiles.cs</c>
+/// decides which tile runs (<see cref="Group"/> and every flag it reads, with their reasons); the tiles are in
+/// Tile8 (8 rows, every kind), Legacy and Legacy512 (Q4_0, Q5_0, Q8_0, mxint8), KQuants, Decode16 (int, table and MX
+/// kinds), Tables and Crumbs; this file holds what they share (unpacking, sub-scales, the epilogue, prefetches).
+/// </remarks>
 internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKindTraits where TD : struct, IDotProduct
 {
     /// <summary>
-    /// One or two tokens: with two, each code vector is unpacked (and looked up) once and meets both tokens'
-    /// activations — prompt processing's register tile. Token t+1's activations follow token t's (strides of one
-    /// row of codes, scales and sums); its outputs go <paramref name="yStride"/> floats after token t's.
-    /// </summary>
-    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int tokens, int yStride)
-    {
-        if (rows > PackedMatrix.GroupRows)
-        {
-            // Two adjacent groups (16 rows, the second possibly padded): one tile where the kind has it, else each
-            // group on its own.
-            if (SixteenRowTile)
-            {
-                if (tokens == 4 && FourTokenSixteenRowTile)
-                {
-                    if (PairsTile512) TileX2Pairs512(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                    else if (WordTile) TileX2Words(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                    else if (PairSums) TileX2<C4, NibblePairsX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                    else TileX2<C4, NibbleX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                    return;
-                }
-                if (tokens == 4 && TK.Layout == SubScaleLayout.ScaleMin32)
-                {
-                    if (PairSums) TileX2K<NibblePairsX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                    else TileX2K<NibbleX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                    return;
-                }
-                if (tokens == 1)
-                {
-                    // One family of code layout per method (the JIT would otherwise inline every family's code and
-                    // run out of registers and inlining budget): see Decode16.
-                    if (HighNibblesInPlace) Decode16Nibbles(w, superBlocks, x, xScales, xSums16, y, rows);
-                    else if (FourTokenSixteenRowTile)
-                    {
-                        if (PairSums) TileX2<C1, NibblePairsX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                        else TileX2<C1, NibbleX2>(w, superBlocks, x, xScales, xSums16, y, rows, yStride);
-                    }
-                    else if (TK.Layout == SubScaleLayout.ScaleMin32)
-                    {
-                        if (PairSums) Decode16K<NibblePairStep>(w, superBlocks, x, xScales, xSums16, y, rows);
-                        else Decode16K<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
-                    }
-                    else if (K16Crumbs) Decode16KCrumbs(w, superBlocks, x, xScales, xSums16, y, rows);
-                    else if (TK.Layout == SubScaleLayout.Signed16) Decode16Q6(w, superBlocks, x, xScales, xSums16, y, rows);
-                    else if (TK.Bits == 8) Decode16<ByteStep>(w, superBlocks, x, xScales, xSums16, y, rows);
-                    else if (SmallTable512) Decode16SmallTable512(w, superBlocks, x, xScales, xSums16, y, rows);
-                    else if (TK.Bits >= 4) Decode16<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
-                    else Decode16<CrumbStep>(w, superBlocks, x, xScales, xSums16, y, rows);
-                    return;
-                }
-            }
-            // The second group's first super-block: the next block where groups are paired, else a group's bytes on.
-            long second = PairedGroups ? BlockBytes : (long)superBlocks * BlockBytes;
-            Group(w, superBlocks, x, xScales, xSums16, y, PackedMatrix.GroupRows, tokens, yStride);
-            Group(w + second, superBlocks, x, xScales, xSums16, y + PackedMatrix.GroupRows, rows - PackedMatrix.GroupRows, tokens, yStride);
-            return;
-        }
-        if (tokens == 4 && FourTokenTile) { Tile4(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
-        if (tokens == 1 && CrumbsInPlace) { Decode8Crumbs(w, superBlocks, x, xScales, xSums16, y, rows); return; }
-        // Any other count as pairs and a single: token u's activations are u rows of codes, scales and sums on.
-        int xStride = superBlocks * TK.SuperBlock;
-        for (int u = 0; u < tokens; u += 2)
-        {
-            sbyte* xu = x + (long)u * xStride;
-            float* su = xScales + u * superBlocks;
-            short* cu = xSums16 + u * (xStride / 16);
-            if (tokens - u >= 2) Tile<C2>(w, superBlocks, xu, su, cu, y + u * yStride, rows, yStride);
-            else Tile<C1>(w, superBlocks, xu, su, cu, y + u * yStride, rows, 0);
-        }
-    }
-
-    /// <summary>
-    /// Four tokens per tile where it measured faster: 4- to 8-bit codes without tables or mins, on CPUs with
-    /// AVX-512's 32 vector registers (eight row sums, four super-block sums and four float accumulators live at
-    /// once; AVX2's 16 would spill them). Single thread, weights in cache, 32 tokens, against the pair tile: Q6_K
-    /// and Q5_0 +23 %, Q8_0 +8 %, Q4_0 +4 %; Q4_K (mins: four more sums live) ±0 to −6 %, 2-bit Q2_K −8 % and
-    /// TQ2_0 −1 % (their unpacking is already shared by two tokens and the extra sums cost more) — those keep pairs,
-    /// as do table kinds, which hold their tables in registers.
-    /// </summary>
-    private static bool FourTokenTile => !TK.HasLut && !TK.HasMins && TK.Bits >= 4 && Avx512F.VL.IsSupported;
-
-    /// <summary>
     /// Bytes ahead of the codes being read that each 32-column step asks the cache to fetch. Decode streams every
     /// weight from memory once; the hardware prefetcher alone left K-quant decode short of the bandwidth the simpler
-    /// formats reach (2 threads, weights out of cache, best of 6: Q4_K 45 → 50-52 GB/s, Q2_K 30 → 33, Q3_K 33 → 35;
-    /// Q4_0 and Q6_K unchanged; 4 KiB and 8 KiB alike, 16 KiB worse).
+    /// formats reach. 4 KiB and 8 KiB did alike, 16 KiB worse (see docs/performance.md#prefetch).
     /// </summary>
     private const int PrefetchDistance = 8192;
 
     /// <summary>
     /// The 8-row tile's prefetches bring lines into L1 for Q4_K/Q5_K and for the kinds whose decode runs this tile on
-    /// AVX-512 machines too (the unpaired ones: TQ2_0/TQ1_0, int2, Q4_1, Q5_1), into L2 for every other kind. Measured
-    /// per kind on the AMD EPYC VM (2 threads, 5632×2048 from memory, six alternating rounds, 8-row decodes all):
-    /// into L2 instead of L1, Q4_0 +12 %, Q6_K +6 %, Q8_0 +5 %, Q2_K +5 %, Q3_K +2 %, TQ2_0/IQ4_NL/Q4_1 ±0 — but Q4_K
-    /// −10 % and Q5_K −4 %. On the Intel Sapphire Rapids VM (16 alternations in one process), into L1 instead of
-    /// L2: TQ2_0 +7 to +8 % (ahead in 13 and 16 of 16 rounds), int2:g128 +6 %, Q5_1 +5 %, Q4_1 +2 %.
+    /// AVX-512 machines too (the unpaired ones: TQ2_0/TQ1_0, int2, Q4_1, Q5_1), into L2 for every other kind: each
+    /// kind's decode was measured both ways, and L1 won for exactly those (see docs/performance.md#prefetch).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Prefetch(byte* p)
     {
         if (TK.Layout == SubScaleLayout.ScaleMin32 || !PairedGroups) Sse.Prefetch0(p);
         else Sse.Prefetch1(p);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile<TN>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride) where TN : struct, IConstant
-    {
-        // Statics first, before any vector is live: a class-initialisation call after that point makes the register
-        // allocator keep the accumulators in memory for the whole method (measured: table kinds ran at half speed).
-        byte* tables = (byte*)TK.Tables;
-        int offset = Offset;
-        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockStride = BlockStride;
-        int e8m0Shift = TK.E8M0Shift;
-        bool two = TN.Value == 2;
-        int xStride = superBlocks * sb; // token B's codes; its scales follow at superBlocks, its sums at xStride/16
-        var acc = Vector256<float>.Zero;
-        var accB = Vector256<float>.Zero;
-        Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
-        if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
-        if (TK.WideLut) TableLookup.Load(tables + TableLookup.HighOffset, TK.Bits, TD.Vbmi, out u0, out u1, out u2, out u3);
-        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
-        {
-            byte* p = w + codeBytes;
-            byte* sub = p + PackedKind.ScaleBytesOf(TK.HalfScale) * (TK.HasMins ? 2 : 1);
-            short* xSumsB = xSums16 + xStride / 16;
-            var isum = Vector256<int>.Zero;
-            var imin = Vector256<int>.Zero;
-            var isumB = Vector256<int>.Zero;
-            var iminB = Vector256<int>.Zero;
-            for (int j = 0; j < sb / 32; j++)
-            {
-                byte* wj = w + j * 32 * TK.Bits;
-                if (Sse.IsSupported) // (the kernels run on x86 only; a constant for the JIT)
-                {
-                    Prefetch(wj + PrefetchDistance);
-                    if (TK.Bits >= 3) Prefetch(wj + PrefetchDistance + 64);
-                    if (TK.Bits >= 5) Prefetch(wj + PrefetchDistance + 128);
-                    if (TK.Bits >= 7) Prefetch(wj + PrefetchDistance + 192);
-                }
-                sbyte* xj = x + 32 * j;
-                sbyte* xb = xj + xStride;
-                // h: the 8 rows' sums over chunks 0-3 and 4-7 of these 32 columns; g: the high table's (wide books);
-                // the b-suffixed ones are token B's.
-                Vector256<int> h0 = default, h1 = default, g0 = default, g1 = default;
-                Vector256<int> h0b = default, h1b = default, g0b = default, g1b = default;
-                if (TK.Bits == 8)
-                {
-                    Bytes<TN>(0, wj, xj, xb, ref h0, ref h1, ref h0b, ref h1b);
-                    Bytes<TN>(1, wj, xj, xb, ref h0, ref h1, ref h0b, ref h1b);
-                    Bytes<TN>(2, wj, xj, xb, ref h0, ref h1, ref h0b, ref h1b);
-                    Bytes<TN>(3, wj, xj, xb, ref h0, ref h1, ref h0b, ref h1b);
-                }
-                else if (TK.Bits is 4 or 6 or 5)
-                {
-                    // A 4-bit plane: chunk k in the low nibbles, chunk k+4 in the high ones; 6-bit codes add two
-                    // high bits from the 2-bit plane after it, 5-bit codes one from the bit plane after it.
-                    var p0 = TK.Bits != 4 ? Vector256.Load(wj + 128).AsUInt16() : default;
-                    var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
-                    // Unrolled by hand: the JIT no longer unrolls a loop this size, and the loop cost a third of
-                    // Q4_0's speed (measured).
-                    Nibbles<TN>(0, wj, xj, xb, p0, p1, t0, t1, t2, t3, u0, u1, u2, u3, ref h0, ref h1, ref g0, ref g1, ref h0b, ref h1b, ref g0b, ref g1b);
-                    Nibbles<TN>(1, wj, xj, xb, p0, p1, t0, t1, t2, t3, u0, u1, u2, u3, ref h0, ref h1, ref g0, ref g1, ref h0b, ref h1b, ref g0b, ref g1b);
-                    Nibbles<TN>(2, wj, xj, xb, p0, p1, t0, t1, t2, t3, u0, u1, u2, u3, ref h0, ref h1, ref g0, ref g1, ref h0b, ref h1b, ref g0b, ref g1b);
-                    Nibbles<TN>(3, wj, xj, xb, p0, p1, t0, t1, t2, t3, u0, u1, u2, u3, ref h0, ref h1, ref g0, ref g1, ref h0b, ref h1b, ref g0b, ref g1b);
-                }
-                else
-                {
-                    // A 2-bit plane: chunks k, k+2, k+4, k+6 at shifts 0, 2, 4, 6; 3-bit codes add a third bit from
-                    // the bit plane after it (bit c is chunk c's).
-                    var third = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
-                    // Unrolled by hand (as Nibbles): with k a loop variable the third bit's shifts were variable
-                    // counts behind a branch, and Q3_K ran at a third of Q2_K's speed.
-                    Crumbs<TN>(0, wj, xj, xb, third, ref h0, ref h1, ref h0b, ref h1b);
-                    Crumbs<TN>(1, wj, xj, xb, third, ref h0, ref h1, ref h0b, ref h1b);
-                }
-
-                if (TK.WideLut)
-                {
-                    h0 += Vector256.ShiftLeft(g0, 7);
-                    h1 += Vector256.ShiftLeft(g1, 7);
-                    if (two) { h0b += Vector256.ShiftLeft(g0b, 7); h1b += Vector256.ShiftLeft(g1b, 7); }
-                }
-                isum = AddScaled(isum, h0, h1, sub, j, xSums16, offset);
-                if (TK.HasMins) imin = AddMins(imin, sub, j, xSums16);
-                if (two)
-                {
-                    isumB = AddScaled(isumB, h0b, h1b, sub, j, xSumsB, offset);
-                    if (TK.HasMins) iminB = AddMins(iminB, sub, j, xSumsB);
-                }
-            }
-            var d = BlockScale(p, e8m0Shift);
-            acc = Finish(acc, isum, imin, d, p, xSums16, xScales[s], offset);
-            if (two) accB = Finish(accB, isumB, iminB, d, p, xSumsB, xScales[superBlocks + s], offset);
-        }
-        Store(acc, y, rows);
-        if (two) Store(accB, y + yStride, rows);
-    }
-
-    /// <summary>Byte codes of chunks c and c+4 dotted with token A's (and token B's) activations.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Bytes<TN>(int c, byte* wj, sbyte* xj, sbyte* xb,
-        ref Vector256<int> h0, ref Vector256<int> h1, ref Vector256<int> h0b, ref Vector256<int> h1b) where TN : struct, IConstant
-    {
-        var v0 = Vector256.Load(wj + 32 * c);
-        var v1 = Vector256.Load(wj + 32 * (c + 4));
-        h0 = Dot(h0, v0, xj, c);
-        h1 = Dot(h1, v1, xj, c + 4);
-        if (TN.Value == 2) { h0b = Dot(h0b, v0, xb, c); h1b = Dot(h1b, v1, xb, c + 4); }
-    }
-
-    /// <summary>
-    /// Vector k of a 2-bit plane (chunks k, k+2, k+4 and k+6 at shifts 0, 2, 4 and 6), with 3-bit codes' third bits
-    /// from the bit plane <paramref name="third"/> (bit c is chunk c's), dotted with token A's (and B's) activations.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Crumbs<TN>(int k, byte* wj, sbyte* xj, sbyte* xb, Vector256<ushort> third,
-        ref Vector256<int> h0, ref Vector256<int> h1, ref Vector256<int> h0b, ref Vector256<int> h1b) where TN : struct, IConstant
-    {
-        Codes2(k, wj, third, out var c0, out var c2, out var c4, out var c6);
-        h0 = Dot(Dot(h0, c0, xj, k), c2, xj, k + 2);
-        h1 = Dot(Dot(h1, c4, xj, k + 4), c6, xj, k + 6);
-        if (TN.Value == 2)
-        {
-            h0b = Dot(Dot(h0b, c0, xb, k), c2, xb, k + 2);
-            h1b = Dot(Dot(h1b, c4, xb, k + 4), c6, xb, k + 6);
-        }
     }
 
     /// <summary>
@@ -265,33 +61,6 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     }
 
     /// <summary>
-    /// Vector k of a 4-bit plane (chunks k and k+4, with their fifth or fifth-and-sixth bits from the planes p0/p1),
-    /// looked up where the kind has tables, dotted with token A's (and token B's) activations.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Nibbles<TN>(int k, byte* wj, sbyte* xj, sbyte* xb, Vector256<ushort> p0, Vector256<ushort> p1,
-        Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3,
-        Vector256<byte> u0, Vector256<byte> u1, Vector256<byte> u2, Vector256<byte> u3,
-        ref Vector256<int> h0, ref Vector256<int> h1, ref Vector256<int> g0, ref Vector256<int> g1,
-        ref Vector256<int> h0b, ref Vector256<int> h1b, ref Vector256<int> g0b, ref Vector256<int> g1b) where TN : struct, IConstant
-    {
-        Codes4(k, wj, p0, p1, out var c0, out var c1);
-        var l0 = Low(c0, t0, t1, t2, t3);
-        var l1 = Low(c1, t0, t1, t2, t3);
-        h0 = Dot(h0, l0, xj, k);
-        h1 = Dot(h1, l1, xj, k + 4);
-        if (TN.Value == 2) { h0b = Dot(h0b, l0, xb, k); h1b = Dot(h1b, l1, xb, k + 4); }
-        if (TK.WideLut)
-        {
-            var m0 = Low(c0, u0, u1, u2, u3);
-            var m1 = Low(c1, u0, u1, u2, u3);
-            g0 = Dot(g0, m0, xj, k);
-            g1 = Dot(g1, m1, xj, k + 4);
-            if (TN.Value == 2) { g0b = Dot(g0b, m0, xb, k); g1b = Dot(g1b, m1, xb, k + 4); }
-        }
-    }
-
-    /// <summary>
     /// The codes of chunks k and k+4 from vector k of a 4-bit plane, with their fifth or fifth-and-sixth bits from
     /// the planes p0/p1 for 5- and 6-bit kinds.
     /// </summary>
@@ -302,8 +71,8 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         var low4 = Vector256.Create((byte)0x0F);
         var v = Vector256.Load(wj + 32 * k);
         c0 = v & low4;
-        // A shift and a mask here, not ByteFields' one affine transform: for a nibble that measured 3-6 % slower
-        // (Q4_0, Q4_K single-thread decode, best of 6) — the transform competes with the dot products for their ports.
+        // A shift and a mask here, not ByteFields' one affine transform: for a nibble that measured slower (the
+        // transform competes with the dot products for their ports; see docs/performance.md#measured-and-dropped).
         c1 = Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte() & low4;
         if (TK.Bits == 6)
         {
@@ -324,8 +93,8 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     /// <see cref="Codes4"/> for 6-bit indices into a 64-entry table read by vpermi2b, which looks at bits 0-5 of each
     /// index byte only: the nibble and the plane's two bits, moved to bits 4-5 by one 16-bit shift (each byte's bits
     /// 4-5 come from its own bits), meet in one bitwise select (vpternlogd), and bits 6-7 keep whatever the shifts
-    /// left there. Five instructions for two vectors of indices where the masks and GFNI transforms took seven. Zen 5,
-    /// in-process alternation: MXFP6 decode in cache +10 to +12 %, from memory E3M2 +8 %, E2M3 level.
+    /// left there. Five instructions for two vectors of indices where the masks and GFNI transforms took seven
+    /// (see docs/performance.md#table-formats).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Indices6(int k, byte* wj, Vector256<ushort> p0, Vector256<ushort> p1, out Vector256<byte> c0, out Vector256<byte> c1)
@@ -340,265 +109,10 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         c1 = Vector256.ConditionalSelect(top, high1.AsByte(), Vector256.ShiftRightLogical(v.AsUInt16(), 4).AsByte());
     }
 
-    /// <summary>
-    /// Four tokens per tile for kinds without tables: every code vector is unpacked once and meets four tokens'
-    /// activations. The same integer and float operations per token as <see cref="Tile{TN}"/>, so the same bits.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Tile4(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride)
-    {
-        int offset = Offset;
-        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockStride = BlockStride;
-        int e8m0Shift = TK.E8M0Shift;
-        int xStride = superBlocks * sb, sumStride = xStride / 16;
-        Vector256<float> accA = default, accB = default, accC = default, accD = default;
-        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
-        {
-            byte* p = w + codeBytes;
-            byte* sub = p + PackedKind.ScaleBytesOf(TK.HalfScale); // after d (no dmin: no mins)
-            short* sumsB = xSums16 + sumStride, sumsC = sumsB + sumStride, sumsD = sumsC + sumStride;
-            Vector256<int> isA = default, isB = default, isC = default, isD = default;
-            for (int j = 0; j < sb / 32; j++)
-            {
-                byte* wj = w + j * 32 * TK.Bits;
-                sbyte* xa = x + 32 * j;
-                Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default, c0 = default, c1 = default, d0 = default, d1 = default;
-                if (TK.Bits == 8)
-                {
-                    // Unrolled by hand, as in Tile (the JIT leaves loops of this size rolled).
-                    Dot4(Vector256.Load(wj), 0, Vector256.Load(wj + 128), 4, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    Dot4(Vector256.Load(wj + 32), 1, Vector256.Load(wj + 160), 5, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    Dot4(Vector256.Load(wj + 64), 2, Vector256.Load(wj + 192), 6, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    Dot4(Vector256.Load(wj + 96), 3, Vector256.Load(wj + 224), 7, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                }
-                else // 4-, 5- and 6-bit codes (FourTokenTile admits no narrower ones)
-                {
-                    var p0 = TK.Bits != 4 ? Vector256.Load(wj + 128).AsUInt16() : default;
-                    var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
-                    Codes4(0, wj, p0, p1, out var l0, out var h0);
-                    Dot4(l0, 0, h0, 4, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    Codes4(1, wj, p0, p1, out var l1, out var h1);
-                    Dot4(l1, 1, h1, 5, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    Codes4(2, wj, p0, p1, out var l2, out var h2);
-                    Dot4(l2, 2, h2, 6, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                    Codes4(3, wj, p0, p1, out var l3, out var h3);
-                    Dot4(l3, 3, h3, 7, xa, xStride, ref a0, ref a1, ref b0, ref b1, ref c0, ref c1, ref d0, ref d1);
-                }
-                isA = AddScaled(isA, a0, a1, sub, j, xSums16, offset);
-                isB = AddScaled(isB, b0, b1, sub, j, sumsB, offset);
-                isC = AddScaled(isC, c0, c1, sub, j, sumsC, offset);
-                isD = AddScaled(isD, d0, d1, sub, j, sumsD, offset);
-            }
-            var d = BlockScale(p, e8m0Shift);
-            // No mins here (FourTokenTile admits no kinds with mins): imin is zero.
-            accA = Finish(accA, isA, default, d, p, xSums16, xScales[s], offset);
-            accB = Finish(accB, isB, default, d, p, sumsB, xScales[superBlocks + s], offset);
-            accC = Finish(accC, isC, default, d, p, sumsC, xScales[2 * superBlocks + s], offset);
-            accD = Finish(accD, isD, default, d, p, sumsD, xScales[3 * superBlocks + s], offset);
-        }
-        Store(accA, y, rows);
-        Store(accB, y + yStride, rows);
-        Store(accC, y + 2 * yStride, rows);
-        Store(accD, y + 3 * yStride, rows);
-    }
-
-    /// <summary>
-    /// Sixteen rows (two groups) where it measured faster: kinds whose only whole-block correction is the code
-    /// offset (Q4_0, Q5_0, Q8_0). Each activation broadcast then feeds two groups' dot products and each token's
-    /// offset term and scale are read once for both, where the one-group tile spent as many instructions on those
-    /// (and on its 32-value epilogue) as on the dot products themselves.
-    /// </summary>
-    private static bool SixteenRowTile => PairedGroups && Avx512F.VL.IsSupported;
-
-    /// <summary>The 16-row tiles of <see cref="TileX2{TN, TS}"/>, one and four tokens: whole-block offset only, 4-, 5- or
-    /// 8-bit codes without tables (Q4_0, Q5_0, Q8_0, mxint8). The other paired kinds decode with <see cref="Decode16{TS}"/>.</summary>
-    private static bool FourTokenSixteenRowTile => SixteenRowTile && TK.Layout == SubScaleLayout.None && !TK.HasLut && TK.Bits is 4 or 5 or 8;
-
-    /// <summary>The layout of <see cref="PackedKind.PairedGroups"/>, for the kinds with a 16-row tile.</summary>
-    private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => GroupLayout<TK>.PairedGroups; }
-
-    /// <summary>Q2_K and Q3_K: 2- and 3-bit codes with 16-value sub-scales, decoded 16 rows at once (Decode16KCrumbs).</summary>
-    private static bool K16Crumbs => TK.Bits <= 3 && TK.Layout is SubScaleLayout.PackedScaleMin16 or SubScaleLayout.Signed16;
-
     /// <summary>From one super-block of a group to its next: two blocks where groups are stored in pairs.</summary>
     private static int BlockStride { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => GroupLayout<TK>.BlockStride; }
 
     private static int BlockBytes { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => GroupLayout<TK>.BlockBytes; }
-
-    /// <summary>
-    /// One or four tokens × two groups (rows 0-7 and 8-15, their super-blocks alternating in memory). Per token and
-    /// group one integer sum, started at the offset term (offset·Σx, exact in any order) and finished with the same
-    /// fused multiply-add as <see cref="Finish"/>, so the same bits as the one-group tiles.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void TileX2<TN, TS>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride) where TN : struct, IConstant where TS : struct, IStepX2
-    {
-        bool four = TN.Value == 4;
-        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
-        int e8m0Shift = TK.E8M0Shift;
-        int xStride = superBlocks * sb, sumStride = xStride / 16;
-        Vector256<float> fA = default, fB = default, fC = default, fD = default; // rows 0-7, tokens A-D
-        Vector256<float> gA = default, gB = default, gC = default, gD = default; // rows 8-15
-        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
-        {
-            byte* v = w + blockBytes;
-            // Decode prefetches every line of the pair a distance ahead (PrefetchPair). On the AMD EPYC VM the hardware
-            // prefetcher alone was as fast or faster (2 threads, 5632×2048 from memory, 24 alternations in one
-            // process: without, Q8_0 +5 %, Q5_0 +8 %, mxint8 +11 %, Q4_0 −3 to +0.5 %); on the Intel Sapphire Rapids
-            // VM, the same test the other way round: with, Q4_0 +18 % (ahead in 24 of 24 rounds), Q8_0 +10 %, Q5_0
-            // +9 %, mxint8 +6 %. Weights in cache, one thread, it costs Q4_0 11 % (five prefetches per 32 columns),
-            // but a decode streams its weights from memory. One line per pair, or one per 128 bytes, lost most of it.
-            if (!four && Sse.IsSupported) PrefetchPair(w + PrefetchDistance, blockStride);
-            var oA = OffsetTerm(xSums16);
-            var oB = four ? OffsetTerm(xSums16 + sumStride) : default;
-            var oC = four ? OffsetTerm(xSums16 + 2 * sumStride) : default;
-            var oD = four ? OffsetTerm(xSums16 + 3 * sumStride) : default;
-            Vector256<int> a = oA, b = oB, c = oC, d = oD, a1 = oA, b1 = oB, c1 = oC, d1 = oD;
-            for (int j = 0; j < sb / 32; j++)
-            {
-                byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
-                sbyte* xj = x + 32 * j;
-                if (TK.Bits == 8)
-                {
-                    // Unrolled by hand, as in Tile (the JIT leaves loops of this size rolled).
-                    Dot4x2<TN>(Vector256.Load(wj), Vector256.Load(wj + 128), Vector256.Load(vj), Vector256.Load(vj + 128), 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Dot4x2<TN>(Vector256.Load(wj + 32), Vector256.Load(wj + 160), Vector256.Load(vj + 32), Vector256.Load(vj + 160), 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Dot4x2<TN>(Vector256.Load(wj + 64), Vector256.Load(wj + 192), Vector256.Load(vj + 64), Vector256.Load(vj + 192), 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                    Dot4x2<TN>(Vector256.Load(wj + 96), Vector256.Load(wj + 224), Vector256.Load(vj + 96), Vector256.Load(vj + 224), 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-                }
-                else TS.Step<TN>(wj, vj, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1); // 4- and 5-bit codes
-            }
-            var dw = BlockScale(w + codeBytes, e8m0Shift);
-            var dv = BlockScale(v + codeBytes, e8m0Shift);
-            var xA = Vector256.Create(xScales[s]);
-            fA = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), dw * xA, fA);
-            gA = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a1), dv * xA, gA);
-            if (!four) continue;
-            var xB = Vector256.Create(xScales[superBlocks + s]);
-            var xC = Vector256.Create(xScales[2 * superBlocks + s]);
-            var xD = Vector256.Create(xScales[3 * superBlocks + s]);
-            fB = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), dw * xB, fB);
-            gB = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b1), dv * xB, gB);
-            fC = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(c), dw * xC, fC);
-            gC = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(c1), dv * xC, gC);
-            fD = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(d), dw * xD, fD);
-            gD = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(d1), dv * xD, gD);
-        }
-        int rest = rows - PackedMatrix.GroupRows;
-        Store(fA, y, 8); Store(gA, y + 8, rest);
-        if (!four) return;
-        Store(fB, y + yStride, 8); Store(gB, y + yStride + 8, rest);
-        Store(fC, y + 2 * yStride, 8); Store(gC, y + 2 * yStride + 8, rest);
-        Store(fD, y + 3 * yStride, 8); Store(gD, y + 3 * yStride + 8, rest);
-    }
-
-    /// <summary>
-    /// One token × two groups for the paired kinds without <see cref="TileX2{TN, TS}"/> (int formats, tables, MX,
-    /// ternary): each activation broadcast feeds both groups, each super-block's offset term and Σx are read once for
-    /// both, and the pair's bytes are one run of memory. Per group one integer sum, started at the offset term, with
-    /// the high table's sums and the zero points applied at the end of the super-block (exact integer steps), then
-    /// the same fused multiply-add as <see cref="Finish"/>: the same bits as <see cref="Tile{TN}"/>. The 32-column
-    /// step is <typeparamref name="TS"/>, one family of code layout each.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Decode16<TS>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows) where TS : struct, IPairStep
-    {
-        byte* tables = (byte*)TK.Tables;
-        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
-        int e8m0Shift = TK.E8M0Shift;
-        int zeroAt = codeBytes + PackedKind.ScaleBytesOf(TK.HalfScale);
-        int aheadStep = blockStride * 32 / sb;
-        Vector256<float> f = default, g = default; // rows 0-7, rows 8-15
-        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
-        {
-            byte* v = w + blockBytes;
-            var o = OffsetTerm(xSums16);
-            Vector256<int> a = o, b = o, ha = default, hb = default; // ha, hb: the high table's sums (wide books)
-            for (int j = 0; j < sb / 32; j++)
-            {
-                byte* wj = w + j * 32 * TK.Bits;
-                // The pair's bytes in even steps through the super-block, a distance ahead (see PrefetchDistance
-                // and TileX2). Only this step's codes, as before, left up to a third of a pair's lines to the
-                // hardware prefetcher: 2 threads from memory, 24 alternations in one process, int8:g32 +15 %,
-                // int3:g64 +2 %, 4- and 6-bit kinds (int4, NF4, IQ4_NL, MX) −1 to +0.4 %, within the noise.
-                if (Sse.IsSupported) PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
-                TS.Step(wj, v + j * 32 * TK.Bits, x + 32 * j, tables, ref a, ref b, ref ha, ref hb);
-            }
-            // Wide books' high table, else the steps' second dependency chain (chunks 4-7).
-            if (TK.WideLut) { a += Vector256.ShiftLeft(ha, 7); b += Vector256.ShiftLeft(hb, 7); }
-            else { a += ha; b += hb; }
-            if (TK.Layout == SubScaleLayout.ZeroPoint)
-            {
-                // weight = d·(code − z): the row's zero point times the super-block's Σx (see Finish).
-                var total = Vector256.Create(BlockSum(xSums16));
-                a -= Avx2.ConvertToVector256Int32(w + zeroAt) * total;
-                b -= Avx2.ConvertToVector256Int32(v + zeroAt) * total;
-            }
-            var dx = Vector256.Create(xScales[s]);
-            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), BlockScale(w + codeBytes, e8m0Shift) * dx, f);
-            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), BlockScale(v + codeBytes, e8m0Shift) * dx, g);
-        }
-        Store(f, y, 8);
-        Store(g, y + 8, rows - PackedMatrix.GroupRows);
-    }
-
-    /// <summary>
-    /// <see cref="Decode16{TS}"/> for Q4_K and Q5_K, whose 32-column sub-blocks each have a 6-bit scale and min: per
-    /// step both groups' sums of these columns, times their sub-scales, and every other step the mins against the
-    /// pair of sub-blocks' Σx — <see cref="Tile{TN}"/>'s integer steps, then <see cref="Finish"/>'s two fused
-    /// multiply-adds, so the same bits. Its own method (and written out, not through AddScaled/AddMins/Finish):
-    /// the JIT inlines dead generic branches before folding them, and with them the budget ran out (calls, and
-    /// accumulators kept in memory).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Decode16K<TS>(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows) where TS : struct, IPairStep
-    {
-        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
-        int subAt = codeBytes + 2 * PackedKind.ScaleBytesOf(TK.HalfScale); // after d and dmin
-        int aheadStep = blockStride * 32 / sb;
-        Vector256<float> f = default, g = default; // rows 0-7, rows 8-15
-        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
-        {
-            byte* v = w + blockBytes;
-            Vector256<int> a = default, b = default, ma = default, mb = default;
-            for (int j = 0; j < sb / 32; j++)
-            {
-                if (Sse.IsSupported)
-                {
-                    // The pair's bytes (codes, scales, sub-scales: 2368 for Q4_K) in even steps through the
-                    // super-block, a distance ahead (see PrefetchDistance), into L2 — unlike Q4_K's 8-row tile, which
-                    // prefetches into L1. 2 threads, 5632×2048 from memory, GB/s against the 8-row tile, alternating:
-                    // into L2 +12/+8/+2 %, into L1 −2 to −10 %, each group's codes only (no scales) −45 %.
-                    PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
-                }
-                // The step's sums of chunks 0-3 and 4-7 apart (two dependency chains per group; NibbleStep), then added.
-                Vector256<int> sa = default, sv = default, ha = default, hv = default;
-                TS.Step(w + j * 32 * TK.Bits, v + j * 32 * TK.Bits, x + 32 * j, null, ref sa, ref sv, ref ha, ref hv);
-                sa += ha; sv += hv;
-                a += Avx2.ConvertToVector256Int32(w + subAt + 8 * j) * sa;
-                b += Avx2.ConvertToVector256Int32(v + subAt + 8 * j) * sv;
-                if ((j & 1) == 0)
-                {
-                    // Mins of sub-blocks j and j+1 against their Σx: one int16-pair multiply-add (see AddMins).
-                    short* xs = xSums16 + 2 * j;
-                    var sums = Pair(xs[0] + xs[1], xs[2] + xs[3]);
-                    ma = MultiplyAddPairs(ma, Avx2.ConvertToVector256Int16(w + subAt + 64 + 8 * j), sums);
-                    mb = MultiplyAddPairs(mb, Avx2.ConvertToVector256Int16(v + subAt + 64 + 8 * j), sums);
-                }
-            }
-            var dx = Vector256.Create(xScales[s]);
-            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), HalfWidening.Widen8Finite(w + codeBytes) * dx, f);
-            f = Vector256.FusedMultiplyAdd(-Vector256.ConvertToSingle(ma), HalfWidening.Widen8Finite(w + codeBytes + 16) * dx, f);
-            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), HalfWidening.Widen8Finite(v + codeBytes) * dx, g);
-            g = Vector256.FusedMultiplyAdd(-Vector256.ConvertToSingle(mb), HalfWidening.Widen8Finite(v + codeBytes + 16) * dx, g);
-        }
-        Store(f, y, 8);
-        Store(g, y + 8, rows - PackedMatrix.GroupRows);
-    }
 
     /// <summary>
     /// Prefetches into L2 (L1 on Intel CPUs: <see cref="PrefetchLevel"/>) the <paramref name="bytes"/> (at most 640, a
@@ -629,261 +143,6 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         else Sse.Prefetch1(p);
     }
 
-    /// <summary>
-    /// <see cref="Decode16{TS}"/> for Q6_K, whose 16-column sub-blocks each have a signed 8-bit scale: per step and
-    /// group the sums of columns 0-15 and 16-31 apart, each times its sub-scale, plus the offset (−32) times Σ sc·Σx
-    /// as one int16-pair multiply-add — <see cref="AddScaled"/>'s steps, then <see cref="Finish"/>'s fused
-    /// multiply-add, so the same bits as the 8-row tile. Its own method, written out (see <see cref="Decode16K{TS}"/>).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Decode16Q6(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
-    {
-        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
-        int subAt = codeBytes + PackedKind.ScaleBytesOf(TK.HalfScale); // after d
-        int aheadStep = blockStride * 32 / sb;
-        var offset = Vector256.Create(Offset);
-        Vector256<float> f = default, g = default; // rows 0-7, rows 8-15
-        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
-        {
-            byte* v = w + blockBytes;
-            Vector256<int> a = default, b = default;
-            for (int j = 0; j < sb / 32; j++)
-            {
-                if (Sse.IsSupported) PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
-                byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
-                sbyte* xj = x + 32 * j;
-                var p0 = Vector256.Load(wj + 128).AsUInt16();
-                var p1 = Vector256.Load(wj + 160).AsUInt16();
-                var q0 = Vector256.Load(vj + 128).AsUInt16();
-                var q1 = Vector256.Load(vj + 160).AsUInt16();
-                // a0/b0: columns 0-15 (chunks 0-3) of each group; a1/b1: columns 16-31 (chunks 4-7).
-                Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default;
-                Halves(0, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
-                Halves(1, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
-                Halves(2, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
-                Halves(3, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
-                // Lane r of the widened sub-scales: row r's pair (sub-block 2j low, 2j+1 high); see AddScaled.
-                var sumPair = SumPair(xSums16, j);
-                var sw = Avx2.ConvertToVector256Int16((sbyte*)w + subAt + 16 * j);
-                var sv = Avx2.ConvertToVector256Int16((sbyte*)v + subAt + 16 * j);
-                a += Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(sw.AsInt32(), 16), 16) * a0 + Vector256.ShiftRightArithmetic(sw.AsInt32(), 16) * a1
-                    + Avx2.MultiplyAddAdjacent(sw, sumPair) * offset;
-                b += Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(sv.AsInt32(), 16), 16) * b0 + Vector256.ShiftRightArithmetic(sv.AsInt32(), 16) * b1
-                    + Avx2.MultiplyAddAdjacent(sv, sumPair) * offset;
-            }
-            var dx = Vector256.Create(xScales[s]);
-            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), HalfWidening.Widen8Finite(w + codeBytes) * dx, f);
-            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), HalfWidening.Widen8Finite(v + codeBytes) * dx, g);
-        }
-        Store(f, y, 8);
-        Store(g, y + 8, rows - PackedMatrix.GroupRows);
-    }
-
-    /// <summary>
-    /// <see cref="Decode16{TS}"/> for Q2_K and Q3_K: per step and group the sums of columns 0-15 and 16-31 (int16 each,
-    /// see SumsFitInt16) packed as a pair that meets the pair of sub-scales in one int16 multiply-add — with Q3_K's
-    /// offset folded in, and Q2_K's mins against the Σx pair in another — then <see cref="Finish"/>'s fused
-    /// multiply-adds: <see cref="AddScaled"/>/<see cref="AddMins"/>'s integer steps, so the same bits as the 8-row
-    /// tile. Its own method, written out (see <see cref="Decode16K{TS}"/>).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Decode16KCrumbs(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
-    {
-        bool mins = TK.Layout == SubScaleLayout.PackedScaleMin16;
-        int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
-        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
-        int subAt = codeBytes + PackedKind.ScaleBytesOf(TK.HalfScale) * (mins ? 2 : 1); // after d (and dmin)
-        int aheadStep = blockStride * 32 / sb;
-        var offset16 = Vector256.Create((short)Offset);
-        Vector256<float> f = default, g = default; // rows 0-7, rows 8-15
-        for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
-        {
-            byte* v = w + blockBytes;
-            Vector256<int> a = default, b = default, ma = default, mb = default;
-            for (int j = 0; j < sb / 32; j++)
-            {
-                if (Sse.IsSupported) PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
-                byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
-                sbyte* xj = x + 32 * j;
-                var pw = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
-                var pv = TK.Bits == 3 ? Vector256.Load(vj + 64).AsUInt16() : default;
-                // a0/b0: columns 0-15 (chunks 0-3) of each group; a1/b1: columns 16-31 (chunks 4-7).
-                Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default;
-                CrumbHalves(0, wj, vj, xj, pw, pv, ref a0, ref a1, ref b0, ref b1);
-                CrumbHalves(1, wj, vj, xj, pw, pv, ref a0, ref a1, ref b0, ref b1);
-                var sumPair = SumPair(xSums16, j);
-                var hw = PackPairs(a0, a1);
-                var hv = PackPairs(b0, b1);
-                if (mins)
-                {
-                    var rw = Avx2.ConvertToVector256Int16(w + subAt + 16 * j);
-                    var rv = Avx2.ConvertToVector256Int16(v + subAt + 16 * j);
-                    var low = Vector256.Create((short)15);
-                    a = MultiplyAddPairs(a, hw, rw & low);
-                    b = MultiplyAddPairs(b, hv, rv & low);
-                    ma = MultiplyAddPairs(ma, Vector256.ShiftRightLogical(rw.AsUInt16(), 4).AsInt16(), sumPair);
-                    mb = MultiplyAddPairs(mb, Vector256.ShiftRightLogical(rv.AsUInt16(), 4).AsInt16(), sumPair);
-                }
-                else
-                {
-                    var offsetSums = sumPair * offset16;
-                    a = MultiplyAddPairs(a, hw + offsetSums, Avx2.ConvertToVector256Int16((sbyte*)w + subAt + 16 * j));
-                    b = MultiplyAddPairs(b, hv + offsetSums, Avx2.ConvertToVector256Int16((sbyte*)v + subAt + 16 * j));
-                }
-            }
-            var dx = Vector256.Create(xScales[s]);
-            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), HalfWidening.Widen8Finite(w + codeBytes) * dx, f);
-            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), HalfWidening.Widen8Finite(v + codeBytes) * dx, g);
-            if (mins)
-            {
-                f = Vector256.FusedMultiplyAdd(-Vector256.ConvertToSingle(ma), HalfWidening.Widen8Finite(w + codeBytes + 16) * dx, f);
-                g = Vector256.FusedMultiplyAdd(-Vector256.ConvertToSingle(mb), HalfWidening.Widen8Finite(v + codeBytes + 16) * dx, g);
-            }
-        }
-        Store(f, y, 8);
-        Store(g, y + 8, rows - PackedMatrix.GroupRows);
-    }
-
-    /// <summary>Vector k of both groups' 2-bit planes (chunks k, k+2 into a0/b0; k+4, k+6 into a1/b1), with 3-bit
-    /// codes' third bits from the bit planes pw/pv, dotted with the token.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void CrumbHalves(int k, byte* wj, byte* vj, sbyte* xj, Vector256<ushort> pw, Vector256<ushort> pv,
-        ref Vector256<int> a0, ref Vector256<int> a1, ref Vector256<int> b0, ref Vector256<int> b1)
-    {
-        Codes2(k, wj, pw, out var w0, out var w2, out var w4, out var w6);
-        Codes2(k, vj, pv, out var v0, out var v2, out var v4, out var v6);
-        var x0 = X(xj, k); var x2 = X(xj, k + 2); var x4 = X(xj, k + 4); var x6 = X(xj, k + 6);
-        a0 = TD.Accumulate(TD.Accumulate(a0, w0, x0), w2, x2);
-        b0 = TD.Accumulate(TD.Accumulate(b0, v0, x0), v2, x2);
-        a1 = TD.Accumulate(TD.Accumulate(a1, w4, x4), w6, x6);
-        b1 = TD.Accumulate(TD.Accumulate(b1, v4, x4), v6, x6);
-    }
-
-    /// <summary>Chunks k (into a0, b0) and k+4 (into a1, b1) of both groups' 6-bit codes dotted with the token.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Halves(int k, byte* wj, byte* vj, sbyte* xj, Vector256<ushort> p0, Vector256<ushort> p1, Vector256<ushort> q0, Vector256<ushort> q1,
-        ref Vector256<int> a0, ref Vector256<int> a1, ref Vector256<int> b0, ref Vector256<int> b1)
-    {
-        Codes4(k, wj, p0, p1, out var l, out var h);
-        Codes4(k, vj, q0, q1, out var m, out var n);
-        var xl = X(xj, k);
-        var xh = X(xj, k + 4);
-        a0 = TD.Accumulate(a0, l, xl);
-        b0 = TD.Accumulate(b0, m, xl);
-        a1 = TD.Accumulate(a1, h, xh);
-        b1 = TD.Accumulate(b1, n, xh);
-    }
-
-    /// <summary>One 32-column step of <see cref="Decode16{TS}"/>: both groups' codes of these columns (wj, vj)
-    /// dotted with the token's activations, into a and b (the high table's into ha and hb).</summary>
-    internal interface IPairStep
-    {
-        static abstract void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb);
-    }
-
-    /// <summary>Both groups' codes of chunk c dotted with one broadcast of the token's four activation bytes.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Pair(Vector256<byte> cw, Vector256<byte> cv, sbyte* xj, int c, ref Vector256<int> a, ref Vector256<int> b)
-    {
-        var xc = X(xj, c);
-        a = TD.Accumulate(a, cw, xc);
-        b = TD.Accumulate(b, cv, xc);
-    }
-
-    /// <summary>8-bit codes (int8 formats).</summary>
-    private struct ByteStep : IPairStep
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
-        {
-            Pair(Vector256.Load(wj), Vector256.Load(vj), xj, 0, ref a, ref b);
-            Pair(Vector256.Load(wj + 32), Vector256.Load(vj + 32), xj, 1, ref a, ref b);
-            Pair(Vector256.Load(wj + 64), Vector256.Load(vj + 64), xj, 2, ref a, ref b);
-            Pair(Vector256.Load(wj + 96), Vector256.Load(vj + 96), xj, 3, ref a, ref b);
-            // Chunks 4-7 into the high sums, as NibbleStep.
-            Pair(Vector256.Load(wj + 128), Vector256.Load(vj + 128), xj, 4, ref ha, ref hb);
-            Pair(Vector256.Load(wj + 160), Vector256.Load(vj + 160), xj, 5, ref ha, ref hb);
-            Pair(Vector256.Load(wj + 192), Vector256.Load(vj + 192), xj, 6, ref ha, ref hb);
-            Pair(Vector256.Load(wj + 224), Vector256.Load(vj + 224), xj, 7, ref ha, ref hb);
-        }
-    }
-
-    /// <summary>4-, 5- and 6-bit codes (int formats), or 4- and 6-bit indices into the kind's tables (IQ4_NL, MXFP4,
-    /// NF4/FP4, minifloat and MX books).</summary>
-    private struct NibbleStep : IPairStep
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
-        {
-            var p0 = TK.Bits != 4 ? Vector256.Load(wj + 128).AsUInt16() : default;
-            var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
-            var q0 = TK.Bits != 4 ? Vector256.Load(vj + 128).AsUInt16() : default;
-            var q1 = TK.Bits == 6 ? Vector256.Load(vj + 160).AsUInt16() : default;
-            Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default, u0 = default, u1 = default, u2 = default, u3 = default;
-            if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
-            if (TK.WideLut) TableLookup.Load(tables + TableLookup.HighOffset, TK.Bits, TD.Vbmi, out u0, out u1, out u2, out u3);
-            Codes4(0, wj, p0, p1, out var l0, out var h0); Codes4(0, vj, q0, q1, out var m0, out var n0);
-            Looked(l0, m0, xj, 0, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
-            Looked(h0, n0, xj, 4, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
-            Codes4(1, wj, p0, p1, out var l1, out var h1); Codes4(1, vj, q0, q1, out var m1, out var n1);
-            Looked(l1, m1, xj, 1, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
-            Looked(h1, n1, xj, 5, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
-            Codes4(2, wj, p0, p1, out var l2, out var h2); Codes4(2, vj, q0, q1, out var m2, out var n2);
-            Looked(l2, m2, xj, 2, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
-            Looked(h2, n2, xj, 6, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
-            Codes4(3, wj, p0, p1, out var l3, out var h3); Codes4(3, vj, q0, q1, out var m3, out var n3);
-            Looked(l3, m3, xj, 3, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
-            Looked(h3, n3, xj, 7, t0, t1, t2, t3, u0, u1, u2, u3, ref a, ref b, ref ha, ref hb);
-        }
-
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        private static void Looked(Vector256<byte> cw, Vector256<byte> cv, sbyte* xj, int c,
-            Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3,
-            Vector256<byte> u0, Vector256<byte> u1, Vector256<byte> u2, Vector256<byte> u3,
-            ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
-        {
-            var xc = X(xj, c);
-            if (!TK.WideLut && c >= 4)
-            {
-                // Chunks 4-7 into the high sums, which Decode16 adds at the end of the super-block: two dependency
-                // chains per group instead of one (2 threads from memory, in-process alternation on Zen 5: IQ4_NL
-                // +4 %, int4:g128 +7 %, MXFP4 +2 %; int4:g32 ±0, +7 % in cache).
-                ha = TD.Accumulate(ha, Low(cw, t0, t1, t2, t3), xc);
-                hb = TD.Accumulate(hb, Low(cv, t0, t1, t2, t3), xc);
-                return;
-            }
-            if (!TK.HasLut)
-            {
-                a = TD.Accumulate(a, cw, xc);
-                b = TD.Accumulate(b, cv, xc);
-                return;
-            }
-            a = TD.Accumulate(a, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
-            b = TD.Accumulate(b, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, t0, t1, t2, t3), xc);
-            if (!TK.WideLut) return;
-            ha = TD.Accumulate(ha, TableLookup.Lookup(cw, TK.Bits, TD.Vbmi, u0, u1, u2, u3), xc);
-            hb = TD.Accumulate(hb, TableLookup.Lookup(cv, TK.Bits, TD.Vbmi, u0, u1, u2, u3), xc);
-        }
-    }
-
-    /// <summary>3-bit codes (int3 formats; 2-bit kinds keep their 8-row tile, see PackedKind.PairedGroups).</summary>
-    private struct CrumbStep : IPairStep
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
-        {
-            var pw = TK.Bits == 3 ? Vector256.Load(wj + 64).AsUInt16() : default;
-            var pv = TK.Bits == 3 ? Vector256.Load(vj + 64).AsUInt16() : default;
-            Codes2(0, wj, pw, out var w0, out var w2, out var w4, out var w6); Codes2(0, vj, pv, out var v0, out var v2, out var v4, out var v6);
-            // Chunks 4-7 into the high sums, which Decode16 adds at the end of the super-block (see NibbleStep): int3
-            // +4 to +6 % from memory, +7 % in cache.
-            Pair(w0, v0, xj, 0, ref a, ref b); Pair(w2, v2, xj, 2, ref a, ref b); Pair(w4, v4, xj, 4, ref ha, ref hb); Pair(w6, v6, xj, 6, ref ha, ref hb);
-            Codes2(1, wj, pw, out var w1, out var w3, out var w5, out var w7); Codes2(1, vj, pv, out var v1, out var v3, out var v5, out var v7);
-            Pair(w1, v1, xj, 1, ref a, ref b); Pair(w3, v3, xj, 3, ref a, ref b); Pair(w5, v5, xj, 5, ref ha, ref hb); Pair(w7, v7, xj, 7, ref ha, ref hb);
-        }
-    }
-
     /// <summary>offset·Σx over the super-block whose Σ-per-16 start at <paramref name="xSums16"/>, in every lane.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> OffsetTerm(short* xSums16)
@@ -910,142 +169,6 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
         int total = 0;
         for (int h = 0; h < TK.SuperBlock / 16; h++) total += xSums16[h];
         return total;
-    }
-
-    /// <summary>
-    /// Chunks k and k+4 of two groups (codes va/vb and wa/wb) dotted with four tokens' activations: each broadcast
-    /// of a token's four activation bytes meets both groups.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4x2<TN>(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, int k, sbyte* x, int xStride,
-        ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
-        ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1) where TN : struct, IConstant
-    {
-        DotBoth(va, vb, wa, wb, x, k, ref a, ref a1);
-        if (TN.Value == 1) return;
-        DotBoth(va, vb, wa, wb, x + xStride, k, ref b, ref b1);
-        DotBoth(va, vb, wa, wb, x + 2 * xStride, k, ref c, ref c1);
-        DotBoth(va, vb, wa, wb, x + 3 * xStride, k, ref d, ref d1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void DotBoth(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, sbyte* x, int k, ref Vector256<int> s, ref Vector256<int> s1)
-    {
-        var lo = X(x, k);
-        var hi = X(x, k + 4);
-        s = TD.Accumulate(TD.Accumulate(s, va, lo), vb, hi);
-        s1 = TD.Accumulate(TD.Accumulate(s1, wa, lo), wb, hi);
-    }
-
-    /// <summary>
-    /// 4-bit codes without tables, on a dot product that is two multiplies (<see cref="IDotProduct.SumsPairs"/>: AVX2
-    /// without VNNI): a 32-column step's 8 code vectors per row group and token are summed as int16 pairs (at most
-    /// 8·2·15·127 = 30480) and widened once, the same integers with one vpmaddwd per step instead of eight.
-    /// </summary>
-    private static bool PairSums { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => TD.SumsPairs && TK.Bits == 4 && !TK.HasLut; }
-
-    /// <summary><see cref="Dot4x2{TN}"/> into int16 pair sums (<see cref="PairSums"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4x2Pairs<TN>(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, int k, sbyte* x, int xStride,
-        ref Vector256<short> a, ref Vector256<short> b, ref Vector256<short> c, ref Vector256<short> d,
-        ref Vector256<short> a1, ref Vector256<short> b1, ref Vector256<short> c1, ref Vector256<short> d1) where TN : struct, IConstant
-    {
-        DotBothPairs(va, vb, wa, wb, x, k, ref a, ref a1);
-        if (TN.Value == 1) return;
-        DotBothPairs(va, vb, wa, wb, x + xStride, k, ref b, ref b1);
-        DotBothPairs(va, vb, wa, wb, x + 2 * xStride, k, ref c, ref c1);
-        DotBothPairs(va, vb, wa, wb, x + 3 * xStride, k, ref d, ref d1);
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void DotBothPairs(Vector256<byte> va, Vector256<byte> vb, Vector256<byte> wa, Vector256<byte> wb, sbyte* x, int k, ref Vector256<short> s, ref Vector256<short> s1)
-    {
-        var lo = X(x, k);
-        var hi = X(x, k + 4);
-        s = TD.AccumulatePairs(TD.AccumulatePairs(s, va, lo), vb, hi);
-        s1 = TD.AccumulatePairs(TD.AccumulatePairs(s1, wa, lo), wb, hi);
-    }
-
-    /// <summary>One 32-column step of two groups' 4-bit codes against one token, through int16 pair sums
-    /// (<see cref="PairSums"/>); adds into a and b. A type of its own, so that each kernel instance inlines one step
-    /// (with both in one method the JIT ran out of inlining budget and called its helpers: Q4_K decode −25 %).</summary>
-    private struct NibblePairStep : IPairStep
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Step(byte* wj, byte* vj, sbyte* xj, byte* tables, ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> ha, ref Vector256<int> hb)
-        {
-            // The prefill step's one-token case: its token A sums of both groups are a and b (the others untouched).
-            Vector256<int> unused = default;
-            NibblePairsX2.Step<C1>(wj, vj, xj, 0, ref a, ref unused, ref unused, ref unused, ref b, ref unused, ref unused, ref unused);
-        }
-    }
-
-    /// <summary>One 32-column step of two groups' 4- or 5-bit codes (wj, vj) against 1 or 4 tokens, added into the
-    /// eight (token, group) sums: <see cref="TileX2{TN, TS}"/> and <see cref="TileX2K{TS}"/>.</summary>
-    internal interface IStepX2
-    {
-        static abstract void Step<TN>(byte* wj, byte* vj, sbyte* xj, int xStride,
-            ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
-            ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1) where TN : struct, IConstant;
-    }
-
-    /// <summary>Nibbles (and Q5's fifth-bit plane) through the dot product's own accumulate.</summary>
-    private struct NibbleX2 : IStepX2
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Step<TN>(byte* wj, byte* vj, sbyte* xj, int xStride,
-            ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
-            ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1) where TN : struct, IConstant
-        {
-            var p0 = TK.Bits == 5 ? Vector256.Load(wj + 128).AsUInt16() : default;
-            var q0 = TK.Bits == 5 ? Vector256.Load(vj + 128).AsUInt16() : default;
-            // Unrolled by hand, as in Tile (the JIT leaves loops of this size rolled).
-            Codes4(0, wj, p0, default, out var l0, out var h0); Codes4(0, vj, q0, default, out var m0, out var n0);
-            Dot4x2<TN>(l0, h0, m0, n0, 0, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-            Codes4(1, wj, p0, default, out var l1, out var h1); Codes4(1, vj, q0, default, out var m1, out var n1);
-            Dot4x2<TN>(l1, h1, m1, n1, 1, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-            Codes4(2, wj, p0, default, out var l2, out var h2); Codes4(2, vj, q0, default, out var m2, out var n2);
-            Dot4x2<TN>(l2, h2, m2, n2, 2, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-            Codes4(3, wj, p0, default, out var l3, out var h3); Codes4(3, vj, q0, default, out var m3, out var n3);
-            Dot4x2<TN>(l3, h3, m3, n3, 3, xj, xStride, ref a, ref b, ref c, ref d, ref a1, ref b1, ref c1, ref d1);
-        }
-    }
-
-    /// <summary>4-bit codes through int16 pair sums (<see cref="PairSums"/>), widened once per step.</summary>
-    private struct NibblePairsX2 : IStepX2
-    {
-        [MethodImpl(MethodImplOptions.AggressiveInlining)]
-        public static void Step<TN>(byte* wj, byte* vj, sbyte* xj, int xStride,
-            ref Vector256<int> a, ref Vector256<int> b, ref Vector256<int> c, ref Vector256<int> d,
-            ref Vector256<int> a1, ref Vector256<int> b1, ref Vector256<int> c1, ref Vector256<int> d1) where TN : struct, IConstant
-        {
-            Vector256<short> pa = default, pb = default, pc = default, pd = default, pa1 = default, pb1 = default, pc1 = default, pd1 = default;
-            Codes4(0, wj, default, default, out var l0, out var h0); Codes4(0, vj, default, default, out var m0, out var n0);
-            Dot4x2Pairs<TN>(l0, h0, m0, n0, 0, xj, xStride, ref pa, ref pb, ref pc, ref pd, ref pa1, ref pb1, ref pc1, ref pd1);
-            Codes4(1, wj, default, default, out var l1, out var h1); Codes4(1, vj, default, default, out var m1, out var n1);
-            Dot4x2Pairs<TN>(l1, h1, m1, n1, 1, xj, xStride, ref pa, ref pb, ref pc, ref pd, ref pa1, ref pb1, ref pc1, ref pd1);
-            Codes4(2, wj, default, default, out var l2, out var h2); Codes4(2, vj, default, default, out var m2, out var n2);
-            Dot4x2Pairs<TN>(l2, h2, m2, n2, 2, xj, xStride, ref pa, ref pb, ref pc, ref pd, ref pa1, ref pb1, ref pc1, ref pd1);
-            Codes4(3, wj, default, default, out var l3, out var h3); Codes4(3, vj, default, default, out var m3, out var n3);
-            Dot4x2Pairs<TN>(l3, h3, m3, n3, 3, xj, xStride, ref pa, ref pb, ref pc, ref pd, ref pa1, ref pb1, ref pc1, ref pd1);
-            a += TD.WidenPairs(pa); a1 += TD.WidenPairs(pa1);
-            if (TN.Value == 1) return;
-            b += TD.WidenPairs(pb); b1 += TD.WidenPairs(pb1);
-            c += TD.WidenPairs(pc); c1 += TD.WidenPairs(pc1);
-            d += TD.WidenPairs(pd); d1 += TD.WidenPairs(pd1);
-        }
-    }
-
-    /// <summary>Code vectors of chunks ca and cb dotted with four tokens' activations (token u at x + u·xStride).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void Dot4(Vector256<byte> va, int ca, Vector256<byte> vb, int cb, sbyte* x, int xStride,
-        ref Vector256<int> a0, ref Vector256<int> a1, ref Vector256<int> b0, ref Vector256<int> b1,
-        ref Vector256<int> c0, ref Vector256<int> c1, ref Vector256<int> d0, ref Vector256<int> d1)
-    {
-        a0 = Dot(a0, va, x, ca); a1 = Dot(a1, vb, x, cb);
-        b0 = Dot(b0, va, x + xStride, ca); b1 = Dot(b1, vb, x + xStride, cb);
-        c0 = Dot(c0, va, x + 2 * xStride, ca); c1 = Dot(c1, vb, x + 2 * xStride, cb);
-        d0 = Dot(d0, va, x + 3 * xStride, ca); d1 = Dot(d1, vb, x + 3 * xStride, cb);
     }
 
     /// <summary>
@@ -1196,7 +319,7 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
 
     /// <summary>
     /// 2^(b − 127) for the 8 rows' bytes b = e − shift, each in 1..254: the byte moved into a float's exponent field,
-    /// two instructions where <see cref="E8M0Scale"/> takes nine (mxfp4 decode +20 % in cache, measured).
+    /// two instructions where <see cref="E8M0Scale"/> takes nine (see docs/performance.md#table-formats).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> BiasedE8M0Scale(byte* p) => Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(p), 23).AsSingle();
@@ -1220,4 +343,13 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<sbyte> X(sbyte* x, int chunk) => Vector256.Create(*(int*)(x + 4 * chunk)).AsSByte();
+
+    /// <summary>
+    /// offset·(Σ16 + Σ16') of a 32-value block in every lane: one int16 multiply-add of the block's two Σ16 against
+    /// the kind's offset. The 512-bit kernels use vpmaddubsw directly, not <typeparamref name="TD"/>, so no
+    /// <see cref="IDotProduct.CodeBias"/> enters here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> OffsetTerm512(short* xSums16) =>
+        Avx512BW.MultiplyAddAdjacent(Vector512.Create(*(int*)xSums16).AsInt16(), Vector512.Create((short)TK.Offset));
 }

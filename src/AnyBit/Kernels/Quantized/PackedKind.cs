@@ -118,7 +118,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     /// memory rather than two. Not the other 2-bit codes (TQ2_0/TQ1_0, int2): their 8-row tile measured faster than the 16-row one (−4 to −10 %).
     /// Must agree with PackedKernel's notion (the kernel tests would fail on every such kind otherwise).
     /// </summary>
-    public bool PairedGroups => Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint ? !HasMins && CodeBits != 2 : true;
+    public bool PairedGroups => GroupLayout.Paired(Layout, HasMins, CodeBits);
 
     public override string ToString() => Format is Quantization.GgmlFormat g ? g.TypeName : Format.Name;
 }

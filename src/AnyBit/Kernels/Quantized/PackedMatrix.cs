@@ -44,13 +44,15 @@ public sealed unsafe class PackedMatrix : IDisposable
         Groups = (rows + GroupRows - 1) / GroupRows;
         SuperBlocks = columns / kind.SuperBlock;
         GroupBytes = (long)SuperBlocks * kind.SuperBlockBytes;
-        if (layout == MatrixLayout.Auto) layout = TernaryTableMatrix.Preferred(kind, columns) ? MatrixLayout.TernaryTable : BitSerialMatrix.Preferred(kind) ? MatrixLayout.BitSerial : MatrixLayout.Interleaved;
-        if (layout == MatrixLayout.BitSerial && BitSerialMatrix.Supports(kind) || layout == MatrixLayout.TernaryTable && TernaryTableMatrix.Supports(kind))
+        // What multiplies this matrix is decided here, once (KernelPaths.LayoutFor, then Choose after repacking), and
+        // recorded in Choice.
+        var held = KernelPaths.LayoutFor(kind, columns, layout);
+        if (held != MatrixLayout.Interleaved)
         {
             fixed (byte* source = ggml)
-                Lookup = layout == MatrixLayout.BitSerial ? new BitSerialMatrix(kind, rows, columns, source) : new TernaryTableMatrix(kind, rows, columns, source);
+                Lookup = held == MatrixLayout.BitSerial ? new BitSerialMatrix(kind, rows, columns, source) : new TernaryTableMatrix(kind, rows, columns, source);
             ByteLength = Lookup.ByteLength;
-            KernelPath = Lookup.KernelPath;
+            Choice = KernelPaths.ChooseLookup(Lookup, layout);
             if (keepSource) _source = ggml.ToArray();
             return;
         }
@@ -61,22 +63,11 @@ public sealed unsafe class PackedMatrix : IDisposable
         NativeMemory.Clear(_data, (nuint)allocated);
         fixed (byte* source = ggml) Repack(source);
         if (kind.E8M0 && !RawExponents) BiasExponents();
-        if (HasNonFiniteScales)
-        {
-            // The kernels widen f16 scales assuming them finite (HalfWidening.Widen8Finite); a file whose scales
-            // hold infinities or NaNs gets the scalar reference, which reads them as ggml's dequantizer does.
-            Kernel = null;
-            KernelPath = "int8 scalar reference (non-finite block scales)";
-            keepSource = true;
-        }
-        else
-        {
-            Kernel = KernelPaths.Select(kind, RawExponents, out string path);
-            KernelPath = path;
-            // No SIMD path for this kind on this CPU (Q8_0's and int8's codes on AVX2 without AVX-VNNI, e.g. AMD Zen 4,
-            // whose VNNI .NET 10 exposes only as AVX-VNNI): the scalar reference runs, and it reads the file's bytes.
-            keepSource |= Kernel is null;
-        }
+        // The kernels widen f16 scales assuming them finite (HalfWidening.Widen8Finite); a file whose scales hold
+        // infinities or NaNs gets the scalar reference, which reads them as ggml's dequantizer does.
+        (Kernel, Choice) = KernelPaths.Choose(kind, RawExponents, HasNonFiniteScales);
+        // Where the scalar reference runs (no SIMD path on this CPU, or such scales), it reads the file's bytes.
+        keepSource |= Kernel is null;
         if (keepSource) _source = ggml.ToArray();
     }
 
@@ -110,10 +101,12 @@ public sealed unsafe class PackedMatrix : IDisposable
     internal ILookupTableMatrix? Lookup { get; }
     /// <summary>The stored format's name ("Q4_K", "int3:g64:asym").</summary>
     public string FormatName => Kind.ToString();
-    /// <summary>The SIMD kernel chosen for this CPU; null where only the scalar reference runs.</summary>
+    /// <summary>The SIMD kernel chosen for this CPU; null where only the scalar reference runs (or <see cref="Lookup"/>'s).</summary>
     internal GroupKernel? Kernel { get; }
-    /// <summary>What <see cref="Kernel"/> is, for reports.</summary>
-    public string KernelPath { get; }
+    /// <summary>What multiplies this matrix (path, tiles, reason), decided once as it was loaded; reports print it.</summary>
+    public KernelChoice Choice { get; }
+    /// <summary><see cref="Choice"/> as the reports print it.</summary>
+    public string KernelPath => Choice.ToString();
     public TensorType Type => Kind.Type;
     public int Rows { get; }
     public int Columns { get; }

@@ -30,6 +30,9 @@ internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTrai
     /// (whose sums count 128 times).</summary>
     private static int Offset => TK.Offset + Bias * (TK.WideLut ? 129 : 1);
 
+    /// <summary>This kernel's one tile strategy, for the matrix's <see cref="KernelChoice"/> (see PackedKernel.Tiles).</summary>
+    internal static (string Tile, string Reason) Tiles => ("8-row interleaved (two 4-row halves)", "the x86 kernels' layout read in 128-bit halves");
+
     public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int tokens, int yStride)
     {
         if (rows > PackedMatrix.GroupRows)

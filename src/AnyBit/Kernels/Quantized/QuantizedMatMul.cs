@@ -9,8 +9,8 @@ namespace AnyBit.Kernels.Quantized;
 public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
 {
     // Each worker gets a few long contiguous runs of groups rather than many short ones: a decode step streams the
-    // weights from memory, and the prefetchers only reach full speed on long sequential runs (measured: 4-group
-    // items capped two threads at one thread's bandwidth; a few runs per worker nearly doubled it).
+    // weights from memory, and the prefetchers only reach full speed on long sequential runs (4-group items capped
+    // two threads at one thread's bandwidth; see docs/performance.md#threads).
     // Matrices too small for the guided split (Schedule) get ItemsPerWorker equal items per worker.
     private const int ItemsPerWorker = 2;
     private readonly Dictionary<int, QuantizedActivations> _activations = [];
@@ -159,8 +159,7 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
     /// Splits the matrix's groups into items (their first groups in bounds) and returns their count. A matrix
     /// large enough is split guided: one long run per worker (three quarters of the rows, for the prefetchers), then
     /// two short items per worker, so that the workers finish within a short item of each other rather than within a
-    /// quarter of the matrix. Alternating A/B against equal items (anybit bench tg32, 2 threads, 3 + 2 rounds):
-    /// Q4_K_M +12, +6, +6, +21, +1 %; Q4_0 −2, +2, +7 %; TQ2_0 +24, +7 %; Q2_K +5, −3 %; Q8_0 +15, −7 %.
+    /// quarter of the matrix. It decoded faster than equal items for most formats (see docs/performance.md#threads).
     /// </summary>
     /// <remarks>Items start at a multiple of <paramref name="step"/> (a pair's first group, for paired kinds).</remarks>
     internal static int Schedule(int groups, int step, int workers, ref int[] bounds)

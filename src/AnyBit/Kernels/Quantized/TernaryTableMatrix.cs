@@ -46,12 +46,11 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
 
     /// <summary>
     /// Whether a ternary matrix of <paramref name="columns"/> columns takes this layout by default, as measured per
-    /// shape (bench LookupTableBenchmarks, docs/performance.md), TQ2_0 from memory on 2 threads, Zen 4 (int8 kernel
-    /// on its AVX2 path): 5632 × 2048 1.73× the interleaved kernel and 1.19× the bit-serial one; 512 × 2048 level
-    /// with bit-serial; 2048 × 5632 0.70× bit-serial — its tables (21 bytes per column, 120 KB per token) are read
-    /// again for every tile. So rows of up to 2048 columns (the widest measured to win); wider ones go to the
-    /// bit-serial layout. Where AVX-VNNI runs the int8 kernel it is not chosen: on Zen 5 it was the slowest of the
-    /// three (5632 × 2048: 84 µs against bit-serial 67 and VNNI 79; 2048 × 5632: 107 against 73 and 74).
+    /// shape (bench LookupTableBenchmarks; see docs/performance.md#ternary) where the int8 kernel runs its AVX2 path:
+    /// it beat both other layouts on rows of 2048 columns and lost to the bit-serial one on wider rows, whose tables
+    /// (21 bytes per column) are read again for every tile. So rows of up to 2048 columns (the widest measured to
+    /// win); wider ones go to the bit-serial layout. Where AVX-VNNI runs the int8 kernel it is not chosen: there it
+    /// was the slowest of the three.
     /// </summary>
     public static bool Preferred(PackedKind kind, int columns) => Supports(kind) && !AvxVnni.IsSupported && columns <= 2048;
 
@@ -61,7 +60,7 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
     public int Tiles { get; }
     public int Blocks { get; }
     public long ByteLength { get; }
-    public string KernelPath => "avx-512 ternary base-3 lookup tables (bitnet.cpp TL2 style), 64-row tiles";
+    public string Path => "avx-512 ternary base-3 lookup tables (bitnet.cpp TL2 style)";
     public int TableLength => Blocks * Triples * TableEntries;
 
     private byte* Tile(int t) => _data + (long)t * Blocks * BlockBytes;
@@ -130,7 +129,8 @@ internal sealed unsafe class TernaryTableMatrix : ILookupTableMatrix
     /// One token's tables: per block and triple j of columns, the 27 sums Σᵢ wᵢ·x₃ⱼ₊ᵢ over the weights of each index
     /// (columns past the block, the last triple's padding, count as x = 0). Two byte multiply-adds per triple, on
     /// broadcasts loaded from a biased copy of the block: the int16 products of three scalar broadcasts, on one
-    /// thread while the other waits, were 4 % of a TQ2_0 decode profile. Pairs are at most 2·255: exact.
+    /// thread while the other waits, showed in the decode profile (see docs/performance.md#ternary). Pairs are at most
+    /// 2·255: exact.
     /// </summary>
     public void BuildTables(sbyte* x, short* sums16, short* tables, int* totals)
     {

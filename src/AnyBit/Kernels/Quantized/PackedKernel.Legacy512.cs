@@ -4,16 +4,76 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AnyBit.Kernels.Quantized;
 
+// The legacy kinds' four-token 16-row tiles in 512-bit registers: Q4_0 through int16 pair sums (TileX2Pairs512), and
+// 8-bit codes as int16 products where there is no VNNI (TileX2Words). When each runs: PackedKernel.Tiles.cs.
 internal static unsafe partial class PackedKernel<TK, TD>
 {
     /// <summary>
-    /// Prompt processing's tile for 8-bit codes up to 255 (Q8_0's q + 128, mxint8) on AVX-512 CPUs without VNNI:
-    /// <see cref="TileX2{TN, TS}"/>'s sign trick (<see cref="Avx2SignedDot"/>) needs vpsignb, which has no EVEX form, so
-    /// the JIT moved every operand into the first 16 registers and spilled (a third of the tile's instructions were
-    /// moves). Here codes and activations are widened to int16 once (the code vector for four tokens, the activations
-    /// once per block) and each product is one 512-bit vpmaddwd: no sign step, no int16 saturation to avoid.
+    /// Four tokens × two groups of <see cref="PairsTile512"/>: per token the block's Σ code·x of each of the 16 rows
+    /// exactly, plus offset·Σx, then isum·(d·dx) as one fused multiply-add per row — <see cref="TileX2{TN, TS}"/>'s
+    /// integers and float operations, so the same bits.
     /// </summary>
-    private static bool WordTile => TK.Bits == 8 && TD.CodeBias != 0 && Avx512BW.IsSupported; // within FourTokenSixteenRowTile (AVX-512VL)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static void TileX2Pairs512(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int yStride)
+    {
+        int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
+        int xStride = superBlocks * 32, sumStride = xStride / 16;
+        sbyte* xa = x, xb = x + xStride, xc = x + 2 * xStride, xd = x + 3 * xStride;
+        short* sa = xSums16, sb = xSums16 + sumStride, sc = xSums16 + 2 * sumStride, sd = xSums16 + 3 * sumStride;
+        float* da = xScales, db = xScales + superBlocks, dc = xScales + 2 * superBlocks, dd = xScales + 3 * superBlocks;
+        var low = Vector512.Create((byte)0x0F);
+        Vector512<float> fA = default, fB = default, fC = default, fD = default; // rows 0-15, tokens A-D
+        for (int s = 0; s < superBlocks; s++, w += blockStride)
+        {
+            byte* v = w + blockBytes;
+            Vector512<short> pA = default, pB = default, pC = default, pD = default;
+            Step(w, v, 0, low, xa, xb, xc, xd, ref pA, ref pB, ref pC, ref pD);
+            Step(w, v, 1, low, xa, xb, xc, xd, ref pA, ref pB, ref pC, ref pD);
+            Step(w, v, 2, low, xa, xb, xc, xd, ref pA, ref pB, ref pC, ref pD);
+            Step(w, v, 3, low, xa, xb, xc, xd, ref pA, ref pB, ref pC, ref pD);
+            var d = Vector512.Create(BlockScale(w + 128, -1), BlockScale(v + 128, -1));
+            fA = Finish512(fA, pA, sa, d, *da);
+            fB = Finish512(fB, pB, sb, d, *db);
+            fC = Finish512(fC, pC, sc, d, *dc);
+            fD = Finish512(fD, pD, sd, d, *dd);
+            xa += 32; xb += 32; xc += 32; xd += 32;
+            sa += 2; sb += 2; sc += 2; sd += 2;
+            da++; db++; dc++; dd++;
+        }
+        Store16(fA, y, rows);
+        Store16(fB, y + yStride, rows);
+        Store16(fC, y + 2 * yStride, rows);
+        Store16(fD, y + 3 * yStride, rows);
+    }
+
+    /// <summary>Vector k of both groups' 4-bit planes (chunks k and k+4) against each token's activations, into
+    /// the tokens' int16 pair sums.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void Step(byte* w, byte* v, int k, Vector512<byte> low, sbyte* xa, sbyte* xb, sbyte* xc, sbyte* xd,
+        ref Vector512<short> pA, ref Vector512<short> pB, ref Vector512<short> pC, ref Vector512<short> pD)
+    {
+        var codes = Vector512.Create(Vector256.Load(w + 32 * k), Vector256.Load(v + 32 * k));
+        var lo = codes & low;
+        var hi = Vector512.ShiftRightLogical(codes.AsUInt16(), 4).AsByte() & low;
+        pA += Pairs(lo, hi, xa, k);
+        pB += Pairs(lo, hi, xb, k);
+        pC += Pairs(lo, hi, xc, k);
+        pD += Pairs(lo, hi, xd, k);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<short> Pairs(Vector512<byte> lo, Vector512<byte> hi, sbyte* x, int k) =>
+        Avx512BW.MultiplyAddAdjacent(lo, Vector512.Create(*(int*)(x + 4 * k)).AsSByte())
+        + Avx512BW.MultiplyAddAdjacent(hi, Vector512.Create(*(int*)(x + 4 * k + 16)).AsSByte());
+
+    /// <summary>One token's block into its 16 rows' float sums: the pair sums widened, the offset term added,
+    /// then isum·(d·dx).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> Finish512(Vector512<float> f, Vector512<short> pairs, short* xSums16, Vector512<float> d, float xScale)
+    {
+        var isum = Avx512BW.MultiplyAddAdjacent(pairs, Vector512<short>.One) + OffsetTerm512(xSums16);
+        return Vector512.FusedMultiplyAdd(Vector512.ConvertToSingle(isum), d * Vector512.Create(xScale), f);
+    }
 
     /// <summary>
     /// Four tokens × two groups of 8-bit codes, as int16 products: Σ code·x exactly (pairs of at most 2·255·127 into

@@ -4,22 +4,10 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AnyBit.Kernels.Quantized;
 
+// 2-bit codes without sub-scales (int2, TQ2_0/TQ1_0 where they stay interleaved), one token × 8 rows: each crumb
+// multiplied where it sits (CrumbsInPlace in PackedKernel.Tiles.cs says when).
 internal static unsafe partial class PackedKernel<TK, TD>
 {
-    /// <summary>
-    /// The 8-row decode of 2-bit codes without sub-scales (int2 groups, TQ2_0/TQ1_0 where they stay interleaved)
-    /// where the dot product is exact for bytes up to 192 (VNNI): each crumb is multiplied where it sits, as 4^p·code,
-    /// into one sum per position p, and the four sums are shifted down once per super-block. <see cref="Tile{TN}"/>
-    /// spends a mask and three GFNI transforms per code vector (the transforms on the dot products' ports, their
-    /// constants reloaded every step) and keeps one dependency chain per pair of positions; here it is four masks
-    /// held in registers and four chains. Zen 5, in-process alternation: int2:g128 from memory +11 % (in cache +17 %),
-    /// the synthetic 1B int2:g128 decode +16 % (ahead in 12 of 12); TQ2_0 5632×2048 +16 %, level with its bit-serial
-    /// layout then (which keeps the ternary kinds on AMD for its prefill: see BitSerialMatrix.Preferred).
-    /// </summary>
-    private static bool CrumbsInPlace =>
-        TK.Bits == 2 && TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint && !TK.HasLut && !TK.HasMins && !PairedGroups
-        && TD.MaxCode >= 0xC0 && TD.CodeBias == 0 && !TD.SumsPairs;
-
     /// <summary>
     /// One token × one group of <see cref="CrumbsInPlace"/> codes. Per super-block, h_p = Σ (4^p·code)·x over the
     /// chunks at position p (k + 2p of vector k); each is a multiple of 4^p, so Σ h_p >> 2p is exactly

@@ -4,21 +4,10 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AnyBit.Kernels.Quantized;
 
+// 4-bit indices into tables of small entries (E2M1 books: MXFP4, mxfp4_e2m1, e2m1 groups), one token × 16 rows in
+// 512-bit registers (SmallTable512 in PackedKernel.Tiles.cs says when).
 internal static unsafe partial class PackedKernel<TK, TD>
 {
-    /// <summary>
-    /// The 16-row decode of E2M1 blocks (MXFP4, mxfp4_e2m1, e2m1 groups) in 512-bit registers, on AMD CPUs with
-    /// AVX-512 (as <see cref="TileX2Pairs512"/>): both groups' 64 index bytes per register, one lookup (vpshufb, the
-    /// 16 entries in every 128-bit lane) and one vpmaddubsw per 64 codes instead of two of each, and the epilogue on
-    /// 16 rows at once. The entries are at most 24, so four chunks' int16 pair sums (at most 4·2·24·127 = 24384) are
-    /// exact before each of the two vpmaddwd that widen a block; eight would not be. Zen 5, in-process alternation:
-    /// one thread in cache +26 %; from memory, 2 threads, +2 to +5 % (the memory then the limit); 1B mxfp4_e2m1
-    /// decode +1.5 % (8 of 10) in a busy half hour.
-    /// </summary>
-    private static bool SmallTable512 =>
-        TK.HasLut && !TK.WideLut && TK.Bits == 4 && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
-        && TK.MaxTableEntry <= 32 && Avx512BW.IsSupported && !CpuVendor.IsIntel;
-
     /// <summary>
     /// One token × two groups of <see cref="SmallTable512"/> indices: per block Σ entry·x of chunks 0-3 and of
     /// chunks 4-7 as int16 pairs, widened and added with offset·Σx, then isum·(d·dx) — <see cref="Decode16{TS}"/>'s
