@@ -82,7 +82,7 @@ public static class KernelPaths
         return (kernel, new KernelChoice(path, tile, $"{why}; {reason}"));
     }
 
-    private const string TilesProperty = nameof(PackedKernel<Q4_0Traits, VnniDot>.Tiles);
+    private const string TilesProperty = nameof(PackedKernel<Formats.Ggml.Q4_0.Kernel, VnniDot>.Tiles);
 
     /// <summary>The AVX2 kernel of <paramref name="kind"/>: codes past vpmaddubsw's exact range (Q8_0, IQ4_NL, mxint8,
     /// int8) take <see cref="Avx2SignedDot"/>'s sign trick.</summary>
