@@ -73,7 +73,7 @@ public static class OpenAiServer
                 new
                 {
                     Id = modelName, Object = "model", Created = 0L, OwnedBy = "anybit",
-                    Meta = new { ContextSize = model.ContextSize, VocabSize = model.Config.VocabSize, Architecture = model.Config.Architecture.ToString().ToLowerInvariant() },
+                    Meta = new { ContextSize = model.ContextSize, VocabSize = model.Config.VocabSize, Architecture = model.Config.Architecture.Name },
                 },
             },
         }, OpenAiJson.Options));

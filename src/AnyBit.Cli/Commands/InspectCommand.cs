@@ -31,7 +31,7 @@ internal static class InspectCommand
                 {
                     files.Path,
                     files.Format,
-                    Architecture = c.Architecture.ToString().ToLowerInvariant(),
+                    Architecture = c.Architecture.Name,
                     HiddenSize = c.HiddenSize,
                     IntermediateSize = c.IntermediateSize,
                     NumLayers = c.NumLayers,
@@ -54,7 +54,7 @@ internal static class InspectCommand
             }
             var o = Console.Out;
             o.WriteLine($"{files.Path}  ({files.Format})");
-            o.WriteLine($"architecture   {c.Architecture}");
+            o.WriteLine($"architecture   {c.Architecture.DisplayName}");
             o.WriteLine($"hidden {c.HiddenSize}, ffn {c.IntermediateSize}, layers {c.NumLayers}, heads {c.NumHeads}, kv heads {c.NumKvHeads}, head dim {c.HeadDim}");
             o.WriteLine($"vocab {c.VocabSize}, context {c.MaxPositions}, rms eps {c.RmsNormEps:G}, rope θ {c.Rope.Theta:G} ({c.Rope.Scaling}{(c.Rope.Interleaved ? ", interleaved pairs" : "")}), tied embeddings {c.TiedEmbeddings}");
             o.WriteLine($"tokenizer      {files.Tokenizer?.Kind ?? "none"}{(files.Tokenizer is null ? "" : $" ({files.Tokenizer.VocabSize} tokens, bos {files.Tokenizer.BosId?.ToString() ?? "-"}, eos {files.Tokenizer.EosId?.ToString() ?? "-"})")}");

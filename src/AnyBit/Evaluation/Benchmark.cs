@@ -69,7 +69,7 @@ public static class Benchmark
     public static long BytesPerToken(Transformer model)
     {
         var w = model.Weights;
-        long bytes = w.Layers.Sum(l => new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.WGate, l.WUp, l.WDown }.Sum(x => x.ByteLength));
+        long bytes = Enumerable.Range(0, w.Layers.Length).Sum(l => TensorRoles.LayerLinears.Sum(r => r.LinearOf!(w, l).ByteLength));
         return bytes + w.Output.ByteLength + (long)model.Config.HiddenSize * sizeof(float);
     }
 

@@ -8,7 +8,8 @@ public static class KernelReport
     public static IReadOnlyDictionary<string, string> Describe(Transformer model)
     {
         var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
-        var linears = model.Weights.Layers.SelectMany(l => new[] { l.Wq, l.Wk, l.Wv, l.Wo, l.WGate, l.WUp, l.WDown }).Append(model.Weights.Output);
+        var weights = model.Weights;
+        var linears = Enumerable.Range(0, weights.Layers.Length).SelectMany(l => TensorRoles.LayerLinears.Select(r => r.LinearOf!(weights, l))).Append(weights.Output);
         foreach (var w in linears)
         {
             // What each matrix recorded when it was loaded; a reference run replaces every packed matrix's kernel.

@@ -91,28 +91,23 @@ public sealed class Llama2cCheckpoint : IModelWeights
             throw Bad($"header values (dim {dim}, hidden {hidden}, layers {layers}, heads {heads}, kv heads {kvHeads}, vocab {vocab}, seq_len {seqLen}) are not a valid model (not a llama2.c checkpoint?)");
         var config = new ModelConfig
         {
-            Architecture = Architecture.Llama,
+            Architecture = Architecture.OfLlama2c,
             HiddenSize = dim, IntermediateSize = hidden, NumLayers = layers, NumHeads = heads, NumKvHeads = kvHeads,
             HeadDim = dim / heads, VocabSize = vocab, MaxPositions = seqLen, RmsNormEps = 1e-5f,
-            Rope = new RopeConfig { Theta = 10000, Interleaved = true },
+            Rope = new RopeConfig { Theta = 10000, Interleaved = true }, // run.c rotates adjacent pairs
             TiedEmbeddings = shared, BosTokenId = 1, EosTokenIds = [2],
         };
         config.Validate(file.Path);
         if (version == 2 && dim % groupSize != 0) throw Bad($"group size {groupSize} does not divide dim {dim}");
 
         var ckpt = new Llama2cCheckpoint(file, config, version, groupSize);
-        long kv = (long)kvHeads * (dim / heads), q = dim;
         long off = dataStart;
-        void F32(string name, params long[] shape)
+        void F32(string name, long[] shape)
         {
             ckpt.Add(name, shape, off, false, 0);
             off += TensorTypes.ElementCount(shape) * 4;
         }
-        void PerLayerF32(string suffix, params long[] shape)
-        {
-            for (int l = 0; l < layers; l++) F32($"blk.{l}.{suffix}", shape);
-        }
-        void Matrix(string name, params long[] shape)
+        void Matrix(string name, long[] shape)
         {
             if (version == 2)
             {
@@ -123,41 +118,32 @@ public sealed class Llama2cCheckpoint : IModelWeights
             }
             else F32(name, shape);
         }
-        void PerLayerMatrix(string suffix, params long[] shape)
+        // The file's layout in llama2.c's field names; names and shapes come from the role table.
+        void Fields(params string[] fields)
         {
-            for (int l = 0; l < layers; l++) Matrix($"blk.{l}.{suffix}", shape);
+            foreach (string field in fields)
+            {
+                var role = TensorRoles.FromLlama2c(field);
+                var shape = role.Shape(config);
+                for (int l = 0; l < (role.PerLayer ? layers : 1); l++)
+                {
+                    if (role.IsQuantizable) Matrix(role.GgufName(l), shape);
+                    else F32(role.GgufName(l), shape);
+                }
+            }
         }
 
         if (version == 0)
         {
-            F32("token_embd.weight", vocab, dim);
-            PerLayerF32("attn_norm.weight", dim);
-            PerLayerF32("attn_q.weight", q, dim);
-            PerLayerF32("attn_k.weight", kv, dim);
-            PerLayerF32("attn_v.weight", kv, dim);
-            PerLayerF32("attn_output.weight", dim, q);
-            PerLayerF32("ffn_norm.weight", dim);
-            PerLayerF32("ffn_gate.weight", hidden, dim);
-            PerLayerF32("ffn_down.weight", dim, hidden);
-            PerLayerF32("ffn_up.weight", hidden, dim);
-            F32("output_norm.weight", dim);
+            Fields("token_embedding_table", "rms_att_weight", "wq", "wk", "wv", "wo", "rms_ffn_weight", "w1", "w2", "w3", "rms_final_weight");
             off += (long)seqLen * (dim / heads) * 4; // freq_cis_real and freq_cis_imag: unused, RoPE is recomputed
-            if (!shared) F32("output.weight", vocab, dim);
+            if (!shared) Fields("wcls");
         }
         else
         {
-            PerLayerF32("attn_norm.weight", dim);
-            PerLayerF32("ffn_norm.weight", dim);
-            F32("output_norm.weight", dim);
-            Matrix("token_embd.weight", vocab, dim);
-            PerLayerMatrix("attn_q.weight", q, dim);
-            PerLayerMatrix("attn_k.weight", kv, dim);
-            PerLayerMatrix("attn_v.weight", kv, dim);
-            PerLayerMatrix("attn_output.weight", dim, q);
-            PerLayerMatrix("ffn_gate.weight", hidden, dim);
-            PerLayerMatrix("ffn_down.weight", dim, hidden);
-            PerLayerMatrix("ffn_up.weight", hidden, dim);
-            if (!shared) Matrix("output.weight", vocab, dim);
+            Fields("rms_att_weight", "rms_ffn_weight", "rms_final_weight");
+            Fields("token_embedding_table", "wq", "wk", "wv", "wo", "w1", "w2", "w3");
+            if (!shared) Fields("wcls");
         }
         if (off > file.Length)
             throw Bad($"file holds {file.Length} bytes but the header's shapes need {off}: truncated, or the header is wrong");

@@ -9,15 +9,8 @@ public static class GgufConfigReader
     {
         InvalidModelFileException Bad(string p) => new(gguf.Path, p);
         string archName = gguf.GetString("general.architecture") ?? throw Bad("missing required key 'general.architecture'");
-        var arch = archName switch
-        {
-            "llama" => Architecture.Llama,
-            "mistral" => Architecture.Mistral,
-            "qwen2" => Architecture.Qwen2,
-            "qwen3" => Architecture.Qwen3,
-            "bitnet" => Architecture.BitNet,
-            _ => throw Bad($"architecture '{archName}' is not supported (llama, mistral, qwen2, qwen3, bitnet)"),
-        };
+        var arch = Architecture.FromGgufName(archName)
+            ?? throw Bad($"architecture '{archName}' is not supported ({Architecture.SupportedGgufNames})");
         int Required(string key)
         {
             long v = gguf.GetInteger($"{archName}.{key}") ?? throw Bad($"missing required key '{archName}.{key}'");
@@ -31,16 +24,14 @@ public static class GgufConfigReader
         }
         int hidden = Required("embedding_length");
         int heads = Required("attention.head_count");
-        var embd = gguf.Find("token_embd.weight") ?? throw Bad("missing tensor 'token_embd.weight'");
+        var embd = gguf.Find(TensorRoles.TokenEmbd.Gguf) ?? throw Bad($"missing tensor '{TensorRoles.TokenEmbd.Gguf}'");
         int vocab = Optional("vocab_size") ?? (gguf.GetArray("tokenizer.ggml.tokens")?.Count) ?? (int)embd.Shape[0];
 
         string? scalingType = gguf.GetString($"{archName}.rope.scaling.type");
         var rope = new RopeConfig
         {
             Theta = gguf.GetFloat($"{archName}.rope.freq_base") ?? 10000.0,
-            // llama.cpp's "llama" graph uses adjacent pairs (its converter permutes Q/K rows); bitnet, qwen2 and qwen3
-            // rotate halves, as Hugging Face does.
-            Interleaved = arch is Architecture.Llama or Architecture.Mistral,
+            Interleaved = arch.GgufAdjacentRopePairs,
             Scaling = scalingType == "linear" ? RopeScalingType.Linear : RopeScalingType.None,
             Factor = gguf.GetFloat($"{archName}.rope.scaling.factor") ?? 1.0,
         };
@@ -64,8 +55,8 @@ public static class GgufConfigReader
             MaxPositions = Optional("context_length") ?? 2048,
             RmsNormEps = (float)(gguf.GetFloat($"{archName}.attention.layer_norm_rms_epsilon") ?? 1e-5),
             Rope = rope,
-            Activation = arch == Architecture.BitNet ? Activation.ReluSquared : Activation.Silu,
-            TiedEmbeddings = gguf.Find("output.weight") is null,
+            Activation = arch.DefaultActivation,
+            TiedEmbeddings = gguf.Find(TensorRoles.Output.Gguf) is null,
             BosTokenId = bos is >= 0 and < int.MaxValue ? (int)bos : null,
             EosTokenIds = eosIds.ToArray(),
         };

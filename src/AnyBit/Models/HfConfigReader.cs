@@ -1,13 +1,13 @@
 using System.Text.Json;
-using System.Text.RegularExpressions;
 
 namespace AnyBit.Models;
 
 /// <summary>
-/// Reads a Hugging Face <c>config.json</c> for the llama, mistral, qwen2, qwen3 and bitnet model types, in both the
+/// Reads a Hugging Face <c>config.json</c> for the model types of <see cref="Architecture.All"/>, in both the
 /// transformers 4 style (<c>rope_theta</c> + <c>rope_scaling</c>) and the transformers 5 style (<c>rope_parameters</c>).
+/// The keys are common to every family; what differs (default activation, sliding window) is the descriptor's.
 /// </summary>
-public static partial class HfConfigReader
+public static class HfConfigReader
 {
     public static ModelConfig Read(string configPath)
     {
@@ -27,28 +27,22 @@ public static partial class HfConfigReader
             InvalidModelFileException Bad(string p) => new(configPath, p);
 
             string modelType = Str(root, "model_type") ?? throw Bad("missing required key 'model_type'");
-            var arch = modelType switch
-            {
-                "llama" => Architecture.Llama,
-                "mistral" => Architecture.Mistral,
-                "qwen2" => Architecture.Qwen2,
-                "qwen3" => Architecture.Qwen3,
-                "bitnet" => Architecture.BitNet,
-                _ => throw Bad($"model_type '{modelType}' is not supported (llama, mistral, qwen2, qwen3, bitnet)"),
-            };
+            var arch = Architecture.FromHfModelType(modelType)
+                ?? throw Bad($"model_type '{modelType}' is not supported ({Architecture.SupportedHfModelTypes})");
             int Required(string key) => Int(root, key) ?? throw Bad($"missing required key '{key}'");
             int hidden = Required("hidden_size");
             int heads = Required("num_attention_heads");
             if (heads <= 0) throw Bad($"num_attention_heads {heads} is invalid");
-            string act = Str(root, "hidden_act") ?? Str(root, "hidden_activation") ?? (arch == Architecture.BitNet ? "relu2" : "silu");
+            string? act = Str(root, "hidden_act") ?? Str(root, "hidden_activation");
             var activation = act switch
             {
+                null => arch.DefaultActivation,
                 "silu" or "swish" => Activation.Silu,
                 "relu2" => Activation.ReluSquared,
                 _ => throw Bad($"hidden_act '{act}' is not supported (silu, relu2)"),
             };
 
-            bool slidingUsed = arch == Architecture.Mistral || (Bool(root, "use_sliding_window") ?? false);
+            bool slidingUsed = arch.SlidingWindowAlwaysOn || (Bool(root, "use_sliding_window") ?? false);
             int? window = slidingUsed ? Int(root, "sliding_window") : null;
 
             var config = new ModelConfig
@@ -109,44 +103,6 @@ public static partial class HfConfigReader
             _ => throw bad($"rope type '{type}' is not supported (default, linear, llama3)"),
         };
     }
-
-    /// <summary>
-    /// Maps a Hugging Face tensor name to its GGUF name (<c>model.layers.3.self_attn.q_proj.weight</c> →
-    /// <c>blk.3.attn_q.weight</c>); null for tensors the forward pass does not use.
-    /// </summary>
-    public static string? ToGgufName(string hfName)
-    {
-        switch (hfName)
-        {
-            case "model.embed_tokens.weight": return "token_embd.weight";
-            case "model.norm.weight": return "output_norm.weight";
-            case "lm_head.weight": return "output.weight";
-        }
-        var m = LayerName().Match(hfName);
-        if (!m.Success) return null;
-        string layer = m.Groups[1].Value, part = m.Groups[2].Value, kind = m.Groups[3].Value;
-        string? g = part switch
-        {
-            "input_layernorm" => "attn_norm",
-            "post_attention_layernorm" => "ffn_norm",
-            "self_attn.q_proj" => "attn_q",
-            "self_attn.k_proj" => "attn_k",
-            "self_attn.v_proj" => "attn_v",
-            "self_attn.o_proj" => "attn_output",
-            "self_attn.q_norm" => "attn_q_norm",
-            "self_attn.k_norm" => "attn_k_norm",
-            "self_attn.attn_sub_norm" => "attn_sub_norm",
-            "mlp.gate_proj" => "ffn_gate",
-            "mlp.up_proj" => "ffn_up",
-            "mlp.down_proj" => "ffn_down",
-            "mlp.ffn_sub_norm" => "ffn_sub_norm",
-            _ => null,
-        };
-        return g is null ? null : $"blk.{layer}.{g}.{kind}";
-    }
-
-    [GeneratedRegex(@"^model\.layers\.(\d+)\.(.+)\.(weight|bias)$")]
-    private static partial Regex LayerName();
 
     private static string? Str(JsonElement e, string key) =>
         e.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;

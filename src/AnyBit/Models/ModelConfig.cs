@@ -1,8 +1,5 @@
 namespace AnyBit.Models;
 
-/// <summary>Transformer families AnyBit runs. They share one forward pass and differ in the switches of <see cref="ModelConfig"/>.</summary>
-public enum Architecture { Llama, Mistral, Qwen2, Qwen3, BitNet }
-
 /// <summary>Feed-forward activation: SwiGLU's SiLU, or BitNet's squared ReLU.</summary>
 public enum Activation { Silu, ReluSquared }
 
@@ -29,7 +26,8 @@ public sealed record RopeConfig
 /// <summary>Everything the forward pass needs to know about a model's shape and numerics.</summary>
 public sealed record ModelConfig
 {
-    public Architecture Architecture { get; init; }
+    /// <summary>The family's descriptor: its names and the choices of its forward pass, read as flags.</summary>
+    public required Architecture Architecture { get; init; }
     public int HiddenSize { get; init; }
     public int IntermediateSize { get; init; }
     public int NumLayers { get; init; }

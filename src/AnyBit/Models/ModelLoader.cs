@@ -71,7 +71,7 @@ public static class ModelLoader
     {
         options ??= new LoadOptions();
         using var files = Open(path, options);
-        var mode = files.Config.Architecture == Architecture.BitNet && !options.FloatReference ? ActivationMode.Int8PerToken : ActivationMode.Float;
+        var mode = files.Config.Architecture.Int8Activations && !options.FloatReference ? ActivationMode.Int8PerToken : ActivationMode.Float;
         TransformerWeights weights;
         try
         {
@@ -93,14 +93,14 @@ public static class ModelLoader
         var store = SafetensorsCheckpoint.OpenFolder(folder);
         try
         {
-            var weights = new StoreWeights(store, HfConfigReader.ToGgufName);
+            var weights = new StoreWeights(store, TensorRoles.GgufNameOfHuggingFace);
             string tokenizerJson = options.TokenizerPath ?? System.IO.Path.Combine(folder, "tokenizer.json");
             ITokenizer? tokenizer = File.Exists(tokenizerJson)
                 ? TokenizerJson.Load(tokenizerJson, System.IO.Path.Combine(System.IO.Path.GetDirectoryName(tokenizerJson)!, "tokenizer_config.json"))
                 : null;
             config = config with
             {
-                TiedEmbeddings = config.TiedEmbeddings || !weights.Contains("output.weight"),
+                TiedEmbeddings = config.TiedEmbeddings || !weights.Contains(TensorRoles.Output.Gguf),
                 EosTokenIds = config.EosTokenIds.Length > 0 ? config.EosTokenIds : tokenizer?.EosId is int e ? [e] : [],
             };
             return new ModelFiles

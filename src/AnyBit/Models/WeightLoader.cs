@@ -18,8 +18,8 @@ public static class WeightLoader
     /// </summary>
     public static TransformerWeights Load(ModelConfig c, IModelWeights w, string source, KernelMode kernels = KernelMode.Float32, bool int8Activations = false)
     {
-        int d = c.HiddenSize, q = c.QueryWidth, kv = c.KvWidth, f = c.IntermediateSize, v = c.VocabSize;
-        bool bitnet = c.Architecture == Architecture.BitNet;
+        int v = c.VocabSize, d = c.HiddenSize;
+        bool bitnet = c.Architecture.TernaryWeights;
 
         NativeBuffer Read(string name, params long[] shape)
         {
@@ -72,45 +72,53 @@ public static class WeightLoader
             return new LinearWeight(buffer) { StoredType = TypeOf(name) };
         }
 
+        // Names and shapes come from the role table; optional roles are read when the architecture has them.
+        NativeBuffer Vector(TensorRole r, int l) => Read(r.GgufName(l), r.Shape(c));
+        NativeBuffer? OptionalVector(TensorRole r, int l) => c.Architecture.Has(r) ? Optional(r.GgufName(l), r.Shape(c)) : null;
+        LinearWeight LinearRole(TensorRole r, int l)
+        {
+            var shape = r.Shape(c);
+            return Linear(r.GgufName(l), shape[0], shape[1]);
+        }
         var layers = new LayerWeights[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
         {
-            string p = $"blk.{l}.";
             layers[l] = new LayerWeights
             {
-                AttnNorm = Read(p + "attn_norm.weight", d),
-                Wq = Linear(p + "attn_q.weight", q, d),
-                Wk = Linear(p + "attn_k.weight", kv, d),
-                Wv = Linear(p + "attn_v.weight", kv, d),
-                Wo = Linear(p + "attn_output.weight", d, q),
-                Bq = Optional(p + "attn_q.bias", q),
-                Bk = Optional(p + "attn_k.bias", kv),
-                Bv = Optional(p + "attn_v.bias", kv),
-                Bo = Optional(p + "attn_output.bias", d),
-                QNorm = Optional(p + "attn_q_norm.weight", c.HeadDim),
-                KNorm = Optional(p + "attn_k_norm.weight", c.HeadDim),
-                AttnSubNorm = Optional(p + "attn_sub_norm.weight", q),
-                FfnNorm = Read(p + "ffn_norm.weight", d),
-                WGate = Linear(p + "ffn_gate.weight", f, d),
-                WUp = Linear(p + "ffn_up.weight", f, d),
-                WDown = Linear(p + "ffn_down.weight", d, f),
-                FfnSubNorm = Optional(p + "ffn_sub_norm.weight", f),
+                AttnNorm = Vector(TensorRoles.AttnNorm, l),
+                Wq = LinearRole(TensorRoles.AttnQ, l),
+                Wk = LinearRole(TensorRoles.AttnK, l),
+                Wv = LinearRole(TensorRoles.AttnV, l),
+                Wo = LinearRole(TensorRoles.AttnOutput, l),
+                Bq = OptionalVector(TensorRoles.AttnQBias, l),
+                Bk = OptionalVector(TensorRoles.AttnKBias, l),
+                Bv = OptionalVector(TensorRoles.AttnVBias, l),
+                Bo = OptionalVector(TensorRoles.AttnOutputBias, l),
+                QNorm = OptionalVector(TensorRoles.AttnQNorm, l),
+                KNorm = OptionalVector(TensorRoles.AttnKNorm, l),
+                AttnSubNorm = OptionalVector(TensorRoles.AttnSubNorm, l),
+                FfnNorm = Vector(TensorRoles.FfnNorm, l),
+                WGate = LinearRole(TensorRoles.FfnGate, l),
+                WUp = LinearRole(TensorRoles.FfnUp, l),
+                WDown = LinearRole(TensorRoles.FfnDown, l),
+                FfnSubNorm = OptionalVector(TensorRoles.FfnSubNorm, l),
             };
         }
-        var embedding = Read("token_embd.weight", v, d);
+        string embd = TensorRoles.TokenEmbd.Gguf, output = TensorRoles.Output.Gguf, ropeFreqs = TensorRoles.RopeFreqs.Gguf;
+        var embedding = Vector(TensorRoles.TokenEmbd, -1);
         // Hugging Face ties the head to the embedding whenever the config says so, even if a copy is stored.
-        bool tied = c.TiedEmbeddings || !w.Contains("output.weight");
-        float[]? freqs = w.Contains("rope_freqs.weight") ? w.ReadFloat32("rope_freqs.weight") : null;
+        bool tied = c.TiedEmbeddings || !w.Contains(output);
+        float[]? freqs = w.Contains(ropeFreqs) ? w.ReadFloat32(ropeFreqs) : null;
         return new TransformerWeights
         {
             TokenEmbedding = embedding,
             Layers = layers,
-            OutputNorm = Read("output_norm.weight", d),
+            OutputNorm = Vector(TensorRoles.OutputNorm, -1),
             Output = tied
-                ? (TryPack("token_embd.weight", v, d) is { } head
-                    ? new LinearWeight(head) { StoredType = TypeOf("token_embd.weight") }
-                    : new LinearWeight(embedding, owns: false) { StoredType = TypeOf("token_embd.weight") })
-                : Linear("output.weight", v, d),
+                ? (TryPack(embd, v, d) is { } head
+                    ? new LinearWeight(head) { StoredType = TypeOf(embd) }
+                    : new LinearWeight(embedding, owns: false) { StoredType = TypeOf(embd) })
+                : LinearRole(TensorRoles.Output, -1),
             RopeFreqFactors = freqs,
         };
     }

@@ -12,26 +12,9 @@ namespace AnyBit.Quantization;
 /// </summary>
 public static class GgufModelMetadata
 {
-    /// <summary>llama.cpp's architecture name for a config.</summary>
-    public static string ArchitectureName(ModelConfig c) => c.Architecture switch
-    {
-        Architecture.Llama or Architecture.Mistral => "llama",
-        Architecture.Qwen2 => "qwen2",
-        Architecture.Qwen3 => "qwen3",
-        Architecture.BitNet => "bitnet",
-        _ => throw new AnyBitException($"architecture {c.Architecture} has no GGUF name"),
-    };
-
-    /// <summary>
-    /// True when llama.cpp's graph for this architecture rotates adjacent pairs, so Hugging Face Q/K rows must be
-    /// permuted on the way in (as convert_hf_to_gguf.py does for llama). Its bitnet, qwen2 and qwen3 graphs rotate
-    /// halves (NEOX order) and their converters write Q/K unchanged.
-    /// </summary>
-    public static bool NeedsQkPermutation(ModelConfig c) => c.Architecture is Architecture.Llama or Architecture.Mistral;
-
     public static void WriteHyperparameters(GgufWriter w, ModelConfig c, string name)
     {
-        string a = ArchitectureName(c);
+        string a = c.Architecture.GgufWriteName;
         w.Add("general.architecture", a);
         w.Add("general.type", "model");
         w.Add("general.name", name);

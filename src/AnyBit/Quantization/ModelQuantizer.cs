@@ -1,4 +1,3 @@
-using System.Text.RegularExpressions;
 using AnyBit.IO;
 using AnyBit.Models;
 
@@ -133,20 +132,17 @@ public static class ModelQuantizer
         var c = files.Config;
         var problems = new List<string>();
         var tensors = new List<PlannedTensor>();
-        bool permute = files.Gguf is null && !files.Format.StartsWith("llama2.c", StringComparison.Ordinal) && GgufModelMetadata.NeedsQkPermutation(c);
-        bool bitnet = c.Architecture == Architecture.BitNet;
-        var names = CanonicalNames(c, files.Weights);
-        foreach (string name in names)
+        bool permute = files.Gguf is null && !files.Format.StartsWith("llama2.c", StringComparison.Ordinal) && c.Architecture.GgufAdjacentRopePairs;
+        foreach (var (role, layer, name) in CanonicalNames(c, files.Weights))
         {
             long[] shape = files.Weights.Shape(name);
             long rowLength = shape[^1];
-            bool isMatrix = shape.Length >= 2 && !name.EndsWith("_norm.weight", StringComparison.Ordinal) && !name.EndsWith(".bias", StringComparison.Ordinal);
-            bool isEmbedding = name == "token_embd.weight", isOutput = name == "output.weight" || (isEmbedding && c.TiedEmbeddings && !files.Weights.Contains("output.weight"));
+            bool isMatrix = shape.Length >= 2 && role.IsQuantizable;
+            bool isEmbedding = role == TensorRoles.TokenEmbd, isOutput = role == TensorRoles.Output || (isEmbedding && c.TiedEmbeddings && !files.Weights.Contains(TensorRoles.Output.Gguf));
             string spec;
             if (!isMatrix || options.KeepFloat.Any(r => r.IsMatch(name))) spec = "f32";
             else
             {
-                int layer = LayerIndex(name);
                 spec = QuantPresets.IsPreset(options.Format) ? QuantPresets.SpecFor(options.Format, name, layer, c.NumLayers, isOutput) : options.Format;
                 // Ternary formats are for BitNet's linear layers; the embedding and head of such models are trained
                 // in full precision, so they stay f16 (exact for bf16 weights) unless asked otherwise.
@@ -157,8 +153,8 @@ public static class ModelQuantizer
                     if (pattern.IsMatch(name)) { spec = s; break; }
             }
             var format = Resolve(spec, name, rowLength, problems);
-            bool ternarize = bitnet && isMatrix && !isEmbedding && !isOutput;
-            int heads = name.EndsWith("attn_q.weight", StringComparison.Ordinal) ? c.NumHeads : name.EndsWith("attn_k.weight", StringComparison.Ordinal) ? c.NumKvHeads : 0;
+            bool ternarize = c.Architecture.TernaryWeights && isMatrix && role.IsLayerLinear;
+            int heads = role.RotaryHeads?.Invoke(c) ?? 0;
             var weights = files.Weights;
             tensors.Add(new PlannedTensor(name, shape, format, () =>
             {
@@ -168,10 +164,10 @@ public static class ModelQuantizer
                 return data;
             }));
         }
-        if (c.Rope.Scaling == RopeScalingType.Llama3 && !files.Weights.Contains("rope_freqs.weight"))
+        if (c.Rope.Scaling == RopeScalingType.Llama3 && !files.Weights.Contains(TensorRoles.RopeFreqs.Gguf))
         {
             var factors = GgufModelMetadata.RopeFrequencyFactors(c);
-            tensors.Add(new PlannedTensor("rope_freqs.weight", [factors.Length], FormatRegistry.Parse("f32"), () => factors));
+            tensors.Add(new PlannedTensor(TensorRoles.RopeFreqs.Gguf, [factors.Length], FormatRegistry.Parse("f32"), () => factors));
         }
         Check(problems);
         return new QuantPlan
@@ -200,26 +196,11 @@ public static class ModelQuantizer
     private static bool IsTernaryFamily(string spec) =>
         !QuantPresets.IsPreset(spec) && FormatRegistry.Parse(spec).Kind is { Ternary: true };
 
-    /// <summary>GGUF tensor names in llama.cpp's order: token_embd, the blocks, output_norm, output.</summary>
-    private static List<string> CanonicalNames(ModelConfig c, IModelWeights w)
-    {
-        string[] perLayer = ["attn_norm.weight", "attn_q.weight", "attn_q.bias", "attn_k.weight", "attn_k.bias", "attn_v.weight", "attn_v.bias",
-            "attn_output.weight", "attn_output.bias", "attn_q_norm.weight", "attn_k_norm.weight", "attn_sub_norm.weight",
-            "ffn_norm.weight", "ffn_gate.weight", "ffn_up.weight", "ffn_down.weight", "ffn_sub_norm.weight"];
-        var names = new List<string> { "token_embd.weight" };
-        for (int l = 0; l < c.NumLayers; l++)
-            names.AddRange(perLayer.Select(p => $"blk.{l}.{p}").Where(w.Contains));
-        names.Add("output_norm.weight");
-        if (w.Contains("output.weight") && !c.TiedEmbeddings) names.Add("output.weight");
-        if (w.Contains("rope_freqs.weight")) names.Add("rope_freqs.weight");
-        return names.Where(w.Contains).ToList();
-    }
-
-    private static int LayerIndex(string name)
-    {
-        var m = Regex.Match(name, @"^blk\.(\d+)\.");
-        return m.Success ? int.Parse(m.Groups[1].Value) : -1;
-    }
+    /// <summary>The architecture's tensors the file holds, in llama.cpp's order (the role table's): token_embd, the blocks, output_norm, output.</summary>
+    private static List<(TensorRole Role, int Layer, string Name)> CanonicalNames(ModelConfig c, IModelWeights w) =>
+        TensorRoles.InFileOrder(c.Architecture.Roles, c.NumLayers)
+            .Where(t => w.Contains(t.Name) && !(t.Role == TensorRoles.Output && c.TiedEmbeddings))
+            .ToList();
 
     /// <summary>
     /// Reorders Q/K rows from Hugging Face's rotate-half layout (pairs i, i+d/2) to adjacent pairs (2i, 2i+1), as

@@ -16,12 +16,17 @@ public sealed record SyntheticShape(int Hidden, int Layers, int Heads, int KvHea
         _ => throw new AnyBitException($"unknown preset '{name}' (tiny, 1b, 3b, 8b)"),
     };
 
-    public ModelConfig ToConfig() => new()
+    /// <summary>The config of the synthetic model: Llama's family, so that llama.cpp runs the file as "llama".</summary>
+    public ModelConfig ToConfig()
     {
-        Architecture = Architecture.Llama, HiddenSize = Hidden, IntermediateSize = Ffn, NumLayers = Layers, NumHeads = Heads,
-        NumKvHeads = KvHeads, HeadDim = Hidden / Heads, VocabSize = Vocab, MaxPositions = Context, RmsNormEps = 1e-5f,
-        Rope = new RopeConfig { Theta = 10000, Interleaved = true }, TiedEmbeddings = false, BosTokenId = 1, EosTokenIds = [2],
-    };
+        var family = Architecture.Llama;
+        return new()
+        {
+            Architecture = family, HiddenSize = Hidden, IntermediateSize = Ffn, NumLayers = Layers, NumHeads = Heads,
+            NumKvHeads = KvHeads, HeadDim = Hidden / Heads, VocabSize = Vocab, MaxPositions = Context, RmsNormEps = 1e-5f,
+            Rope = new RopeConfig { Theta = 10000, Interleaved = family.GgufAdjacentRopePairs }, TiedEmbeddings = false, BosTokenId = 1, EosTokenIds = [2],
+        };
+    }
 }
 
 /// <summary>
@@ -49,23 +54,10 @@ public static class SyntheticModel
             long n = TensorTypes.ElementCount(shapeDims);
             tensors.Add(new PlannedTensor(name, shapeDims, f, () => isNorm ? Ones(n) : Normal(n, tensorSeed, 0.02f)));
         }
-        int q = c.QueryWidth, kv = c.KvWidth;
-        Add("token_embd.weight", [shape.Vocab, shape.Hidden], false);
-        for (int l = 0; l < shape.Layers; l++)
-        {
-            string p = $"blk.{l}.";
-            Add(p + "attn_norm.weight", [shape.Hidden], true);
-            Add(p + "attn_q.weight", [q, shape.Hidden], false);
-            Add(p + "attn_k.weight", [kv, shape.Hidden], false);
-            Add(p + "attn_v.weight", [kv, shape.Hidden], false);
-            Add(p + "attn_output.weight", [shape.Hidden, q], false);
-            Add(p + "ffn_norm.weight", [shape.Hidden], true);
-            Add(p + "ffn_gate.weight", [shape.Ffn, shape.Hidden], false);
-            Add(p + "ffn_up.weight", [shape.Ffn, shape.Hidden], false);
-            Add(p + "ffn_down.weight", [shape.Hidden, shape.Ffn], false);
-        }
-        Add("output_norm.weight", [shape.Hidden], true);
-        Add("output.weight", [shape.Vocab, shape.Hidden], false);
+        // The required roles and an untied head, in file order, with the shapes the table gives them.
+        var roles = c.Architecture.Roles.Where(r => r.Required || r == TensorRoles.Output).ToArray();
+        foreach (var (role, _, name) in TensorRoles.InFileOrder(roles, shape.Layers))
+            Add(name, role.Shape(c), role.Kind == TensorKind.Norm);
         return new QuantPlan
         {
             Tensors = tensors,

@@ -37,8 +37,8 @@ public static class AccuracyPipeline
             // Float kernels: rotation, AWQ and GPTQ edit the float32 weights in place (the fast path may hold them in 16 bits).
             model = ModelLoader.Load(temp, new LoadOptions { FloatReference = false, Kernels = Kernels.Quantized.KernelMode.Float32 });
             var c = model.Config;
-            if (c.Architecture == Architecture.BitNet && (accuracy.Gptq || accuracy.Awq || accuracy.Rotate))
-                throw new AnyBitException("GPTQ, AWQ and rotation are for float-activation models; BitNet's weights are ternarized as trained");
+            if (!c.Architecture.AccuracyMethodsApply && (accuracy.Gptq || accuracy.Awq || accuracy.Rotate))
+                throw new AnyBitException($"GPTQ, AWQ and rotation are for float-activation models; {c.Architecture.DisplayName}'s weights are ternarized as trained");
 
             var weights = model.Weights;
             if (accuracy.Rotate)
@@ -51,11 +51,12 @@ public static class AccuracyPipeline
             var formats = plan0.Tensors.ToDictionary(t => t.Name, t => t.Format);
             var shapes = plan0.Tensors.ToDictionary(t => t.Name, t => t.Shape);
             var names = plan0.Tensors.Select(t => t.Name).ToList();
-            if (!formats.ContainsKey("output.weight") && !weights.OutputIsEmbedding)
+            string embd = TensorRoles.TokenEmbd.Gguf, output = TensorRoles.Output.Gguf;
+            if (!formats.ContainsKey(output) && !weights.OutputIsEmbedding)
             {
-                formats["output.weight"] = formats["token_embd.weight"];
-                shapes["output.weight"] = shapes["token_embd.weight"];
-                names.Add("output.weight");
+                formats[output] = formats[embd];
+                shapes[output] = shapes[embd];
+                names.Add(output);
             }
 
             ActivationStatistics? stats = null;
@@ -98,7 +99,7 @@ public static class AccuracyPipeline
                 var buffer = BufferOf(weights, name);
                 var planned = new PlannedTensor(name, shape, format, () => buffer.Span.ToArray());
                 int rows = (int)(TensorTypes.ElementCount(shape) / shape[^1]), cols = (int)shape[^1];
-                var reads = InputOf(name) ?? (name == "token_embd.weight" && weights.OutputIsEmbedding ? (-1, LinearInput.Output) : null);
+                var reads = InputOf(name) ?? (name == embd && weights.OutputIsEmbedding ? (-1, LinearInput.Output) : null);
                 if (accuracy.Gptq && reads is (int layer, LinearInput kind) && IsQuantized(format))
                 {
                     var key = (layer, kind);
@@ -161,44 +162,15 @@ public static class AccuracyPipeline
         return null;
     }
 
-    private static bool IsModelTensor(string name) => name is "token_embd.weight" or "output.weight" or "output_norm.weight" || name.StartsWith("blk.", StringComparison.Ordinal);
+    private static bool IsModelTensor(string name) => TensorRoles.FromGguf(name) is { Role.HeldByModel: true };
 
-    /// <summary>Which calibration input a weight reads.</summary>
-    public static (int Layer, LinearInput Input)? InputOf(string name)
-    {
-        if (name == "output.weight") return (-1, LinearInput.Output);
-        var m = System.Text.RegularExpressions.Regex.Match(name, @"^blk\.(\d+)\.(attn_q|attn_k|attn_v|attn_output|ffn_gate|ffn_up|ffn_down)\.weight$");
-        if (!m.Success) return null;
-        int layer = int.Parse(m.Groups[1].Value);
-        return (layer, m.Groups[2].Value switch
-        {
-            "attn_q" or "attn_k" or "attn_v" => LinearInput.Attention,
-            "attn_output" => LinearInput.AttentionOutput,
-            "ffn_gate" or "ffn_up" => LinearInput.FeedForward,
-            _ => LinearInput.FeedForwardDown,
-        });
-    }
+    /// <summary>Which calibration input a weight reads: the role table's input of a linear weight, by GGUF name.</summary>
+    public static (int Layer, LinearInput Input)? InputOf(string name) =>
+        TensorRoles.FromGguf(name) is ({ Input: LinearInput input }, int layer) ? (layer, input) : null;
 
     /// <summary>The float32 buffer holding a tensor of the loaded model, by GGUF name.</summary>
-    public static NativeBuffer BufferOf(TransformerWeights w, string name)
-    {
-        if (name == "token_embd.weight") return w.TokenEmbedding;
-        if (name == "output.weight") return w.Output.F32;
-        if (name == "output_norm.weight") return w.OutputNorm;
-        var m = System.Text.RegularExpressions.Regex.Match(name, @"^blk\.(\d+)\.(.+)$");
-        if (m.Success)
-        {
-            var L = w.Layers[int.Parse(m.Groups[1].Value)];
-            NativeBuffer? b = m.Groups[2].Value switch
-            {
-                "attn_norm.weight" => L.AttnNorm, "attn_q.weight" => L.Wq.F32, "attn_k.weight" => L.Wk.F32, "attn_v.weight" => L.Wv.F32,
-                "attn_output.weight" => L.Wo.F32, "attn_q.bias" => L.Bq, "attn_k.bias" => L.Bk, "attn_v.bias" => L.Bv, "attn_output.bias" => L.Bo,
-                "attn_q_norm.weight" => L.QNorm, "attn_k_norm.weight" => L.KNorm, "attn_sub_norm.weight" => L.AttnSubNorm,
-                "ffn_norm.weight" => L.FfnNorm, "ffn_gate.weight" => L.WGate.F32, "ffn_up.weight" => L.WUp.F32, "ffn_down.weight" => L.WDown.F32,
-                "ffn_sub_norm.weight" => L.FfnSubNorm, _ => null,
-            };
-            if (b is not null) return b;
-        }
-        throw new AnyBitException($"the accuracy pipeline does not know tensor '{name}'");
-    }
+    public static NativeBuffer BufferOf(TransformerWeights w, string name) =>
+        TensorRoles.FromGguf(name) is (TensorRole role, int layer) && role.Float32Of(w, layer) is { } buffer
+            ? buffer
+            : throw new AnyBitException($"the accuracy pipeline does not know tensor '{name}'");
 }

@@ -25,19 +25,16 @@ public static class AwqScaling
         {
             cancellation.ThrowIfCancellationRequested();
             var L = w.Layers[l];
-            string p = $"blk.{l}.";
-            var sAttn = Search(stats.For(l, LinearInput.Attention), [(L.Wq.F32, formatOf(p + "attn_q.weight")), (L.Wk.F32, formatOf(p + "attn_k.weight")), (L.Wv.F32, formatOf(p + "attn_v.weight"))]);
-            ScaleColumns(sAttn, L.Wq.F32, L.Wk.F32, L.Wv.F32);
+            // Each group is the role table's linears of one input; its scale is folded into the operation producing that input.
+            var sAttn = SearchAndScale(w, l, LinearInput.Attention, stats, formatOf);
             DivideVector(L.AttnNorm, sAttn);
             applied[(l, LinearInput.Attention)] = sAttn;
 
-            var sFfn = Search(stats.For(l, LinearInput.FeedForward), [(L.WGate.F32, formatOf(p + "ffn_gate.weight")), (L.WUp.F32, formatOf(p + "ffn_up.weight"))]);
-            ScaleColumns(sFfn, L.WGate.F32, L.WUp.F32);
+            var sFfn = SearchAndScale(w, l, LinearInput.FeedForward, stats, formatOf);
             DivideVector(L.FfnNorm, sFfn);
             applied[(l, LinearInput.FeedForward)] = sFfn;
 
-            var sDown = Search(stats.For(l, LinearInput.FeedForwardDown), [(L.WDown.F32, formatOf(p + "ffn_down.weight"))]);
-            ScaleColumns(sDown, L.WDown.F32);
+            var sDown = SearchAndScale(w, l, LinearInput.FeedForwardDown, stats, formatOf);
             DivideRows(L.WUp.F32, sDown);
             applied[(l, LinearInput.FeedForwardDown)] = sDown;
             progress?.Report((l + 1, c.NumLayers));
@@ -57,6 +54,15 @@ public static class AwqScaling
         }
         foreach (var row in stats.Samples)
             for (int i = 0; i < n; i++) row[i] /= s[i];
+    }
+
+    /// <summary>Searches the scale of the linears of layer <paramref name="l"/> that read <paramref name="input"/>, and scales their columns.</summary>
+    private static float[] SearchAndScale(TransformerWeights w, int l, LinearInput input, ActivationStatistics stats, Func<string, TensorFormat> formatOf)
+    {
+        var group = TensorRoles.LayerLinears.Where(r => r.Input == input).ToArray();
+        var s = Search(stats.For(l, input), group.Select(r => (r.LinearOf!(w, l).F32, formatOf(r.GgufName(l)))).ToArray());
+        ScaleColumns(s, group.Select(r => r.LinearOf!(w, l).F32).ToArray());
+        return s;
     }
 
     private static float[] Search(InputStatistics stats, (NativeBuffer W, TensorFormat Format)[] linears)

@@ -7,23 +7,21 @@ namespace AnyBit.Quantization.Methods;
 /// <summary>
 /// The importance matrix file <c>anybit imatrix</c> writes and <c>quantize --imatrix</c> reads: a GGUF with, per
 /// linear weight, a float32 tensor <c>NAME.in_sum2</c> (Σ x² per input channel over the calibration tokens) and
-/// <c>NAME.counts</c> (the token count), the layout of llama.cpp's GGUF imatrix files.
+/// <c>NAME.counts</c> (the token count), the layout of llama.cpp's GGUF imatrix files. The linear weights are the
+/// role table's layer linears; the output head is not recorded.
 /// </summary>
 public static class ImportanceMatrix
 {
-    private static readonly string[] Linears = ["attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down"];
-
     public static void Write(ActivationStatistics stats, int layers, string output, string dataset, CancellationToken cancellation = default)
     {
         var w = new GgufWriter();
         w.Add("general.type", "imatrix");
         w.Add("imatrix.datasets", new[] { dataset });
         for (int l = 0; l < layers; l++)
-            foreach (var lin in Linears)
+            foreach (var role in TensorRoles.LayerLinears)
             {
-                string name = $"blk.{l}.{lin}.weight";
-                var (layer, kind) = AccuracyPipeline.InputOf(name)!.Value;
-                var s = stats.For(layer, kind);
+                string name = role.GgufName(l);
+                var s = stats.For(l, role.Input!.Value);
                 var sums = s.SumSquares.Select(v => (float)v).ToArray();
                 w.AddTensor(name + ".in_sum2", [sums.Length], (uint)TensorType.F32, sums.Length * 4L, dst => System.Runtime.InteropServices.MemoryMarshal.AsBytes(sums.AsSpan()).CopyTo(dst));
                 float[] count = [s.Tokens];

@@ -101,7 +101,7 @@ public static class MixedPrecisionPlanner
     }
 
     private static bool IsQuantizable(string name) =>
-        name == "token_embd.weight" || name == "output.weight" || AccuracyPipeline.InputOf(name) is not null;
+        name == TensorRoles.TokenEmbd.Gguf || AccuracyPipeline.InputOf(name) is not null;
 
     private static (int Rows, int Cols, long Elements) Shape(IReadOnlyDictionary<string, long[]> shapes, string name)
     {

@@ -15,7 +15,7 @@ public static class Rotation
 {
     public static string? WhyNot(ModelConfig c)
     {
-        if (c.Architecture == Architecture.BitNet) return "rotation is not exact for BitNet (int8 activations and sub-norms)";
+        if (!c.Architecture.AccuracyMethodsApply) return $"rotation is not exact for {c.Architecture.DisplayName} (int8 activations and sub-norms)";
         if (!Hadamard.IsPowerOfTwo(c.HiddenSize)) return $"rotation needs a power-of-two hidden size; this model has {c.HiddenSize}";
         return null;
     }
@@ -29,21 +29,24 @@ public static class Rotation
         var signs = Enumerable.Range(0, d).Select(_ => rng.Next(2) == 0 ? 1f : -1f).ToArray();
 
         var output = w.OutputIsEmbedding ? new NativeBuffer(w.TokenEmbedding.Span) : w.Output.F32;
-        foreach (var layer in w.Layers)
+        // The role table says which linears read a normed copy of the stream (their input is a norm's output) and
+        // which write into it (attn_output, ffn_down).
+        NativeBuffer[] Readers(int l, LinearInput input) =>
+            TensorRoles.LayerLinears.Where(r => r.Input == input).Select(r => r.LinearOf!(w, l).F32).ToArray();
+        for (int l = 0; l < w.Layers.Length; l++)
         {
-            FoldNorm(layer.AttnNorm, [layer.Wq.F32, layer.Wk.F32, layer.Wv.F32], d);
-            FoldNorm(layer.FfnNorm, [layer.WGate.F32, layer.WUp.F32], d);
+            FoldNorm(w.Layers[l].AttnNorm, Readers(l, LinearInput.Attention), d);
+            FoldNorm(w.Layers[l].FfnNorm, Readers(l, LinearInput.FeedForward), d);
         }
         FoldNorm(w.OutputNorm, [output], d);
 
         RotateRows(w.TokenEmbedding, d, signs);
         RotateRows(output, d, signs);
-        foreach (var layer in w.Layers)
+        for (int l = 0; l < w.Layers.Length; l++)
         {
-            foreach (var m in new[] { layer.Wq.F32, layer.Wk.F32, layer.Wv.F32, layer.WGate.F32, layer.WUp.F32 }) RotateRows(m, d, signs);
-            RotateColumns(layer.Wo.F32, d, signs);
-            RotateColumns(layer.WDown.F32, d, signs);
-            if (layer.Bo is not null) RotateRows(layer.Bo, d, signs);
+            foreach (var m in Readers(l, LinearInput.Attention).Concat(Readers(l, LinearInput.FeedForward))) RotateRows(m, d, signs);
+            foreach (var m in Readers(l, LinearInput.AttentionOutput).Concat(Readers(l, LinearInput.FeedForwardDown))) RotateColumns(m, d, signs);
+            if (w.Layers[l].Bo is not null) RotateRows(w.Layers[l].Bo!, d, signs);
         }
         return new TransformerWeights
         {

@@ -1,0 +1,54 @@
+namespace AnyBit.Models;
+
+/// <summary>
+/// One transformer family AnyBit runs, as a descriptor (llama.cpp's <c>llama-arch.cpp</c> row): its names in
+/// Hugging Face and GGUF files, how its config keys differ from the common mapping, the tensor roles it has, and the
+/// choices of its forward pass. Every family shares one pre-norm decoder forward pass, which reads these flags and
+/// never an architecture's name. Descriptors live one per file in <c>Models/Architectures/</c>; the registry
+/// (<see cref="All"/>) finds them by name. Instances are singletons: compare by reference.
+/// </summary>
+public sealed partial class Architecture
+{
+    /// <summary>Lower-case name, as <c>inspect --json</c> and <c>/v1/models</c> print it.</summary>
+    public required string Name { get; init; }
+    /// <summary>Name as <c>inspect</c> prints it.</summary>
+    public required string DisplayName { get; init; }
+    /// <summary>Hugging Face <c>config.json</c> <c>model_type</c> values it is read from.</summary>
+    public required string[] HfModelTypes { get; init; }
+    /// <summary>GGUF <c>general.architecture</c> it is read from (and the prefix of its <c>{arch}.*</c> keys there).</summary>
+    public required string GgufName { get; init; }
+    /// <summary>
+    /// GGUF <c>general.architecture</c> that <c>quantize</c> writes: the llama.cpp graph that runs it, which is not
+    /// always its own name (llama.cpp runs Mistral with its llama graph).
+    /// </summary>
+    public string? GgufWriteNameOverride { get; init; }
+    public string GgufWriteName => GgufWriteNameOverride ?? GgufName;
+
+    /// <summary>The tensors it may have, in <see cref="TensorRoles.All"/> order.</summary>
+    public required IReadOnlyList<TensorRole> Roles { get; init; }
+
+    /// <summary>Feed-forward activation when the config does not name one (and always, for GGUF files).</summary>
+    public Activation DefaultActivation { get; init; } = Activation.Silu;
+    /// <summary>Hugging Face's <c>sliding_window</c> applies without <c>use_sliding_window</c> (Mistral).</summary>
+    public bool SlidingWindowAlwaysOn { get; init; }
+    /// <summary>
+    /// llama.cpp's graph for it rotates adjacent pairs (2i, 2i+1): GGUF files store Q/K in that order, and Hugging
+    /// Face Q/K rows are permuted on the way into GGUF, as convert_hf_to_gguf.py does for llama. Graphs that rotate
+    /// halves (NEOX order, as Hugging Face does) store Q/K unchanged.
+    /// </summary>
+    public bool GgufAdjacentRopePairs { get; init; }
+    /// <summary>Layer linear weights are ternary as trained (BitNet b1.58): re-ternarized at load and by <c>quantize</c>.</summary>
+    public bool TernaryWeights { get; init; }
+    /// <summary>Linear inputs are quantized to int8 per token as trained (W1.58A8), unless a float reference is asked for.</summary>
+    public bool Int8Activations { get; init; }
+    /// <summary>GPTQ, AWQ and rotation apply: they assume float activations and float weights to compensate in.</summary>
+    public bool AccuracyMethodsApply { get; init; } = true;
+
+    /// <summary>True when the architecture has tensor role <paramref name="role"/>.</summary>
+    public bool Has(TensorRole role) => Roles.Contains(role);
+
+    public override string ToString() => DisplayName;
+
+    /// <summary>The roles of a Llama-style dense decoder without biases or extra norms.</summary>
+    private static TensorRole[] Dense(params TensorRole[] extra) => TensorRoles.All.Where(r => r.Required || r == TensorRoles.Output || r == TensorRoles.RopeFreqs || extra.Contains(r)).ToArray();
+}

@@ -1,0 +1,16 @@
+namespace AnyBit.Models;
+
+public sealed partial class Architecture
+{
+    /// <summary>
+    /// BitNet b1.58: ternary layer weights and int8 per-token activations as trained (W1.58A8), squared-ReLU
+    /// feed-forward, and sub-norms before attn_output and ffn_down. GPTQ, AWQ and rotation do not apply: the weights
+    /// are ternarized as trained, and a rotation does not commute with the int8 activations and sub-norms.
+    /// </summary>
+    public static Architecture BitNet { get; } = new()
+    {
+        Name = "bitnet", DisplayName = "BitNet", HfModelTypes = ["bitnet"], GgufName = "bitnet",
+        Roles = Dense(TensorRoles.AttnSubNorm, TensorRoles.FfnSubNorm),
+        DefaultActivation = Activation.ReluSquared, TernaryWeights = true, Int8Activations = true, AccuracyMethodsApply = false,
+    };
+}

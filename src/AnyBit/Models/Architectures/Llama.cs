@@ -1,0 +1,18 @@
+namespace AnyBit.Models;
+
+public sealed partial class Architecture
+{
+    /// <summary>
+    /// Llama 1–3 (and llama2.c checkpoints): pre-norm decoder, SwiGLU, RoPE. Attention biases appear with
+    /// <c>attention_bias</c>. llama.cpp's graph rotates adjacent pairs, so its GGUF Q/K rows are permuted.
+    /// </summary>
+    public static Architecture Llama { get; } = new()
+    {
+        Name = "llama", DisplayName = "Llama", HfModelTypes = ["llama"], GgufName = "llama",
+        Roles = Dense(TensorRoles.AttnQBias, TensorRoles.AttnKBias, TensorRoles.AttnVBias, TensorRoles.AttnOutputBias),
+        GgufAdjacentRopePairs = true,
+    };
+
+    /// <summary>The family of llama2.c checkpoints, whose header names none: Karpathy's run.c is Llama.</summary>
+    public static Architecture OfLlama2c => Llama;
+}

@@ -1,0 +1,211 @@
+using System.Globalization;
+
+namespace AnyBit.Models;
+
+/// <summary>
+/// The tensor-role table (llama.cpp's <c>LLM_TENSOR_NAMES</c>): one row per tensor a dense decoder may have, with its
+/// GGUF, Hugging Face and llama2.c names, its shape, its kind, the input it reads, and where the loaded model keeps
+/// it. The loader, the quantizer, calibration, the accuracy methods, synth, bench and the llama2.c reader all look
+/// tensors up here; an architecture lists the rows it has (<see cref="Architecture.Roles"/>).
+/// Rows are in llama.cpp's file order (embedding, each block's tensors, output norm, head), which is the order
+/// <c>quantize</c> writes. Mixture-of-experts tensors (<c>blk.{i}.ffn_gate_exps.weight</c>, 3-D) will be rows of
+/// their own.
+/// </summary>
+public static class TensorRoles
+{
+    private static long[] D(ModelConfig c) => [c.HiddenSize];
+    private static long[] Q(ModelConfig c) => [c.QueryWidth];
+    private static long[] Kv(ModelConfig c) => [c.KvWidth];
+
+    public static readonly TensorRole TokenEmbd = new()
+    {
+        Gguf = "token_embd.weight", HuggingFace = "model.embed_tokens.weight", Llama2c = "token_embedding_table",
+        Kind = TensorKind.Embedding, Required = true, Shape = c => [c.VocabSize, c.HiddenSize], BufferOf = (w, _) => w.TokenEmbedding,
+    };
+    public static readonly TensorRole AttnNorm = new()
+    {
+        Gguf = "blk.{i}.attn_norm.weight", HuggingFace = "model.layers.{i}.input_layernorm.weight", Llama2c = "rms_att_weight",
+        Kind = TensorKind.Norm, Required = true, Shape = D, BufferOf = (w, l) => w.Layers[l].AttnNorm,
+    };
+    public static readonly TensorRole AttnQ = new()
+    {
+        Gguf = "blk.{i}.attn_q.weight", HuggingFace = "model.layers.{i}.self_attn.q_proj.weight", Llama2c = "wq",
+        Kind = TensorKind.Linear, Required = true, Input = LinearInput.Attention, RotaryHeads = c => c.NumHeads,
+        Shape = c => [c.QueryWidth, c.HiddenSize], LinearOf = (w, l) => w.Layers[l].Wq,
+    };
+    public static readonly TensorRole AttnQBias = new()
+    {
+        Gguf = "blk.{i}.attn_q.bias", HuggingFace = "model.layers.{i}.self_attn.q_proj.bias",
+        Kind = TensorKind.Bias, Shape = Q, BufferOf = (w, l) => w.Layers[l].Bq,
+    };
+    public static readonly TensorRole AttnK = new()
+    {
+        Gguf = "blk.{i}.attn_k.weight", HuggingFace = "model.layers.{i}.self_attn.k_proj.weight", Llama2c = "wk",
+        Kind = TensorKind.Linear, Required = true, Input = LinearInput.Attention, RotaryHeads = c => c.NumKvHeads,
+        Shape = c => [c.KvWidth, c.HiddenSize], LinearOf = (w, l) => w.Layers[l].Wk,
+    };
+    public static readonly TensorRole AttnKBias = new()
+    {
+        Gguf = "blk.{i}.attn_k.bias", HuggingFace = "model.layers.{i}.self_attn.k_proj.bias",
+        Kind = TensorKind.Bias, Shape = Kv, BufferOf = (w, l) => w.Layers[l].Bk,
+    };
+    public static readonly TensorRole AttnV = new()
+    {
+        Gguf = "blk.{i}.attn_v.weight", HuggingFace = "model.layers.{i}.self_attn.v_proj.weight", Llama2c = "wv",
+        Kind = TensorKind.Linear, Required = true, Input = LinearInput.Attention,
+        Shape = c => [c.KvWidth, c.HiddenSize], LinearOf = (w, l) => w.Layers[l].Wv,
+    };
+    public static readonly TensorRole AttnVBias = new()
+    {
+        Gguf = "blk.{i}.attn_v.bias", HuggingFace = "model.layers.{i}.self_attn.v_proj.bias",
+        Kind = TensorKind.Bias, Shape = Kv, BufferOf = (w, l) => w.Layers[l].Bv,
+    };
+    public static readonly TensorRole AttnOutput = new()
+    {
+        Gguf = "blk.{i}.attn_output.weight", HuggingFace = "model.layers.{i}.self_attn.o_proj.weight", Llama2c = "wo",
+        Kind = TensorKind.Linear, Required = true, Input = LinearInput.AttentionOutput,
+        Shape = c => [c.HiddenSize, c.QueryWidth], LinearOf = (w, l) => w.Layers[l].Wo,
+    };
+    public static readonly TensorRole AttnOutputBias = new()
+    {
+        Gguf = "blk.{i}.attn_output.bias", HuggingFace = "model.layers.{i}.self_attn.o_proj.bias",
+        Kind = TensorKind.Bias, Shape = D, BufferOf = (w, l) => w.Layers[l].Bo,
+    };
+    public static readonly TensorRole AttnQNorm = new()
+    {
+        Gguf = "blk.{i}.attn_q_norm.weight", HuggingFace = "model.layers.{i}.self_attn.q_norm.weight",
+        Kind = TensorKind.Norm, Shape = c => [c.HeadDim], BufferOf = (w, l) => w.Layers[l].QNorm,
+    };
+    public static readonly TensorRole AttnKNorm = new()
+    {
+        Gguf = "blk.{i}.attn_k_norm.weight", HuggingFace = "model.layers.{i}.self_attn.k_norm.weight",
+        Kind = TensorKind.Norm, Shape = c => [c.HeadDim], BufferOf = (w, l) => w.Layers[l].KNorm,
+    };
+    public static readonly TensorRole AttnSubNorm = new()
+    {
+        Gguf = "blk.{i}.attn_sub_norm.weight", HuggingFace = "model.layers.{i}.self_attn.attn_sub_norm.weight",
+        Kind = TensorKind.Norm, Shape = Q, BufferOf = (w, l) => w.Layers[l].AttnSubNorm,
+    };
+    public static readonly TensorRole FfnNorm = new()
+    {
+        Gguf = "blk.{i}.ffn_norm.weight", HuggingFace = "model.layers.{i}.post_attention_layernorm.weight", Llama2c = "rms_ffn_weight",
+        Kind = TensorKind.Norm, Required = true, Shape = D, BufferOf = (w, l) => w.Layers[l].FfnNorm,
+    };
+    public static readonly TensorRole FfnGate = new()
+    {
+        Gguf = "blk.{i}.ffn_gate.weight", HuggingFace = "model.layers.{i}.mlp.gate_proj.weight", Llama2c = "w1",
+        Kind = TensorKind.Linear, Required = true, Input = LinearInput.FeedForward,
+        Shape = c => [c.IntermediateSize, c.HiddenSize], LinearOf = (w, l) => w.Layers[l].WGate,
+    };
+    public static readonly TensorRole FfnUp = new()
+    {
+        Gguf = "blk.{i}.ffn_up.weight", HuggingFace = "model.layers.{i}.mlp.up_proj.weight", Llama2c = "w3",
+        Kind = TensorKind.Linear, Required = true, Input = LinearInput.FeedForward,
+        Shape = c => [c.IntermediateSize, c.HiddenSize], LinearOf = (w, l) => w.Layers[l].WUp,
+    };
+    public static readonly TensorRole FfnDown = new()
+    {
+        Gguf = "blk.{i}.ffn_down.weight", HuggingFace = "model.layers.{i}.mlp.down_proj.weight", Llama2c = "w2",
+        Kind = TensorKind.Linear, Required = true, Input = LinearInput.FeedForwardDown,
+        Shape = c => [c.HiddenSize, c.IntermediateSize], LinearOf = (w, l) => w.Layers[l].WDown,
+    };
+    public static readonly TensorRole FfnSubNorm = new()
+    {
+        Gguf = "blk.{i}.ffn_sub_norm.weight", HuggingFace = "model.layers.{i}.mlp.ffn_sub_norm.weight",
+        Kind = TensorKind.Norm, Shape = c => [c.IntermediateSize], BufferOf = (w, l) => w.Layers[l].FfnSubNorm,
+    };
+    public static readonly TensorRole OutputNorm = new()
+    {
+        Gguf = "output_norm.weight", HuggingFace = "model.norm.weight", Llama2c = "rms_final_weight",
+        Kind = TensorKind.Norm, Required = true, Shape = D, BufferOf = (w, _) => w.OutputNorm,
+    };
+    /// <summary>The output head; absent when tied to the embedding.</summary>
+    public static readonly TensorRole Output = new()
+    {
+        Gguf = "output.weight", HuggingFace = "lm_head.weight", Llama2c = "wcls",
+        Kind = TensorKind.Linear, Input = LinearInput.Output,
+        Shape = c => [c.VocabSize, c.HiddenSize], LinearOf = (w, _) => w.Output,
+    };
+    /// <summary>llama.cpp's Llama-3 RoPE scaling as stored divisors; the runtime keeps them with the rotary tables.</summary>
+    public static readonly TensorRole RopeFreqs = new()
+    {
+        Gguf = "rope_freqs.weight", Kind = TensorKind.RopeFactors, Shape = c => [c.HeadDim / 2],
+    };
+
+    /// <summary>Every role, in file order: global roles before the blocks, the per-layer roles, global roles after.</summary>
+    public static readonly IReadOnlyList<TensorRole> All =
+    [
+        TokenEmbd,
+        AttnNorm, AttnQ, AttnQBias, AttnK, AttnKBias, AttnV, AttnVBias, AttnOutput, AttnOutputBias,
+        AttnQNorm, AttnKNorm, AttnSubNorm, FfnNorm, FfnGate, FfnUp, FfnDown, FfnSubNorm,
+        OutputNorm, Output, RopeFreqs,
+    ];
+
+    /// <summary>The linear layers of a decoder block, in file order.</summary>
+    public static readonly IReadOnlyList<TensorRole> LayerLinears = All.Where(r => r.IsLayerLinear).ToArray();
+
+    private const string GgufLayerPrefix = "blk.{i}.", HfLayerPrefix = "model.layers.{i}.";
+    private static readonly Dictionary<string, TensorRole> GgufGlobal = All.Where(r => !r.PerLayer).ToDictionary(r => r.Gguf);
+    private static readonly Dictionary<string, TensorRole> GgufLayer = All.Where(r => r.PerLayer).ToDictionary(r => Suffix(r.Gguf, GgufLayerPrefix));
+    private static readonly Dictionary<string, TensorRole> HfGlobal = All.Where(r => r.HuggingFace is not null && !r.PerLayer).ToDictionary(r => r.HuggingFace!);
+    private static readonly Dictionary<string, TensorRole> HfLayer = All.Where(r => r.HuggingFace is not null && r.PerLayer).ToDictionary(r => Suffix(r.HuggingFace!, HfLayerPrefix));
+
+    private static string Suffix(string pattern, string prefix) =>
+        pattern.StartsWith(prefix, StringComparison.Ordinal) ? pattern[prefix.Length..] : throw new InvalidOperationException($"{pattern} does not start with {prefix}");
+
+    /// <summary>The role and layer (−1 for global tensors) of a GGUF tensor name; null for names outside the table.</summary>
+    public static (TensorRole Role, int Layer)? FromGguf(string name)
+    {
+        if (GgufGlobal.TryGetValue(name, out var global)) return (global, -1);
+        return SplitLayer(name, "blk.") is (string digits, string rest) && GgufLayer.TryGetValue(rest, out var role)
+            ? (role, int.Parse(digits, CultureInfo.InvariantCulture)) : null;
+    }
+
+    /// <summary>
+    /// The GGUF name of a Hugging Face tensor (<c>model.layers.3.self_attn.q_proj.weight</c> →
+    /// <c>blk.3.attn_q.weight</c>); null for tensors the forward pass does not use.
+    /// </summary>
+    public static string? GgufNameOfHuggingFace(string hfName)
+    {
+        if (HfGlobal.TryGetValue(hfName, out var global)) return global.Gguf;
+        return SplitLayer(hfName, "model.layers.") is (string digits, string rest) && HfLayer.TryGetValue(rest, out var role)
+            ? role.Gguf.Replace("{i}", digits, StringComparison.Ordinal) : null;
+    }
+
+    /// <summary>The role held in a llama2.c checkpoint field (<c>wq</c>).</summary>
+    public static TensorRole FromLlama2c(string field) =>
+        All.FirstOrDefault(r => r.Llama2c == field) ?? throw new ArgumentException($"llama2.c has no field '{field}'", nameof(field));
+
+    /// <summary>
+    /// The tensors of <paramref name="roles"/> for a model with <paramref name="layers"/> layers, in file order: each
+    /// global role, and the per-layer roles layer by layer where the block stands in <see cref="All"/>.
+    /// </summary>
+    public static IEnumerable<(TensorRole Role, int Layer, string Name)> InFileOrder(IReadOnlyCollection<TensorRole> roles, int layers)
+    {
+        bool blocksDone = false;
+        foreach (var role in All)
+        {
+            if (!role.PerLayer)
+            {
+                if (roles.Contains(role)) yield return (role, -1, role.Gguf);
+                continue;
+            }
+            if (blocksDone) continue;
+            blocksDone = true;
+            for (int l = 0; l < layers; l++)
+                foreach (var r in All)
+                    if (r.PerLayer && roles.Contains(r)) yield return (r, l, r.GgufName(l));
+        }
+    }
+
+    /// <summary>Splits <c>{prefix}{digits}.{rest}</c>; null when the name is not of that form.</summary>
+    private static (string Digits, string Tail)? SplitLayer(string name, string prefix)
+    {
+        if (!name.StartsWith(prefix, StringComparison.Ordinal)) return null;
+        int dot = name.IndexOf('.', prefix.Length);
+        if (dot <= prefix.Length) return null;
+        string digits = name[prefix.Length..dot];
+        foreach (char ch in digits) if (ch is < '0' or > '9') return null;
+        return (digits, name[(dot + 1)..]);
+    }
+}

@@ -1,0 +1,80 @@
+using AnyBit.Models;
+
+namespace AnyBit.Tests;
+
+/// <summary>The tensor-role table and the architecture registry, row by row: a new row is tested without being listed here.</summary>
+public class ArchitectureTableTests
+{
+    public static TheoryData<string> Roles() => new(TensorRoles.All.Select(r => r.Gguf));
+    public static TheoryData<string> Architectures() => new(Architecture.All.Select(a => a.Name));
+
+    private static TensorRole Role(string gguf) => TensorRoles.All.Single(r => r.Gguf == gguf);
+
+    [Theory, MemberData(nameof(Roles))]
+    public void A_role_is_found_by_each_of_its_names(string gguf)
+    {
+        var role = Role(gguf);
+        int layer = role.PerLayer ? 7 : -1;
+        string name = role.GgufName(layer);
+        Assert.Equal((role, layer), TensorRoles.FromGguf(name));
+        if (role.HuggingFace is string hf)
+            Assert.Equal(name, TensorRoles.GgufNameOfHuggingFace(role.PerLayer ? hf.Replace("{i}", "7") : hf));
+        if (role.Llama2c is string field) Assert.Same(role, TensorRoles.FromLlama2c(field));
+    }
+
+    [Theory, MemberData(nameof(Roles))]
+    public void A_role_is_consistent(string gguf)
+    {
+        var role = Role(gguf);
+        // Linears (and only they) read a calibration input; the loaded model holds every role but rope_freqs.
+        Assert.Equal(role.Kind == TensorKind.Linear, role.Input is not null);
+        Assert.Equal(role.Kind != TensorKind.RopeFactors, role.HeldByModel);
+        Assert.Equal(role.Kind == TensorKind.Linear, role.LinearOf is not null);
+        var c = new ModelConfig
+        {
+            Architecture = Architecture.All[0], HiddenSize = 64, IntermediateSize = 96, NumLayers = 2, NumHeads = 4, NumKvHeads = 2,
+            HeadDim = 16, VocabSize = 100, MaxPositions = 32,
+        };
+        var shape = role.Shape(c);
+        Assert.Equal(role.IsQuantizable ? 2 : 1, shape.Length);
+        Assert.All(shape, d => Assert.True(d > 0));
+    }
+
+    [Fact]
+    public void Names_outside_the_table_have_no_role()
+    {
+        Assert.Null(TensorRoles.FromGguf("blk.x.attn_q.weight"));
+        Assert.Null(TensorRoles.FromGguf("blk.0.attn_q.scales"));
+        Assert.Null(TensorRoles.GgufNameOfHuggingFace("model.layers.0.mlp.act_fn.weight"));
+        Assert.Null(TensorRoles.GgufNameOfHuggingFace("model.rotary_emb.inv_freq"));
+    }
+
+    [Theory, MemberData(nameof(Architectures))]
+    public void An_architecture_is_found_by_its_file_names_and_has_the_dense_core(string name)
+    {
+        var a = Architecture.All.Single(x => x.Name == name);
+        Assert.Same(a, Architecture.FromGgufName(a.GgufName));
+        foreach (string type in a.HfModelTypes) Assert.Same(a, Architecture.FromHfModelType(type));
+        // What quantize writes is a family AnyBit reads back.
+        Assert.NotNull(Architecture.FromGgufName(a.GgufWriteName));
+        Assert.All(TensorRoles.All.Where(r => r.Required), r => Assert.True(a.Has(r), $"{name} lacks {r}"));
+        // Roles are listed in the table's (file) order.
+        var order = a.Roles.Select(r => TensorRoles.All.ToList().IndexOf(r)).ToList();
+        Assert.Equal(order.OrderBy(i => i), order);
+    }
+
+    [Fact]
+    public void File_order_is_llama_cpp_order()
+    {
+        var names = TensorRoles.InFileOrder(TensorRoles.All.Where(r => r.Required || r == TensorRoles.Output).ToArray(), 2).Select(t => t.Name);
+        Assert.Equal(
+        [
+            "token_embd.weight",
+            "blk.0.attn_norm.weight", "blk.0.attn_q.weight", "blk.0.attn_k.weight", "blk.0.attn_v.weight", "blk.0.attn_output.weight",
+            "blk.0.ffn_norm.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight",
+            "blk.1.attn_norm.weight", "blk.1.attn_q.weight", "blk.1.attn_k.weight", "blk.1.attn_v.weight", "blk.1.attn_output.weight",
+            "blk.1.ffn_norm.weight", "blk.1.ffn_gate.weight", "blk.1.ffn_up.weight", "blk.1.ffn_down.weight",
+            "output_norm.weight", "output.weight",
+        ], names);
+    }
+}
