@@ -464,14 +464,14 @@ public unsafe class QuantizedKernelTests
         Check<Nf4Book>(); Check<BnbFp4Book>(); Check<E2M1Book>(); Check<E2M3Book>(); Check<E3M2Book>();
         Assert.True(PackedKind.For(TensorType.MXFP4)!.Lut!.Max() <= Formats.Ggml.MXFP4.Kernel.MaxTableEntry);
         // Levels against the specifications' values: E3M2's largest is 28 (448/16), NF4's ±1 land on ±8192.
-        Assert.Equal(448, Codebook.E3M2.Level(31));
-        Assert.Equal(-8192, Codebook.Nf4.Level(0));
-        Assert.Equal(8192, Codebook.Nf4.Level(15));
-        Assert.Equal(60, Codebook.E2M3.Level(31));
-        Assert.True(Codebook.E2M3.Exact && Codebook.E3M2.Exact && Codebook.E2M1.Exact);
+        Assert.Equal(448, LevelBook.E3M2.Level(31));
+        Assert.Equal(-8192, LevelBook.Nf4.Level(0));
+        Assert.Equal(8192, LevelBook.Nf4.Level(15));
+        Assert.Equal(60, LevelBook.E2M3.Level(31));
+        Assert.True(LevelBook.E2M3.Exact && LevelBook.E3M2.Exact && LevelBook.E2M1.Exact);
         // bitsandbytes FP4's float levels are v/12 rounded to float32; the integers are the exact 16·v.
-        Assert.InRange(Codebook.BnbFp4.MaxLevelError, 0, 1e-7);
-        Assert.InRange(Codebook.Nf4.MaxLevelError, 1e-7, 1.0 / 16384);
+        Assert.InRange(LevelBook.BnbFp4.MaxLevelError, 0, 1e-7);
+        Assert.InRange(LevelBook.Nf4.MaxLevelError, 1e-7, 1.0 / 16384);
     }
 
     [Fact]

@@ -86,9 +86,9 @@ public sealed class LookupTableFormat : TensorFormat
 
     private Kernels.Quantized.PackedKind? _kind;
 
-    /// <summary>Groups the kernels are compiled for run as the book's integer levels (<see cref="Kernels.Quantized.Codebook"/>).</summary>
+    /// <summary>Groups the kernels are compiled for run as the book's integer levels (<see cref="Kernels.Quantized.LevelBook"/>).</summary>
     internal override Kernels.Quantized.PackedKind? Kind => !Kernels.Quantized.KernelGroups.Sizes.Contains(GroupSize) ? null
-        : _kind ??= Kernels.Quantized.BookBindings.Kind(this, Table == "nf4" ? Kernels.Quantized.Codebook.Nf4 : Kernels.Quantized.Codebook.BnbFp4, e8m0: false);
+        : _kind ??= Kernels.Quantized.BookBindings.Kind(this, Table == "nf4" ? Kernels.Quantized.LevelBook.Nf4 : Kernels.Quantized.LevelBook.BnbFp4, e8m0: false);
 
     /// <summary>bitsandbytes' layout: float32 absmax, two indices per byte, the first in the high nibble. D is the
     /// absmax over the book's integer scale, so D·level reproduces the format's values.</summary>

@@ -63,7 +63,7 @@ public sealed class MinifloatFormat : TensorFormat
     /// scales run on the float path.</summary>
     internal override Kernels.Quantized.PackedKind? Kind =>
         PerChannel || Element.Bits > 6 || !Kernels.Quantized.KernelGroups.Sizes.Contains(GroupSize) ? null
-        : _kind ??= Kernels.Quantized.Codebook.ForElement(Element) is { } book ? Kernels.Quantized.BookBindings.Kind(this, book, e8m0: false) : null;
+        : _kind ??= Kernels.Quantized.LevelBook.ForElement(Element) is { } book ? Kernels.Quantized.BookBindings.Kind(this, book, e8m0: false) : null;
 
     /// <summary>The fp16 scale, then the packed codes. D is the scale over the book's integer scale.</summary>
     internal override void DecodeBlock(ReadOnlySpan<byte> b, ref Kernels.Quantized.DecodedBlock o)

@@ -94,7 +94,7 @@ public sealed class MxFormat : TensorFormat
                 Format = this, Binding = Kernels.Quantized.KernelGroups.For<Kernels.Quantized.MxInt8Family>(MxBlock), E8M0Shift = 6,
             };
         if (Element.StoredBits > 6) return null;
-        var book = Kernels.Quantized.Codebook.ForElement(Minifloat.Parse($"e{Element.ExponentBits}m{Element.MantissaBits - 2}fn"));
+        var book = Kernels.Quantized.LevelBook.ForElement(Minifloat.Parse($"e{Element.ExponentBits}m{Element.MantissaBits - 2}fn"));
         return book is null ? null : Kernels.Quantized.BookBindings.Kind(this, book, e8m0: true);
     }
 

@@ -86,23 +86,23 @@ internal struct RawExponentsOf<TK> : IKindTraits where TK : struct, IKindTraits
     public static byte[]? Lut => TK.Lut; public static byte[]? LutHigh => TK.LutHigh; public static bool Ternary => TK.Ternary;
 }
 
-/// <summary>A <see cref="Codebook"/> as compile-time constants (tests check that they match the book).</summary>
+/// <summary>A <see cref="LevelBook"/> as compile-time constants (tests check that they match the book).</summary>
 internal interface IBook
 {
-    static abstract Codebook Book { get; }
+    static abstract LevelBook Book { get; }
     static abstract int IndexBits { get; }
     static abstract bool Wide { get; }
     /// <summary>An upper bound of the book's low-table entries (tests check it against the book).</summary>
     static abstract int MaxEntry { get; }
 }
-internal struct Nf4Book : IBook { public static Codebook Book => Codebook.Nf4; public static int IndexBits => 4; public static bool Wide => true; public static int MaxEntry => 128; }
-internal struct BnbFp4Book : IBook { public static Codebook Book => Codebook.BnbFp4; public static int IndexBits => 4; public static bool Wide => true; public static int MaxEntry => 128; }
-internal struct E2M1Book : IBook { public static Codebook Book => Codebook.E2M1; public static int IndexBits => 4; public static bool Wide => false; public static int MaxEntry => 24; }
-internal struct E2M3Book : IBook { public static Codebook Book => Codebook.E2M3; public static int IndexBits => 6; public static bool Wide => false; public static int MaxEntry => 120; }
-internal struct E3M2Book : IBook { public static Codebook Book => Codebook.E3M2; public static int IndexBits => 6; public static bool Wide => true; public static int MaxEntry => 128; }
+internal struct Nf4Book : IBook { public static LevelBook Book => LevelBook.Nf4; public static int IndexBits => 4; public static bool Wide => true; public static int MaxEntry => 128; }
+internal struct BnbFp4Book : IBook { public static LevelBook Book => LevelBook.BnbFp4; public static int IndexBits => 4; public static bool Wide => true; public static int MaxEntry => 128; }
+internal struct E2M1Book : IBook { public static LevelBook Book => LevelBook.E2M1; public static int IndexBits => 4; public static bool Wide => false; public static int MaxEntry => 24; }
+internal struct E2M3Book : IBook { public static LevelBook Book => LevelBook.E2M3; public static int IndexBits => 6; public static bool Wide => false; public static int MaxEntry => 120; }
+internal struct E3M2Book : IBook { public static LevelBook Book => LevelBook.E3M2; public static int IndexBits => 6; public static bool Wide => true; public static int MaxEntry => 128; }
 
 /// <summary>A codebook kind: a float scale per group times the book's integer level of each 4- or 6-bit index.</summary>
-internal struct CodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBook where TGroup : struct, IConstant
+internal struct LevelBookTraits<TB, TGroup> : IKindTraits where TB : struct, IBook where TGroup : struct, IConstant
 {
     public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
     public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false;
@@ -111,7 +111,7 @@ internal struct CodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBoo
 }
 
 /// <summary>A codebook kind in MX blocks: the same, with E8M0 scale bytes.</summary>
-internal struct MxCodebookTraits<TB, TGroup> : IKindTraits where TB : struct, IBook where TGroup : struct, IConstant
+internal struct MxLevelBookTraits<TB, TGroup> : IKindTraits where TB : struct, IBook where TGroup : struct, IConstant
 {
     public static bool E8M0 => true; public static int E8M0Shift => int.Log2((int)TB.Book.Scale);
     public static int Bits => TB.IndexBits; public static int SuperBlock => TGroup.Value; public static int Offset => TB.Book.Offset;
@@ -135,30 +135,30 @@ internal struct MxInt8Family : IGroupFamily
 /// <summary>A codebook with float scales (<typeparamref name="TB"/>), any compiled group size.</summary>
 internal struct BookFamily<TB> : IGroupFamily where TB : struct, IBook
 {
-    public static KernelBinding Binding<TG>() where TG : struct, IConstant => new KernelBinding<CodebookTraits<TB, TG>>();
+    public static KernelBinding Binding<TG>() where TG : struct, IConstant => new KernelBinding<LevelBookTraits<TB, TG>>();
 }
 
 /// <summary>A codebook in MX blocks (E8M0 scales), any compiled group size.</summary>
 internal struct MxBookFamily<TB> : IGroupFamily where TB : struct, IBook
 {
-    public static KernelBinding Binding<TG>() where TG : struct, IConstant => new KernelBinding<MxCodebookTraits<TB, TG>>();
+    public static KernelBinding Binding<TG>() where TG : struct, IConstant => new KernelBinding<MxLevelBookTraits<TB, TG>>();
 }
 
-/// <summary>The kernel bindings of the codebook kinds: which <see cref="IBook"/> a <see cref="Codebook"/> is.</summary>
+/// <summary>The kernel bindings of the codebook kinds: which <see cref="IBook"/> a <see cref="LevelBook"/> is.</summary>
 internal static class BookBindings
 {
-    public static KernelBinding For(Codebook book, int group, bool e8m0)
+    public static KernelBinding For(LevelBook book, int group, bool e8m0)
     {
-        if (book == Codebook.Nf4 && !e8m0) return KernelGroups.For<BookFamily<Nf4Book>>(group);
-        if (book == Codebook.BnbFp4 && !e8m0) return KernelGroups.For<BookFamily<BnbFp4Book>>(group);
-        if (book == Codebook.E2M1) return e8m0 ? KernelGroups.For<MxBookFamily<E2M1Book>>(group) : KernelGroups.For<BookFamily<E2M1Book>>(group);
-        if (book == Codebook.E2M3) return e8m0 ? KernelGroups.For<MxBookFamily<E2M3Book>>(group) : KernelGroups.For<BookFamily<E2M3Book>>(group);
-        if (book == Codebook.E3M2) return e8m0 ? KernelGroups.For<MxBookFamily<E3M2Book>>(group) : KernelGroups.For<BookFamily<E3M2Book>>(group);
+        if (book == LevelBook.Nf4 && !e8m0) return KernelGroups.For<BookFamily<Nf4Book>>(group);
+        if (book == LevelBook.BnbFp4 && !e8m0) return KernelGroups.For<BookFamily<BnbFp4Book>>(group);
+        if (book == LevelBook.E2M1) return e8m0 ? KernelGroups.For<MxBookFamily<E2M1Book>>(group) : KernelGroups.For<BookFamily<E2M1Book>>(group);
+        if (book == LevelBook.E2M3) return e8m0 ? KernelGroups.For<MxBookFamily<E2M3Book>>(group) : KernelGroups.For<BookFamily<E2M3Book>>(group);
+        if (book == LevelBook.E3M2) return e8m0 ? KernelGroups.For<MxBookFamily<E3M2Book>>(group) : KernelGroups.For<BookFamily<E3M2Book>>(group);
         throw new NotSupportedException($"no integer kernel for book {book.Name}");
     }
 
     /// <summary>The kind of a codebook format: a float (or E8M0) scale per group times the book's integer level.</summary>
-    public static PackedKind Kind(Quantization.TensorFormat format, Codebook book, bool e8m0) =>
+    public static PackedKind Kind(Quantization.TensorFormat format, LevelBook book, bool e8m0) =>
         new(format.GgmlType ?? default, format.BlockSize, book.IndexBits, book.Offset, SubScaleLayout.None, false)
         {
             Format = format, Binding = For(book, format.BlockSize, e8m0), Book = book, Lut = book.Lo, LutHigh = book.Hi,

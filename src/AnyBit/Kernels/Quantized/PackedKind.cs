@@ -50,7 +50,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public int Unsigned(int code) => Lut is { } lut ? lut[code] + 128 * (LutHigh?[code] ?? 0) : code;
 
     /// <summary>The codebook of an AnyBit table format (NF4/FP4, MX, grouped minifloats), with its integer levels.</summary>
-    public Codebook? Book { get; init; }
+    public LevelBook? Book { get; init; }
 
     /// <summary>
     /// MX kinds keep their E8M0 scale byte in memory (8 bytes per 8-row super-block instead of 32 of float32):
@@ -111,13 +111,8 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
 
     public int SuperBlockBytes => CodeBytesPer32 * (SuperBlock / 32) + ParamBytes;
 
-    /// <summary>
-    /// Row groups are stored in pairs, super-block by super-block (group 2i's block s, then group 2i+1's): the kinds
-    /// whose decode takes 16 rows at once — those without sub-scales or mins (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4, the
-    /// int formats, NF4/FP4, minifloat and MX books) and every K-quant, so that a 16-row decode streams one run of
-    /// memory rather than two. Not the other 2-bit codes (TQ2_0/TQ1_0, int2): their 8-row tile measured faster than the 16-row one (−4 to −10 %).
-    /// Must agree with PackedKernel's notion (the kernel tests would fail on every such kind otherwise).
-    /// </summary>
+    /// <summary>Row groups are stored in pairs, super-block by super-block (<see cref="GroupLayout.Paired"/> decides
+    /// which kinds, and why).</summary>
     public bool PairedGroups => GroupLayout.Paired(Layout, HasMins, CodeBits);
 
     public override string ToString() => Format is Quantization.GgmlFormat g ? g.TypeName : Format.Name;
