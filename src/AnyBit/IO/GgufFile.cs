@@ -64,25 +64,17 @@ public sealed class GgufFile : ITensorStore
 
     // ---- typed metadata access ----
 
-    public bool TryGet(string key, out object value) => _metadata.TryGetValue(key, out value!);
+    /// <summary>The metadata with typed access and the tensors' shapes, as the config and tokenizer readers take it.</summary>
+    public GgufMetadata TypedMetadata => _typed ??= new GgufMetadata(_metadata, name => Find(name)?.Shape, Path);
+    private GgufMetadata? _typed;
 
-    public string? GetString(string key) => _metadata.TryGetValue(key, out var v) ? v as string : null;
-
+    public bool TryGet(string key, out object value) => TypedMetadata.TryGet(key, out value);
+    public string? GetString(string key) => TypedMetadata.GetString(key);
     /// <summary>An integer value of any integer type (or null when absent or not an integer).</summary>
-    public long? GetInteger(string key) => _metadata.TryGetValue(key, out var v) ? v switch
-    {
-        byte b => b, sbyte sb => sb, ushort us => us, short s => s, uint ui => ui, int i => i,
-        ulong ul => ul > long.MaxValue ? null : (long)ul, long l => l, bool bo => bo ? 1 : 0, _ => null,
-    } : null;
-
-    public double? GetFloat(string key) => _metadata.TryGetValue(key, out var v) ? v switch
-    {
-        float f => f, double d => d, _ => GetInteger(key),
-    } : null;
-
-    public bool? GetBool(string key) => _metadata.TryGetValue(key, out var v) && v is bool b ? b : null;
-
-    public GgufArray? GetArray(string key) => _metadata.TryGetValue(key, out var v) ? v as GgufArray : null;
+    public long? GetInteger(string key) => TypedMetadata.GetInteger(key);
+    public double? GetFloat(string key) => TypedMetadata.GetFloat(key);
+    public bool? GetBool(string key) => TypedMetadata.GetBool(key);
+    public GgufArray? GetArray(string key) => TypedMetadata.GetArray(key);
 
     // ---- parsing ----
 

@@ -57,6 +57,13 @@ public sealed class GgufWriter
 
     public bool HasKey(string key) => _kvs.Any(k => k.Key == key);
 
+    /// <summary>
+    /// The metadata added so far, read as a GGUF reader will read it from the written file (values are kept in the
+    /// reader's types); <paramref name="tensorShape"/> gives the shapes of the tensors the file will hold.
+    /// </summary>
+    public GgufMetadata PendingMetadata(Func<string, long[]?> tensorShape, string source) =>
+        new(_kvs.ToDictionary(k => k.Key, k => k.Value, StringComparer.Ordinal), tensorShape, source);
+
     public GgufWriter AddTensor(string name, long[] shape, uint typeId, long byteLength, Action<Span<byte>> produce)
     {
         if (_tensors.Any(t => t.Name == name)) throw new ArgumentException($"tensor '{name}' added twice");

@@ -5,9 +5,12 @@ namespace AnyBit.Models;
 /// <summary>Reads the model hyperparameters from GGUF metadata (<c>{arch}.embedding_length</c> and friends).</summary>
 public static class GgufConfigReader
 {
-    public static ModelConfig Read(GgufFile gguf)
+    public static ModelConfig Read(GgufFile gguf) => Read(gguf.TypedMetadata);
+
+    /// <summary>Reads the config from GGUF metadata, of a file or about to be written.</summary>
+    public static ModelConfig Read(GgufMetadata gguf)
     {
-        InvalidModelFileException Bad(string p) => new(gguf.Path, p);
+        InvalidModelFileException Bad(string p) => new(gguf.Source, p);
         string archName = gguf.GetString("general.architecture") ?? throw Bad("missing required key 'general.architecture'");
         var arch = Architecture.FromGgufName(archName)
             ?? throw Bad($"architecture '{archName}' is not supported ({Architecture.SupportedGgufNames})");
@@ -24,8 +27,8 @@ public static class GgufConfigReader
         }
         int hidden = Required("embedding_length");
         int heads = Required("attention.head_count");
-        var embd = gguf.Find(TensorRoles.TokenEmbd.Gguf) ?? throw Bad($"missing tensor '{TensorRoles.TokenEmbd.Gguf}'");
-        int vocab = Optional("vocab_size") ?? (gguf.GetArray("tokenizer.ggml.tokens")?.Count) ?? (int)embd.Shape[0];
+        var embd = gguf.TensorShape(TensorRoles.TokenEmbd.Gguf) ?? throw Bad($"missing tensor '{TensorRoles.TokenEmbd.Gguf}'");
+        int vocab = Optional("vocab_size") ?? (gguf.GetArray("tokenizer.ggml.tokens")?.Count) ?? (int)embd[0];
 
         string? scalingType = gguf.GetString($"{archName}.rope.scaling.type");
         var rope = new RopeConfig
@@ -56,11 +59,11 @@ public static class GgufConfigReader
             RmsNormEps = (float)(gguf.GetFloat($"{archName}.attention.layer_norm_rms_epsilon") ?? 1e-5),
             Rope = rope,
             Activation = arch.DefaultActivation,
-            TiedEmbeddings = gguf.Find(TensorRoles.Output.Gguf) is null,
+            TiedEmbeddings = gguf.TensorShape(TensorRoles.Output.Gguf) is null,
             BosTokenId = bos is >= 0 and < int.MaxValue ? (int)bos : null,
             EosTokenIds = eosIds.ToArray(),
         };
-        config.Validate(gguf.Path);
+        config.Validate(gguf.Source);
         return config;
     }
 }

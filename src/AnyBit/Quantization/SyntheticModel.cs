@@ -16,10 +16,10 @@ public sealed record SyntheticShape(int Hidden, int Layers, int Heads, int KvHea
         _ => throw new AnyBitException($"unknown preset '{name}' (tiny, 1b, 3b, 8b)"),
     };
 
-    /// <summary>The config of the synthetic model: Llama's family, so that llama.cpp runs the file as "llama".</summary>
+    /// <summary>The config of the synthetic model, of the family synthetic models have.</summary>
     public ModelConfig ToConfig()
     {
-        var family = Architecture.Llama;
+        var family = Architecture.OfSyntheticModels;
         return new()
         {
             Architecture = family, HiddenSize = Hidden, IntermediateSize = Ffn, NumLayers = Layers, NumHeads = Heads,

@@ -14,11 +14,14 @@ public static class GgufTokenizer
     internal const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
     /// <summary>The tokenizer, or null when the file carries no vocabulary.</summary>
-    public static ITokenizer? TryLoad(GgufFile gguf)
+    public static ITokenizer? TryLoad(GgufFile gguf) => TryLoad(gguf.TypedMetadata);
+
+    /// <summary>The tokenizer of GGUF metadata (of a file or about to be written), or null when it carries no vocabulary.</summary>
+    public static ITokenizer? TryLoad(GgufMetadata gguf)
     {
         string? model = gguf.GetString("tokenizer.ggml.model");
         if (model is null) return null;
-        InvalidModelFileException Bad(string p) => new(gguf.Path, p);
+        InvalidModelFileException Bad(string p) => new(gguf.Source, p);
         var tokensArr = gguf.GetArray("tokenizer.ggml.tokens") ?? throw Bad("tokenizer.ggml.tokens is missing");
         if (tokensArr.Values is not string[] tokens) throw Bad("tokenizer.ggml.tokens is not an array of strings");
         int[] types = ToInts(gguf.GetArray("tokenizer.ggml.token_type"), tokens.Length, 1, Bad, "tokenizer.ggml.token_type");

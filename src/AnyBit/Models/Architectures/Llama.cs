@@ -15,4 +15,7 @@ public sealed partial class Architecture
 
     /// <summary>The family of llama2.c checkpoints, whose header names none: Karpathy's run.c is Llama.</summary>
     public static Architecture OfLlama2c => Llama;
+
+    /// <summary>The family <c>anybit synth</c> writes: the most common shape, which llama.cpp runs too.</summary>
+    public static Architecture OfSyntheticModels => Llama;
 }

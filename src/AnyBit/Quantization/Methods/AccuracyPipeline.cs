@@ -6,9 +6,10 @@ using AnyBit.Quantization.Calibration;
 namespace AnyBit.Quantization.Methods;
 
 /// <summary>
-/// Quantization with the accuracy algorithms: the model is loaded in float32 (in llama.cpp's tensor conventions,
-/// through a temporary f32 GGUF of the plan), transformed (rotation, AWQ scales), calibrated, optionally given a
-/// mixed-precision plan, and each linear weight is then encoded with GPTQ or round-to-nearest in its format.
+/// Quantization with the accuracy algorithms: the model is loaded in float32, in memory and in llama.cpp's tensor
+/// conventions, straight from the plan's sources (<see cref="FloatModel"/>), transformed (rotation, AWQ scales),
+/// calibrated, optionally given a mixed-precision plan, and each linear weight is then encoded with GPTQ or
+/// round-to-nearest in its format.
 /// Plain options (round-to-nearest, nothing else) take <see cref="ModelQuantizer"/>'s streaming path.
 /// </summary>
 public static class AccuracyPipeline
@@ -21,21 +22,14 @@ public static class AccuracyPipeline
             throw new AnyBitException($"{accuracy.MethodName} needs calibration text: pass --calibration FILE");
         var (plan0, files) = ModelQuantizer.Plan(input, options);
         Transformer? model = null;
-        string temp = Path.Combine(Path.GetTempPath(), $"anybit-float-{Guid.NewGuid():N}.gguf");
         try
         {
             status?.Invoke("loading float weights");
-            var floatPlan = new QuantPlan
-            {
-                Tensors = plan0.Tensors.Select(t => t with { Format = FormatRegistry.Parse("f32") }).ToList(),
-                WriteMetadata = plan0.WriteMetadata,
-            };
-            ModelQuantizer.Write(floatPlan, temp, null, cancellation);
+            model = FloatModel.Load(plan0, input);
             // Tensors the runtime does not hold (rope_freqs.weight) are read now, before the input closes.
             var extras = plan0.Tensors.Where(t => !IsModelTensor(t.Name)).ToDictionary(t => t.Name, t => t.Source());
             files.Dispose();
-            // Float kernels: rotation, AWQ and GPTQ edit the float32 weights in place (the fast path may hold them in 16 bits).
-            model = ModelLoader.Load(temp, new LoadOptions { FloatReference = false, Kernels = Kernels.Quantized.KernelMode.Float32 });
+            cancellation.ThrowIfCancellationRequested();
             var c = model.Config;
             if (!c.Architecture.AccuracyMethodsApply && (accuracy.Gptq || accuracy.Awq || accuracy.Rotate))
                 throw new AnyBitException($"GPTQ, AWQ and rotation are for float-activation models; {c.Architecture.DisplayName}'s weights are ternarized as trained");
@@ -146,10 +140,6 @@ public static class AccuracyPipeline
             model?.Dispose();
             files.Dispose();
             throw;
-        }
-        finally
-        {
-            try { File.Delete(temp); } catch (IOException) { }
         }
     }
 
