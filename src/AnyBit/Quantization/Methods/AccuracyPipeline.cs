@@ -94,7 +94,7 @@ public static class AccuracyPipeline
                 var planned = new PlannedTensor(name, shape, format, () => buffer.Span.ToArray());
                 int rows = (int)(TensorTypes.ElementCount(shape) / shape[^1]), cols = (int)shape[^1];
                 var reads = InputOf(name) ?? (name == embd && weights.OutputIsEmbedding ? (-1, LinearInput.Output) : null);
-                if (accuracy.Gptq && reads is (int layer, LinearInput kind) && IsQuantized(format))
+                if (accuracy.Gptq && reads is (int layer, LinearInput kind) && format.IsQuantized)
                 {
                     var key = (layer, kind);
                     planned = planned with
@@ -115,7 +115,7 @@ public static class AccuracyPipeline
                         },
                     };
                 }
-                else if (format is IntFormat intFormat && IsQuantized(format) && ImportanceFor(name, importance, stats) is float[] imp && imp.Length == cols)
+                else if (format is IntFormat intFormat && format.IsQuantized && ImportanceFor(name, importance, stats) is float[] imp && imp.Length == cols)
                 {
                     planned = planned with { Encoded = () => WeightedRounding.Quantize(intFormat, buffer.Span.ToArray(), rows, cols, imp) };
                 }
@@ -142,8 +142,6 @@ public static class AccuracyPipeline
             throw;
         }
     }
-
-    private static bool IsQuantized(TensorFormat f) => f.GgmlType is not (TensorType.F32 or TensorType.F16 or TensorType.BF16);
 
     private static float[]? ImportanceFor(string name, Dictionary<string, float[]>? imatrix, ActivationStatistics? stats)
     {
