@@ -41,10 +41,9 @@ internal sealed class IQ4_NL : GgmlBlockFormat<BlockIQ4_NL, IQ4_NL.Kernel>
 
     internal struct Kernel : IKindTraits
     {
-        private static readonly nint s_tables = TableLookup.Create(NonLinear4.Lut, null);
         public static int Bits => 4; public static int SuperBlock => 32; public static int Offset => -128;
         public static SubScaleLayout Layout => SubScaleLayout.None; public static bool HasMins => false; public static bool HalfScale => true;
         public static byte[]? Lut => NonLinear4.Lut;
-        public static bool HasLut => true; public static nint Tables => s_tables;
+        public static bool HasLut => true; public static nint Tables => NonLinear4.Tables;
     }
 }

@@ -51,10 +51,9 @@ internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
 
     internal struct Kernel : IKindTraits
     {
-        private static readonly nint s_tables = TableLookup.Create(NonLinear4.Lut, null);
         public static int Bits => 4; public static int SuperBlock => 256; public static int Offset => -128;
         public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false; public static bool HalfScale => true;
         public static byte[]? Lut => NonLinear4.Lut;
-        public static bool HasLut => true; public static nint Tables => s_tables;
+        public static bool HasLut => true; public static nint Tables => NonLinear4.Tables;
     }
 }

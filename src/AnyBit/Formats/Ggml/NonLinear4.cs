@@ -12,7 +12,6 @@ namespace AnyBit.Formats.Ggml;
 internal static class NonLinear4
 {
     private const int Block = 32;
-    private const float GroupMaxEps = 1e-15f;
 
     /// <summary>The 16 levels (kvalues_iq4nl).</summary>
     public static readonly sbyte[] Values = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113];
@@ -49,13 +48,8 @@ internal static class NonLinear4
             {
                 for (int j = 0; j < Block; ++j) weight[j] = xb[j] * xb[j];
             }
-            float amax = 0, max = 0;
-            for (int j = 0; j < Block; ++j)
-            {
-                float ax = MathF.Abs(xb[j]);
-                if (ax > amax) { amax = ax; max = xb[j]; }
-            }
-            if (amax < GroupMaxEps)
+            float max = SignedMaxMagnitude(xb, out float amax);
+            if (KQuantFits.Negligible(amax))
             {
                 scales[ib] = 0;
                 continue;
@@ -151,4 +145,7 @@ internal static class NonLinear4
 
     /// <summary>The kernels' table: each index's level + 128, unsigned (offset −128).</summary>
     public static readonly byte[] Lut = Values.Select(v => (byte)(v + 128)).ToArray();
+
+    /// <summary><see cref="Lut"/> in the form <see cref="Kernels.Quantized.TableLookup"/> reads, shared by both types' kernels.</summary>
+    public static readonly nint Tables = Kernels.Quantized.TableLookup.Create(Lut, null);
 }
