@@ -61,6 +61,49 @@ public abstract class TensorFormat
     /// <summary>Quantizes one row (a whole number of blocks).</summary>
     public abstract void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst);
 
+    /// <summary>
+    /// Quantizes one row weighting each column's squared error by <paramref name="importance"/> (one value per column:
+    /// the mean x² of that input channel, llama.cpp's quant_weights), as ggml's quantize_&lt;type&gt; does when given an
+    /// importance matrix. Formats without a weighted fit (<see cref="UsesImportance"/> false) quantize as without it.
+    /// </summary>
+    public virtual void QuantizeRow(ReadOnlySpan<float> row, Span<byte> dst, ReadOnlySpan<float> importance) => QuantizeRow(row, dst);
+
+    /// <summary>True when an importance matrix changes this format's bytes (it has a weighted fit).</summary>
+    public virtual bool UsesImportance => false;
+
+    /// <summary>True for the types llama.cpp refuses to quantize without an importance matrix (ggml_quantize_requires_imatrix).</summary>
+    public virtual bool RequiresImportance => false;
+
+    /// <summary>
+    /// Quantizes a whole tensor with per-column importance (<paramref name="importance"/>.Length == <paramref name="rowLength"/>),
+    /// or as <see cref="Quantize(ReadOnlySpan{float}, int, Span{byte})"/> when it is empty or the format has no weighted fit.
+    /// </summary>
+    public unsafe void Quantize(ReadOnlySpan<float> tensor, int rowLength, Span<byte> dst, ReadOnlySpan<float> importance)
+    {
+        if (importance.IsEmpty || !UsesImportance)
+        {
+            Quantize(tensor, rowLength, dst);
+            return;
+        }
+        if (importance.Length != rowLength) throw new ArgumentException($"importance has {importance.Length} values for rows of {rowLength}", nameof(importance));
+        int rowBytes = (int)ByteSize(rowLength);
+        int rows = tensor.Length / rowLength;
+        fixed (float* src = tensor)
+        fixed (float* imp = importance)
+        fixed (byte* output = dst)
+        {
+            float* s = src, w = imp;
+            byte* o = output;
+            int chunk = Math.Max(1, Math.Min(rows, (1 << 16) / Math.Max(1, rowLength)));
+            Parallel.For(0, (rows + chunk - 1) / chunk, c =>
+            {
+                for (int r = c * chunk; r < Math.Min(rows, (c + 1) * chunk); r++)
+                    QuantizeRow(new ReadOnlySpan<float>(s + (long)r * rowLength, rowLength), new Span<byte>(o + (long)r * rowBytes, rowBytes),
+                        new ReadOnlySpan<float>(w, rowLength));
+            });
+        }
+    }
+
     /// <summary>Decodes whole blocks.</summary>
     public abstract void Dequantize(ReadOnlySpan<byte> src, Span<float> dst);
 

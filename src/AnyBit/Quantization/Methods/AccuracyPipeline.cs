@@ -119,6 +119,18 @@ public static class AccuracyPipeline
                 {
                     planned = planned with { Encoded = () => WeightedRounding.Quantize(intFormat, buffer.Span.ToArray(), rows, cols, imp) };
                 }
+                else if (format.UsesImportance && ImportanceFor(name, importance, stats) is float[] channels && channels.Length == cols)
+                {
+                    planned = planned with
+                    {
+                        Encoded = () =>
+                        {
+                            var bytes = new byte[format.ByteSize(rows * (long)cols)];
+                            format.Quantize(buffer.Span, cols, bytes, channels);
+                            return bytes;
+                        },
+                    };
+                }
                 tensors.Add(planned);
             }
             string method = accuracy.MethodName;

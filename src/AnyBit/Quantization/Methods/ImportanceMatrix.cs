@@ -8,12 +8,26 @@ namespace AnyBit.Quantization.Methods;
 /// The importance matrix file <c>anybit imatrix</c> writes and <c>quantize --imatrix</c> reads: a GGUF with, per
 /// linear weight, a float32 tensor <c>NAME.in_sum2</c> (Σ x² per input channel over the calibration tokens) and
 /// <c>NAME.counts</c> (the token count), the layout of llama.cpp's GGUF imatrix files. The linear weights are the
-/// role table's layer linears; the output head is not recorded.
+/// role table's layer linears; the output head is not recorded. A name ending in <c>.dat</c> is written, and any file
+/// not starting with the GGUF magic is read, in llama.cpp's older <c>imatrix.dat</c> layout (<see cref="LegacyImatrix"/>),
+/// so files pass both ways between AnyBit and llama.cpp builds of either age.
 /// </summary>
 public static class ImportanceMatrix
 {
     public static void Write(ActivationStatistics stats, int layers, string output, string dataset, CancellationToken cancellation = default)
     {
+        if (output.EndsWith(".dat", StringComparison.OrdinalIgnoreCase))
+        {
+            var entries = new List<(string, float[], long)>();
+            for (int l = 0; l < layers; l++)
+                foreach (var role in TensorRoles.LayerLinears)
+                {
+                    var s = stats.For(l, role.Input!.Value);
+                    entries.Add((role.GgufName(l), s.SumSquares.Select(v => (float)v).ToArray(), s.Tokens));
+                }
+            LegacyImatrix.Write(output, entries, dataset);
+            return;
+        }
         var w = new GgufWriter();
         w.Add("general.type", "imatrix");
         w.Add("imatrix.datasets", new[] { dataset });
@@ -33,6 +47,7 @@ public static class ImportanceMatrix
     /// <summary>Mean x² per input channel, by weight name.</summary>
     public static Dictionary<string, float[]> Read(string path)
     {
+        if (!GgufFile.HasMagic(path)) return LegacyImatrix.Read(path);
         using var gguf = GgufFile.Open(path);
         var result = new Dictionary<string, float[]>();
         foreach (var t in gguf.Tensors)
