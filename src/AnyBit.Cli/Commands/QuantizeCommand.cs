@@ -28,6 +28,7 @@ internal static class QuantizeCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed for calibration sampling and rotations", DefaultValueFactory = _ => 1 };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from 'anybit imatrix': weighted clip search for RTN" };
         var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: columns in order of decreasing activation energy" };
+        var sequential = new Option<bool>("--sequential") { Description = "GPTQ: each layer's Hessians from the inputs of the already-quantized layers before it (--sequential false: all from the float model)", DefaultValueFactory = _ => true };
         var damp = new Option<double>("--damp") { Description = "GPTQ: Hessian damping as a fraction of its mean diagonal", DefaultValueFactory = _ => 0.01 };
         var targetBpw = new Option<double?>("--target-bpw") { Description = "Mixed precision: choose a format per tensor to fit this many bits per weight" };
         var targetSize = new Option<string?>("--target-size") { Description = "Mixed precision: choose a format per tensor to fit this size (e.g. 12MB)" };
@@ -35,7 +36,7 @@ internal static class QuantizeCommand
         var cmd = new Command("quantize", "Quantize a model into a GGUF file")
         {
             model, format, output, tensorType, outputType, embeddingType, keepFloat, tokenizer, json,
-            method, rotate, calibration, calibrationWindows, calibrationLength, seed, imatrix, actOrder, damp, targetBpw, targetSize, candidates,
+            method, rotate, calibration, calibrationWindows, calibrationLength, seed, imatrix, actOrder, sequential, damp, targetBpw, targetSize, candidates,
         };
         cmd.SetAction((parse, cancellation) =>
         {
@@ -59,7 +60,7 @@ internal static class QuantizeCommand
                 CalibrationLength = parse.GetValue(calibrationLength),
                 Seed = parse.GetValue(seed),
                 ImatrixFile = parse.GetValue(imatrix),
-                GptqOptions = new GptqOptions(parse.GetValue(damp), 128, parse.GetValue(actOrder)),
+                GptqOptions = new GptqOptions(parse.GetValue(damp), 128, parse.GetValue(actOrder), parse.GetValue(sequential)),
                 TargetBitsPerWeight = parse.GetValue(targetBpw),
                 TargetBytes = parse.GetValue(targetSize) is string ts ? ParseSize(ts) : null,
                 Candidates = parse.GetValue(candidates)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),

@@ -52,6 +52,12 @@ public sealed unsafe class InferenceSession : IDisposable
 
     /// <summary>Receives the inputs of every linear layer during <see cref="Forward"/> (calibration); null normally.</summary>
     public IActivationObserver? Observer { get; set; }
+
+    /// <summary>
+    /// Calibration of one layer: the forward pass stops after this layer (no logits are computed, the returned ones are
+    /// stale). Null runs the whole model.
+    /// </summary>
+    public int? StopAfterLayer { get; set; }
     public int ContextSize { get; }
     /// <summary>Number of positions already in the KV cache.</summary>
     public int Position { get; private set; }
@@ -191,6 +197,11 @@ public sealed unsafe class InferenceSession : IDisposable
             Observer?.Observe(l, LinearInput.FeedForwardDown, _gate.Slice(0, n * f), n, f);
             Linear(L.WDown, _gate.Pointer, n, f, d, _xn.Pointer);
             ForRows(&FeedForwardResidualRow, l, n);
+            if (l == StopAfterLayer)
+            {
+                if (_rowOwners is null) Position += n;
+                return;
+            }
         }
 
         if (outRows > 0)

@@ -67,22 +67,30 @@ public sealed class ActivationStatistics : IActivationObserver
 
     public IEnumerable<((int Layer, LinearInput Input) Key, InputStatistics Stats)> All => _stats.Select(kv => (kv.Key, kv.Value));
 
+    /// <summary>When set, only this layer's inputs are recorded (−1: the output head's).</summary>
+    public int? Layer { get; init; }
+
     public void Observe(int layer, LinearInput input, ReadOnlySpan<float> rows, int tokens, int width)
     {
+        if (Layer is int only && layer != only) return;
         if (!_stats.TryGetValue((layer, input), out var s)) _stats[(layer, input)] = s = new InputStatistics(width, _sampleRows);
         if (_transpose.Length < (long)tokens * width) _transpose = new float[(long)tokens * width];
         if (_product.Length < (long)width * width) _product = new float[(long)width * width];
         s.Add(rows, tokens, _transpose, _product, _pool, _matmul);
     }
 
-    /// <summary>Runs the calibration windows through <paramref name="model"/> and returns the statistics.</summary>
+    /// <summary>
+    /// Runs the calibration windows through <paramref name="model"/> and returns the statistics: of every layer, or
+    /// only of <paramref name="layer"/> (the pass then stops after it; −1 is the output head).
+    /// </summary>
     public static ActivationStatistics Collect(Transformer model, IReadOnlyList<int[]> windows, IProgress<(int Done, int Total)>? progress = null,
-        CancellationToken cancellation = default)
+        CancellationToken cancellation = default, int? layer = null)
     {
-        var stats = new ActivationStatistics(WorkerPool.Shared);
+        var stats = new ActivationStatistics(WorkerPool.Shared) { Layer = layer };
         int longest = windows.Max(w => w.Length);
         using var session = model.CreateSession(longest);
         session.Observer = stats;
+        if (layer >= 0) session.StopAfterLayer = layer;
         // All logits are asked for so that the output head sees every position (its input is observed then).
         var logits = new float[(long)longest * model.Config.VocabSize];
         for (int i = 0; i < windows.Count; i++)

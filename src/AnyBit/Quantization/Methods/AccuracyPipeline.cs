@@ -81,6 +81,7 @@ public static class AccuracyPipeline
 
             var factors = new Dictionary<(int, LinearInput), (double[] Factor, bool[] Dead, int[]? Order)>();
             var tensors = new List<PlannedTensor>();
+            var jobs = new List<SequentialGptq.Job>();
             foreach (string name in names)
             {
                 long[] shape = shapes[name];
@@ -94,7 +95,11 @@ public static class AccuracyPipeline
                 var planned = new PlannedTensor(name, shape, format, () => buffer.Span.ToArray());
                 int rows = (int)(TensorTypes.ElementCount(shape) / shape[^1]), cols = (int)shape[^1];
                 var reads = InputOf(name) ?? (name == embd && weights.OutputIsEmbedding ? (-1, LinearInput.Output) : null);
-                if (accuracy.Gptq && reads is (int layer, LinearInput kind) && format.IsQuantized)
+                if (accuracy.Gptq && accuracy.GptqOptions.Sequential && reads is (int seqLayer, LinearInput seqKind) && format.IsQuantized)
+                {
+                    jobs.Add(new SequentialGptq.Job(tensors.Count, name, seqLayer, seqKind, buffer, format, rows, cols));
+                }
+                else if (accuracy.Gptq && reads is (int layer, LinearInput kind) && format.IsQuantized)
                 {
                     var key = (layer, kind);
                     planned = planned with
@@ -132,6 +137,15 @@ public static class AccuracyPipeline
                     };
                 }
                 tensors.Add(planned);
+            }
+            if (jobs.Count > 0)
+            {
+                var encoded = SequentialGptq.Run(model, windows!, jobs, accuracy.GptqOptions, status, cancellation);
+                foreach (var job in jobs)
+                {
+                    var bytes = encoded[job.Name];
+                    tensors[job.Index] = tensors[job.Index] with { Encoded = () => bytes };
+                }
             }
             string method = accuracy.MethodName;
             var final = new QuantPlan

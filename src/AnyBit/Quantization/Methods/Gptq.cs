@@ -5,7 +5,9 @@ namespace AnyBit.Quantization.Methods;
 /// <param name="BlockSize">columns per lazy batch update</param>
 /// <param name="ActOrder">process columns in order of decreasing H diagonal (group parameters are then fitted
 /// up front from the unquantized weights, "static groups", since stored groups are contiguous columns)</param>
-public sealed record GptqOptions(double Damping = 0.01, int BlockSize = 128, bool ActOrder = false);
+/// <param name="Sequential">each layer's Hessians from the calibration inputs as the already-quantized layers before it
+/// produce them, as GPTQ's reference does; false takes every Hessian from the float model in one pass</param>
+public sealed record GptqOptions(double Damping = 0.01, int BlockSize = 128, bool ActOrder = false, bool Sequential = true);
 
 /// <summary>
 /// GPTQ (Frantar et al., 2022): quantizes a weight matrix column by column and spreads each column's rounding error
