@@ -119,24 +119,38 @@ internal sealed class IQ2Lattice
 
         // ggml sorts every off-grid key's (distance, index) pairs with qsort and keeps the leading pairs of the
         // nwant smallest distances. The pairs are distinct, so that order is total; a histogram over the few
-        // possible distances (at most 8·6² = 288) gives the same lists without the sort.
+        // possible distances (at most 8·6² = 288) gives the same lists without the sort. A squared distance is the
+        // sum of its two halves' (positions 0-3 and 4-7, one byte of the key each), read from a 256 × 256 table.
         const int maxD2 = 8 * 36;
-        var dist2 = new int[gridSize];
+        var half = new byte[256 * 256];
+        for (int a = 0; a < 256; ++a)
+            for (int b = 0; b < 256; ++b)
+            {
+                int d2 = 0;
+                for (int k = 0; k < 4; ++k)
+                {
+                    int diff = 2 * ((a >> 2 * k) & 3) - 2 * ((b >> 2 * k) & 3);
+                    d2 += diff * diff;
+                }
+                half[256 * a + b] = (byte)d2;
+            }
+        var gridLo = new byte[gridSize];
+        var gridHi = new byte[gridSize];
+        for (int j = 0; j < gridSize; ++j) { gridLo[j] = (byte)kgrid[j]; gridHi[j] = (byte)(kgrid[j] >> 8); }
+        var dist2 = new short[gridSize];
         Span<int> count = stackalloc int[maxD2 + 1];
         Span<int> wanted = stackalloc int[nwant];
-        Span<sbyte> pos = stackalloc sbyte[8];
         var neighbours = new List<ushort>(MapSize * 8);
         for (int i = 0; i < MapSize; ++i)
         {
             if (map[i] >= 0) continue;
-            for (int k = 0; k < 8; ++k) pos[k] = (sbyte)(2 * ((i >> 2 * k) & 3) + 1);
+            var lo = half.AsSpan(256 * (i & 0xff), 256);
+            var hi = half.AsSpan(256 * (i >> 8), 256);
             count.Clear();
             for (int j = 0; j < gridSize; ++j)
             {
-                var pg = bytes.Slice(8 * j, 8);
-                int d2 = 0;
-                for (int k = 0; k < 8; ++k) d2 += (pg[k] - pos[k]) * (pg[k] - pos[k]);
-                dist2[j] = d2;
+                int d2 = lo[gridLo[j]] + hi[gridHi[j]];
+                dist2[j] = (short)d2;
                 count[d2]++;
             }
             int nhave = 0, n = 0;
