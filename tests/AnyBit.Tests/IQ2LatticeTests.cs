@@ -34,5 +34,22 @@ public class IQ2LatticeTests
     [Fact]
     public void IQ1_M_shares_IQ1_S_lattice() => Assert.Same(IQ2Lattice.For(TensorType.IQ1_S), IQ2Lattice.For(TensorType.IQ1_M));
 
+    /// <summary>ggml-common.h's decode grids are the lattice points with level l stored as 8, 25, 43.</summary>
+    [Fact]
+    public void Decode_grids_are_the_lattice_points()
+    {
+        byte[] magnitude = [8, 25, 43];
+        foreach (var (type, grid) in new[] { (TensorType.IQ2_XXS, IQ2Grids.iq2xxs_grid.ToArray()), (TensorType.IQ2_XS, IQ2Grids.iq2xs_grid.ToArray()), (TensorType.IQ2_S, IQ2Grids.iq2s_grid.ToArray()) })
+        {
+            var lattice = IQ2Lattice.For(type);
+            Assert.Equal(lattice.GridSize, grid.Length);
+            for (int j = 0; j < grid.Length; j++)
+            {
+                var p = lattice.Point(j);
+                for (int k = 0; k < 8; k++) Assert.Equal(magnitude[(p[k] - 1) / 2], (byte)(grid[j] >> (8 * k)));
+            }
+        }
+    }
+
     private static string Sha(ReadOnlySpan<byte> bytes) => Convert.ToHexStringLower(SHA256.HashData(bytes));
 }
