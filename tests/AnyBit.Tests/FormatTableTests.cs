@@ -19,6 +19,7 @@ public class FormatTableTests
         [TensorType.Q8_0] = (32, 34), [TensorType.Q2_K] = (256, 84), [TensorType.Q3_K] = (256, 110), [TensorType.Q4_K] = (256, 144),
         [TensorType.Q5_K] = (256, 176), [TensorType.Q6_K] = (256, 210), [TensorType.IQ4_NL] = (32, 18), [TensorType.TQ1_0] = (256, 54),
         [TensorType.TQ2_0] = (256, 66), [TensorType.MXFP4] = (32, 17), [TensorType.IQ4_XS] = (256, 136),
+        [TensorType.IQ1_S] = (256, 50), [TensorType.IQ1_M] = (256, 56),
     };
 
     public static TheoryData<string> GgmlRows => new(FormatTable.Ggml.Select(f => f.TypeName));
@@ -69,7 +70,8 @@ public class FormatTableTests
         var rng = new Random(5);
         var x = Enumerable.Range(0, rows * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
         var bytes = new byte[format.ByteSize(x.Length)];
-        format.Quantize(x, cols, bytes);
+        // Types llama.cpp quantizes only with an importance matrix (IQ1_S) get a flat one.
+        format.Quantize(x, cols, bytes, format.RequiresImportance ? Enumerable.Repeat(1f, cols).ToArray() : default);
         var back = new float[x.Length];
         format.Dequantize(bytes, back);
         double err = 0, norm = 0;
@@ -87,7 +89,7 @@ public class FormatTableTests
     {
         var floatPath = Specs.Where(s => FormatRegistry.Parse(s).Kind is null).ToHashSet();
         Assert.Equal(
-            new[] { "f32", "f16", "bf16", "iq4_xs", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
+            new[] { "f32", "f16", "bf16", "iq1_s", "iq1_m", "iq4_xs", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
             floatPath.Order());
     }
 }
