@@ -78,6 +78,24 @@ public class GgmlQuantTests
         }
     }
 
+    /// <summary>
+    /// A type llama.cpp quantizes only with an importance matrix refuses without one: one AnyBitException with the
+    /// reason, from a row and from a whole tensor (not one per row from the parallel loop).
+    /// </summary>
+    [Theory]
+    [InlineData("IQ1_S")]
+    public void Types_requiring_an_importance_matrix_refuse_without_one(string type)
+    {
+        var f = FormatTable.ByName(type)!;
+        Assert.True(f.RequiresImportance && f.UsesImportance);
+        var x = Enumerable.Range(0, 4 * f.BlockSize).Select(i => MathF.Sin(i)).ToArray();
+        var y = new byte[f.ByteSize(x.Length)];
+        Assert.Contains("importance matrix", Assert.Throws<AnyBitException>(() => f.QuantizeRow(x, y)).Message);
+        Assert.Contains("importance matrix", Assert.Throws<AnyBitException>(() => f.Quantize(x, f.BlockSize, y)).Message);
+        Assert.Contains("importance matrix", Assert.Throws<AnyBitException>(() => f.Quantize(x, f.BlockSize, y, default)).Message);
+        f.Quantize(x, f.BlockSize, y, Enumerable.Repeat(1f, f.BlockSize).ToArray());
+    }
+
     private static readonly string[] Tensors = ["blk.0.attn_q.weight", "blk.3.ffn_down.weight", "blk.7.attn_v.weight"];
 
     [Theory]
