@@ -28,7 +28,7 @@ public class GgmlQuantTests
     public void Every_ggml_block_type_has_a_llama_cpp_fixture_or_a_rule_test()
     {
         foreach (var f in FormatTable.Ggml.Where(f => f.BlockSize > 1))
-            Assert.True(RuleChecked.Contains(f.TypeName) || File.Exists(Shared.Fixture("ggml", f.TypeName + ".gguf")) || LocalFixtures.Any(d => d.Split('.')[0] == f.TypeName),
+            Assert.True(RuleChecked.Contains(f.TypeName) || File.Exists(Shared.Fixture("ggml", f.TypeName + ".gguf")) || LocalFixtures.Any(d => FixtureType(d) == f.TypeName),
                 $"{f.TypeName} has neither a llama.cpp fixture (../shared/fixtures/ggml or Fixtures/ggml) nor a rule test");
     }
 
@@ -38,6 +38,9 @@ public class GgmlQuantTests
     private static readonly HashSet<string> LocalFixtures = Directory.GetDirectories(LocalFixture()).Select(Path.GetFileName).OfType<string>().ToHashSet();
 
     public static TheoryData<string> LocalTypes => new(LocalFixtures.Order());
+
+    /// <summary>A fixture folder's type: its name up to the first '.' (<c>Q4_K.imatrix</c> holds Q4_K made with an imatrix).</summary>
+    private static string FixtureType(string folder) => folder.Split('.')[0];
 
     /// <summary>
     /// The local fixtures: blocks written by llama-quantize (with the importance matrix its manifest names, if any), the
@@ -50,7 +53,7 @@ public class GgmlQuantTests
     {
         using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(LocalFixture(type, "manifest.json")));
         var entry = manifest.RootElement;
-        var row = FormatTable.ByName(type.Split('.')[0]); // a second folder of a type is named <TYPE>.<variant>
+        var row = FormatTable.ByName(FixtureType(type));
         Assert.True(row is not null, $"{type} has a fixture but no row in the format table");
         var imatrixPath = entry.GetProperty("imatrix").GetString();
         var imatrix = imatrixPath is null ? null : AnyBit.Quantization.Methods.ImportanceMatrix.Read(Path.Combine(AppContext.BaseDirectory, "Fixtures", imatrixPath));

@@ -15,7 +15,7 @@ internal static class ImatrixCommand
         var windows = new Option<int>("--windows") { Description = "Windows sampled from the text", DefaultValueFactory = _ => 64 };
         var length = new Option<int>("--length") { Description = "Tokens per window", DefaultValueFactory = _ => 256 };
         var seed = new Option<ulong>("--seed") { Description = "Sampling seed", DefaultValueFactory = _ => 1 };
-        var output = new Option<string>("--output", "-o") { Description = "Output .gguf importance matrix", Required = true };
+        var output = new Option<string>("--output", "-o") { Description = "Output importance matrix: .gguf (llama.cpp's GGUF imatrix layout) or .dat (llama.cpp's imatrix.dat, which every llama-quantize reads)", Required = true };
         var cmd = new Command("imatrix", "Record an importance matrix (mean x² per input channel of every linear layer)") { model, text, windows, length, seed, output };
         cmd.SetAction((parse, cancellation) =>
         {
@@ -24,7 +24,8 @@ internal static class ImatrixCommand
             var tokenizer = CommonOptions.RequireTokenizer(m);
             var sample = CalibrationText.Sample(tokenizer, parse.GetValue(text)!, parse.GetValue(windows), Math.Min(parse.GetValue(length), m.Config.MaxPositions), parse.GetValue(seed));
             var stats = ActivationStatistics.Collect(m, sample, null, cancellation);
-            ImportanceMatrix.Write(stats, m.Config.NumLayers, parse.GetValue(output)!, Path.GetFileName(parse.GetValue(text)!), cancellation);
+            ImportanceMatrix.Write(stats, m.Config.NumLayers, parse.GetValue(output)!, Path.GetFileName(parse.GetValue(text)!),
+                chunks: sample.Length, chunkSize: sample[0].Length, cancellation: cancellation);
             Console.Out.WriteLine($"wrote {parse.GetValue(output)}: {m.Config.NumLayers * 7} tensors from {sample.Length} windows of {sample[0].Length} tokens");
             return Task.FromResult(0);
         });

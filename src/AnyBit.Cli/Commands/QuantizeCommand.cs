@@ -26,7 +26,7 @@ internal static class QuantizeCommand
         var calibrationWindows = new Option<int>("--calibration-windows") { Description = "Calibration windows", DefaultValueFactory = _ => 64 };
         var calibrationLength = new Option<int>("--calibration-length") { Description = "Tokens per calibration window", DefaultValueFactory = _ => 256 };
         var seed = new Option<ulong>("--seed") { Description = "Seed for calibration sampling and rotations", DefaultValueFactory = _ => 1 };
-        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix from 'anybit imatrix': weighted clip search for RTN" };
+        var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (.gguf or imatrix.dat, from 'anybit imatrix' or llama-imatrix): ggml types quantize as llama-quantize --imatrix, other formats get a weighted clip search" };
         var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: columns in order of decreasing activation energy" };
         var sequential = new Option<bool>("--sequential") { Description = "GPTQ: each layer's Hessians from the inputs of the already-quantized layers before it (--sequential false: all from the float model)", DefaultValueFactory = _ => true };
         var damp = new Option<double>("--damp") { Description = "GPTQ: Hessian damping as a fraction of its mean diagonal", DefaultValueFactory = _ => 0.01 };

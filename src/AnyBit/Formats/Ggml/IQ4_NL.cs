@@ -13,8 +13,8 @@ internal struct BlockIQ4_NL
 }
 
 /// <summary>
-/// IQ4_NL as llama-quantize writes it without an importance matrix: ggml's quantize_iq4_nl, i.e. the x²-weighted
-/// least-squares scale refined over 15 trial scales (<see cref="NonLinear4.Fit"/>), then every weight re-mapped to
+/// IQ4_NL as llama-quantize writes it: ggml's quantize_iq4_nl, i.e. the x²-weighted (or, given an importance matrix,
+/// qw·sqrt(σ² + x²)-weighted) least-squares scale refined over 15 trial scales (<see cref="NonLinear4.Fit"/>), then every weight re-mapped to
 /// its nearest code. (quantize_row_iq4_nl_ref skips the search and gives different bytes.) On the kernels an index
 /// stands for its table value + 128 (<see cref="Kernel.Lut"/>), offset −128.
 /// </summary>
@@ -24,12 +24,17 @@ internal sealed class IQ4_NL : GgmlBlockFormat<BlockIQ4_NL, IQ4_NL.Kernel>
     public override uint? FileType => 25;
     public override int BlockSize => LegacyBlocks.QK;
 
-    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y)
+    public override bool UsesImportance => true;
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y) => QuantizeRow(x, y, default);
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         var blocks = MemoryMarshal.Cast<byte, BlockIQ4_NL>(y);
         ushort unused = 0;
         for (int b = 0; b < blocks.Length; b++)
-            blocks[b].D = NonLinear4.Fit(x.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), blocks[b].Qs, default, ref unused, default);
+            blocks[b].D = NonLinear4.Fit(x.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), blocks[b].Qs, default, ref unused,
+                importance.IsEmpty ? default : importance.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK));
     }
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)

@@ -15,7 +15,8 @@ internal struct BlockIQ4_XS
 }
 
 /// <summary>
-/// IQ4_XS as quantize_iq4_xs writes it (<see cref="NonLinear4.Fit"/> over 256 weights). Its integer form is IQ4_NL's
+/// IQ4_XS as quantize_iq4_xs writes it (<see cref="NonLinear4.Fit"/> over 256 weights, with the importance matrix
+/// when one is given). Its integer form is IQ4_NL's
 /// table with a signed scale per 16 (<see cref="Kernel"/>); the integer kernels do not run that combination yet, so
 /// it runs on the float path.
 /// </summary>
@@ -26,13 +27,18 @@ internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
     public override int BlockSize => 256;
     protected override bool HasKernel => false;
 
-    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y)
+    public override bool UsesImportance => true;
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y) => QuantizeRow(x, y, default);
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         var blocks = MemoryMarshal.Cast<byte, BlockIQ4_XS>(y);
         for (int b = 0; b < blocks.Length; b++)
         {
             ref var block = ref blocks[b];
-            block.D = NonLinear4.Fit(x.Slice(b * 256, 256), block.Qs, block.ScalesL, ref block.ScalesH, default);
+            block.D = NonLinear4.Fit(x.Slice(b * 256, 256), block.Qs, block.ScalesL, ref block.ScalesH,
+                importance.IsEmpty ? default : importance.Slice(b * 256, 256));
         }
     }
 

@@ -15,9 +15,13 @@ internal static class KQuantFits
     /// <summary>True when a group's largest magnitude is too small to fit (ggml's GROUP_MAX_EPS).</summary>
     public static bool Negligible(float amax) => amax < GroupMaxEps;
 
-    /// <summary>Symmetric fit with nmax levels each side; rmse_type 1 weights by x² and searches ±0.9 around the first scale.</summary>
-    public static float MakeQxQuants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L)
+    /// <summary>
+    /// Symmetric fit with nmax levels each side (make_qx_quants, rmse_type 1): weights <paramref name="qw"/> (the
+    /// imatrix path), or x² when it is empty; searches ±0.9 around the first scale.
+    /// </summary>
+    public static float MakeQxQuants(int n, int nmax, ReadOnlySpan<float> x, Span<sbyte> L, ReadOnlySpan<float> qw = default)
     {
+        bool weighted = !qw.IsEmpty;
         float max = SignedMaxMagnitude(x[..n], out float amax);
         if (amax < GroupMaxEps)
         {
@@ -31,7 +35,7 @@ internal static class KQuantFits
             int l = NearestInt(iscale * x[i]);
             l = Math.Max(-nmax, Math.Min(nmax - 1, l));
             L[i] = (sbyte)(l + nmax);
-            float w = x[i] * x[i];
+            float w = weighted ? qw[i] : x[i] * x[i];
             sumlx += w * x[i] * l;
             suml2 += w * l * l;
         }
@@ -46,7 +50,7 @@ internal static class KQuantFits
             {
                 int l = NearestInt(iscale * x[i]);
                 l = Math.Max(-nmax, Math.Min(nmax - 1, l));
-                float w = x[i] * x[i];
+                float w = weighted ? qw[i] : x[i] * x[i];
                 sumlx += w * x[i] * l;
                 suml2 += w * l * l;
             }
@@ -196,6 +200,171 @@ internal static class KQuantFits
         return scale;
     }
 
+    /// <summary>
+    /// Asymmetric (scale and min) fit weighted by <paramref name="weights"/> (make_qkx3_quants, the imatrix paths'
+    /// fit): as <see cref="MakeQkx2Quants"/> but a constant group (max ≤ min) gives zero codes, and nothing else differs.
+    /// </summary>
+    public static float MakeQkx3Quants(int n, int nmax, ReadOnlySpan<float> x, ReadOnlySpan<float> weights, Span<byte> L,
+        out float theMin, Span<byte> laux, float rmin, float rdelta, int nstep, bool useMad)
+    {
+        float min = x[0], max = x[0];
+        float sumW = weights[0];
+        float sumX = sumW * x[0];
+        for (int i = 1; i < n; i++)
+        {
+            if (x[i] < min) min = x[i];
+            if (x[i] > max) max = x[i];
+            float w = weights[i];
+            sumW += w;
+            sumX += w * x[i];
+        }
+        if (min > 0) min = 0;
+        if (max <= min)
+        {
+            L[..n].Clear();
+            theMin = -min;
+            return 0f;
+        }
+        float iscale = nmax / (max - min);
+        float scale = 1 / iscale;
+        float bestMad = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int l = NearestInt(iscale * (x[i] - min));
+            L[i] = (byte)Math.Max(0, Math.Min(nmax, l));
+            float diff = scale * L[i] + min - x[i];
+            diff = useMad ? MathF.Abs(diff) : diff * diff;
+            bestMad += weights[i] * diff;
+        }
+        if (nstep < 1)
+        {
+            theMin = -min;
+            return scale;
+        }
+        for (int step = 0; step <= nstep; step++)
+        {
+            iscale = (rmin + rdelta * step + nmax) / (max - min);
+            float sumL = 0, sumL2 = 0, sumXL = 0;
+            for (int i = 0; i < n; i++)
+            {
+                int l = NearestInt(iscale * (x[i] - min));
+                l = Math.Max(0, Math.Min(nmax, l));
+                laux[i] = (byte)l;
+                float w = weights[i];
+                sumL += w * l;
+                sumL2 += w * l * l;
+                sumXL += w * l * x[i];
+            }
+            float D = sumW * sumL2 - sumL * sumL;
+            if (D > 0)
+            {
+                float thisScale = (sumW * sumXL - sumX * sumL) / D;
+                float thisMin = (sumL2 * sumX - sumL * sumXL) / D;
+                if (thisMin > 0)
+                {
+                    thisMin = 0;
+                    thisScale = sumXL / sumL2;
+                }
+                float mad = 0;
+                for (int i = 0; i < n; i++)
+                {
+                    float diff = thisScale * laux[i] + thisMin - x[i];
+                    diff = useMad ? MathF.Abs(diff) : diff * diff;
+                    mad += weights[i] * diff;
+                }
+                if (mad < bestMad)
+                {
+                    laux[..n].CopyTo(L);
+                    bestMad = mad;
+                    scale = thisScale;
+                    min = thisMin;
+                }
+            }
+        }
+        theMin = -min;
+        return scale;
+    }
+
+    /// <summary>
+    /// Fits non-negative values (sub-block scales or mins) to 0..nmax times one scale, minimizing the
+    /// <paramref name="quantWeights"/>-weighted error: 8 trial scales around max/nmax, then up to 5 rounds of
+    /// coordinate descent on the levels (make_qp_quants). The levels are uint8 as in ggml, so a negative level wraps.
+    /// </summary>
+    public static float MakeQpQuants(int n, int nmax, ReadOnlySpan<float> x, Span<byte> L, ReadOnlySpan<float> quantWeights)
+    {
+        float max = 0;
+        for (int i = 0; i < n; i++) max = max > x[i] ? max : x[i];
+        if (max == 0)
+        {
+            L[..n].Clear();
+            return 0f;
+        }
+        float iscale = nmax / max;
+        for (int i = 0; i < n; i++) L[i] = (byte)NearestInt(iscale * x[i]);
+        float scale = 1 / iscale;
+        float bestMse = 0;
+        for (int i = 0; i < n; i++)
+        {
+            float diff = x[i] - scale * L[i];
+            float w = quantWeights[i];
+            bestMse += w * diff * diff;
+        }
+        for (int step = -4; step <= 4; step++)
+        {
+            if (step == 0) continue;
+            float iscaleIs = (0.1f * step + nmax) / max;
+            float scaleIs = 1 / iscaleIs;
+            float mse = 0;
+            for (int i = 0; i < n; i++)
+            {
+                int l = Math.Min(nmax, NearestInt(iscaleIs * x[i]));
+                float diff = x[i] - scaleIs * l;
+                float w = quantWeights[i];
+                mse += w * diff * diff;
+            }
+            if (mse < bestMse)
+            {
+                bestMse = mse;
+                iscale = iscaleIs;
+            }
+        }
+        float sumlx = 0, suml2 = 0;
+        for (int i = 0; i < n; i++)
+        {
+            int l = Math.Min(nmax, NearestInt(iscale * x[i]));
+            L[i] = (byte)l;
+            float w = quantWeights[i];
+            sumlx += w * x[i] * l;
+            suml2 += w * l * l;
+        }
+        for (int itry = 0; itry < 5; itry++)
+        {
+            int changed = 0;
+            for (int i = 0; i < n; i++)
+            {
+                float w = quantWeights[i];
+                float slx = sumlx - w * x[i] * L[i];
+                float sl2 = suml2 - w * L[i] * L[i];
+                if (slx > 0 && sl2 > 0)
+                {
+                    int newL = Math.Min(nmax, NearestInt(x[i] * sl2 / slx));
+                    if (newL != L[i])
+                    {
+                        slx += w * x[i] * newL;
+                        sl2 += w * newL * newL;
+                        if (slx * slx * suml2 > sumlx * sumlx * sl2)
+                        {
+                            L[i] = (byte)newL; sumlx = slx; suml2 = sl2;
+                            changed++;
+                        }
+                    }
+                }
+            }
+            if (changed == 0) break;
+        }
+        return sumlx / suml2;
+    }
+
     /// <summary>The 6-bit scale and min of sub-block j from Q4_K/Q5_K's 12 packed bytes (get_scale_min_k4).</summary>
     public static (int Scale, int Min) ScaleMinK4(int j, ReadOnlySpan<byte> q) => j < 4
         ? (q[j] & 63, q[j + 4] & 63)
@@ -264,6 +433,51 @@ internal static class KQuantFits
         }
         var d = (Half)(maxScale / 63f);
         var dmin = (Half)(maxMin / 63f);
+        RequantizeScaleMin32(xb, nmax, d, dmin, sc, L);
+        return (d, dmin);
+    }
+
+    /// <summary>
+    /// The fit of <see cref="FitScaleMin32(ReadOnlySpan{float}, bool, Span{byte}, Span{byte})"/> with an importance matrix (quantize_row_q4_K_impl / q5_K_impl): each weight's error
+    /// counts qw·sqrt(σ² + x²) (σ² = 2·mean x² of the block), the sub-blocks are fitted by make_qkx3_quants and their
+    /// scales and mins by make_qp_quants weighted by each sub-block's total weight. Q5_K clamps the 6-bit levels to 63,
+    /// Q4_K stores them as they come (<paramref name="five"/>).
+    /// </summary>
+    public static (Half D, Half DMin) FitScaleMin32(ReadOnlySpan<float> xb, ReadOnlySpan<float> qw, bool five, Span<byte> sc, Span<byte> L)
+    {
+        int nmax = five ? 31 : 15;
+        Span<byte> laux = stackalloc byte[32];
+        Span<byte> ls = stackalloc byte[QK_K / 32];
+        Span<byte> lm = stackalloc byte[QK_K / 32];
+        Span<float> weights = stackalloc float[32];
+        Span<float> sw = stackalloc float[QK_K / 32];
+        Span<float> mins = stackalloc float[QK_K / 32];
+        Span<float> scales = stackalloc float[QK_K / 32];
+        float sumX2 = 0;
+        for (int l = 0; l < QK_K; l++) sumX2 += xb[l] * xb[l];
+        float sigma2 = 2 * sumX2 / QK_K;
+        for (int j = 0; j < QK_K / 32; j++)
+        {
+            for (int l = 0; l < 32; l++) weights[l] = qw[32 * j + l] * MathF.Sqrt(sigma2 + xb[32 * j + l] * xb[32 * j + l]);
+            float sumw = 0;
+            for (int l = 0; l < 32; l++) sumw += weights[l];
+            sw[j] = sumw;
+            scales[j] = MakeQkx3Quants(32, nmax, xb.Slice(32 * j, 32), weights, L.Slice(32 * j, 32), out mins[j], laux, -0.9f, 0.05f, 36, false);
+        }
+        float dBlock = MakeQpQuants(QK_K / 32, 63, scales, ls, sw);
+        float mBlock = MakeQpQuants(QK_K / 32, 63, mins, lm, sw);
+        sc.Clear();
+        for (int j = 0; j < QK_K / 32; j++)
+            PackScalesMinsK4(sc, j, five ? Math.Min((byte)63, ls[j]) : ls[j], five ? Math.Min((byte)63, lm[j]) : lm[j]);
+        var d = (Half)dBlock;
+        var dmin = (Half)mBlock;
+        RequantizeScaleMin32(xb, nmax, d, dmin, sc, L);
+        return (d, dmin);
+    }
+
+    /// <summary>Re-maps every weight against its sub-block's stored scale and min (the last pass of both fits).</summary>
+    private static void RequantizeScaleMin32(ReadOnlySpan<float> xb, int nmax, Half d, Half dmin, ReadOnlySpan<byte> sc, Span<byte> L)
+    {
         float dAll = (float)d, mAll = (float)dmin;
         for (int j = 0; j < QK_K / 32; j++)
         {
@@ -277,7 +491,6 @@ internal static class KQuantFits
                 L[32 * j + i] = (byte)Math.Max(0, Math.Min(nmax, l));
             }
         }
-        return (d, dmin);
     }
 
     /// <summary>Q4_K's and Q5_K's sub-block scales and mins, each repeated for both 16-value halves.</summary>

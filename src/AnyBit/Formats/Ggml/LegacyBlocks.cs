@@ -67,4 +67,50 @@ internal static class LegacyBlocks
             q[j] = levels == 16 ? Math.Min(15, (int)(sbyte)(int)((xb[j] - min) * id + 0.5f)) : (byte)(int)((xb[j] - min) * id + 0.5f);
         return (d, min);
     }
+
+    /// <summary>
+    /// The σ² of the weighted legacy fits (quantize_row_q4_0_impl and its siblings): the mean x² of the whole row,
+    /// summed in order as float.
+    /// </summary>
+    public static float RowSigma2(ReadOnlySpan<float> x)
+    {
+        float sumX2 = 0;
+        for (int j = 0; j < x.Length; j++) sumX2 += x[j] * x[j];
+        return sumX2 / x.Length;
+    }
+
+    /// <summary>Each weight's importance in the weighted fits: qw·sqrt(σ² + x²).</summary>
+    private static void Weights(ReadOnlySpan<float> xb, ReadOnlySpan<float> qw, float sigma2, Span<float> weight)
+    {
+        for (int j = 0; j < QK; j++) weight[j] = qw[j] * MathF.Sqrt(sigma2 + xb[j] * xb[j]);
+    }
+
+    /// <summary>
+    /// Q4_0's and Q5_0's weighted fit for one block (quantize_row_q4_0_impl / q5_0_impl): make_qx_quants with
+    /// <paramref name="half"/> levels each side, weighted by qw·sqrt(σ² + x²). Codes 0..2·half − 1 into
+    /// <paramref name="q"/>; returns d.
+    /// </summary>
+    public static float WeightedSymmetricCodes(ReadOnlySpan<float> xb, ReadOnlySpan<float> qw, float sigma2, int half, Span<int> q)
+    {
+        Span<float> weight = stackalloc float[QK];
+        Span<sbyte> L = stackalloc sbyte[QK];
+        Weights(xb, qw, sigma2, weight);
+        float d = KQuantFits.MakeQxQuants(QK, half, xb, L, weight);
+        for (int j = 0; j < QK; j++) q[j] = L[j];
+        return d;
+    }
+
+    /// <summary>
+    /// Q4_1's and Q5_1's weighted fit for one block (quantize_row_q4_1_impl / q5_1_impl): make_qkx3_quants with codes
+    /// 0..<paramref name="nmax"/>, weighted by qw·sqrt(σ² + x²). Returns (d, m) as stored: m = −the_min.
+    /// </summary>
+    public static (float D, float M) WeightedMinMaxCodes(ReadOnlySpan<float> xb, ReadOnlySpan<float> qw, float sigma2, int nmax, Span<int> q)
+    {
+        Span<float> weight = stackalloc float[QK];
+        Span<byte> L = stackalloc byte[QK], laux = stackalloc byte[QK];
+        Weights(xb, qw, sigma2, weight);
+        float d = KQuantFits.MakeQkx3Quants(QK, nmax, xb, weight, L, out float min, laux, -0.9f, 0.05f, 36, false);
+        for (int j = 0; j < QK; j++) q[j] = L[j];
+        return (d, -min);
+    }
 }

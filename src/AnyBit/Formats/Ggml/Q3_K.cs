@@ -16,75 +16,119 @@ internal struct BlockQ3_K
     public Half D;
 }
 
-/// <summary>Q3_K as quantize_row_q3_K_ref: a symmetric fit per 16 weights (make_q3_quants), scales to signed 6 bits.</summary>
+/// <summary>
+/// Q3_K as quantize_q3_K: quantize_row_q3_K_ref (a symmetric fit per 16 weights by make_q3_quants, scales to signed
+/// 6 bits of the largest), or quantize_row_q3_K_impl given an importance matrix (make_qx_quants weighted by
+/// qw·sqrt(σ² + x²) per 16 weights, then the 16 scales themselves fitted to 6 bits by make_qx_quants weighted by each
+/// sub-block's total weight).
+/// </summary>
 internal sealed class Q3_K : GgmlBlockFormat<BlockQ3_K, Q3_K.Kernel>
 {
     public override TensorType Type => TensorType.Q3_K;
     public override uint? FileType => 11; // LLAMA_FTYPE_MOSTLY_Q3_K_S
     public override int BlockSize => QK_K;
+    public override bool UsesImportance => true;
 
-    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y)
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y) => QuantizeRow(x, y, default);
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         Span<sbyte> L = stackalloc sbyte[QK_K];
         Span<float> scales = stackalloc float[QK_K / 16];
+        Span<float> weight = stackalloc float[16];
+        Span<float> sw = stackalloc float[QK_K / 16];
+        Span<sbyte> ls = stackalloc sbyte[QK_K / 16];
         var blocks = MemoryMarshal.Cast<byte, BlockQ3_K>(y);
         for (int b = 0; b < blocks.Length; b++)
         {
             ref var block = ref blocks[b];
             var xb = x.Slice(b * QK_K, QK_K);
-            Span<byte> hmask = block.HMask, qs = block.Qs, sc = block.Scales;
-            float maxScale = 0, amax = 0;
-            for (int j = 0; j < QK_K / 16; j++)
-            {
-                scales[j] = MakeQ3Quants(16, 4, xb.Slice(16 * j, 16), L.Slice(16 * j, 16));
-                float s = MathF.Abs(scales[j]);
-                if (s > amax) { amax = s; maxScale = scales[j]; }
-            }
+            Span<byte> sc = block.Scales;
             sc.Clear();
-            if (maxScale != 0)
+            if (importance.IsEmpty)
             {
-                float iscale = -32f / maxScale;
+                float maxScale = 0, amax = 0;
                 for (int j = 0; j < QK_K / 16; j++)
                 {
-                    sbyte l8 = (sbyte)NearestInt(iscale * scales[j]);
-                    int l = Math.Max(-32, Math.Min(31, (int)l8)) + 32;
-                    if (j < 8) sc[j] = (byte)(l & 0xF);
-                    else sc[j - 8] |= (byte)((l & 0xF) << 4);
-                    l >>= 4;
-                    sc[j % 4 + 8] |= (byte)(l << (2 * (j / 4)));
+                    scales[j] = MakeQ3Quants(16, 4, xb.Slice(16 * j, 16), L.Slice(16 * j, 16));
+                    float s = MathF.Abs(scales[j]);
+                    if (s > amax) { amax = s; maxScale = scales[j]; }
                 }
-                block.D = (Half)(1 / iscale);
-            }
-            else block.D = (Half)0f;
-            float dAll = (float)block.D;
-            for (int j = 0; j < QK_K / 16; j++)
-            {
-                int s = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
-                s = (sbyte)((s | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
-                float d = dAll * s;
-                if (d == 0) continue;
-                for (int i = 0; i < 16; i++)
+                if (maxScale != 0)
                 {
-                    int l = NearestInt(xb[16 * j + i] / d);
-                    L[16 * j + i] = (sbyte)(Math.Max(-4, Math.Min(3, l)) + 4);
+                    float iscale = -32f / maxScale;
+                    for (int j = 0; j < QK_K / 16; j++)
+                    {
+                        sbyte l8 = (sbyte)NearestInt(iscale * scales[j]);
+                        PackScale(sc, j, Math.Max(-32, Math.Min(31, (int)l8)) + 32);
+                    }
+                    block.D = (Half)(1 / iscale);
                 }
+                else block.D = (Half)0f;
             }
-            hmask.Clear();
-            int m = 0;
-            byte hm = 1;
-            for (int j = 0; j < QK_K; j++)
+            else
             {
-                if (L[j] > 3)
+                var qwb = importance.Slice(b * QK_K, QK_K);
+                float sumx2 = 0;
+                for (int j = 0; j < QK_K; j++) sumx2 += xb[j] * xb[j];
+                float sigma2 = 2 * sumx2 / QK_K;
+                for (int j = 0; j < QK_K / 16; j++)
                 {
-                    hmask[m] |= hm;
-                    L[j] -= 4;
+                    for (int l = 0; l < 16; l++) weight[l] = qwb[16 * j + l] * MathF.Sqrt(sigma2 + xb[16 * j + l] * xb[16 * j + l]);
+                    float sumw = 0;
+                    for (int l = 0; l < 16; l++) sumw += weight[l];
+                    sw[j] = sumw;
+                    scales[j] = MakeQxQuants(16, 4, xb.Slice(16 * j, 16), L.Slice(16 * j, 16), weight);
                 }
-                if (++m == QK_K / 8) { m = 0; hm <<= 1; }
+                float dBlock = MakeQxQuants(QK_K / 16, 32, scales, ls, sw);
+                for (int j = 0; j < QK_K / 16; j++) PackScale(sc, j, ls[j]);
+                block.D = (Half)dBlock;
             }
-            for (int j = 0; j < QK_K; j += 128)
-                for (int l = 0; l < 32; l++)
-                    qs[j / 4 + l] = (byte)((byte)L[j + l] | ((byte)L[j + l + 32] << 2) | ((byte)L[j + l + 64] << 4) | ((byte)L[j + l + 96] << 6));
+            Requantize(xb, ref block, L);
         }
+    }
+
+    /// <summary>Stores sub-block j's biased 6-bit scale l (0..63): low 4 bits in bytes 0–7, high 2 in 8–11.</summary>
+    private static void PackScale(Span<byte> sc, int j, int l)
+    {
+        if (j < 8) sc[j] = (byte)(l & 0xF);
+        else sc[j - 8] |= (byte)((l & 0xF) << 4);
+        l >>= 4;
+        sc[j % 4 + 8] |= (byte)(l << (2 * (j / 4)));
+    }
+
+    /// <summary>Both paths' last step: every weight re-mapped against its stored sub-block scale, then packed.</summary>
+    private static void Requantize(ReadOnlySpan<float> xb, ref BlockQ3_K block, Span<sbyte> L)
+    {
+        Span<byte> hmask = block.HMask, qs = block.Qs, sc = block.Scales;
+        float dAll = (float)block.D;
+        for (int j = 0; j < QK_K / 16; j++)
+        {
+            int s = j < 8 ? sc[j] & 0xF : sc[j - 8] >> 4;
+            s = (sbyte)((s | (((sc[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32);
+            float d = dAll * s;
+            if (d == 0) continue;
+            for (int i = 0; i < 16; i++)
+            {
+                int l = NearestInt(xb[16 * j + i] / d);
+                L[16 * j + i] = (sbyte)(Math.Max(-4, Math.Min(3, l)) + 4);
+            }
+        }
+        hmask.Clear();
+        int m = 0;
+        byte hm = 1;
+        for (int j = 0; j < QK_K; j++)
+        {
+            if (L[j] > 3)
+            {
+                hmask[m] |= hm;
+                L[j] -= 4;
+            }
+            if (++m == QK_K / 8) { m = 0; hm <<= 1; }
+        }
+        for (int j = 0; j < QK_K; j += 128)
+            for (int l = 0; l < 32; l++)
+                qs[j / 4 + l] = (byte)((byte)L[j + l] | ((byte)L[j + l + 32] << 2) | ((byte)L[j + l + 64] << 4) | ((byte)L[j + l + 96] << 6));
     }
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)

@@ -12,20 +12,31 @@ internal struct BlockQ4_0
     public Bytes16 Qs; // 32 nibbles (LegacyBlocks layout)
 }
 
-/// <summary>Q4_0: d = max/−8 (signed value of largest magnitude), q = min(15, trunc(x/d + 8.5)).</summary>
+/// <summary>
+/// Q4_0: d = max/−8 (signed value of largest magnitude), q = min(15, trunc(x/d + 8.5)) (quantize_row_q4_0_ref); given
+/// an importance matrix, quantize_row_q4_0_impl's weighted symmetric fit instead.
+/// </summary>
 internal sealed class Q4_0 : GgmlBlockFormat<BlockQ4_0, Q4_0.Kernel>
 {
     public override TensorType Type => TensorType.Q4_0;
     public override uint? FileType => 2;
     public override int BlockSize => LegacyBlocks.QK;
 
-    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y)
+    public override bool UsesImportance => true;
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y) => QuantizeRow(x, y, default);
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         Span<int> q = stackalloc int[LegacyBlocks.QK];
         var blocks = MemoryMarshal.Cast<byte, BlockQ4_0>(y);
+        float sigma2 = importance.IsEmpty ? 0 : LegacyBlocks.RowSigma2(x);
         for (int b = 0; b < blocks.Length; b++)
         {
-            blocks[b].D = (Half)LegacyBlocks.SignedMaxCodes(x.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), 8, q);
+            var xb = x.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK);
+            blocks[b].D = (Half)(importance.IsEmpty
+                ? LegacyBlocks.SignedMaxCodes(xb, 8, q)
+                : LegacyBlocks.WeightedSymmetricCodes(xb, importance.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), sigma2, 8, q));
             LegacyBlocks.PackNibbles(q, blocks[b].Qs);
         }
     }

@@ -15,21 +15,28 @@ internal struct BlockQ4_K
     public Bytes128 Qs;    // per 64 weights, 32 bytes: weight l in the low nibble of byte l, weight 32 + l in its high one
 }
 
-/// <summary>Q4_K as quantize_row_q4_K_ref.</summary>
+/// <summary>Q4_K as quantize_q4_K: quantize_row_q4_K_ref, or quantize_row_q4_K_impl given an importance matrix.</summary>
 internal sealed class Q4_K : GgmlBlockFormat<BlockQ4_K, Q4_K.Kernel>
 {
     public override TensorType Type => TensorType.Q4_K;
     public override uint? FileType => 14; // LLAMA_FTYPE_MOSTLY_Q4_K_S
     public override int BlockSize => QK_K;
 
-    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y)
+    public override bool UsesImportance => true;
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y) => QuantizeRow(x, y, default);
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         Span<byte> L = stackalloc byte[QK_K];
         var blocks = MemoryMarshal.Cast<byte, BlockQ4_K>(y);
         for (int b = 0; b < blocks.Length; b++)
         {
             ref var block = ref blocks[b];
-            (block.D, block.DMin) = FitScaleMin32(x.Slice(b * QK_K, QK_K), five: false, block.Scales, L);
+            var xb = x.Slice(b * QK_K, QK_K);
+            (block.D, block.DMin) = importance.IsEmpty
+                ? FitScaleMin32(xb, five: false, block.Scales, L)
+                : FitScaleMin32(xb, importance.Slice(b * QK_K, QK_K), five: false, block.Scales, L);
             Span<byte> q = block.Qs;
             for (int j = 0; j < QK_K; j += 64)
                 for (int l = 0; l < 32; l++) q[j / 2 + l] = (byte)(L[j + l] | (L[j + l + 32] << 4));

@@ -13,20 +13,31 @@ internal struct BlockQ5_0
     public Bytes16 Qs; // low nibbles (LegacyBlocks layout)
 }
 
-/// <summary>Q5_0: d = max/−16, q = min(31, trunc(x/d + 16.5)).</summary>
+/// <summary>
+/// Q5_0: d = max/−16, q = min(31, trunc(x/d + 16.5)) (quantize_row_q5_0_ref); given an importance matrix,
+/// quantize_row_q5_0_impl's weighted symmetric fit instead.
+/// </summary>
 internal sealed class Q5_0 : GgmlBlockFormat<BlockQ5_0, Q5_0.Kernel>
 {
     public override TensorType Type => TensorType.Q5_0;
     public override uint? FileType => 8;
     public override int BlockSize => LegacyBlocks.QK;
 
-    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y)
+    public override bool UsesImportance => true;
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y) => QuantizeRow(x, y, default);
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         Span<int> q = stackalloc int[LegacyBlocks.QK];
         var blocks = MemoryMarshal.Cast<byte, BlockQ5_0>(y);
+        float sigma2 = importance.IsEmpty ? 0 : LegacyBlocks.RowSigma2(x);
         for (int b = 0; b < blocks.Length; b++)
         {
-            blocks[b].D = (Half)LegacyBlocks.SignedMaxCodes(x.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), 16, q);
+            var xb = x.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK);
+            blocks[b].D = (Half)(importance.IsEmpty
+                ? LegacyBlocks.SignedMaxCodes(xb, 16, q)
+                : LegacyBlocks.WeightedSymmetricCodes(xb, importance.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), sigma2, 16, q));
             LegacyBlocks.PackFiveBit(q, blocks[b].Qh, blocks[b].Qs);
         }
     }

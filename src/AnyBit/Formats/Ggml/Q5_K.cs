@@ -16,21 +16,28 @@ internal struct BlockQ5_K
     public Bytes128 Qs;    // low nibbles, laid out as Q4_K's
 }
 
-/// <summary>Q5_K as quantize_row_q5_K_ref.</summary>
+/// <summary>Q5_K as quantize_q5_K: quantize_row_q5_K_ref, or quantize_row_q5_K_impl given an importance matrix.</summary>
 internal sealed class Q5_K : GgmlBlockFormat<BlockQ5_K, Q5_K.Kernel>
 {
     public override TensorType Type => TensorType.Q5_K;
     public override uint? FileType => 16; // LLAMA_FTYPE_MOSTLY_Q5_K_S
     public override int BlockSize => QK_K;
 
-    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y)
+    public override bool UsesImportance => true;
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y) => QuantizeRow(x, y, default);
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         Span<byte> L = stackalloc byte[QK_K];
         var blocks = MemoryMarshal.Cast<byte, BlockQ5_K>(y);
         for (int b = 0; b < blocks.Length; b++)
         {
             ref var block = ref blocks[b];
-            (block.D, block.DMin) = FitScaleMin32(x.Slice(b * QK_K, QK_K), five: true, block.Scales, L);
+            var xb = x.Slice(b * QK_K, QK_K);
+            (block.D, block.DMin) = importance.IsEmpty
+                ? FitScaleMin32(xb, five: true, block.Scales, L)
+                : FitScaleMin32(xb, importance.Slice(b * QK_K, QK_K), five: true, block.Scales, L);
             Span<byte> qh = block.Qh, ql = block.Qs;
             qh.Clear();
             byte m1 = 1, m2 = 2;

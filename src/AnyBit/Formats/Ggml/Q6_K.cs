@@ -16,14 +16,22 @@ internal struct BlockQ6_K
     public Half D;
 }
 
-/// <summary>Q6_K as quantize_row_q6_K_ref: a symmetric fit per 16 weights (make_qx_quants), scales to int8.</summary>
+/// <summary>
+/// Q6_K as quantize_q6_K: a symmetric fit per 16 weights (make_qx_quants), weighted by x² (quantize_row_q6_K_ref) or
+/// by the importance matrix itself (quantize_row_q6_K_impl, which unlike the other K-quants does not fold in σ² + x²),
+/// scales to int8.
+/// </summary>
 internal sealed class Q6_K : GgmlBlockFormat<BlockQ6_K, Q6_K.Kernel>
 {
     public override TensorType Type => TensorType.Q6_K;
     public override uint? FileType => 18;
     public override int BlockSize => QK_K;
 
-    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y)
+    public override bool UsesImportance => true;
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y) => QuantizeRow(x, y, default);
+
+    public override void QuantizeRow(ReadOnlySpan<float> x, Span<byte> y, ReadOnlySpan<float> importance)
     {
         Span<sbyte> L = stackalloc sbyte[QK_K];
         Span<float> scales = stackalloc float[QK_K / 16];
@@ -35,7 +43,8 @@ internal sealed class Q6_K : GgmlBlockFormat<BlockQ6_K, Q6_K.Kernel>
             float maxScale = 0, maxAbsScale = 0;
             for (int ib = 0; ib < QK_K / 16; ib++)
             {
-                float scale = MakeQxQuants(16, 32, xb.Slice(16 * ib, 16), L.Slice(16 * ib, 16));
+                float scale = MakeQxQuants(16, 32, xb.Slice(16 * ib, 16), L.Slice(16 * ib, 16),
+                    importance.IsEmpty ? default : importance.Slice(b * QK_K + 16 * ib, 16));
                 scales[ib] = scale;
                 float abs = MathF.Abs(scale);
                 if (abs > maxAbsScale) { maxAbsScale = abs; maxScale = scale; }

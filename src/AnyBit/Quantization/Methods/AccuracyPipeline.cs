@@ -95,6 +95,10 @@ public static class AccuracyPipeline
                 var planned = new PlannedTensor(name, shape, format, () => buffer.Span.ToArray());
                 int rows = (int)(TensorTypes.ElementCount(shape) / shape[^1]), cols = (int)shape[^1];
                 var reads = InputOf(name) ?? (name == embd && weights.OutputIsEmbedding ? (-1, LinearInput.Output) : null);
+                // As llama-quantize: an imatrix entry that does not fit its matrix is an error (an imatrix of another
+                // model), except for the token embedding. Expert tensors (3-D) are not weighted yet.
+                if (importance is not null && importance.TryGetValue(name, out var named) && named.Length != cols && shape.Length == 2 && name != embd)
+                    throw new AnyBitException($"importance matrix has {named.Length} values for {name}, which has {cols} columns");
                 if (accuracy.Gptq && accuracy.GptqOptions.Sequential && reads is (int seqLayer, LinearInput seqKind) && format.IsQuantized)
                 {
                     jobs.Add(new SequentialGptq.Job(tensors.Count, name, seqLayer, seqKind, buffer, format, rows, cols));

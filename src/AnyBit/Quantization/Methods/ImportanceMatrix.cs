@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Models;
 using AnyBit.Quantization.Calibration;
@@ -7,56 +8,96 @@ namespace AnyBit.Quantization.Methods;
 /// <summary>
 /// The importance matrix file <c>anybit imatrix</c> writes and <c>quantize --imatrix</c> reads: a GGUF with, per
 /// linear weight, a float32 tensor <c>NAME.in_sum2</c> (Σ x² per input channel over the calibration tokens) and
-/// <c>NAME.counts</c> (the token count), the layout of llama.cpp's GGUF imatrix files. The linear weights are the
-/// role table's layer linears; the output head is not recorded. A name ending in <c>.dat</c> is written, and any file
-/// not starting with the GGUF magic is read, in llama.cpp's older <c>imatrix.dat</c> layout (<see cref="LegacyImatrix"/>),
-/// so files pass both ways between AnyBit and llama.cpp builds of either age.
+/// <c>NAME.counts</c> (the token count), and the keys <c>imatrix.datasets</c>, <c>imatrix.chunk_count</c> and
+/// <c>imatrix.chunk_size</c>: the layout of llama.cpp's GGUF imatrix files, whose reader refuses a file without those
+/// three keys. The linear weights are the role table's layer linears; the output head is not recorded. A name ending in
+/// <c>.dat</c> is written, and any file not starting with the GGUF magic is read, in llama.cpp's older
+/// <c>imatrix.dat</c> layout (<see cref="LegacyImatrix"/>), so files pass both ways between AnyBit and llama.cpp
+/// builds of either age. Both layouts read back as llama-quantize computes them: mean x² per channel, the float
+/// quotient Σx²/count.
 /// </summary>
 public static class ImportanceMatrix
 {
-    public static void Write(ActivationStatistics stats, int layers, string output, string dataset, CancellationToken cancellation = default)
+    /// <summary>
+    /// Writes the statistics of <paramref name="layers"/> layers; <paramref name="chunks"/> and
+    /// <paramref name="chunkSize"/> are the calibration windows and their length in tokens (llama-imatrix's chunks).
+    /// </summary>
+    public static void Write(ActivationStatistics stats, int layers, string output, string dataset, int chunks = 1, int chunkSize = 0,
+        CancellationToken cancellation = default)
+    {
+        var entries = new List<(string, float[], long)>();
+        for (int l = 0; l < layers; l++)
+            foreach (var role in TensorRoles.LayerLinears)
+            {
+                var s = stats.For(l, role.Input!.Value);
+                entries.Add((role.GgufName(l), s.SumSquares.Select(v => (float)v).ToArray(), s.Tokens));
+            }
+        Write(entries, output, dataset, chunks, chunkSize, cancellation);
+    }
+
+    /// <summary>Writes (weight name, Σx² per channel, token count) entries in the layout <paramref name="output"/>'s extension names.</summary>
+    internal static void Write(IReadOnlyList<(string Name, float[] SumSquares, long Tokens)> entries, string output, string dataset,
+        int chunks, int chunkSize, CancellationToken cancellation = default)
     {
         if (output.EndsWith(".dat", StringComparison.OrdinalIgnoreCase))
         {
-            var entries = new List<(string, float[], long)>();
-            for (int l = 0; l < layers; l++)
-                foreach (var role in TensorRoles.LayerLinears)
-                {
-                    var s = stats.For(l, role.Input!.Value);
-                    entries.Add((role.GgufName(l), s.SumSquares.Select(v => (float)v).ToArray(), s.Tokens));
-                }
-            LegacyImatrix.Write(output, entries, dataset);
+            LegacyImatrix.Write(output, entries, dataset, chunks);
             return;
         }
         var w = new GgufWriter();
         w.Add("general.type", "imatrix");
         w.Add("imatrix.datasets", new[] { dataset });
-        for (int l = 0; l < layers; l++)
-            foreach (var role in TensorRoles.LayerLinears)
-            {
-                string name = role.GgufName(l);
-                var s = stats.For(l, role.Input!.Value);
-                var sums = s.SumSquares.Select(v => (float)v).ToArray();
-                w.AddTensor(name + ".in_sum2", [sums.Length], (uint)TensorType.F32, sums.Length * 4L, dst => System.Runtime.InteropServices.MemoryMarshal.AsBytes(sums.AsSpan()).CopyTo(dst));
-                float[] count = [s.Tokens];
-                w.AddTensor(name + ".counts", [1], (uint)TensorType.F32, 4, dst => System.Runtime.InteropServices.MemoryMarshal.AsBytes(count.AsSpan()).CopyTo(dst));
-            }
+        w.Add("imatrix.chunk_count", (uint)Math.Max(0, chunks));
+        w.Add("imatrix.chunk_size", (uint)Math.Max(0, chunkSize));
+        foreach (var (name, sums, tokens) in entries)
+        {
+            w.AddTensor(name + ".in_sum2", [sums.Length], (uint)TensorType.F32, sums.Length * 4L, dst => MemoryMarshal.AsBytes(sums.AsSpan()).CopyTo(dst));
+            float[] count = [tokens];
+            w.AddTensor(name + ".counts", [1], (uint)TensorType.F32, 4, dst => MemoryMarshal.AsBytes(count.AsSpan()).CopyTo(dst));
+        }
         w.Write(output, null, cancellation);
     }
 
-    /// <summary>Mean x² per input channel, by weight name.</summary>
+    /// <summary>
+    /// Mean x² per input channel, by weight name, as llama-quantize's load_imatrix computes it: in a GGUF file each
+    /// in_sum2 divided by its counts (one count per expert slice; a slice never seen is all 1), in an imatrix.dat each
+    /// value divided by ncall. A non-finite value is refused, as llama-quantize refuses it.
+    /// </summary>
     public static Dictionary<string, float[]> Read(string path)
     {
-        if (!GgufFile.HasMagic(path)) return LegacyImatrix.Read(path);
+        var result = GgufFile.HasMagic(path) ? ReadGguf(path) : LegacyImatrix.Read(path);
+        foreach (var (name, values) in result)
+            foreach (float v in values)
+                if (!float.IsFinite(v)) throw new InvalidModelFileException(path, $"importance matrix entry '{name}' has a non-finite value ({v})");
+        return result;
+    }
+
+    private static Dictionary<string, float[]> ReadGguf(string path)
+    {
         using var gguf = GgufFile.Open(path);
         var result = new Dictionary<string, float[]>();
         foreach (var t in gguf.Tensors)
         {
-            if (!t.Name.EndsWith(".in_sum2", StringComparison.Ordinal)) continue;
-            string name = t.Name[..^".in_sum2".Length];
-            var counts = gguf.Find(name + ".counts")?.ToFloat32();
-            float n = counts is { Length: > 0 } && counts[0] > 0 ? counts[0] : 1;
-            result[name] = t.ToFloat32().Select(v => v / n).ToArray();
+            bool isSums = t.Name.EndsWith(".in_sum2", StringComparison.Ordinal);
+            string name = isSums ? t.Name[..^".in_sum2".Length] : t.Name.EndsWith(".counts", StringComparison.Ordinal) ? t.Name[..^".counts".Length] : "";
+            if (name.Length == 0) continue;
+            var sumsTensor = gguf.Find(name + ".in_sum2");
+            var countsTensor = gguf.Find(name + ".counts");
+            if (sumsTensor is null || countsTensor is null)
+                throw new InvalidModelFileException(path, $"importance matrix entry '{name}' has {(isSums ? "in_sum2 but no counts" : "counts but no in_sum2")}");
+            if (!isSums) continue;
+            var sums = sumsTensor.ToFloat32();
+            var counts = countsTensor.ToFloat32();
+            if (counts.Length < 1 || sums.Length % counts.Length != 0)
+                throw new InvalidModelFileException(path, $"importance matrix entry '{name}': {sums.Length} sums do not split into {counts.Length} counts");
+            int slice = sums.Length / counts.Length;
+            var values = new float[sums.Length];
+            for (int j = 0; j < counts.Length; j++)
+            {
+                float count = MathF.Round(counts[j], MidpointRounding.AwayFromZero); // std::lround, then back to float
+                for (int i = 0; i < slice; i++) values[j * slice + i] = count > 0 ? sums[j * slice + i] / count : 1;
+            }
+            result[name] = values;
         }
         if (result.Count == 0) throw new InvalidModelFileException(path, "not an importance matrix (no *.in_sum2 tensors)");
         return result;

@@ -48,8 +48,9 @@ internal static class LegacyImatrix
     /// <summary>
     /// Writes <paramref name="entries"/> (weight name, Σx² per channel, token count) with ncall 1, so each stored value is
     /// the float quotient Σx²/count that the GGUF layout's reader computes: the two files give identical importance.
+    /// <paramref name="chunks"/> goes where llama-imatrix writes its chunk count, before the dataset name.
     /// </summary>
-    public static void Write(string path, IReadOnlyList<(string Name, float[] SumSquares, long Tokens)> entries, string dataset)
+    public static void Write(string path, IReadOnlyList<(string Name, float[] SumSquares, long Tokens)> entries, string dataset, int chunks = 1)
     {
         AtomicFile.Write(path, stream =>
         {
@@ -62,10 +63,11 @@ internal static class LegacyImatrix
                 w.Write(n);
                 w.Write(1);
                 w.Write(sums.Length);
-                float count = Math.Max(1, tokens);
-                foreach (float s in sums) w.Write(s / count);
+                // A weight that saw no token reads as all 1 from the GGUF layout (llama.cpp's rule); the same here.
+                float count = tokens;
+                foreach (float s in sums) w.Write(count > 0 ? s / count : 1f);
             }
-            w.Write(1);
+            w.Write(chunks);
             byte[] d = Encoding.UTF8.GetBytes(dataset);
             w.Write(d.Length);
             w.Write(d);
