@@ -38,9 +38,7 @@ public static class TensorTypes
         new(TensorType.Q8_K, "Q8_K", QK_K, 4 + QK_K + QK_K / 16 * 2),
         new(TensorType.IQ2_XXS, "IQ2_XXS", QK_K, 2 + QK_K / 4),
         new(TensorType.IQ2_XS, "IQ2_XS", QK_K, 2 + QK_K / 4 + QK_K / 32),
-        new(TensorType.IQ3_XXS, "IQ3_XXS", QK_K, 2 + 3 * QK_K / 8),
         new(TensorType.IQ1_S, "IQ1_S", QK_K, 2 + QK_K / 8 + QK_K / 16),
-        new(TensorType.IQ3_S, "IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 8 + QK_K / 64),
         new(TensorType.IQ2_S, "IQ2_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 32),
         new(TensorType.IQ1_M, "IQ1_M", QK_K, QK_K / 8 + QK_K / 16 + QK_K / 32),
     ];
