@@ -21,6 +21,7 @@ public class FormatTableTests
         [TensorType.TQ2_0] = (256, 66), [TensorType.MXFP4] = (32, 17), [TensorType.IQ4_XS] = (256, 136),
         [TensorType.IQ2_XXS] = (256, 66), [TensorType.IQ2_XS] = (256, 74), [TensorType.IQ2_S] = (256, 82),
         [TensorType.IQ1_S] = (256, 50), [TensorType.IQ1_M] = (256, 56),
+        [TensorType.IQ3_XXS] = (256, 98), [TensorType.IQ3_S] = (256, 110),
     };
 
     public static TheoryData<string> GgmlRows => new(FormatTable.Ggml.Select(f => f.TypeName));
@@ -90,7 +91,7 @@ public class FormatTableTests
     {
         var floatPath = Specs.Where(s => FormatRegistry.Parse(s).Kind is null).ToHashSet();
         Assert.Equal(
-            new[] { "f32", "f16", "bf16", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m", "iq4_xs", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
+            new[] { "f32", "f16", "bf16", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m", "iq3_xxs", "iq4_xs", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
             floatPath.Order());
     }
 }

@@ -13,8 +13,9 @@ public class GgmlQuantTests
     /// <summary>ggml types llama.cpp has no fixture for here; each is checked against its written-out rule instead.</summary>
     private static readonly string[] RuleChecked = ["MXFP4"];
 
-    /// <summary>Every ggml block type of the format table that has a llama.cpp fixture.</summary>
-    public static TheoryData<string> AllTypes => new(FormatTable.Ggml.Where(f => f.Kind is not null && !RuleChecked.Contains(f.TypeName)).Select(f => f.TypeName));
+    /// <summary>Every ggml block type of the format table that has a llama.cpp fixture in ../shared (the others have
+    /// local fixtures or a rule test: see <see cref="Every_ggml_block_type_has_a_llama_cpp_fixture_or_a_rule_test"/>).</summary>
+    public static TheoryData<string> AllTypes => new(FormatTable.Ggml.Where(f => f.Kind is not null && File.Exists(Shared.Fixture("ggml", f.TypeName + ".gguf"))).Select(f => f.TypeName));
     public static TheoryData<string> QuantizableTypes => AllTypes;
 
     [Fact]
@@ -35,9 +36,15 @@ public class GgmlQuantTests
     /// <summary>The project's own llama.cpp fixtures (Fixtures/ggml, made as its manifest says) for types ../shared lacks.</summary>
     private static string LocalFixture(params string[] parts) => Path.Combine([AppContext.BaseDirectory, "Fixtures", "ggml", .. parts]);
 
-    private static readonly HashSet<string> LocalFixtures = Directory.GetDirectories(LocalFixture()).Select(Path.GetFileName).OfType<string>().ToHashSet();
+    /// <summary>The types of the local fixture folders: a folder is named for its type, with a suffix after a '.' where
+    /// a type has more than one (IQ3_S.plain: without an importance matrix).</summary>
+    private static readonly HashSet<string> LocalFixtures = LocalFolders().Select(TypeOfFolder).ToHashSet();
 
-    public static TheoryData<string> LocalTypes => new(LocalFixtures.Order());
+    private static IEnumerable<string> LocalFolders() => Directory.GetDirectories(LocalFixture()).Select(Path.GetFileName).OfType<string>();
+
+    private static string TypeOfFolder(string folder) => folder.Split('.')[0];
+
+    public static TheoryData<string> LocalTypes => new(LocalFolders().Order());
 
     /// <summary>A fixture folder's type: its name up to the first '.' (<c>Q4_K.imatrix</c> holds Q4_K made with an imatrix).</summary>
     private static string FixtureType(string folder) => folder.Split('.')[0];
@@ -49,9 +56,10 @@ public class GgmlQuantTests
     /// </summary>
     [Theory]
     [MemberData(nameof(LocalTypes))]
-    public void Local_fixtures_dequantize_bit_exact_and_quantize_byte_identical(string type)
+    public void Local_fixtures_dequantize_bit_exact_and_quantize_byte_identical(string folder)
     {
-        using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(LocalFixture(type, "manifest.json")));
+        string type = TypeOfFolder(folder);
+        using var manifest = System.Text.Json.JsonDocument.Parse(File.ReadAllText(LocalFixture(folder, "manifest.json")));
         var entry = manifest.RootElement;
         var row = FormatTable.ByName(FixtureType(type));
         Assert.True(row is not null, $"{type} has a fixture but no row in the format table");
@@ -60,7 +68,7 @@ public class GgmlQuantTests
         using var source = GgufFile.Open(Shared.Fixture("ggml", "source-f32.gguf"));
         foreach (var tensor in entry.GetProperty("tensors").EnumerateObject())
         {
-            var want = File.ReadAllBytes(LocalFixture(type, tensor.Name + ".bin"));
+            var want = File.ReadAllBytes(LocalFixture(folder, tensor.Name + ".bin"));
             var t = source.Find(tensor.Name)!;
             var x = t.ToFloat32();
             var values = new float[x.Length];

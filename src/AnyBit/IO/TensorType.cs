@@ -36,8 +36,6 @@ public static class TensorTypes
     [
         new(TensorType.Q8_1, "Q8_1", 32, 2 + 2 + 32),
         new(TensorType.Q8_K, "Q8_K", QK_K, 4 + QK_K + QK_K / 16 * 2),
-        new(TensorType.IQ3_XXS, "IQ3_XXS", QK_K, 2 + 3 * QK_K / 8),
-        new(TensorType.IQ3_S, "IQ3_S", QK_K, 2 + QK_K / 4 + QK_K / 32 + QK_K / 8 + QK_K / 64),
     ];
 
     private static readonly Dictionary<TensorType, TensorTypeTraits> Table = Enum.GetValues<TensorType>()

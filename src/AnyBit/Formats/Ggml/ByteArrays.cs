@@ -12,5 +12,6 @@ namespace AnyBit.Formats.Ggml;
 [InlineArray(32)] internal struct Bytes32 { private byte _first; }
 [InlineArray(48)] internal struct Bytes48 { private byte _first; }
 [InlineArray(64)] internal struct Bytes64 { private byte _first; }
+[InlineArray(96)] internal struct Bytes96 { private byte _first; }
 [InlineArray(128)] internal struct Bytes128 { private byte _first; }
 [InlineArray(8)] internal struct UInt16s8 { private ushort _first; }
