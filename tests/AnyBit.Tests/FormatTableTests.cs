@@ -19,6 +19,9 @@ public class FormatTableTests
         [TensorType.Q8_0] = (32, 34), [TensorType.Q2_K] = (256, 84), [TensorType.Q3_K] = (256, 110), [TensorType.Q4_K] = (256, 144),
         [TensorType.Q5_K] = (256, 176), [TensorType.Q6_K] = (256, 210), [TensorType.IQ4_NL] = (32, 18), [TensorType.TQ1_0] = (256, 54),
         [TensorType.TQ2_0] = (256, 66), [TensorType.MXFP4] = (32, 17), [TensorType.IQ4_XS] = (256, 136),
+        // bitnet.cpp's fork declares I2_S as blocks of 1 element, 1 byte, and special-cases ggml_nbytes as n/4 + 32:
+        // 128 weights in 32 bytes is the block its dequantize_row_i2_s walks, the 32 bytes its per-tensor scale tail.
+        [TensorType.I2_S] = (128, 32),
     };
 
     public static TheoryData<string> GgmlRows => new(FormatTable.Ggml.Select(f => f.TypeName));
@@ -87,7 +90,7 @@ public class FormatTableTests
     {
         var floatPath = Specs.Where(s => FormatRegistry.Parse(s).Kind is null).ToHashSet();
         Assert.Equal(
-            new[] { "f32", "f16", "bf16", "iq4_xs", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
+            new[] { "f32", "f16", "bf16", "iq4_xs", "i2_s", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
             floatPath.Order());
     }
 }
