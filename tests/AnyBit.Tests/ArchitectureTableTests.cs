@@ -54,6 +54,7 @@ public class ArchitectureTableTests
     {
         var a = Architecture.All.Single(x => x.Name == name);
         Assert.Same(a, Architecture.FromGgufName(a.GgufName));
+        foreach (string bitnetCpp in a.BitnetCppGgufNames) Assert.Same(a, Architecture.FromGgufName(bitnetCpp));
         foreach (string type in a.HfModelTypes) Assert.Same(a, Architecture.FromHfModelType(type));
         // What quantize writes is a family AnyBit reads back.
         Assert.NotNull(Architecture.FromGgufName(a.GgufWriteName));

@@ -14,7 +14,7 @@ public class CorruptionTests
 
     public static TheoryData<string> Kinds => new()
     {
-        "gguf-v3", "gguf-v1", "llama2c-bin", "llama2c-tokenizer", "hf-safetensors", "hf-config", "hf-tokenizer", "hf-index",
+        "gguf-v3", "gguf-v1", "gguf-i2s", "llama2c-bin", "llama2c-tokenizer", "hf-safetensors", "hf-config", "hf-tokenizer", "hf-index",
     };
 
     private sealed record Subject(string ModelPath, string FileToCorrupt, string? TokenizerPath);
@@ -36,6 +36,14 @@ public class CorruptionTests
         {
             case "gguf-v3": { var p = Copy(Path.Combine(stories, "stories260K.gguf"), "m.gguf"); return new(p, p, null); }
             case "gguf-v1": { var p = Copy(Path.Combine(stories, "stories260K.v1.gguf"), "m.gguf"); return new(p, p, null); }
+            case "gguf-i2s":
+            {
+                // bitnet.cpp's layout: I2_S layer weights (id 36) under its "bitnet-b1.58" architecture.
+                string p = Path.Combine(dir, "m.gguf");
+                var (plan, input) = AnyBit.Quantization.ModelQuantizer.Plan(Shared.Fixture("models", "bitnet-bpe"), new AnyBit.Quantization.QuantizeOptions { Format = "i2_s" });
+                using (input) AnyBit.Quantization.ModelQuantizer.Write(plan, p);
+                return new(p, p, null);
+            }
             case "llama2c-bin":
             {
                 var p = Copy(Path.Combine(stories, "stories260K.bin"), "m.bin");

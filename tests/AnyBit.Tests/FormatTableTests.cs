@@ -22,6 +22,9 @@ public class FormatTableTests
         [TensorType.IQ2_XXS] = (256, 66), [TensorType.IQ2_XS] = (256, 74), [TensorType.IQ2_S] = (256, 82),
         [TensorType.IQ1_S] = (256, 50), [TensorType.IQ1_M] = (256, 56),
         [TensorType.IQ3_XXS] = (256, 98), [TensorType.IQ3_S] = (256, 110),
+        // bitnet.cpp's fork declares I2_S as blocks of 1 element, 1 byte, and special-cases ggml_nbytes as n/4 + 32:
+        // 128 weights in 32 bytes is the block its dequantize_row_i2_s walks, the 32 bytes its per-tensor scale tail.
+        [TensorType.I2_S] = (128, 32),
     };
 
     public static TheoryData<string> GgmlRows => new(FormatTable.Ggml.Select(f => f.TypeName));
@@ -91,7 +94,7 @@ public class FormatTableTests
     {
         var floatPath = Specs.Where(s => FormatRegistry.Parse(s).Kind is null).ToHashSet();
         Assert.Equal(
-            new[] { "f32", "f16", "bf16", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m", "iq3_xxs", "iq4_xs", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
+            new[] { "f32", "f16", "bf16", "iq2_xxs", "iq2_xs", "iq2_s", "iq1_s", "iq1_m", "iq3_xxs", "iq4_xs", "i2_s", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
             floatPath.Order());
     }
 }

@@ -116,7 +116,7 @@ public sealed class GgufFile : ITensorStore
             Alignment = align;
         }
 
-        var infos = new List<(string Name, long[] Ne, TensorType Type, ulong Offset)>();
+        var infos = new List<(string Name, long[] Ne, uint TypeId, ulong Offset)>();
         for (ulong i = 0; i < tensorCount; i++)
         {
             string name = r.String();
@@ -130,15 +130,20 @@ public sealed class GgufFile : ITensorStore
                 ne[d] = (long)dim;
             }
             uint typeId = r.U32();
-            var type = (TensorType)typeId;
-            if (typeId >= Quantization.FormatRegistry.FirstCustomTypeId)
-            {
-                if (CustomFormat(typeId, r) is null)
-                    throw r.Bad($"tensor '{name}' has type id {typeId}, which the file does not declare ({Quantization.FormatRegistry.TypeKeyPrefix}{typeId} is missing)");
-            }
-            else if (typeId >= 1000 || !TensorTypes.IsKnown(type)) throw r.Bad($"tensor '{name}' has unknown ggml type id {typeId}");
+            if (typeId >= Quantization.FormatRegistry.FirstCustomTypeId && CustomFormat(typeId, r) is null)
+                throw r.Bad($"tensor '{name}' has type id {typeId}, which the file does not declare ({Quantization.FormatRegistry.TypeKeyPrefix}{typeId} is missing)");
             ulong offset = r.U64();
-            infos.Add((name, ne, type, offset));
+            infos.Add((name, ne, typeId, offset));
+        }
+        // A ggml id's meaning can depend on the architecture and on the other tensors (bitnet.cpp's ids): resolved once all are read.
+        string? architecture = GetString("general.architecture");
+        var names = infos.Select(t => t.Name).ToHashSet(StringComparer.Ordinal);
+        var types = new TensorType[infos.Count];
+        for (int i = 0; i < infos.Count; i++)
+        {
+            var (name, _, typeId, _) = infos[i];
+            if (typeId >= Quantization.FormatRegistry.FirstCustomTypeId) types[i] = (TensorType)typeId;
+            else types[i] = GgufTypeIds.Resolve(typeId, name, architecture, names.Contains, out string? problem) ?? throw r.Bad(problem!);
         }
 
         DataOffset = (r.Position + Alignment - 1) / Alignment * Alignment;
@@ -146,17 +151,19 @@ public sealed class GgufFile : ITensorStore
         if (dataLength < 0 && tensorCount > 0) throw r.Bad("file ends before the tensor data section: truncated?");
 
         var ranges = new List<(long Begin, long End, string Name)>();
-        foreach (var (name, ne, type, offset) in infos)
+        for (int i = 0; i < infos.Count; i++)
         {
+            var (name, ne, _, offset) = infos[i];
+            var type = types[i];
             long elements = TensorTypes.ElementCount(ne);
             var custom = (uint)type >= Quantization.FormatRegistry.FirstCustomTypeId ? CustomFormat((uint)type, r) : null;
             var traits = custom is not null
-                ? new TensorTypeTraits(type, custom.Name, custom.BlockSize, custom.BytesPerBlock)
+                ? new TensorTypeTraits(type, custom.Name, custom.BlockSize, custom.BytesPerBlock, custom.TensorTrailerBytes)
                 : TensorTypes.Traits(type);
             if (elements < 0) throw r.Bad($"tensor '{name}' is too large");
             if (ne[0] % traits.BlockSize != 0)
                 throw r.Bad($"tensor '{name}' row length {ne[0]} is not a multiple of the {traits.Name} block size {traits.BlockSize}");
-            long bytes = elements / traits.BlockSize > long.MaxValue / traits.BytesPerBlock ? -1 : elements / traits.BlockSize * traits.BytesPerBlock;
+            long bytes = TensorTypes.ByteSize(traits, elements);
             if (bytes < 0) throw r.Bad($"tensor '{name}' is too large");
             if (offset % (ulong)Alignment != 0) throw r.Bad($"tensor '{name}' offset {offset} is not aligned to {Alignment}");
             if (offset > (ulong)Math.Max(0, dataLength) || (long)offset + bytes > dataLength)

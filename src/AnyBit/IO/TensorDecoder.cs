@@ -15,6 +15,13 @@ public static class TensorDecoder
             throw new ArgumentException($"destination holds {destination.Length} floats, tensor {tensor.Name} has {tensor.ElementCount}");
         var format = tensor.Format is { GgmlType: null } custom ? custom : FormatTable.ByType(tensor.Type)
             ?? throw new AnyBitException($"{tensor.Name}: tensor type {TensorTypes.Traits(tensor.Type).Name} cannot be decoded yet");
+        if (format.TensorTrailerBytes > 0)
+        {
+            // A per-tensor trailer (I2_S's scale) is read with the blocks, so the tensor is decoded in one call; its
+            // bytes are a fraction of the float destination's, which already fits one span.
+            format.Dequantize(tensor.File.Span(tensor.Offset, checked((int)tensor.ByteLength)), destination);
+            return;
+        }
         // Whole blocks at a time, about a million weights per step, so tensors above 2 GiB of bytes still work through spans.
         long blocksPerChunk = Math.Max(1, (1 << 20) / format.BlockSize);
         long totalBlocks = tensor.ElementCount / format.BlockSize;

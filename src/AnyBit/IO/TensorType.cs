@@ -2,7 +2,8 @@ namespace AnyBit.IO;
 
 /// <summary>
 /// Element type of a stored tensor. Values below 1000 are ggml's type ids exactly as they appear in GGUF files;
-/// values from 1000 are element types only safetensors has.
+/// values from 1000 are element types only safetensors has. I2_S is bitnet.cpp's id 36, which mainline ggml used for
+/// the retired IQ4_NL_4_4: <see cref="GgufTypeIds"/> decides by the file's architecture which one a file means.
 /// </summary>
 public enum TensorType
 {
@@ -10,15 +11,19 @@ public enum TensorType
     Q2_K = 10, Q3_K = 11, Q4_K = 12, Q5_K = 13, Q6_K = 14, Q8_K = 15,
     IQ2_XXS = 16, IQ2_XS = 17, IQ3_XXS = 18, IQ1_S = 19, IQ4_NL = 20, IQ3_S = 21, IQ2_S = 22, IQ4_XS = 23,
     I8 = 24, I16 = 25, I32 = 26, I64 = 27, F64 = 28, IQ1_M = 29, BF16 = 30,
-    TQ1_0 = 34, TQ2_0 = 35, MXFP4 = 39,
+    TQ1_0 = 34, TQ2_0 = 35, I2_S = 36, MXFP4 = 39,
 
     F8_E4M3 = 1000, F8_E5M2 = 1001, U8 = 1002, U16 = 1003, U32 = 1004, U64 = 1005, Bool = 1006,
 }
 
-/// <summary>Block geometry of a tensor type: how many elements share one block and how many bytes the block takes.</summary>
-public readonly record struct TensorTypeTraits(TensorType Type, string Name, int BlockSize, int BytesPerBlock)
+/// <summary>
+/// Block geometry of a tensor type: how many elements share one block, how many bytes the block takes, and how many
+/// bytes a tensor stores once after its blocks (<paramref name="TrailerBytes"/>: bitnet.cpp's I2_S keeps its
+/// per-tensor scale there; 0 for every other type).
+/// </summary>
+public readonly record struct TensorTypeTraits(TensorType Type, string Name, int BlockSize, int BytesPerBlock, int TrailerBytes = 0)
 {
-    /// <summary>Storage bits per element, including the block's scales.</summary>
+    /// <summary>Storage bits per element, including the block's scales (not the per-tensor trailer).</summary>
     public double BitsPerWeight => 8.0 * BytesPerBlock / BlockSize;
 }
 
@@ -39,7 +44,7 @@ public static class TensorTypes
     ];
 
     private static readonly Dictionary<TensorType, TensorTypeTraits> Table = Enum.GetValues<TensorType>()
-        .Select(t => Formats.FormatTable.ByType(t) is { } f ? new TensorTypeTraits(t, Formats.FormatTable.TypeName(t)!, f.BlockSize, f.BytesPerBlock) : (TensorTypeTraits?)null)
+        .Select(t => Formats.FormatTable.ByType(t) is { } f ? new TensorTypeTraits(t, Formats.FormatTable.TypeName(t)!, f.BlockSize, f.BytesPerBlock, f.TensorTrailerBytes) : (TensorTypeTraits?)null)
         .OfType<TensorTypeTraits>()
         .Concat(Undecodable)
         .ToDictionary(t => t.Type);
@@ -58,16 +63,18 @@ public static class TensorTypes
     public static IEnumerable<TensorTypeTraits> All => Table.Values;
 
     /// <summary>
-    /// Bytes taken by <paramref name="elements"/> elements, or -1 when the count is not a whole number of blocks
-    /// or the size overflows.
+    /// Bytes taken by a tensor of <paramref name="elements"/> elements (its blocks and trailer), or -1 when the count
+    /// is not a whole number of blocks or the size overflows.
     /// </summary>
-    public static long ByteSize(TensorType type, long elements)
+    public static long ByteSize(TensorType type, long elements) => ByteSize(Traits(type), elements);
+
+    /// <inheritdoc cref="ByteSize(TensorType, long)"/>
+    public static long ByteSize(TensorTypeTraits t, long elements)
     {
-        var t = Traits(type);
         if (elements < 0 || elements % t.BlockSize != 0) return -1;
         long blocks = elements / t.BlockSize;
-        if (blocks > long.MaxValue / t.BytesPerBlock) return -1;
-        return blocks * t.BytesPerBlock;
+        if (blocks > (long.MaxValue - t.TrailerBytes) / t.BytesPerBlock) return -1;
+        return blocks * t.BytesPerBlock + t.TrailerBytes;
     }
 
     /// <summary>Product of the dimensions, or -1 on overflow or a negative dimension.</summary>

@@ -23,6 +23,13 @@ public sealed partial class Architecture
     /// </summary>
     public string? GgufWriteNameOverride { get; init; }
     public string GgufWriteName => GgufWriteNameOverride ?? GgufName;
+    /// <summary>
+    /// The <c>general.architecture</c> values bitnet.cpp's llama.cpp fork writes for this family, which it is read from
+    /// as well. In files of these names ggml type ids 36–39 have the fork's meaning (I2_S, I8_S, TL1, TL2:
+    /// <see cref="IO.GgufTypeIds"/>). The first is the name its converter writes now, which <c>quantize</c> writes for a
+    /// file holding I2_S (a type only bitnet.cpp runs). Empty for families bitnet.cpp does not run.
+    /// </summary>
+    public string[] BitnetCppGgufNames { get; init; } = [];
 
     /// <summary>The tensors it may have, in <see cref="TensorRoles.All"/> order.</summary>
     public required IReadOnlyList<TensorRole> Roles { get; init; }

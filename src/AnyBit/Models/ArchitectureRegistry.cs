@@ -11,12 +11,17 @@ public sealed partial class Architecture
     /// <summary>The family a Hugging Face <c>model_type</c> names; null when none does.</summary>
     public static Architecture? FromHfModelType(string modelType) => All.FirstOrDefault(a => a.HfModelTypes.Contains(modelType));
 
-    /// <summary>The family a GGUF <c>general.architecture</c> names; null when none does.</summary>
-    public static Architecture? FromGgufName(string name) => All.FirstOrDefault(a => a.GgufName == name);
+    /// <summary>The family a GGUF <c>general.architecture</c> names (its own name or bitnet.cpp's); null when none does.</summary>
+    public static Architecture? FromGgufName(string name) =>
+        All.FirstOrDefault(a => a.GgufName == name) ?? All.FirstOrDefault(a => a.BitnetCppGgufNames.Contains(name));
+
+    /// <summary>True when <paramref name="name"/> is a <c>general.architecture</c> bitnet.cpp's fork writes, so that the
+    /// file's type ids 36–39 are the fork's.</summary>
+    public static bool IsBitnetCppName(string? name) => name is not null && All.Any(a => a.BitnetCppGgufNames.Contains(name));
 
     /// <summary>The supported Hugging Face <c>model_type</c> values, for error messages.</summary>
     public static string SupportedHfModelTypes => string.Join(", ", All.SelectMany(a => a.HfModelTypes));
 
     /// <summary>The supported GGUF <c>general.architecture</c> values, for error messages.</summary>
-    public static string SupportedGgufNames => string.Join(", ", All.Select(a => a.GgufName));
+    public static string SupportedGgufNames => string.Join(", ", All.SelectMany(a => a.BitnetCppGgufNames.Prepend(a.GgufName)).Distinct());
 }

@@ -12,9 +12,10 @@ namespace AnyBit.Quantization;
 /// </summary>
 public static class GgufModelMetadata
 {
-    public static void WriteHyperparameters(GgufWriter w, ModelConfig c, string name)
+    /// <summary>The hyperparameters under <paramref name="architecture"/> (default: the name llama.cpp runs the family as).</summary>
+    public static void WriteHyperparameters(GgufWriter w, ModelConfig c, string name, string? architecture = null)
     {
-        string a = c.Architecture.GgufWriteName;
+        string a = architecture ?? c.Architecture.GgufWriteName;
         w.Add("general.architecture", a);
         w.Add("general.type", "model");
         w.Add("general.name", name);

@@ -49,6 +49,10 @@ public static class ModelQuantizer
     {
         var writer = new GgufWriter();
         plan.WriteMetadata(writer);
+        // Id 36 means I2_S only under bitnet.cpp's BitNet names (GgufTypeIds): any other file holding it would be unreadable.
+        string? arch = writer.PendingMetadata(_ => null, output).GetString("general.architecture");
+        if (plan.Tensors.FirstOrDefault(t => t.Format.GgmlType == TensorType.I2_S) is { } i2s && !Architecture.IsBitnetCppName(arch))
+            throw new AnyBitException($"cannot write {i2s.Name} as i2_s: bitnet.cpp's type is read in its BitNet files only, and this file's architecture is '{arch ?? "(none)"}'");
         var customIds = new Dictionary<string, uint>();
         foreach (var t in plan.Tensors)
         {
@@ -169,6 +173,8 @@ public static class ModelQuantizer
             var factors = GgufModelMetadata.RopeFrequencyFactors(c);
             tensors.Add(new PlannedTensor(TensorRoles.RopeFreqs.Gguf, [factors.Length], FormatRegistry.Parse("f32"), () => factors));
         }
+        string? sourceArch = files.Gguf?.GetString("general.architecture");
+        string? arch = OutputArchitecture(c, sourceArch, tensors, problems);
         Check(problems);
         return new QuantPlan
         {
@@ -179,11 +185,16 @@ public static class ModelQuantizer
                 {
                     foreach (string key in source.MetadataKeys)
                         if (!key.StartsWith(FormatRegistry.TypeKeyPrefix, StringComparison.Ordinal) && key is not ("general.file_type" or "general.quantization_version" or "general.alignment" or "anybit.format_version"))
-                            w.AddRaw(key, source.Metadata[key]);
+                        {
+                            // Under another architecture name, the {arch}.* keys move with it.
+                            if (arch is null || sourceArch is null) w.AddRaw(key, source.Metadata[key]);
+                            else if (key == "general.architecture") w.Add(key, arch);
+                            else w.AddRaw(key.StartsWith(sourceArch + ".", StringComparison.Ordinal) ? arch + key[sourceArch.Length..] : key, source.Metadata[key]);
+                        }
                 }
                 else
                 {
-                    GgufModelMetadata.WriteHyperparameters(w, c, Path.GetFileName(Path.TrimEndingDirectorySeparator(files.Path)));
+                    GgufModelMetadata.WriteHyperparameters(w, c, Path.GetFileName(Path.TrimEndingDirectorySeparator(files.Path)), arch);
                     if (files.Tokenizer is not null) GgufModelMetadata.WriteTokenizer(w, files.Tokenizer, c);
                     if (files.ChatTemplateSource is not null) w.Add("tokenizer.chat_template", files.ChatTemplateSource);
                 }
@@ -192,9 +203,28 @@ public static class ModelQuantizer
         };
     }
 
-    /// <summary>Ternary formats are for BitNet's linear layers (their kind runs ternary codes).</summary>
+    /// <summary>Ternary formats are for BitNet's linear layers (their kind runs ternary codes, or they are bitnet.cpp's I2_S).</summary>
     private static bool IsTernaryFamily(string spec) =>
-        !QuantPresets.IsPreset(spec) && FormatRegistry.Parse(spec).Kind is { Ternary: true };
+        !QuantPresets.IsPreset(spec) && FormatRegistry.Parse(spec) is { Kind.Ternary: true } or { GgmlType: TensorType.I2_S };
+
+    /// <summary>
+    /// The <c>general.architecture</c> to write when it is not the input's own (null: keep the input GGUF's, or write
+    /// the family's llama.cpp name). A file holding I2_S is bitnet.cpp's: only its fork runs that type, and only under
+    /// its BitNet names, where id 36 means I2_S (<see cref="GgufTypeIds"/>), so it gets the name the fork's converter
+    /// writes; other families cannot hold I2_S. A file without I2_S made from a bitnet.cpp-only name goes back to the
+    /// family's llama.cpp name.
+    /// </summary>
+    private static string? OutputArchitecture(ModelConfig c, string? sourceArch, List<PlannedTensor> tensors, List<string> problems)
+    {
+        var a = c.Architecture;
+        if (tensors.FirstOrDefault(t => t.Format.GgmlType == TensorType.I2_S) is { } i2s)
+        {
+            if (a.BitnetCppGgufNames is [string bitnetCpp, ..]) return bitnetCpp == sourceArch ? null : bitnetCpp;
+            problems.Add($"{i2s.Name}: i2_s is bitnet.cpp's type for BitNet's ternary layers, which only its BitNet files hold; {a.DisplayName} models cannot use it");
+            return null;
+        }
+        return sourceArch is not null && sourceArch != a.GgufName && a.BitnetCppGgufNames.Contains(sourceArch) ? a.GgufWriteName : null;
+    }
 
     /// <summary>The architecture's tensors the file holds, in llama.cpp's order (the role table's): token_embd, the blocks, output_norm, output.</summary>
     private static List<(TensorRole Role, int Layer, string Name)> CanonicalNames(ModelConfig c, IModelWeights w) =>
@@ -236,6 +266,8 @@ public static class ModelQuantizer
                     if (isFloat && t.Shape.Length >= 2 && pattern.IsMatch(t.Name)) { spec = s; break; }
                 if (QuantPresets.IsPreset(spec)) spec = QuantPresets.SpecFor(spec, t.Name, 0, 1, false);
                 var format = Resolve(spec, t.Name, t.Shape.Length == 0 ? 1 : t.Shape[^1], problems);
+                if (format.GgmlType == TensorType.I2_S)
+                    problems.Add($"{t.Name}: i2_s is bitnet.cpp's type for BitNet models' layers, read in their files only (id 36 is a retired llama.cpp type elsewhere): quantize the model, not a bag of tensors");
                 var tensor = t;
                 if (!TensorDecoder.CanDecode(t.Type) && t.Format is null) { problems.Add($"{t.Name}: type {t.TypeName} cannot be read"); continue; }
                 tensors.Add(new PlannedTensor(t.Name, t.Shape.Length == 0 ? [1] : t.Shape, format, () => tensor.ToFloat32()));

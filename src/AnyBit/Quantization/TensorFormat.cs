@@ -25,8 +25,15 @@ public abstract class TensorFormat
     /// <summary>Storage bits per weight.</summary>
     public double BitsPerWeight => 8.0 * BytesPerBlock / BlockSize;
 
-    /// <summary>Bytes a tensor of <paramref name="elements"/> weights takes.</summary>
-    public long ByteSize(long elements) => elements / BlockSize * BytesPerBlock;
+    /// <summary>
+    /// Bytes a tensor stores once after its blocks: bitnet.cpp's I2_S keeps its per-tensor scale in a 32-byte tail.
+    /// 0 for block formats, whose rows are independent; a format with a trailer quantizes and dequantizes whole
+    /// tensors (blocks and trailer), and one row is a tensor of one row.
+    /// </summary>
+    public virtual int TensorTrailerBytes => 0;
+
+    /// <summary>Bytes a tensor of <paramref name="elements"/> weights takes (its blocks and trailer).</summary>
+    public long ByteSize(long elements) => elements / BlockSize * BytesPerBlock + TensorTrailerBytes;
 
     /// <summary>Null when rows of this length can be stored; otherwise why not.</summary>
     public virtual string? CheckRowLength(long rowLength) =>
