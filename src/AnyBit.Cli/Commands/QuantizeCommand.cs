@@ -28,7 +28,7 @@ internal static class QuantizeCommand
         var seed = new Option<ulong>("--seed") { Description = "Seed for calibration sampling and rotations", DefaultValueFactory = _ => 1 };
         var imatrix = new Option<string?>("--imatrix") { Description = "Importance matrix (.gguf or imatrix.dat, from 'anybit imatrix' or llama-imatrix): ggml types quantize as llama-quantize --imatrix, other formats get a weighted clip search" };
         var actOrder = new Option<bool>("--act-order") { Description = "GPTQ: columns in order of decreasing activation energy" };
-        var sequential = new Option<bool>("--sequential") { Description = "GPTQ: each layer's Hessians from the inputs of the already-quantized layers before it (--sequential false: all from the float model)", DefaultValueFactory = _ => true };
+        var sequential = new Option<bool>("--sequential") { Description = "GPTQ: each layer's Hessians from the inputs of the already-quantized layers before it, as GPTQ's reference (slower; by default all come from the float model in one pass)" };
         var damp = new Option<double>("--damp") { Description = "GPTQ: Hessian damping as a fraction of its mean diagonal", DefaultValueFactory = _ => 0.01 };
         var targetBpw = new Option<double?>("--target-bpw") { Description = "Mixed precision: choose a format per tensor to fit this many bits per weight" };
         var targetSize = new Option<string?>("--target-size") { Description = "Mixed precision: choose a format per tensor to fit this size (e.g. 12MB)" };

@@ -7,7 +7,7 @@ namespace AnyBit.Quantization.Methods;
 /// up front from the unquantized weights, "static groups", since stored groups are contiguous columns)</param>
 /// <param name="Sequential">each layer's Hessians from the calibration inputs as the already-quantized layers before it
 /// produce them, as GPTQ's reference does; false takes every Hessian from the float model in one pass</param>
-public sealed record GptqOptions(double Damping = 0.01, int BlockSize = 128, bool ActOrder = false, bool Sequential = true);
+public sealed record GptqOptions(double Damping = 0.01, int BlockSize = 128, bool ActOrder = false, bool Sequential = false);
 
 /// <summary>
 /// GPTQ (Frantar et al., 2022): quantizes a weight matrix column by column and spreads each column's rounding error
