@@ -12,7 +12,7 @@ internal static class QuantizeCommand
     public static Command Create()
     {
         var model = CommonOptions.Model();
-        var format = new Option<string>("--format", "-f") { Description = "Format or preset: q4_k, q8_0, int3:g64, nf4:g64, mxfp4, e3m2:g32, ternary, q4_k_m, f16, ...", Required = true };
+        var format = new Option<string?>("--format", "-f") { Description = "Format or preset: q4_k, q8_0, int3:g64, nf4:g64, mxfp4, e3m2:g32, ternary, q4_k_m, iq2_m, f16, ... (optional with --target-bpw or --target-size)" };
         var output = new Option<string>("--output", "-o") { Description = "Output .gguf file", Required = true };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "REGEX=SPEC: tensors whose GGUF name matches get SPEC (repeatable)", AllowMultipleArgumentsPerToken = false };
         var outputType = new Option<string?>("--output-tensor-type") { Description = "Format of the output head" };
@@ -32,7 +32,7 @@ internal static class QuantizeCommand
         var damp = new Option<double>("--damp") { Description = "GPTQ: Hessian damping as a fraction of its mean diagonal", DefaultValueFactory = _ => 0.01 };
         var targetBpw = new Option<double?>("--target-bpw") { Description = "Mixed precision: choose a format per tensor to fit this many bits per weight" };
         var targetSize = new Option<string?>("--target-size") { Description = "Mixed precision: choose a format per tensor to fit this size (e.g. 12MB)" };
-        var candidates = new Option<string>("--candidates") { Description = "Mixed precision: formats to choose from", DefaultValueFactory = _ => "q2_k,q3_k,q4_k,q5_k,q6_k,q8_0" };
+        var candidates = new Option<string?>("--candidates") { Description = $"Mixed precision: formats to choose from (default {string.Join(",", MixedPrecisionPlanner.DefaultCandidates)})" };
         var cmd = new Command("quantize", "Quantize a model into a GGUF file")
         {
             model, format, output, tensorType, outputType, embeddingType, keepFloat, tokenizer, json,
@@ -40,9 +40,13 @@ internal static class QuantizeCommand
         };
         cmd.SetAction((parse, cancellation) =>
         {
+            bool budget = parse.GetValue(targetBpw) is not null || parse.GetValue(targetSize) is not null;
+            // A budget alone is enough: the planner then chooses every quantizable tensor's format from the candidates.
+            string spec = parse.GetValue(format) ?? (budget ? MixedPrecisionPlanner.BaseFormat
+                : throw new AnyBitException("--format is required (a format or preset such as q4_k or q4_k_m), unless --target-bpw or --target-size lets the planner choose"));
             var options = new QuantizeOptions
             {
-                Format = parse.GetValue(format)!,
+                Format = spec,
                 TensorTypes = (parse.GetValue(tensorType) ?? []).Select(ParseOverride).ToList(),
                 OutputTensorType = parse.GetValue(outputType),
                 TokenEmbeddingType = parse.GetValue(embeddingType),
@@ -63,7 +67,9 @@ internal static class QuantizeCommand
                 GptqOptions = new GptqOptions(parse.GetValue(damp), 128, parse.GetValue(actOrder), parse.GetValue(sequential)),
                 TargetBitsPerWeight = parse.GetValue(targetBpw),
                 TargetBytes = parse.GetValue(targetSize) is string ts ? ParseSize(ts) : null,
-                Candidates = parse.GetValue(candidates)!.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries),
+                Candidates = parse.GetValue(candidates) is string list
+                    ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+                    : MixedPrecisionPlanner.DefaultCandidates,
             };
             if (accuracy.TargetBitsPerWeight is double bpw && !(bpw > 0 && bpw <= 32)) throw new AnyBitException($"--target-bpw {bpw} must be in (0, 32]");
             if (accuracy.CalibrationWindows < 1 || accuracy.CalibrationLength < 2) throw new AnyBitException("--calibration-windows must be ≥ 1 and --calibration-length ≥ 2");

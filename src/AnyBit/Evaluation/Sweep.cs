@@ -15,7 +15,7 @@ public sealed record SweepOptions
     public IReadOnlyList<string> Methods { get; init; } = ["rtn"];
     /// <summary>Mixed-precision points: target bits per weight (candidates from <see cref="Candidates"/>).</summary>
     public IReadOnlyList<double> TargetBitsPerWeight { get; init; } = [];
-    public IReadOnlyList<string> Candidates { get; init; } = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_0"];
+    public IReadOnlyList<string> Candidates { get; init; } = MixedPrecisionPlanner.DefaultCandidates;
     public required string TextFile { get; init; }
     public string? CalibrationFile { get; init; }
     public int Context { get; init; } = 512;
@@ -110,7 +110,7 @@ public static class Sweep
             cancellation.ThrowIfCancellationRequested();
             string file = Path.Combine(models, Slug(label) + ".gguf");
             var clock = System.Diagnostics.Stopwatch.StartNew();
-            var options = new QuantizeOptions { Format = format.StartsWith("mixed@", StringComparison.Ordinal) ? "q4_k" : format };
+            var options = new QuantizeOptions { Format = format.StartsWith("mixed@", StringComparison.Ordinal) ? MixedPrecisionPlanner.BaseFormat : format };
             var (plan, resources) = AccuracyPipeline.Plan(o.Model, options, accuracy, null, cancellation);
             using (resources) ModelQuantizer.Write(plan, file, null, cancellation);
             double quantizeSeconds = clock.Elapsed.TotalSeconds;

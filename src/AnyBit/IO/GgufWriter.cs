@@ -57,6 +57,13 @@ public sealed class GgufWriter
 
     public bool HasKey(string key) => _kvs.Any(k => k.Key == key);
 
+    /// <summary>Removes a key added earlier (no-op when absent).</summary>
+    public GgufWriter Remove(string key)
+    {
+        _kvs.RemoveAll(k => k.Key == key);
+        return this;
+    }
+
     /// <summary>
     /// The metadata added so far, read as a GGUF reader will read it from the written file (values are kept in the
     /// reader's types); <paramref name="tensorShape"/> gives the shapes of the tensors the file will hold.

@@ -30,6 +30,9 @@ public static class ModelQuantizer
     /// <summary>Builds the plan (opening the input, choosing and validating every tensor's format).</summary>
     public static (QuantPlan Plan, IDisposable Input) Plan(string input, QuantizeOptions options)
     {
+        // llama-quantize's check before it starts: the lowest-bit mixes and types are refused without importance.
+        if (!options.HasImportance && QuantPresets.RefusedWithoutImportance(options.Format))
+            throw new AnyBitException(QuantPresets.ImportanceRefusal(options.Format));
         if (!QuantPresets.IsPreset(options.Format)) FormatRegistry.Parse(options.Format); // fail fast on a bad spec
         if (IsBagOfTensors(input)) return PlanBag(input, options);
         var files = ModelLoader.Open(input, new LoadOptions { TokenizerPath = options.TokenizerPath });
@@ -118,13 +121,43 @@ public static class ModelQuantizer
         return format;
     }
 
+    /// <summary>
+    /// <see cref="Resolve"/>, with llama-quant.cpp's per-tensor refusal first for plans quantized without importance
+    /// (<see cref="QuantizeOptions.HasImportance"/> false): a type that llama.cpp will not quantize without an importance matrix.
+    /// </summary>
+    private static TensorFormat ResolveWithImportance(string spec, string name, long rowLength, QuantizeOptions options, List<string> problems)
+    {
+        if (!options.HasImportance && GgmlTypeOf(spec) is TensorType type && QuantPresets.NeedsImportance(type, name, options.Format))
+        {
+            problems.Add(MissingImportance(name, type, QuantPresets.ImportanceRemedy));
+            return FormatRegistry.Parse("f32");
+        }
+        return Resolve(spec, name, rowLength, problems);
+    }
+
+    /// <summary>
+    /// llama-quant.cpp's words for a tensor it refuses without importance, and what to do. Importance matrices hold
+    /// no embedding, so for it the remedy is another type.
+    /// </summary>
+    public static string MissingImportance(string name, TensorType type, string remedy) =>
+        $"{name}: missing importance matrix for a very low-bit quantization ({type}); " +
+        (name == TensorRoles.TokenEmbd.Gguf ? "importance matrices hold none for the embedding: give it another type (--token-embedding-type, or --output-tensor-type when it is also the head)" : remedy);
+
+    /// <summary>The ggml type a spec names ("iq2_xxs"), also for types this build has no row for; null for other specs.</summary>
+    internal static TensorType? GgmlTypeOf(string spec)
+    {
+        string s = spec.Trim();
+        return s.Length > 0 && char.IsAsciiLetter(s[0]) && Enum.TryParse<TensorType>(s, ignoreCase: true, out var t) && (int)t < 1000 ? t : null;
+    }
+
     private static string FittingFormats(long rowLength)
     {
         var candidates = new[] { "q8_0", "q6_k", "q4_k", "q4_0", "iq4_nl", "mxfp4", "nvfp4", "nf4:g64", "int4:g128", "int4:g32", "int8:channel", "int4:channel", "e4m3:g32", "e4m3", "f16", "bf16", "f32" };
         return string.Join(", ", candidates.Where(c => FormatRegistry.Parse(c).Bind(rowLength).CheckRowLength(rowLength) is null));
     }
 
-    private static void Check(List<string> problems)
+    /// <summary>Throws one line naming the first problems, when there are any.</summary>
+    internal static void Check(List<string> problems)
     {
         if (problems.Count == 0) return;
         string shown = string.Join("; ", problems.Take(4)) + (problems.Count > 4 ? $"; and {problems.Count - 4} more" : "");
@@ -137,9 +170,14 @@ public static class ModelQuantizer
         var problems = new List<string>();
         var tensors = new List<PlannedTensor>();
         bool permute = files.Gguf is null && !files.Format.StartsWith("llama2.c", StringComparison.Ordinal) && c.Architecture.GgufAdjacentRopePairs;
-        foreach (var (role, layer, name) in CanonicalNames(c, files.Weights))
+        var all = CanonicalNames(c, files.Weights).Select(t => (t.Role, t.Name, Shape: files.Weights.Shape(t.Name))).ToList();
+        // A preset's types come from llama.cpp's rules over all the weight matrices at once (they count attn_v and
+        // ffn_down tensors as they go).
+        var mix = QuantPresets.IsPreset(options.Format)
+            ? QuantPresets.Choose(options.Format, all.Where(t => t.Shape.Length >= 2 && t.Role.IsQuantizable).Select(t => (t.Name, t.Shape)), MixModel.Of(c), options.HasImportance)
+            : null;
+        foreach (var (role, name, shape) in all)
         {
-            long[] shape = files.Weights.Shape(name);
             long rowLength = shape[^1];
             bool isMatrix = shape.Length >= 2 && role.IsQuantizable;
             bool isEmbedding = role == TensorRoles.TokenEmbd, isOutput = role == TensorRoles.Output || (isEmbedding && c.TiedEmbeddings && !files.Weights.Contains(TensorRoles.Output.Gguf));
@@ -147,7 +185,7 @@ public static class ModelQuantizer
             if (!isMatrix || options.KeepFloat.Any(r => r.IsMatch(name))) spec = "f32";
             else
             {
-                spec = QuantPresets.IsPreset(options.Format) ? QuantPresets.SpecFor(options.Format, name, layer, c.NumLayers, isOutput) : options.Format;
+                spec = mix is not null ? QuantPresets.Spec(mix[name]) : options.Format;
                 // Ternary formats are for BitNet's linear layers; the embedding and head of such models are trained
                 // in full precision, so they stay f16 (exact for bf16 weights) unless asked otherwise.
                 if ((isEmbedding || isOutput) && IsTernaryFamily(options.Format)) spec = "f16";
@@ -156,7 +194,7 @@ public static class ModelQuantizer
                 foreach (var (pattern, s) in options.TensorTypes)
                     if (pattern.IsMatch(name)) { spec = s; break; }
             }
-            var format = Resolve(spec, name, rowLength, problems);
+            var format = ResolveWithImportance(spec, name, rowLength, options, problems);
             bool ternarize = c.Architecture.TernaryWeights && isMatrix && role.IsLayerLinear;
             int heads = role.RotaryHeads?.Invoke(c) ?? 0;
             var weights = files.Weights;
@@ -258,14 +296,23 @@ public static class ModelQuantizer
         {
             var problems = new List<string>();
             var tensors = new List<PlannedTensor>();
+            // A bag has no hyperparameters: presets see its blk.N layers and no grouped-query attention.
+            var matrices = store.Tensors.Where(t => (t.Format is not null || Formats.FormatTable.HoldsWeights(t.Type)) && t.Shape.Length >= 2)
+                .Select(t => (t.Name, t.Shape)).ToList();
+            var bagModel = new MixModel(1 + matrices.Select(t => TensorRoles.FromGguf(t.Name) is (_, int l) ? l : 0).DefaultIfEmpty(0).Max(), 1, 1);
+            var mixes = new Dictionary<string, Dictionary<string, TensorType>>();
             foreach (var t in store.Tensors)
             {
                 bool isFloat = t.Format is not null || Formats.FormatTable.HoldsWeights(t.Type);
                 string spec = isFloat && t.Shape.Length >= 2 && !options.KeepFloat.Any(r => r.IsMatch(t.Name)) ? options.Format : "f32";
                 foreach (var (pattern, s) in options.TensorTypes)
                     if (isFloat && t.Shape.Length >= 2 && pattern.IsMatch(t.Name)) { spec = s; break; }
-                if (QuantPresets.IsPreset(spec)) spec = QuantPresets.SpecFor(spec, t.Name, 0, 1, false);
-                var format = Resolve(spec, t.Name, t.Shape.Length == 0 ? 1 : t.Shape[^1], problems);
+                if (QuantPresets.IsPreset(spec))
+                {
+                    if (!mixes.TryGetValue(spec, out var mix)) mixes[spec] = mix = QuantPresets.Choose(spec, matrices, bagModel, options.HasImportance);
+                    spec = QuantPresets.Spec(mix[t.Name]);
+                }
+                var format = ResolveWithImportance(spec, t.Name, t.Shape.Length == 0 ? 1 : t.Shape[^1], options, problems);
                 if (format.GgmlType == TensorType.I2_S)
                     problems.Add($"{t.Name}: i2_s is bitnet.cpp's type for BitNet models' layers, read in their files only (id 36 is a retired llama.cpp type elsewhere): quantize the model, not a bag of tensors");
                 var tensor = t;

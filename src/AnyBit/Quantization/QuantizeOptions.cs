@@ -22,4 +22,12 @@ public sealed record QuantizeOptions
 
     /// <summary>Separate tokenizer (llama2.c tokenizer.bin) for inputs that lack one.</summary>
     public string? TokenizerPath { get; init; }
+
+    /// <summary>
+    /// True when the caller weights the rounding with importance (an importance matrix, or calibration statistics:
+    /// the accuracy pipeline sets it). llama.cpp's mixes choose some types differently with one (has_imatrix); without
+    /// one the plan refuses the types llama.cpp refuses. With one, checking that each such tensor gets its importance
+    /// is the caller's part.
+    /// </summary>
+    public bool HasImportance { get; init; }
 }

@@ -30,7 +30,7 @@ public sealed record AccuracyOptions
     public long? TargetBytes { get; init; }
 
     /// <summary>Formats the mixed-precision planner may choose from.</summary>
-    public IReadOnlyList<string> Candidates { get; init; } = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k", "q8_0"];
+    public IReadOnlyList<string> Candidates { get; init; } = MixedPrecisionPlanner.DefaultCandidates;
 
     public bool NeedsCalibration => Gptq || Awq || TargetBitsPerWeight is not null || TargetBytes is not null;
 

@@ -19,8 +19,11 @@ public static class AccuracyPipeline
     {
         if (accuracy.IsPlain) return ModelQuantizer.Plan(input, options);
         if (accuracy.NeedsCalibration && accuracy.CalibrationFile is null)
-            throw new AnyBitException($"{accuracy.MethodName} needs calibration text: pass --calibration FILE");
-        var (plan0, files) = ModelQuantizer.Plan(input, options);
+            throw new AnyBitException($"{(accuracy.Gptq || accuracy.Awq ? accuracy.MethodName : "mixed precision (--target-bpw, --target-size)")} needs calibration text: pass --calibration FILE");
+        // An importance matrix, or calibration statistics, weight the rounding: the plan may then hold the types
+        // llama.cpp refuses without one, and each such tensor is checked below for its importance.
+        bool hasImportance = accuracy.ImatrixFile is not null || accuracy.NeedsCalibration;
+        var (plan0, files) = ModelQuantizer.Plan(input, options with { HasImportance = options.HasImportance || hasImportance });
         Transformer? model = null;
         try
         {
@@ -69,15 +72,26 @@ public static class AccuracyPipeline
                 var scales = AwqScaling.Apply(c, weights, stats!, name => formats[name], null, cancellation);
                 foreach (var ((layer, inputKind), s) in scales) AwqScaling.Rescale(stats!.For(layer, inputKind), s);
             }
+            var importance = accuracy.ImatrixFile is not null ? ImportanceMatrix.Read(accuracy.ImatrixFile) : null;
+            float[]? ImportanceOf(string name) =>
+                ImportanceFor(name, importance, stats) is float[] imp && imp.Length == shapes[name][^1] ? imp : null;
             string? mixedPlan = null;
             if (accuracy.TargetBitsPerWeight is not null || accuracy.TargetBytes is not null)
             {
                 status?.Invoke("measuring per-tensor sensitivity for the mixed-precision plan");
-                var chosen = MixedPrecisionPlanner.Choose(model, formats, shapes, accuracy, windows!, status, cancellation);
+                var chosen = MixedPrecisionPlanner.Choose(model, formats, shapes, accuracy, windows!, ImportanceOf, status, cancellation);
                 foreach (var (name, f) in chosen) formats[name] = f;
                 mixedPlan = string.Join(",", chosen.Select(kv => $"{kv.Key}={kv.Value.Name}"));
             }
-            var importance = accuracy.ImatrixFile is not null ? ImportanceMatrix.Read(accuracy.ImatrixFile) : null;
+            // llama-quant.cpp's per-tensor refusal: a type it will not quantize without importance, for a tensor that
+            // has none (the embedding is never in an importance matrix; a matrix may lack a tensor).
+            var missing = names
+                .Where(n => formats[n].GgmlType is TensorType t && QuantPresets.NeedsImportance(t, n, options.Format) && ImportanceOf(n) is null)
+                .Select(n => ModelQuantizer.MissingImportance(n, formats[n].GgmlType!.Value,
+                    importance is not null ? "the importance matrix has no entry for it"
+                    : stats is not null ? "calibration gives none for it; pass --imatrix FILE" : QuantPresets.ImportanceRemedy))
+                .ToList();
+            ModelQuantizer.Check(missing);
 
             var factors = new Dictionary<(int, LinearInput), (double[] Factor, bool[] Dead, int[]? Order)>();
             var tensors = new List<PlannedTensor>();
@@ -118,7 +132,9 @@ public static class AccuracyPipeline
                                 factors[key] = f = (factor, dead, order);
                             }
                             var w = buffer.Span.ToArray();
-                            IColumnRounder rounder = format is IntFormat fmt ? new IntColumnRounder(fmt, rows, cols) : new BlockColumnRounder(format, rows, cols);
+                            // Types llama.cpp only quantizes with importance round each block weighted by it.
+                            var columnWeights = format.GgmlType is TensorType t && QuantPresets.NeedsImportance(t, name, options.Format) ? ImportanceOf(name) : null;
+                            IColumnRounder rounder = format is IntFormat fmt ? new IntColumnRounder(fmt, rows, cols) : new BlockColumnRounder(format, rows, cols, columnWeights);
                             Gptq.Quantize(w, rows, cols, f.Factor, f.Dead, f.Order, rounder, accuracy.GptqOptions, cancellation);
                             return rounder.Encode();
                         },
@@ -158,6 +174,8 @@ public static class AccuracyPipeline
                 WriteMetadata = w =>
                 {
                     plan0.WriteMetadata(w);
+                    // A mixed plan is no single llama.cpp file type: without the key, llama.cpp guesses it from the tensors.
+                    if (mixedPlan is not null) w.Remove("general.file_type");
                     w.Add("anybit.quantization.method", method);
                     if (mixedPlan is not null) w.Add("anybit.quantization.plan", mixedPlan);
                     if (accuracy.CalibrationFile is not null) w.Add("anybit.quantization.calibration", Path.GetFileName(accuracy.CalibrationFile));

@@ -64,9 +64,10 @@ public sealed class IntColumnRounder(IntFormat format, int rows, int columns) : 
 /// <summary>
 /// <see cref="IColumnRounder"/> for any block format: a weight is rounded by quantizing its whole block (with the
 /// columns already decided and the others as they stand now) through the format's own quantizer and reading the
-/// weight back. The result is re-encoded block by block at the end, so the bytes are the format's own.
+/// weight back. The result is re-encoded block by block at the end, so the bytes are the format's own. With
+/// <paramref name="importance"/> (one value per column) every block is quantized weighted by it.
 /// </summary>
-public sealed class BlockColumnRounder(TensorFormat format, int rows, int columns) : IColumnRounder
+public sealed class BlockColumnRounder(TensorFormat format, int rows, int columns, float[]? importance = null) : IColumnRounder
 {
     private readonly float[] _current = new float[(long)rows * columns];
 
@@ -81,7 +82,8 @@ public sealed class BlockColumnRounder(TensorFormat format, int rows, int column
         block[column - start] = value;
         Span<byte> bytes = stackalloc byte[format.BytesPerBlock];
         Span<float> back = format.BlockSize <= 1024 ? stackalloc float[format.BlockSize] : new float[format.BlockSize];
-        format.QuantizeRow(block, bytes);
+        if (importance is null) format.QuantizeRow(block, bytes);
+        else format.QuantizeRow(block, bytes, importance.AsSpan(start, format.BlockSize));
         format.Dequantize(bytes, back);
         block[column - start] = back[column - start];
         return back[column - start];
@@ -90,7 +92,7 @@ public sealed class BlockColumnRounder(TensorFormat format, int rows, int column
     public byte[] Encode()
     {
         var bytes = new byte[format.ByteSize((long)rows * columns)];
-        format.Quantize(_current, columns, bytes);
+        format.Quantize(_current, columns, bytes, importance);
         return bytes;
     }
 }

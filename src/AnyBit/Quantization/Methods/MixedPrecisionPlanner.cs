@@ -15,8 +15,29 @@ public static class MixedPrecisionPlanner
 {
     public sealed record Choice(string Tensor, TensorFormat Format, double Loss, long Bytes);
 
+    /// <summary>ggml's k-quants and i-quants from 1.56 to 8.5 bits per weight, smallest first.</summary>
+    private static readonly string[] Ladder = ["iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s", "q2_k", "iq3_xxs", "q3_k", "iq3_s", "iq4_xs", "q4_k", "q5_k", "q6_k", "q8_0"];
+
+    /// <summary>
+    /// The formats the planner chooses from unless told otherwise: the <see cref="Ladder"/>'s types this build has a
+    /// format table row for. Those llama.cpp quantizes only with an importance matrix are offered to the tensors that
+    /// have importance (<see cref="QuantPresets.NeedsImportance"/>).
+    /// </summary>
+    public static IReadOnlyList<string> DefaultCandidates { get; } = Ladder.Where(n => Formats.FormatTable.ByName(n) is not null).ToArray();
+
+    /// <summary>
+    /// The base format of a plan whose every quantizable tensor the planner chooses (a budget without a format):
+    /// whatever it does not choose stays float.
+    /// </summary>
+    public const string BaseFormat = "f32";
+
+    /// <summary>
+    /// Chooses a format per quantizable tensor to fit the budget. <paramref name="importanceOf"/> gives a tensor's
+    /// per-column importance (or null): candidates are quantized with it, as the final encoding will be, and those
+    /// llama.cpp refuses without it are skipped for tensors that have none.
+    /// </summary>
     public static Dictionary<string, TensorFormat> Choose(Transformer model, IReadOnlyDictionary<string, TensorFormat> planned, IReadOnlyDictionary<string, long[]> shapes, AccuracyOptions options,
-        int[][] windows, Action<string>? status, CancellationToken cancellation)
+        int[][] windows, Func<string, float[]?> importanceOf, Action<string>? status, CancellationToken cancellation)
     {
         var c = model.Config;
         var candidates = options.Candidates.Select(FormatRegistry.Parse).ToList();
@@ -37,9 +58,14 @@ public static class MixedPrecisionPlanner
             var buffer = AccuracyPipeline.BufferOf(model.Weights, name);
             var (rows, cols, elements) = Shape(shapes, name);
             var original = buffer.Span.ToArray();
-            var fitting = candidates.Select(f => f.Bind(cols)).Where(f => f.CheckRowLength(cols) is null).ToList();
-            if (fitting.Count == 0) throw new AnyBitException($"no candidate format fits {name} (rows of {cols})");
-            var errors = fitting.Select(f => SquaredError(original, Dequantized(f, original, cols))).ToList();
+            var importance = importanceOf(name);
+            // Smallest first: the first is the one whose loss is measured on the model.
+            var fitting = candidates.Select(f => f.Bind(cols))
+                .Where(f => f.CheckRowLength(cols) is null && !(importance is null && f.GgmlType is IO.TensorType t && QuantPresets.NeedsImportance(t, name, null)))
+                .OrderBy(f => f.BitsPerWeight)
+                .ToList();
+            if (fitting.Count == 0) throw new AnyBitException($"no candidate format fits {name} (rows of {cols}{(importance is null ? ", no importance" : "")})");
+            var errors = fitting.Select(f => SquaredError(original, Dequantized(f, original, cols, importance))).ToList();
             var list = new List<Choice>();
             bool hasHessian = AccuracyPipeline.InputOf(name) is not null;
             double klRef = 0, errRef = 0;
@@ -48,7 +74,7 @@ public static class MixedPrecisionPlanner
                 double loss;
                 if (!hasHessian || i == 0)
                 {
-                    Dequantized(fitting[i], original, cols).CopyTo(buffer.Span);
+                    Dequantized(fitting[i], original, cols, importance).CopyTo(buffer.Span);
                     loss = evalWindows.Select((w, k) => MeanKl(baseLogits[k], Logits(model, w), c.VocabSize)).Average();
                     original.CopyTo(buffer.Span);
                     if (i == 0) { klRef = loss; errRef = errors[0]; }
@@ -111,10 +137,10 @@ public static class MixedPrecisionPlanner
         return ((int)(elements / cols), cols, elements);
     }
 
-    private static float[] Dequantized(TensorFormat format, float[] w, int cols)
+    private static float[] Dequantized(TensorFormat format, float[] w, int cols, float[]? importance)
     {
         var bytes = new byte[format.ByteSize(w.Length)];
-        format.Quantize(w, cols, bytes);
+        format.Quantize(w, cols, bytes, importance);
         var back = new float[w.Length];
         format.Dequantize(bytes, back);
         return back;
