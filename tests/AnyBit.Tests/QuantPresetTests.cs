@@ -161,25 +161,48 @@ public class QuantPresetTests
         Assert.Equal(TensorType.Q4_K, chosen["blk.10.attn_v.weight"]);
     }
 
+    /// <summary>
+    /// The i-quant names are llama-quantize's mixes, as the preset list and llama-quantize name them; the older
+    /// types AnyBit always quantized pure keep their names, and their mixes a "_mix" suffix.
+    /// </summary>
     [Fact]
-    public void Preset_names_keep_the_bare_type_names_for_the_types()
+    public void I_quant_names_are_the_mixes_and_older_types_stay_pure()
     {
-        foreach (string name in QuantPresets.Names) Assert.Null(FormatTable.ByName(name));
-        foreach (var t in new[] { TensorType.IQ2_XXS, TensorType.IQ4_XS, TensorType.Q2_K }) Assert.False(QuantPresets.IsPreset(QuantPresets.Spec(t)));
-        Assert.Equal("IQ2_XXS", QuantPresets.LlamaName("iq2_xxs_mix"));
+        foreach (string name in new[] { "iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s", "iq2_m", "iq3_xxs", "iq3_xs", "iq3_s", "iq3_m", "iq4_xs" })
+            Assert.True(QuantPresets.IsPreset(name), name);
+        foreach (var t in new[] { TensorType.Q2_K, TensorType.Q4_0, TensorType.IQ4_NL, TensorType.Q4_K }) Assert.False(QuantPresets.IsPreset(QuantPresets.Spec(t)));
+        foreach (string name in QuantPresets.Names.Where(n => FormatTable.ByName(n) is not null))
+            Assert.Equal(name, QuantPresets.PureSpec(name));
+        Assert.Equal("q4_k", QuantPresets.PureSpec("q4_k_m"));
+        Assert.Equal("q2_k", QuantPresets.PureSpec("q2_k_mix"));
+        Assert.Equal("IQ2_XXS", QuantPresets.LlamaName("iq2_xxs"));
         Assert.Equal(29u, QuantPresets.FileType("iq2_m"));
         Assert.Equal(15u, QuantPresets.FileType("q4_k_m"));
+    }
+
+    /// <summary>A whole model in an i-quant name is llama-quantize's mix; --pure gives every matrix the type; an override is the type.</summary>
+    [Fact]
+    public void Pure_gives_every_matrix_the_type_and_overrides_mean_the_type()
+    {
+        var (mix, a) = ModelQuantizer.Plan(Model, new QuantizeOptions { Format = "iq3_xxs", HasImportance = true });
+        using (a) Assert.Contains(mix.Tensors, t => t.Format.GgmlType is not (TensorType.IQ3_XXS or TensorType.F32));
+        var (pure, b) = ModelQuantizer.Plan(Model, new QuantizeOptions { Format = "iq3_xxs", Pure = true, HasImportance = true });
+        using (b) Assert.All(pure.Tensors.Where(t => t.Format.GgmlType != TensorType.F32), t => Assert.Equal(TensorType.IQ3_XXS, t.Format.GgmlType));
+        var (over, c) = ModelQuantizer.Plan(Model, new QuantizeOptions { Format = "q8_0", TensorTypes = [(new System.Text.RegularExpressions.Regex("ffn_"), "iq3_xxs")], HasImportance = true });
+        using (c) Assert.All(over.Tensors.Where(t => t.Name.Contains("ffn_") && t.Shape.Length == 2), t => Assert.Equal(TensorType.IQ3_XXS, t.Format.GgmlType));
+        var (km, d) = ModelQuantizer.Plan(Model, new QuantizeOptions { Format = "q4_k_m", Pure = true });
+        using (d) Assert.All(km.Tensors.Where(t => t.Format.GgmlType != TensorType.F32), t => Assert.Equal(TensorType.Q4_K, t.Format.GgmlType));
     }
 
     /// <summary>quantize.cpp's list, and a single type llama-quant.cpp refuses for every tensor.</summary>
     [Fact]
     public void Refused_without_importance_are_llama_quantize_s_mixes_and_the_types_it_refuses()
     {
-        string[] refused = ["iq1_s_mix", "iq1_m_mix", "iq2_s_mix", "iq2_xxs_mix", "iq2_xs_mix", "q2_k_s", "iq1_s", "iq1_m", "iq2_xxs", "iq2_xs", "iq2_s"];
+        string[] refused = ["iq1_s", "iq1_m", "iq2_s", "iq2_xxs", "iq2_xs", "q2_k_s"];
         foreach (string spec in refused) Assert.True(QuantPresets.RefusedWithoutImportance(spec), spec);
-        foreach (string spec in new[] { "iq2_m", "iq3_xxs_mix", "q2_k_mix", "q2_k", "iq3_xxs", "iq4_xs", "q4_k_m", "int2:g64" })
+        foreach (string spec in new[] { "iq2_m", "iq3_xxs", "q2_k_mix", "q2_k", "iq3_s", "iq4_xs", "q4_k_m", "int2:g64" })
             Assert.False(QuantPresets.RefusedWithoutImportance(spec), spec);
-        Assert.False(QuantPresets.NeedsImportance(TensorType.IQ1_M, "token_embd.weight", "iq1_m_mix"));
+        Assert.False(QuantPresets.NeedsImportance(TensorType.IQ1_M, "token_embd.weight", "iq1_m"));
         Assert.True(QuantPresets.NeedsImportance(TensorType.Q2_K, "blk.0.attn_q.weight", "q2_k_s"));
         Assert.False(QuantPresets.NeedsImportance(TensorType.Q2_K, "token_embd.weight", "q2_k_s"));
         Assert.False(QuantPresets.NeedsImportance(TensorType.Q2_K, "blk.0.attn_q.weight", "q2_k_mix"));
@@ -190,7 +213,7 @@ public class QuantPresetTests
 
     [Theory]
     [InlineData(new[] { "-f", "iq2_xxs" }, "iq2_xxs needs an importance matrix")]
-    [InlineData(new[] { "-f", "iq2_xxs_mix" }, "iq2_xxs_mix needs an importance matrix")]
+    [InlineData(new[] { "-f", "iq2_xxs", "--pure" }, "iq2_xxs needs an importance matrix")]
     [InlineData(new[] { "-f", "q2_k_s" }, "q2_k_s needs an importance matrix")]
     [InlineData(new[] { "-f", "iq2_m" }, "blk.0.attn_k.weight: missing importance matrix for a very low-bit quantization (IQ2_S)")]
     [InlineData(new[] { "-f", "iq2_xxs", "--rotate" }, "iq2_xxs needs an importance matrix")]

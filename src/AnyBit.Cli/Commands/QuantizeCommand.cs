@@ -15,6 +15,7 @@ internal static class QuantizeCommand
         var format = new Option<string?>("--format", "-f") { Description = "Format or preset: q4_k, q8_0, int3:g64, nf4:g64, mxfp4, e3m2:g32, ternary, q4_k_m, iq2_m, f16, ... (optional with --target-bpw or --target-size)" };
         var output = new Option<string>("--output", "-o") { Description = "Output .gguf file", Required = true };
         var tensorType = new Option<string[]>("--tensor-type") { Description = "REGEX=SPEC: tensors whose GGUF name matches get SPEC (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var pure = new Option<bool>("--pure") { Description = "No mix: every weight matrix gets the one type --format names (iq2_xxs, ... are llama-quantize's mixes otherwise)" };
         var outputType = new Option<string?>("--output-tensor-type") { Description = "Format of the output head" };
         var embeddingType = new Option<string?>("--token-embedding-type") { Description = "Format of token_embd.weight" };
         var keepFloat = new Option<string[]>("--keep-float") { Description = "REGEX: matching tensors stay float32 (repeatable)" };
@@ -35,7 +36,7 @@ internal static class QuantizeCommand
         var candidates = new Option<string?>("--candidates") { Description = $"Mixed precision: formats to choose from (default {string.Join(",", MixedPrecisionPlanner.DefaultCandidates)})" };
         var cmd = new Command("quantize", "Quantize a model into a GGUF file")
         {
-            model, format, output, tensorType, outputType, embeddingType, keepFloat, tokenizer, json,
+            model, format, pure, output, tensorType, outputType, embeddingType, keepFloat, tokenizer, json,
             method, rotate, calibration, calibrationWindows, calibrationLength, seed, imatrix, actOrder, sequential, damp, targetBpw, targetSize, candidates,
         };
         cmd.SetAction((parse, cancellation) =>
@@ -47,6 +48,7 @@ internal static class QuantizeCommand
             var options = new QuantizeOptions
             {
                 Format = spec,
+                Pure = parse.GetValue(pure),
                 TensorTypes = (parse.GetValue(tensorType) ?? []).Select(ParseOverride).ToList(),
                 OutputTensorType = parse.GetValue(outputType),
                 TokenEmbeddingType = parse.GetValue(embeddingType),

@@ -34,6 +34,7 @@ public static class ModelQuantizer
         if (!options.HasImportance && QuantPresets.RefusedWithoutImportance(options.Format))
             throw new AnyBitException(QuantPresets.ImportanceRefusal(options.Format));
         if (!QuantPresets.IsPreset(options.Format)) FormatRegistry.Parse(options.Format); // fail fast on a bad spec
+        if (options.Pure) options = options with { Format = QuantPresets.PureSpec(options.Format) };
         if (IsBagOfTensors(input)) return PlanBag(input, options);
         var files = ModelLoader.Open(input, new LoadOptions { TokenizerPath = options.TokenizerPath });
         try
@@ -173,8 +174,8 @@ public static class ModelQuantizer
         var all = CanonicalNames(c, files.Weights).Select(t => (t.Role, t.Name, Shape: files.Weights.Shape(t.Name))).ToList();
         // A preset's types come from llama.cpp's rules over all the weight matrices at once (they count attn_v and
         // ffn_down tensors as they go).
-        var mix = QuantPresets.IsPreset(options.Format)
-            ? QuantPresets.Choose(options.Format, all.Where(t => t.Shape.Length >= 2 && t.Role.IsQuantizable).Select(t => (t.Name, t.Shape)), MixModel.Of(c), options.HasImportance)
+        var mix = options.Preset is string preset
+            ? QuantPresets.Choose(preset, all.Where(t => t.Shape.Length >= 2 && t.Role.IsQuantizable).Select(t => (t.Name, t.Shape)), MixModel.Of(c), options.HasImportance)
             : null;
         foreach (var (role, name, shape) in all)
         {
@@ -307,7 +308,8 @@ public static class ModelQuantizer
                 string spec = isFloat && t.Shape.Length >= 2 && !options.KeepFloat.Any(r => r.IsMatch(t.Name)) ? options.Format : "f32";
                 foreach (var (pattern, s) in options.TensorTypes)
                     if (isFloat && t.Shape.Length >= 2 && pattern.IsMatch(t.Name)) { spec = s; break; }
-                if (QuantPresets.IsPreset(spec))
+                // The whole-file spec mixes as a preset; an override does only where it names no single type (q4_k_m).
+                if (spec == options.Preset || (spec != options.Format && QuantPresets.IsPreset(spec) && GgmlTypeOf(spec) is null))
                 {
                     if (!mixes.TryGetValue(spec, out var mix)) mixes[spec] = mix = QuantPresets.Choose(spec, matrices, bagModel, options.HasImportance);
                     spec = QuantPresets.Spec(mix[t.Name]);

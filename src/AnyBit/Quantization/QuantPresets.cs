@@ -27,9 +27,11 @@ public sealed record MixModel(int Layers, int Heads, int KvHeads, int Experts = 
 /// llama.cpp's mixes (llama-quantize's file types) as presets: which ggml type each tensor gets, ported from
 /// llama-quant.cpp's <c>llama_tensor_get_type</c> (llama.cpp c392e50) with its fallback for rows that are not a whole
 /// number of blocks, the file type written as <c>general.file_type</c>, and llama-quantize's refusals without an
-/// importance matrix. A preset is named after llama-quantize's type in lower case; where that name is also a ggml
-/// type's (q2_k, iq2_xxs, iq4_xs, ...) the bare name keeps meaning the type alone, as everywhere in AnyBit, and the
-/// mix takes a "_mix" suffix (q2_k_mix is llama-quantize's Q2_K, iq2_xxs_mix its IQ2_XXS).
+/// importance matrix. A preset is named after llama-quantize's type in lower case. The i-quant names (iq2_xxs, iq4_xs,
+/// ...) are the mixes when a whole model is quantized, as in llama-quantize, since nobody ships those types pure;
+/// <c>--pure</c> (llama-quantize's flag) gives every matrix the one type, and per-tensor overrides always mean the type.
+/// The names of older types that AnyBit has always quantized pure keep that meaning (q2_k, q4_0, iq4_nl), and their
+/// mixes take a "_mix" suffix (q2_k_mix is llama-quantize's Q2_K, iq4_nl_mix its IQ4_NL).
 /// </summary>
 public static class QuantPresets
 {
@@ -59,18 +61,18 @@ public static class QuantPresets
         new("q4_k_m", Ftype.Q4_K_M, TensorType.Q4_K),
         new("q5_k_s", Ftype.Q5_K_S, TensorType.Q5_K),
         new("q5_k_m", Ftype.Q5_K_M, TensorType.Q5_K),
-        new("iq1_s_mix", Ftype.IQ1_S, TensorType.IQ1_S, RefusedWithoutImportance: true),
-        new("iq1_m_mix", Ftype.IQ1_M, TensorType.IQ1_M, RefusedWithoutImportance: true),
-        new("iq2_xxs_mix", Ftype.IQ2_XXS, TensorType.IQ2_XXS, RefusedWithoutImportance: true),
-        new("iq2_xs_mix", Ftype.IQ2_XS, TensorType.IQ2_XS, RefusedWithoutImportance: true),
-        new("iq2_s_mix", Ftype.IQ2_S, TensorType.IQ2_XS, RefusedWithoutImportance: true), // IQ2_S the mix is mostly IQ2_XS
+        new("iq1_s", Ftype.IQ1_S, TensorType.IQ1_S, RefusedWithoutImportance: true),
+        new("iq1_m", Ftype.IQ1_M, TensorType.IQ1_M, RefusedWithoutImportance: true),
+        new("iq2_xxs", Ftype.IQ2_XXS, TensorType.IQ2_XXS, RefusedWithoutImportance: true),
+        new("iq2_xs", Ftype.IQ2_XS, TensorType.IQ2_XS, RefusedWithoutImportance: true),
+        new("iq2_s", Ftype.IQ2_S, TensorType.IQ2_XS, RefusedWithoutImportance: true), // IQ2_S the mix is mostly IQ2_XS
         new("iq2_m", Ftype.IQ2_M, TensorType.IQ2_S),
-        new("iq3_xxs_mix", Ftype.IQ3_XXS, TensorType.IQ3_XXS),
+        new("iq3_xxs", Ftype.IQ3_XXS, TensorType.IQ3_XXS),
         new("iq3_xs", Ftype.IQ3_XS, TensorType.IQ3_S),
-        new("iq3_s_mix", Ftype.IQ3_S, TensorType.IQ3_S),
+        new("iq3_s", Ftype.IQ3_S, TensorType.IQ3_S),
         new("iq3_m", Ftype.IQ3_M, TensorType.IQ3_S),
         new("iq4_nl_mix", Ftype.IQ4_NL, TensorType.IQ4_NL),
-        new("iq4_xs_mix", Ftype.IQ4_XS, TensorType.IQ4_XS),
+        new("iq4_xs", Ftype.IQ4_XS, TensorType.IQ4_XS),
     ];
 
     public static readonly string[] Names = Mixes.Select(m => m.Name).ToArray();
@@ -85,7 +87,14 @@ public static class QuantPresets
 
     public static bool IsPreset(string spec) => Find(spec) is not null;
 
-    /// <summary>llama-quantize's name of a preset's mix ("IQ2_XXS" for iq2_xxs_mix).</summary>
+    /// <summary>
+    /// What <paramref name="spec"/> is with llama-quantize's <c>--pure</c>: the ggml type it names, or the type a mix
+    /// starts from (q4_k_m: q4_k; llama-quantize gives IQ2_XS for IQ2_S's mix, but iq2_s is a type's name here).
+    /// </summary>
+    public static string PureSpec(string spec) =>
+        ModelQuantizer.GgmlTypeOf(spec) is not null || Find(spec) is not { } mix ? spec : Spec(mix.Default);
+
+    /// <summary>llama-quantize's name of a preset's mix ("IQ2_XXS" for iq2_xxs).</summary>
     public static string LlamaName(string preset) => Get(preset).Ftype.ToString();
 
     /// <summary>The file type (<c>general.file_type</c>) of a file quantized with <paramref name="spec"/> (a ggml type or a preset); null where llama.cpp has none.</summary>

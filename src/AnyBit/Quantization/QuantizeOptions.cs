@@ -8,6 +8,12 @@ public sealed record QuantizeOptions
     /// <summary>Default format (or preset such as q4_k_m) for weight matrices.</summary>
     public required string Format { get; init; }
 
+    /// <summary>llama-quantize's --pure: no mix; every matrix gets <see cref="Format"/>'s one type (<see cref="QuantPresets.PureSpec"/>).</summary>
+    public bool Pure { get; init; }
+
+    /// <summary>The preset whose mix chooses each matrix's type, or null when <see cref="Format"/> is one format for all.</summary>
+    public string? Preset => !Pure && QuantPresets.IsPreset(Format) ? Format : null;
+
     /// <summary>Per-tensor overrides: tensors whose GGUF name matches the regex get the spec (first match wins).</summary>
     public IReadOnlyList<(Regex Pattern, string Spec)> TensorTypes { get; init; } = [];
 
