@@ -25,7 +25,6 @@ internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
     public override TensorType Type => TensorType.IQ4_XS;
     public override uint? FileType => 30;
     public override int BlockSize => 256;
-    protected override bool HasKernel => false;
 
     public override bool UsesImportance => true;
 
