@@ -17,8 +17,7 @@ internal struct BlockIQ4_XS
 /// <summary>
 /// IQ4_XS as quantize_iq4_xs writes it (<see cref="NonLinear4.Fit"/> over 256 weights, with the importance matrix
 /// when one is given). Its integer form is IQ4_NL's
-/// table with a signed scale per 16 (<see cref="Kernel"/>); the integer kernels do not run that combination yet, so
-/// it runs on the float path.
+/// table with a signed scale per 16 (<see cref="Kernel"/>).
 /// </summary>
 internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
 {
