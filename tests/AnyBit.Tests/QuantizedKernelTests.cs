@@ -54,7 +54,8 @@ public unsafe class QuantizedKernelTests
         }
         var format = FormatOf(spec);
         var bytes = new byte[format.ByteSize((long)rows * cols)];
-        format.Quantize(w, cols, bytes);
+        // Types llama.cpp quantizes only with an importance matrix get a flat one.
+        format.Quantize(w, cols, bytes, format.RequiresImportance ? Enumerable.Repeat(1f, cols).ToArray() : default);
         return (w, bytes);
     }
 

@@ -20,14 +20,13 @@ internal struct BlockIQ1_M
 /// <summary>
 /// IQ1_M as quantize_iq1_m writes it: with an importance matrix, or (as ggml does, where llama-quantize refuses all
 /// but token_embd.weight and output.weight) with x² as the weights. Its integer form is IQ1_S's (<see cref="IQ1_S"/>,
-/// <see cref="Kernel"/>), with a sub-scale of its own per 16; it runs on the float path for the same reason.
+/// <see cref="Kernel"/>), with a sub-scale of its own per 16.
 /// </summary>
 internal sealed class IQ1_M : GgmlBlockFormat<BlockIQ1_M, IQ1_M.Kernel>
 {
     public override TensorType Type => TensorType.IQ1_M;
     public override uint? FileType => 31; // LLAMA_FTYPE_MOSTLY_IQ1_M
     public override int BlockSize => KQuantFits.QK_K;
-    protected override bool HasKernel => false;
 
     public override bool UsesImportance => true;
 

@@ -20,16 +20,13 @@ internal struct BlockIQ1_S
 /// IQ1_S as quantize_iq1_s writes it, which needs an importance matrix (llama.cpp refuses the type without one).
 /// Its integer form (<see cref="Kernel"/>): codes 32 + 8g ± 1 (offset −32), a sub-scale 2s + 1 per 16 and d/8 as the
 /// block scale — exact, since 8·(g + δ) is an integer and d/8 loses nothing in float32. That is Q6_K's layout with a
-/// float32 block scale. The 8-row and portable kernels read it so, but the 16-row AVX-512 decode of signed-sub-scale
-/// kinds (Decode16Q6) reads every d as f16, and d/8 is not always an f16: it runs on the float path until that
-/// decode reads float32 d too.
+/// float32 block scale (d/8 is not always an f16), which every signed-sub-scale tile reads (BlockScale).
 /// </summary>
 internal sealed class IQ1_S : GgmlBlockFormat<BlockIQ1_S, IQ1_S.Kernel>
 {
     public override TensorType Type => TensorType.IQ1_S;
     public override uint? FileType => 24; // LLAMA_FTYPE_MOSTLY_IQ1_S
     public override int BlockSize => KQuantFits.QK_K;
-    protected override bool HasKernel => false;
 
     public override bool UsesImportance => true;
     public override bool RequiresImportance => true; // ggml_quantize_requires_imatrix(GGML_TYPE_IQ1_S)

@@ -30,7 +30,6 @@ internal sealed class IQ2_S : GgmlBlockFormat<BlockIQ2_S, IQ2_XXS.Kernel>
     // IQ2_XS tensors).
     public override uint? FileType => 29;
     public override int BlockSize => 256;
-    protected override bool HasKernel => false;
     public override bool UsesImportance => true;
 
     private static readonly IQ2Fit.Options Fit = new(EvenSigns: false, MaxEps: 1e-8f, QpStart: false, ClearOnSkip: false);

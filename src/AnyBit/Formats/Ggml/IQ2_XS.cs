@@ -27,7 +27,6 @@ internal sealed class IQ2_XS : GgmlBlockFormat<BlockIQ2_XS, IQ2_XXS.Kernel>
     public override TensorType Type => TensorType.IQ2_XS;
     public override uint? FileType => 20; // LLAMA_FTYPE_MOSTLY_IQ2_XS
     public override int BlockSize => 256;
-    protected override bool HasKernel => false;
     public override bool UsesImportance => true;
     public override bool RequiresImportance => true;
 

@@ -20,15 +20,14 @@ internal struct BlockIQ2_XXS
 /// <summary>
 /// IQ2_XXS as ggml's quantize_iq2_xxs writes it (<see cref="IQ2Fit"/> on IQ2_XXS's 256-point lattice). llama.cpp
 /// refuses it without an importance matrix (ggml_quantize_requires_imatrix), and so does this type. Its integer form
-/// (<see cref="IQ2Levels"/>: 6 table levels, an odd sub-scale per 16) needs a table kernel with signed 16-value
-/// sub-scales, which the kernels do not run yet, so it runs on the float path.
+/// (<see cref="IQ2Levels"/>: 6 table levels, an odd sub-scale per 16) runs on the table kernels with signed 16-value
+/// sub-scales (IQ4_XS's) and a float32 block scale.
 /// </summary>
 internal sealed class IQ2_XXS : GgmlBlockFormat<BlockIQ2_XXS, IQ2_XXS.Kernel>
 {
     public override TensorType Type => TensorType.IQ2_XXS;
     public override uint? FileType => 19; // LLAMA_FTYPE_MOSTLY_IQ2_XXS
     public override int BlockSize => 256;
-    protected override bool HasKernel => false;
     public override bool UsesImportance => true;
     public override bool RequiresImportance => true;
 

@@ -30,15 +30,13 @@ internal struct BlockIQ3_XXS
 /// at most 62), sub-scale 2s + 1 per 16 and d/2 as the block scale: d·(0.5 + s)·0.5 = (d/2)·(2s + 1)/2 exactly (an
 /// f16 times at most 5 significant bits), so ((d/2)·(2s + 1))·(grid/2) rounds as ggml's (d·(0.5 + s)·0.5)·grid. The
 /// scale 1/2 has no integer form, and d/2 is not always an f16 (a subnormal f16 d with its last bit set), so the kind
-/// needs f32 block scales (HalfScale false), which the 16-row Q6_K tile (PackedKernel.Decode16Q6) does not read yet:
-/// until it does, IQ3_XXS runs on the float path.
+/// needs f32 block scales (HalfScale false), which every signed-sub-scale tile reads (BlockScale).
 /// </remarks>
 internal sealed class IQ3_XXS : GgmlBlockFormat<BlockIQ3_XXS, IQ3_XXS.Kernel>
 {
     public override TensorType Type => TensorType.IQ3_XXS;
     public override uint? FileType => 23; // LLAMA_FTYPE_MOSTLY_IQ3_XXS
     public override int BlockSize => QK_K;
-    protected override bool HasKernel => false;
     public override bool UsesImportance => true;
 
     private const int QK_K = 256;

@@ -17,15 +17,13 @@ internal struct BlockIQ4_XS
 /// <summary>
 /// IQ4_XS as quantize_iq4_xs writes it (<see cref="NonLinear4.Fit"/> over 256 weights, with the importance matrix
 /// when one is given). Its integer form is IQ4_NL's
-/// table with a signed scale per 16 (<see cref="Kernel"/>); the integer kernels do not run that combination yet, so
-/// it runs on the float path.
+/// table with a signed scale per 16 (<see cref="Kernel"/>).
 /// </summary>
 internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
 {
     public override TensorType Type => TensorType.IQ4_XS;
     public override uint? FileType => 30;
     public override int BlockSize => 256;
-    protected override bool HasKernel => false;
 
     public override bool UsesImportance => true;
 

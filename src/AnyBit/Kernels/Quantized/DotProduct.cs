@@ -28,6 +28,14 @@ internal interface IDotProduct
     static abstract Vector256<short> AccumulatePairs(Vector256<short> acc, Vector256<byte> unsigned, Vector256<sbyte> signed);
     /// <summary>Each int32 lane's two int16 pair sums, added.</summary>
     static abstract Vector256<int> WidenPairs(Vector256<short> pairs);
+    /// <summary>
+    /// <see cref="Accumulate"/> is int16 pair products widened against ones (AVX2 without VNNI): a kernel may widen
+    /// <see cref="Pairs"/> against a pair of sub-scales instead, the scaling for free (PackedKernel.Signed16Pairs).
+    /// </summary>
+    static abstract bool ProductPairs { get; }
+    /// <summary>The int16 pair sums of (u8 − <see cref="CodeBias"/>) × s8 that <see cref="Accumulate"/> widens, exact
+    /// for codes up to <see cref="MaxCode"/> (each pair at most 2·128·127); only where <see cref="ProductPairs"/>.</summary>
+    static abstract Vector256<short> Pairs(Vector256<byte> unsigned, Vector256<sbyte> signed);
 }
 
 /// <summary>AVX-VNNI's vpdpbusd: one instruction, no intermediate saturation.</summary>
@@ -41,6 +49,8 @@ internal struct VnniDot : IDotProduct
     public static bool SumsPairs => false;
     public static Vector256<short> AccumulatePairs(Vector256<short> acc, Vector256<byte> u, Vector256<sbyte> s) => Avx2Dot.AccumulatePairs(acc, u, s);
     public static Vector256<int> WidenPairs(Vector256<short> pairs) => Avx2Dot.WidenPairs(pairs);
+    public static bool ProductPairs => false;
+    public static Vector256<short> Pairs(Vector256<byte> u, Vector256<sbyte> s) => Avx2Dot.Pairs(u, s);
 }
 
 /// <summary>
@@ -62,6 +72,9 @@ internal struct Avx2Dot : IDotProduct
     public static Vector256<int> WidenPairs(Vector256<short> pairs) => Avx2.MultiplyAddAdjacent(pairs, Vector256<short>.One);
     // Kept on the vpshufb lookups, so that the tests exercise them on machines that also have VBMI.
     public static bool Vbmi => false;
+    public static bool ProductPairs => true;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> Pairs(Vector256<byte> u, Vector256<sbyte> s) => Avx2.MultiplyAddAdjacent(u, s);
 }
 
 /// <summary>
@@ -79,6 +92,13 @@ internal struct Avx2SignedDot : IDotProduct
     {
         var w = (u ^ Vector256.Create((byte)0x80)).AsSByte();
         return acc + Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(s, w)), Vector256<short>.One);
+    }
+    public static bool ProductPairs => true;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector256<short> Pairs(Vector256<byte> u, Vector256<sbyte> s)
+    {
+        var w = (u ^ Vector256.Create((byte)0x80)).AsSByte();
+        return Avx2.MultiplyAddAdjacent(Avx2.Abs(w), Avx2.Sign(s, w));
     }
     public static int MaxCode => 255;
     public static int CodeBias => 128;

@@ -40,6 +40,31 @@ internal interface IKindTraits
     static virtual byte[]? LutHigh => null;
     /// <summary>Ternary codes 0..2 (<see cref="PackedKind.Ternary"/>).</summary>
     static virtual bool Ternary => false;
+    /// <summary>The largest code a kind without tables stores, where that is less than its storage width allows
+    /// (<see cref="SignedByteCodes"/>: 0..127 in bytes, which AVX2 multiplies without the sign trick); 0: the width's.</summary>
+    static virtual int MaxCode => 0;
+}
+
+/// <summary>
+/// The integer form of the grid i-quants (IQ1_S/M, IQ2_XXS/XS/S, IQ3_XXS/S), ggml's Q8_K with sub-scales: a signed
+/// code q in −64..63 per value, stored as q + <see cref="Bias"/> in a byte, a signed sub-scale per 16 values and a
+/// float32 d per 256; weight = d·sc₁₆·q. A type's DecodeBlock turns its grid indices, sign bits and scales into it:
+/// IQ3_S q = ±{1, 3, …, 15}, sc = 2ls + 1, d; IQ3_XXS ±{4, …, 62}, 2ls + 1, d/4; IQ2_XXS/XS/S ±{8, 25, 43}, 2ls + 1,
+/// d/8; IQ1_S/M 8g ± 1 (g ∈ {−1, 0, 1}, the sign of the block's delta), 2ls + 1, d/8. Each d·sc·q is then exactly the
+/// float ggml's dequantizer computes (the products have at most 22 significant bits), so the generic dequantizer
+/// (<c>BlockDequantizer</c>) reproduces it, and the kernels' integer sums are exact. Why this shape: the codes fit 7
+/// bits, so AVX2's vpmaddubsw multiplies them as they are (no sign trick; the bias is one offset per Σx), and d stays
+/// float32 because a small f16 d over 8 would be an f16 subnormal. A type uses it as its kernel traits
+/// (<c>GgmlBlockFormat&lt;BlockIQ2_XXS, SignedByteCodes&gt;</c>) or declares the same constants in its own
+/// <c>Kernel</c>.
+/// </summary>
+internal struct SignedByteCodes : IKindTraits
+{
+    /// <summary>What DecodeBlock adds to each signed code: Codes[i] = q + Bias.</summary>
+    public const int Bias = 64;
+    public static int Bits => 8; public static int SuperBlock => 256; public static int Offset => -Bias;
+    public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false;
+    public static int MaxCode => 2 * Bias - 1;
 }
 
 /// <summary>A compile-time integer for generic kernel parameters.</summary>
@@ -84,6 +109,7 @@ internal struct RawExponentsOf<TK> : IKindTraits where TK : struct, IKindTraits
     public static bool E8M0 => TK.E8M0; public static int E8M0Shift => TK.E8M0Shift; public static bool HalfScale => TK.HalfScale;
     public static bool RawExponents => true; public static int MaxTableEntry => TK.MaxTableEntry;
     public static byte[]? Lut => TK.Lut; public static byte[]? LutHigh => TK.LutHigh; public static bool Ternary => TK.Ternary;
+    public static int MaxCode => TK.MaxCode;
 }
 
 /// <summary>A <see cref="LevelBook"/> as compile-time constants (tests check that they match the book).</summary>

@@ -5,7 +5,8 @@ using System.Runtime.Intrinsics.X86;
 namespace AnyBit.Kernels.Quantized;
 
 // The K-quants' 16-row tiles: Q4_K/Q5_K (32-column sub-blocks with scale and min) for one token (Decode16K) and four
-// (TileX2K), Q6_K (Decode16Q6), Q2_K/Q3_K (Decode16KCrumbs). When each runs: PackedKernel.Tiles.cs.
+// (TileX2K), the signed 16-value sub-scales of Q6_K, IQ4_XS and the grid i-quants (Decode16Signed), Q2_K/Q3_K
+// (Decode16KCrumbs). When each runs: PackedKernel.Tiles.cs.
 internal static unsafe partial class PackedKernel<TK, TD>
 {
     /// <summary>
@@ -149,19 +150,24 @@ internal static unsafe partial class PackedKernel<TK, TD>
     }
 
     /// <summary>
-    /// <see cref="Decode16{TS}"/> for Q6_K, whose 16-column sub-blocks each have a signed 8-bit scale: per step and
-    /// group the sums of columns 0-15 and 16-31 apart, each times its sub-scale, plus the offset (−32) times Σ sc·Σx
-    /// as one int16-pair multiply-add — <see cref="AddScaled"/>'s steps, then <see cref="Finish"/>'s fused
-    /// multiply-add, so the same bits as the 8-row tile. Its own method, written out (see <see cref="Decode16K{TS}"/>).
+    /// <see cref="Decode16{TS}"/> for the signed 16-value sub-scales: Q6_K's 6-bit codes, IQ4_XS's 4-bit indices into
+    /// IQ4_NL's table, and the 8-bit codes of the grid i-quants. Per step and group the sums of columns 0-15 and 16-31
+    /// apart, each times its sub-scale, plus the offset times Σ sc·Σx as one int16-pair multiply-add —
+    /// <see cref="AddScaled"/>'s steps, then <see cref="Finish"/>'s fused multiply-add, so the same bits as the 8-row
+    /// tile. Its own method, written out (see <see cref="Decode16K{TS}"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    private static void Decode16Q6(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
+    private static void Decode16Signed(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows)
     {
+        // Statics first (see Tile).
+        byte* tables = (byte*)TK.Tables;
         int sb = TK.SuperBlock, codeBytes = 32 * TK.Bits * (sb / 32);
         int blockBytes = BlockBytes, blockStride = 2 * blockBytes; // the two groups' blocks alternate (PairedGroups)
         int subAt = codeBytes + PackedKind.ScaleBytesOf(TK.HalfScale); // after d
         int aheadStep = blockStride * 32 / sb;
         var offset = Vector256.Create(Offset);
+        Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default;
+        if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
         Vector256<float> f = default, g = default; // rows 0-7, rows 8-15
         for (int s = 0; s < superBlocks; s++, w += blockStride, x += sb, xSums16 += sb / 16)
         {
@@ -172,40 +178,56 @@ internal static unsafe partial class PackedKernel<TK, TD>
                 if (Sse.IsSupported) PrefetchPair(w + PrefetchDistance + j * aheadStep, aheadStep);
                 byte* wj = w + j * 32 * TK.Bits, vj = v + j * 32 * TK.Bits;
                 sbyte* xj = x + 32 * j;
-                var p0 = Vector256.Load(wj + 128).AsUInt16();
-                var p1 = Vector256.Load(wj + 160).AsUInt16();
-                var q0 = Vector256.Load(vj + 128).AsUInt16();
-                var q1 = Vector256.Load(vj + 160).AsUInt16();
+                var p0 = TK.Bits is 5 or 6 ? Vector256.Load(wj + 128).AsUInt16() : default;
+                var p1 = TK.Bits == 6 ? Vector256.Load(wj + 160).AsUInt16() : default;
+                var q0 = TK.Bits is 5 or 6 ? Vector256.Load(vj + 128).AsUInt16() : default;
+                var q1 = TK.Bits == 6 ? Vector256.Load(vj + 160).AsUInt16() : default;
                 // a0/b0: columns 0-15 (chunks 0-3) of each group; a1/b1: columns 16-31 (chunks 4-7).
                 Vector256<int> a0 = default, a1 = default, b0 = default, b1 = default;
-                Halves(0, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
-                Halves(1, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
-                Halves(2, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
-                Halves(3, wj, vj, xj, p0, p1, q0, q1, ref a0, ref a1, ref b0, ref b1);
+                Halves(0, wj, vj, xj, p0, p1, q0, q1, t0, t1, t2, t3, ref a0, ref a1, ref b0, ref b1);
+                Halves(1, wj, vj, xj, p0, p1, q0, q1, t0, t1, t2, t3, ref a0, ref a1, ref b0, ref b1);
+                Halves(2, wj, vj, xj, p0, p1, q0, q1, t0, t1, t2, t3, ref a0, ref a1, ref b0, ref b1);
+                Halves(3, wj, vj, xj, p0, p1, q0, q1, t0, t1, t2, t3, ref a0, ref a1, ref b0, ref b1);
                 // Lane r of the widened sub-scales: row r's pair (sub-block 2j low, 2j+1 high); see AddScaled.
-                var sumPair = SumPair(xSums16, j);
                 var sw = Avx2.ConvertToVector256Int16((sbyte*)w + subAt + 16 * j);
                 var sv = Avx2.ConvertToVector256Int16((sbyte*)v + subAt + 16 * j);
-                a += Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(sw.AsInt32(), 16), 16) * a0 + Vector256.ShiftRightArithmetic(sw.AsInt32(), 16) * a1
-                    + Avx2.MultiplyAddAdjacent(sw, sumPair) * offset;
-                b += Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(sv.AsInt32(), 16), 16) * b0 + Vector256.ShiftRightArithmetic(sv.AsInt32(), 16) * b1
-                    + Avx2.MultiplyAddAdjacent(sv, sumPair) * offset;
+                a += Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(sw.AsInt32(), 16), 16) * a0 + Vector256.ShiftRightArithmetic(sw.AsInt32(), 16) * a1;
+                b += Vector256.ShiftRightArithmetic(Vector256.ShiftLeft(sv.AsInt32(), 16), 16) * b0 + Vector256.ShiftRightArithmetic(sv.AsInt32(), 16) * b1;
+                if (Offset != 0)
+                {
+                    var sumPair = SumPair(xSums16, j);
+                    a += Avx2.MultiplyAddAdjacent(sw, sumPair) * offset;
+                    b += Avx2.MultiplyAddAdjacent(sv, sumPair) * offset;
+                }
             }
             var dx = Vector256.Create(xScales[s]);
-            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), HalfWidening.Widen8Finite(w + codeBytes) * dx, f);
-            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), HalfWidening.Widen8Finite(v + codeBytes) * dx, g);
+            f = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(a), BlockScale(w + codeBytes, 0) * dx, f);
+            g = Vector256.FusedMultiplyAdd(Vector256.ConvertToSingle(b), BlockScale(v + codeBytes, 0) * dx, g);
         }
         Store(f, y, 8);
         Store(g, y + 8, rows - PackedMatrix.GroupRows);
     }
 
-    /// <summary>Chunks k (into a0, b0) and k+4 (into a1, b1) of both groups' 6-bit codes dotted with the token.</summary>
+    /// <summary>Chunks k (into a0, b0) and k+4 (into a1, b1) of both groups' codes dotted with the token: bytes, or
+    /// a 4-bit plane (with 5- and 6-bit codes' high bits from p/q, or looked up in the kind's table).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void Halves(int k, byte* wj, byte* vj, sbyte* xj, Vector256<ushort> p0, Vector256<ushort> p1, Vector256<ushort> q0, Vector256<ushort> q1,
+        Vector256<byte> t0, Vector256<byte> t1, Vector256<byte> t2, Vector256<byte> t3,
         ref Vector256<int> a0, ref Vector256<int> a1, ref Vector256<int> b0, ref Vector256<int> b1)
     {
-        Codes4(k, wj, p0, p1, out var l, out var h);
-        Codes4(k, vj, q0, q1, out var m, out var n);
+        Vector256<byte> l, h, m, n;
+        if (TK.Bits == 8)
+        {
+            l = Vector256.Load(wj + 32 * k); h = Vector256.Load(wj + 32 * (k + 4));
+            m = Vector256.Load(vj + 32 * k); n = Vector256.Load(vj + 32 * (k + 4));
+        }
+        else
+        {
+            Codes4(k, wj, p0, p1, out l, out h);
+            Codes4(k, vj, q0, q1, out m, out n);
+            l = Low(l, t0, t1, t2, t3); h = Low(h, t0, t1, t2, t3);
+            m = Low(m, t0, t1, t2, t3); n = Low(n, t0, t1, t2, t3);
+        }
         var xl = X(xj, k);
         var xh = X(xj, k + 4);
         a0 = TD.Accumulate(a0, l, xl);

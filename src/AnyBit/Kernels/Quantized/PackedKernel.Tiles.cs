@@ -55,7 +55,7 @@ internal static unsafe partial class PackedKernel<TK, TD>
                         else Decode16K<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     }
                     else if (K16Crumbs) Decode16KCrumbs(w, superBlocks, x, xScales, xSums16, y, rows);
-                    else if (TK.Layout == SubScaleLayout.Signed16) Decode16Q6(w, superBlocks, x, xScales, xSums16, y, rows);
+                    else if (TK.Layout == SubScaleLayout.Signed16) Decode16Signed(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits == 8) Decode16<ByteStep>(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (SmallTable512) Decode16SmallTable512(w, superBlocks, x, xScales, xSums16, y, rows);
                     else if (TK.Bits >= 4) Decode16<NibbleStep>(w, superBlocks, x, xScales, xSums16, y, rows);
@@ -78,7 +78,12 @@ internal static unsafe partial class PackedKernel<TK, TD>
             sbyte* xu = x + (long)u * xStride;
             float* su = xScales + u * superBlocks;
             short* cu = xSums16 + u * (xStride / 16);
-            if (tokens - u >= 2) Tile<C2>(w, superBlocks, xu, su, cu, y + u * yStride, rows, yStride);
+            if (Signed16Pairs)
+            {
+                if (tokens - u >= 2) TileSigned16<C2>(w, superBlocks, xu, su, cu, y + u * yStride, rows, yStride);
+                else TileSigned16<C1>(w, superBlocks, xu, su, cu, y + u * yStride, rows, 0);
+            }
+            else if (tokens - u >= 2) Tile<C2>(w, superBlocks, xu, su, cu, y + u * yStride, rows, yStride);
             else Tile<C1>(w, superBlocks, xu, su, cu, y + u * yStride, rows, 0);
         }
     }
@@ -90,6 +95,7 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// </summary>
     internal static (string Tile, string Reason) Tiles =>
         ((SixteenRowTile ? "16-row tiles (paired 8-row groups)" : "8-row interleaved")
+            + (Signed16Pairs ? ", sub-scales in the pair widening" : "")
             + (TD.CodeBias != 0 ? ", signed codes" + (FourTokenSixteenRowTile && WordTile ? " (prefill: int16 products)" : "") : ""),
          SixteenRowTile ? "paired groups, and AVX-512VL's 32 registers hold two groups' sums"
             : PairedGroups ? "no AVX-512VL: each group of a pair on its own"
@@ -178,6 +184,15 @@ internal static unsafe partial class PackedKernel<TK, TD>
 
     /// <summary>Q2_K and Q3_K: 2- and 3-bit codes with 16-value sub-scales, decoded 16 rows at once (Decode16KCrumbs).</summary>
     private static bool K16Crumbs => TK.Bits <= 3 && TK.Layout is SubScaleLayout.PackedScaleMin16 or SubScaleLayout.Signed16;
+
+    /// <summary>
+    /// Signed sub-scales per 16 values with 4-bit table indices (IQ4_XS), 6-bit codes (Q6_K) or bytes (the grid
+    /// i-quants' <see cref="SignedByteCodes"/>), where the dot product is AVX2's int16 pair products
+    /// (<see cref="IDotProduct.ProductPairs"/>): <see cref="TileSigned16{TN}"/> widens each product vector against its
+    /// rows' sub-scales where <see cref="Tile{TN}"/> widens it against ones and scales the 16-value sums after, in
+    /// 32-bit multiplies (see docs/performance.md#register-tiles).
+    /// </summary>
+    private static bool Signed16Pairs => TK.Layout == SubScaleLayout.Signed16 && TK.Bits is 4 or 6 or 8 && !TK.WideLut && TD.ProductPairs;
 
     /// <summary>
     /// The 16-row decode of E2M1 blocks (MXFP4, mxfp4_e2m1, e2m1 groups) in 512-bit registers, on AMD CPUs with

@@ -59,6 +59,10 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     public int E8M0Shift { get; init; } = -1;
     public bool E8M0 => E8M0Shift >= 0;
 
+    /// <summary>The largest code of a kind whose codes do not use their storage width (<see cref="IKindTraits.MaxCode"/>);
+    /// 0 for the others.</summary>
+    public int StatedMaxCode { get; init; }
+
     /// <summary>Ternary codes (TQ2_0, and TQ1_0 unpacked to them): 0..2 standing for −1..1, one scale per 256.</summary>
     public bool Ternary { get; init; }
 
@@ -73,7 +77,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
         new(format.GgmlType ?? default, TK.SuperBlock, TK.Bits, TK.Offset, TK.Layout, TK.HasMins)
         {
             Format = format, Binding = new KernelBinding<TK>(), HalfScale = TK.HalfScale, Lut = TK.Lut, LutHigh = TK.LutHigh,
-            E8M0Shift = TK.E8M0 ? TK.E8M0Shift : -1, Ternary = TK.Ternary,
+            E8M0Shift = TK.E8M0 ? TK.E8M0Shift : -1, Ternary = TK.Ternary, StatedMaxCode = TK.MaxCode,
         };
 
     /// <summary>The kind tensors stored as <paramref name="format"/> (or, with none, as the table's row for

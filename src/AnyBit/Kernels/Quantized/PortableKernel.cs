@@ -20,11 +20,12 @@ namespace AnyBit.Kernels.Quantized;
 internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTraits where TD : struct, IDot128
 {
     /// <summary>
-    /// 128 when some code or table entry of the kind exceeds a signed byte (Q8_0's q + 128, 8-bit int codes, IQ4_NL's
-    /// and the wide books' tables): every code then enters the dot product as code − 128 and 128·Σx joins the offset
-    /// term. Those kinds all have whole-block offsets only (no sub-scales), where <see cref="Finish"/> applies it.
+    /// 128 when some code or table entry of the kind exceeds a signed byte (Q8_0's q + 128, 8-bit int codes, IQ4_NL's,
+    /// IQ4_XS's and the wide books' tables): every code then enters the dot product as code − 128 and 128·Σx joins the
+    /// offset term, which <see cref="Finish"/> applies per block or <see cref="AddScaled"/> per 16 values with their
+    /// sub-scale (IQ4_XS). The grid i-quants' bytes (<see cref="IKindTraits.MaxCode"/> 127) need none.
     /// </summary>
-    private static int Bias => TK.Bits == 8 || TK.HasLut && (TK.WideLut || TK.MaxTableEntry > 127) ? 128 : 0;
+    private static int Bias => TK.Bits == 8 && TK.MaxCode is 0 or > 127 || TK.HasLut && (TK.WideLut || TK.MaxTableEntry > 127) ? 128 : 0;
 
     /// <summary>The offset per Σx: the kind's, plus the bias taken off the low table's codes and off the high table's
     /// (whose sums count 128 times).</summary>
