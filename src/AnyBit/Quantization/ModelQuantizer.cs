@@ -306,12 +306,18 @@ public static class ModelQuantizer
             {
                 bool isFloat = t.Format is not null || Formats.FormatTable.HoldsWeights(t.Type);
                 string spec = isFloat && t.Shape.Length >= 2 && !options.KeepFloat.Any(r => r.IsMatch(t.Name)) ? options.Format : "f32";
-                foreach (var (pattern, s) in options.TensorTypes)
-                    if (isFloat && t.Shape.Length >= 2 && pattern.IsMatch(t.Name)) { spec = s; break; }
                 // The whole-file spec mixes as a preset; an override does only where it names no single type (q4_k_m).
-                if (spec == options.Preset || (spec != options.Format && QuantPresets.IsPreset(spec) && GgmlTypeOf(spec) is null))
+                string? preset = spec == options.Format ? options.Preset : null;
+                foreach (var (pattern, s) in options.TensorTypes)
+                    if (isFloat && t.Shape.Length >= 2 && pattern.IsMatch(t.Name))
+                    {
+                        spec = s;
+                        preset = QuantPresets.IsPreset(s) && GgmlTypeOf(s) is null ? s : null;
+                        break;
+                    }
+                if (preset is not null)
                 {
-                    if (!mixes.TryGetValue(spec, out var mix)) mixes[spec] = mix = QuantPresets.Choose(spec, matrices, bagModel, options.HasImportance);
+                    if (!mixes.TryGetValue(preset, out var mix)) mixes[preset] = mix = QuantPresets.Choose(preset, matrices, bagModel, options.HasImportance);
                     spec = QuantPresets.Spec(mix[t.Name]);
                 }
                 var format = ResolveWithImportance(spec, t.Name, t.Shape.Length == 0 ? 1 : t.Shape[^1], options, problems);
