@@ -15,10 +15,20 @@ public unsafe class MatVecBenchmarks
 {
     private const int Rows = 5632, Columns = 2048, Copies = 16;
 
-    [Params("q4_0", "q8_0", "q4_k", "q6_k", "q2_k", "q3_k", "tq2_0", "tq1_0", "int4:g32", "int3:g64", "int2:g128", "iq4_nl", "nf4:g64", "mxfp6_e2m3", "mxfp6_e3m2")]
+    /// <summary>The formats to run: ANYBIT_BENCH_FORMATS (comma-separated) where set, else every kernel family.</summary>
+    public static IEnumerable<string> Formats() =>
+        Environment.GetEnvironmentVariable("ANYBIT_BENCH_FORMATS") is { Length: > 0 } list
+            ? list.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries)
+            : ["q4_0", "q8_0", "q4_k", "q6_k", "q2_k", "q3_k", "tq2_0", "tq1_0", "int4:g32", "int3:g64", "int2:g128", "iq4_nl", "iq4_xs", "nf4:g64", "mxfp6_e2m3", "mxfp6_e3m2"];
+
+    [ParamsSource(nameof(Formats))]
     public string Format { get; set; } = "q4_0";
 
-    [Params(1, 2)]
+    /// <summary>The thread counts to run: ANYBIT_BENCH_THREADS (comma-separated) where set, else 1 and 2.</summary>
+    public static IEnumerable<int> ThreadCounts() =>
+        Environment.GetEnvironmentVariable("ANYBIT_BENCH_THREADS") is { Length: > 0 } list ? list.Split(',').Select(int.Parse) : [1, 2];
+
+    [ParamsSource(nameof(ThreadCounts))]
     public int Threads { get; set; }
 
     private PackedMatrix[] _packed = [];

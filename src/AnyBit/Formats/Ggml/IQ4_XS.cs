@@ -17,7 +17,7 @@ internal struct BlockIQ4_XS
 /// <summary>
 /// IQ4_XS as quantize_iq4_xs writes it (<see cref="NonLinear4.Fit"/> over 256 weights, with the importance matrix
 /// when one is given). Its integer form is IQ4_NL's
-/// table with a signed scale per 16 (<see cref="Kernel"/>).
+/// table with the block's signed scale per 32 (<see cref="Kernel"/>).
 /// </summary>
 internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
 {
@@ -56,7 +56,7 @@ internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
     internal struct Kernel : IKindTraits
     {
         public static int Bits => 4; public static int SuperBlock => 256; public static int Offset => -128;
-        public static SubScaleLayout Layout => SubScaleLayout.Signed16; public static bool HasMins => false; public static bool HalfScale => true;
+        public static SubScaleLayout Layout => SubScaleLayout.Signed32; public static bool HasMins => false; public static bool HalfScale => true;
         public static byte[]? Lut => NonLinear4.Lut;
         public static bool HasLut => true; public static nint Tables => NonLinear4.Tables;
     }

@@ -11,12 +11,13 @@ internal static class GroupLayout
     /// whose decode takes 16 rows at once, so that it streams one run of memory rather than two. Those are the kinds
     /// without sub-scales or mins (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4, the int formats, NF4/FP4, minifloat and MX books)
     /// and every K-quant. Not the 2-bit codes without sub-scales (TQ2_0/TQ1_0, int2), whose 8-row tile decodes faster,
-    /// nor Q4_1/Q5_1 (see docs/performance.md#paired-groups). The kernels read it through
+    /// nor Q4_1/Q5_1 (see docs/performance.md#paired-groups), nor the signed scale per 32 of IQ4_XS, which has no
+    /// 16-row decode: its 8-row tile reads one run of memory per group. The kernels read it through
     /// <see cref="GroupLayout{TK}.PairedGroups"/>, the matrix through <see cref="PackedKind.PairedGroups"/>: one rule.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Paired(SubScaleLayout layout, bool hasMins, int bits) =>
-        layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint ? !hasMins && bits != 2 : true;
+        layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint ? !hasMins && bits != 2 : layout != SubScaleLayout.Signed32;
 }
 
 /// <summary>Where a kind's bytes sit in a <see cref="PackedMatrix"/> group, as JIT-time constants for every kernel

@@ -5,7 +5,7 @@ using System.Runtime.Intrinsics.X86;
 namespace AnyBit.Kernels.Quantized;
 
 // The K-quants' 16-row tiles: Q4_K/Q5_K (32-column sub-blocks with scale and min) for one token (Decode16K) and four
-// (TileX2K), the signed 16-value sub-scales of Q6_K, IQ4_XS and the grid i-quants (Decode16Signed), Q2_K/Q3_K
+// (TileX2K), the signed 16-value sub-scales of Q6_K and the grid i-quants (Decode16Signed), Q2_K/Q3_K
 // (Decode16KCrumbs). When each runs: PackedKernel.Tiles.cs.
 internal static unsafe partial class PackedKernel<TK, TD>
 {
@@ -150,8 +150,8 @@ internal static unsafe partial class PackedKernel<TK, TD>
     }
 
     /// <summary>
-    /// <see cref="Decode16{TS}"/> for the signed 16-value sub-scales: Q6_K's 6-bit codes, IQ4_XS's 4-bit indices into
-    /// IQ4_NL's table, and the 8-bit codes of the grid i-quants. Per step and group the sums of columns 0-15 and 16-31
+    /// <see cref="Decode16{TS}"/> for the signed 16-value sub-scales: Q6_K's 6-bit codes and the 8-bit codes of the
+    /// grid i-quants (a 4-bit table kind of this layout would take the same steps). Per step and group the sums of columns 0-15 and 16-31
     /// apart, each times its sub-scale, plus the offset times Σ sc·Σx as one int16-pair multiply-add —
     /// <see cref="AddScaled"/>'s steps, then <see cref="Finish"/>'s fused multiply-add, so the same bits as the 8-row
     /// tile. Its own method, written out (see <see cref="Decode16K{TS}"/>).

@@ -4,7 +4,7 @@ using System.Runtime.Intrinsics.X86;
 
 namespace AnyBit.Kernels.Quantized;
 
-// The 8-row tile of the kinds with a signed sub-scale per 16 values (IQ4_XS, the grid i-quants' bytes, Q6_K) where the
+// The 8-row tile of the kinds with a signed sub-scale per 16 or 32 values (Q6_K, the grid i-quants' bytes, IQ4_XS) where the
 // dot product is AVX2's int16 pairs (Signed16Pairs in PackedKernel.Tiles.cs says when).
 internal static unsafe partial class PackedKernel<TK, TD>
 {
@@ -29,8 +29,9 @@ internal static unsafe partial class PackedKernel<TK, TD>
         int xStride = superBlocks * sb; // token B's codes; its scales follow at superBlocks, its sums at xStride/16
         Vector256<byte> t0 = default, t1 = default, t2 = default, t3 = default;
         if (TK.HasLut) TableLookup.Load(tables, TK.Bits, TD.Vbmi, out t0, out t1, out t2, out t3);
+        if (SignedTable) t0 ^= Vector256.Create((byte)0x80);
         // Lane r of the widened sub-scales holds row r's pair (sub-block 2j, 2j+1: see PackedMatrix); vpshufb doubles
-        // either one into both halves of the lane.
+        // either one into both halves of the lane. Signed32's one scale per 32 columns is doubled by a shift.
         var first = Vector256.Create((byte)0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13, 0, 1, 0, 1, 4, 5, 4, 5, 8, 9, 8, 9, 12, 13, 12, 13);
         var second = Vector256.Create((byte)2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15, 2, 3, 2, 3, 6, 7, 6, 7, 10, 11, 10, 11, 14, 15, 14, 15);
         var acc = Vector256<float>.Zero;
@@ -54,9 +55,18 @@ internal static unsafe partial class PackedKernel<TK, TD>
                 }
                 sbyte* xj = x + 32 * j;
                 sbyte* xb = xj + xStride;
-                var sc = Avx2.ConvertToVector256Int16(sub + 16 * j);
-                var s0 = Avx2.Shuffle(sc.AsByte(), first).AsInt16();
-                var s1 = Avx2.Shuffle(sc.AsByte(), second).AsInt16();
+                Vector256<short> sc, s0, s1;
+                if (TK.Layout == SubScaleLayout.Signed32)
+                {
+                    var s32 = Avx2.ConvertToVector256Int32(sub + 8 * j);
+                    sc = s0 = s1 = (Vector256.ShiftLeft(s32, 16) | (s32 & Vector256.Create(0xFFFF))).AsInt16();
+                }
+                else
+                {
+                    sc = Avx2.ConvertToVector256Int16(sub + 16 * j);
+                    s0 = Avx2.Shuffle(sc.AsByte(), first).AsInt16();
+                    s1 = Avx2.Shuffle(sc.AsByte(), second).AsInt16();
+                }
                 if (offset != 0)
                 {
                     o += Avx2.MultiplyAddAdjacent(sc, SumPair(xSums16, j));
@@ -101,12 +111,18 @@ internal static unsafe partial class PackedKernel<TK, TD>
             c0 = Low(c0, t0, t1, t2, t3);
             c1 = Low(c1, t0, t1, t2, t3);
         }
-        i0 += Avx2.MultiplyAddAdjacent(TD.Pairs(c0, X(xj, k)), s0);
-        i1 += Avx2.MultiplyAddAdjacent(TD.Pairs(c1, X(xj, k + 4)), s1);
+        i0 += Avx2.MultiplyAddAdjacent(Pairs(c0, X(xj, k)), s0);
+        i1 += Avx2.MultiplyAddAdjacent(Pairs(c1, X(xj, k + 4)), s1);
         if (TN.Value == 2)
         {
-            iB0 += Avx2.MultiplyAddAdjacent(TD.Pairs(c0, X(xb, k)), s0);
-            iB1 += Avx2.MultiplyAddAdjacent(TD.Pairs(c1, X(xb, k + 4)), s1);
+            iB0 += Avx2.MultiplyAddAdjacent(Pairs(c0, X(xb, k)), s0);
+            iB1 += Avx2.MultiplyAddAdjacent(Pairs(c1, X(xb, k + 4)), s1);
         }
     }
+
+    /// <summary>The int16 pair products of a code vector with activations: <see cref="IDotProduct.Pairs"/>, or for a
+    /// <see cref="SignedTable"/> (entries already signed) the sign trick without its bias flip — the same integers.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> Pairs(Vector256<byte> c, Vector256<sbyte> x) =>
+        SignedTable ? Avx2.MultiplyAddAdjacent(Avx2.Abs(c.AsSByte()), Avx2.Sign(x, c.AsSByte())) : TD.Pairs(c, x);
 }

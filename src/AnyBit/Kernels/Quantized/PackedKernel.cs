@@ -188,6 +188,13 @@ internal static unsafe partial class PackedKernel<TK, TD> where TK : struct, IKi
     {
         if (TK.Layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint) return isum + (h0 + h1);
         if (TK.Layout == SubScaleLayout.ScaleMin32) return isum + Avx2.ConvertToVector256Int32(sub + 8 * j) * (h0 + h1);
+        if (TK.Layout == SubScaleLayout.Signed32)
+        {
+            // offset·Σx of the 32 columns joins the sum before the scale (|Σ (code + offset)·x| < 2^23: exact).
+            var h = h0 + h1;
+            if (offset != 0) h += Vector256.Create(offset * (xSums16[2 * j] + xSums16[2 * j + 1]));
+            return isum + Avx2.ConvertToVector256Int32((sbyte*)sub + 8 * j) * h;
+        }
         // The 16-value layouts keep each row's two sub-blocks of these 32 columns side by side (see PackedMatrix):
         // widened to int16, lane r holds row r's pair — the low half sub-block 2j's byte, the high half 2j+1's.
         if (TK.Layout == SubScaleLayout.PackedScaleMin16)

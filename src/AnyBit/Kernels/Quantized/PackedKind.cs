@@ -12,8 +12,10 @@ internal enum SubScaleLayout
     ScaleMin32,
     /// <summary>A 4-bit scale and 4-bit min per 16 values in one byte, as Q2_K stores them: [16][rows].</summary>
     PackedScaleMin16,
-    /// <summary>A signed scale per 16 values (Q6_K, Q3_K): sbytes [16][rows].</summary>
+    /// <summary>A signed scale per 16 values (Q6_K, Q3_K, the grid i-quants): sbytes [16][rows].</summary>
     Signed16,
+    /// <summary>A signed scale per 32 values (IQ4_XS): sbytes sc[8][rows], half of Signed16's bytes.</summary>
+    Signed32,
     /// <summary>A u8 zero point per super-block (AnyBit's int formats): bytes z[rows]; weight = d·(code − z).</summary>
     ZeroPoint,
 }
@@ -110,6 +112,7 @@ internal sealed record PackedKind(TensorType Type, int SuperBlock, int CodeBits,
     {
         SubScaleLayout.None => 0,
         SubScaleLayout.ZeroPoint => 8,
+        SubScaleLayout.Signed32 => 8 * 8, // 8 sub-blocks × 8 rows
         _ => 16 * 8, // ScaleMin32: 2·8 sub-blocks × 8 rows; the 16-value layouts: 16 × 8 rows
     };
 

@@ -275,6 +275,10 @@ public sealed unsafe class PackedMatrix : IDisposable
                 for (int h = 0; h < 16; h++)
                     for (int r = 0; r < GroupRows; r++) p[PairSlot(h, r)] = (byte)(sbyte)scales[r * n16 + h];
                 break;
+            case SubScaleLayout.Signed32: // [8][rows], as ScaleMin32's scales; a kind of this layout repeats each in both halves
+                for (int j = 0; j < 8; j++)
+                    for (int r = 0; r < GroupRows; r++) p[j * 8 + r] = (byte)(sbyte)scales[r * n16 + 2 * j];
+                break;
             case SubScaleLayout.ZeroPoint:
                 for (int r = 0; r < GroupRows; r++) p[r] = (byte)mins[r * n16];
                 break;

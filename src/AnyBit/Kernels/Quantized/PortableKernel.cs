@@ -22,7 +22,7 @@ internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTrai
     /// <summary>
     /// 128 when some code or table entry of the kind exceeds a signed byte (Q8_0's q + 128, 8-bit int codes, IQ4_NL's,
     /// IQ4_XS's and the wide books' tables): every code then enters the dot product as code − 128 and 128·Σx joins the
-    /// offset term, which <see cref="Finish"/> applies per block or <see cref="AddScaled"/> per 16 values with their
+    /// offset term, which <see cref="Finish"/> applies per block or <see cref="AddScaled"/> per 32 values with their
     /// sub-scale (IQ4_XS). The grid i-quants' bytes (<see cref="IKindTraits.MaxCode"/> 127) need none.
     /// </summary>
     private static int Bias => TK.Bits == 8 && TK.MaxCode is 0 or > 127 || TK.HasLut && (TK.WideLut || TK.MaxTableEntry > 127) ? 128 : 0;
@@ -221,6 +221,14 @@ internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTrai
         {
             var v = BytePairs(sub + 16 * j + 8 * half);
             return isum + (v & Vector128.Create(15)) * h0 + (Vector128.ShiftRightLogical(v, 16) & Vector128.Create(15)) * h1;
+        }
+        // Signed32 (IQ4_XS): a signed byte per row and 32 columns, the offset per 32 columns inside the scaled sum.
+        if (TK.Layout == SubScaleLayout.Signed32)
+        {
+            var sc = Vector128.WidenLower(Vector128.WidenLower(Vector128.CreateScalar(*(int*)(sub + 8 * j + 4 * half)).AsSByte())).AsInt32();
+            var h = h0 + h1;
+            if (offset != 0) h += Vector128.Create(offset * (xSums16[2 * j] + xSums16[2 * j + 1]));
+            return isum + sc * h;
         }
         // Signed16 (Q6_K, Q3_K): signed sub-scales, the offset per 16 columns inside the scaled sum.
         var signed = SignedBytePairs((sbyte*)sub + 16 * j + 8 * half);
