@@ -13,14 +13,14 @@ public class PerplexityTests
         return Perplexity.Evaluate(m, ids, ctx);
     }
 
-    [Fact]
+    [SlowFact]
     public void Gutenberg_llama_sherlock_perplexity_is_30_08()
     {
         var r = Sherlock("gutenberg-llama");
         Assert.InRange(r.Perplexity, 30.08 * 0.997, 30.08 * 1.003);
     }
 
-    [Fact]
+    [SlowFact]
     public void Gutenberg_bitnet_as_trained_sherlock_perplexity_is_36_17()
     {
         var r = Sherlock("gutenberg-bitnet");
