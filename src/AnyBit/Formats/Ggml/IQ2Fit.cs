@@ -82,7 +82,7 @@ internal static class IQ2Fit
         int trials;
         if (o.QpStart)
         {
-            scale = MakeQpQuants(n, KMaxQ + 1, xval, lqp, weight);
+            scale = KQuantFits.MakeQpQuants(n, KMaxQ + 1, xval, lqp, weight);
             for (int i = 0; i < n; ++i) L[i] = (sbyte)lqp[i]; // ggml passes (uint8_t*)L
             idBase = scale * KMaxQ; // eff_max
             trials = 6;
@@ -210,90 +210,6 @@ internal static class IQ2Fit
         float sumx2 = 0;
         for (int i = 0; i < xbl.Length; ++i) sumx2 += xbl[i] * xbl[i];
         return sumx2;
-    }
-
-    /// <summary>
-    /// make_qp_quants: a weighted fit of x ≥ 0 to levels 0..nmax. Kept byte for byte with ggml, including its L being
-    /// uint8_t: a negative level (IQ2_XXS passes one flipped weight per 8 negative) is stored as 256 + l and read
-    /// back so in the refinement.
-    /// </summary>
-    public static float MakeQpQuants(int n, int nmax, ReadOnlySpan<float> x, Span<byte> L, ReadOnlySpan<float> quantWeights)
-    {
-        float max = 0;
-        for (int i = 0; i < n; ++i) max = max > x[i] ? max : x[i];
-        if (max == 0)
-        {
-            L[..n].Clear();
-            return 0f;
-        }
-        float iscale = nmax / max;
-        for (int i = 0; i < n; ++i) L[i] = (byte)NearestInt(iscale * x[i]);
-        float scale = 1 / iscale;
-        float bestMse = 0;
-        for (int i = 0; i < n; ++i)
-        {
-            float diff = x[i] - scale * L[i];
-            float w = quantWeights[i];
-            bestMse += w * diff * diff;
-        }
-        for (int @is = -4; @is <= 4; ++@is)
-        {
-            if (@is == 0) continue;
-            float iscaleIs = (0.1f * @is + nmax) / max;
-            float scaleIs = 1 / iscaleIs;
-            float mse = 0;
-            for (int i = 0; i < n; ++i)
-            {
-                int l = NearestInt(iscaleIs * x[i]);
-                l = Math.Min(nmax, l);
-                float diff = x[i] - scaleIs * l;
-                float w = quantWeights[i];
-                mse += w * diff * diff;
-            }
-            if (mse < bestMse)
-            {
-                bestMse = mse;
-                iscale = iscaleIs;
-            }
-        }
-        float sumlx = 0;
-        float suml2 = 0;
-        for (int i = 0; i < n; ++i)
-        {
-            int l = NearestInt(iscale * x[i]);
-            l = Math.Min(nmax, l);
-            L[i] = (byte)l;
-            float w = quantWeights[i];
-            sumlx += w * x[i] * l;
-            suml2 += w * l * l;
-        }
-        for (int itry = 0; itry < 5; ++itry)
-        {
-            int nChanged = 0;
-            for (int i = 0; i < n; ++i)
-            {
-                float w = quantWeights[i];
-                float slx = sumlx - w * x[i] * L[i];
-                float sl2 = suml2 - w * L[i] * L[i];
-                if (slx > 0 && sl2 > 0)
-                {
-                    int newL = NearestInt(x[i] * sl2 / slx);
-                    newL = Math.Min(nmax, newL);
-                    if (newL != L[i])
-                    {
-                        slx += w * x[i] * newL;
-                        sl2 += w * newL * newL;
-                        if (slx * slx * suml2 > sumlx * sumlx * sl2)
-                        {
-                            L[i] = (byte)newL; sumlx = slx; suml2 = sl2;
-                            ++nChanged;
-                        }
-                    }
-                }
-            }
-            if (nChanged == 0) break;
-        }
-        return sumlx / suml2;
     }
 }
 
