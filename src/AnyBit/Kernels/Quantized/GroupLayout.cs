@@ -12,12 +12,15 @@ internal static class GroupLayout
     /// without sub-scales or mins (Q4_0, Q5_0, Q8_0, IQ4_NL, MXFP4, the int formats, NF4/FP4, minifloat and MX books)
     /// and every K-quant. Not the 2-bit codes without sub-scales (TQ2_0/TQ1_0, int2), whose 8-row tile decodes faster,
     /// nor Q4_1/Q5_1 (see docs/performance.md#paired-groups), nor the signed scale per 32 of IQ4_XS, which has no
-    /// 16-row decode: its 8-row tile reads one run of memory per group. The kernels read it through
+    /// 16-row decode. And only where the 16-row tiles exist (AVX-512VL's 32 registers): elsewhere every kernel takes
+    /// one group at a time, and a group whose blocks alternate with its partner's read as a strided run decoded up to
+    /// twice as slowly as its own run of memory (docs/performance.md#paired-groups). The kernels read it through
     /// <see cref="GroupLayout{TK}.PairedGroups"/>, the matrix through <see cref="PackedKind.PairedGroups"/>: one rule.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static bool Paired(SubScaleLayout layout, bool hasMins, int bits) =>
-        layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint ? !hasMins && bits != 2 : layout != SubScaleLayout.Signed32;
+        System.Runtime.Intrinsics.X86.Avx512F.VL.IsSupported
+        && (layout is SubScaleLayout.None or SubScaleLayout.ZeroPoint ? !hasMins && bits != 2 : layout != SubScaleLayout.Signed32);
 }
 
 /// <summary>Where a kind's bytes sit in a <see cref="PackedMatrix"/> group, as JIT-time constants for every kernel
