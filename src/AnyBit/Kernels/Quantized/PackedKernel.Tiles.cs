@@ -98,8 +98,8 @@ internal static unsafe partial class PackedKernel<TK, TD>
             + (Signed16Pairs ? ", sub-scales in the pair widening" : "")
             + (TD.CodeBias != 0 ? ", signed codes" + (FourTokenSixteenRowTile && WordTile ? " (prefill: int16 products)" : "") : ""),
          SixteenRowTile ? "paired groups, and AVX-512VL's 32 registers hold two groups' sums"
-            : PairedGroups ? "no AVX-512VL: each group of a pair on its own"
-            : "8-row groups: 2-bit codes or mins without sub-scales (GroupLayout.Paired)");
+            : !Avx512F.VL.IsSupported ? "no AVX-512VL: 8-row groups, each its own run of memory (GroupLayout.Paired)"
+            : "8-row groups: 2-bit codes, mins without sub-scales, or IQ4_XS's scales per 32 (GroupLayout.Paired)");
 
     /// <summary>The layout of <see cref="PackedKind.PairedGroups"/>, for the kinds with a 16-row tile.</summary>
     private static bool PairedGroups { [MethodImpl(MethodImplOptions.AggressiveInlining)] get => GroupLayout<TK>.PairedGroups; }
