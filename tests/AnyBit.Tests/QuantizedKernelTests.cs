@@ -622,4 +622,50 @@ public unsafe class QuantizedKernelTests
         Assert.Throws<AnyBitException>(() => PackedMatrix.Create(TensorType.Q4_K, 1, 100, new byte[144]));
         Assert.False(PackedMatrix.Supports(TensorType.F16));
     }
+    /// <summary>
+    /// IQ4_XS's extremes: table entries −127 and 113 (indices 0 and 15) at sub-scales −32 and 31 against activations of
+    /// ±127, where the AVX2 sign trick's pairs reach 2·127·127 = 32258 and a product of unsigned entries (+128) would
+    /// saturate int16. Built from raw blocks, every SIMD path, one to four tokens, against the reference.
+    /// </summary>
+    [Fact]
+    public void Iq4_xs_extreme_entries_against_extreme_activations_are_exact()
+    {
+        int rows = 16, cols = 512, tokens = 4, blocks = rows * cols / 256;
+        var bytes = new byte[blocks * 136]; // d (f16), scales_h, scales_l[4], qs[128]
+        for (int b = 0; b < blocks; b++)
+        {
+            var block = bytes.AsSpan(b * 136, 136);
+            BitConverter.TryWriteBytes(block, (Half)0.5f);
+            bool low = b % 2 == 0;
+            ushort high = low ? (ushort)0 : (ushort)0xFFFF; // ls = 0 (sub-scale −32) or 63 (31)
+            BitConverter.TryWriteBytes(block[2..], high);
+            block.Slice(4, 4).Fill(low ? (byte)0x00 : (byte)0xFF);
+            block.Slice(8, 128).Fill((b / 2) % 2 == 0 ? (byte)0x00 : (byte)0xFF); // all index 0 (−127) or 15 (113)
+        }
+        using var m = Pack("IQ4_XS", rows, cols, bytes, MatrixLayout.Interleaved);
+        var kind = KindOf("IQ4_XS");
+        var x = new float[tokens * cols];
+        for (int i = 0; i < x.Length; i++) x[i] = (i / cols) switch { 0 => 1, 1 => -1, 2 => i % 2 == 0 ? 1 : -1, _ => -1 + 2 * (i % 3 == 0 ? 1 : 0) };
+        using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
+        fixed (float* px = x) a.Quantize(px, tokens, cols);
+        foreach (var (path, kernel) in SimdPaths().Select(p => (string)p[0]).Select(p => (p, KernelFor(p, kind))))
+            foreach (int width in new[] { 8, 16 })
+                foreach (int step in new[] { 1, 2, 4 })
+                {
+                    var y = new float[4 * width];
+                    fixed (float* py = y) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), py, width, step, width);
+                    for (int u = 0; u < step; u++)
+                        for (int r = 0; r < width; r++)
+                            Assert.True(ReferenceKernel.Row(m, r, a, u) == y[width * u + r], $"{path}, {width} rows, {step} tokens: row {r} token {u}");
+                }
+        // The reference itself against the integers written here: row 0, token 0 (x = 1 everywhere, so codes 127).
+        double expected = 0;
+        for (int b = 0; b < cols / 256; b++)
+        {
+            int block = b; // row 0's blocks are the first cols/256
+            int sc = block % 2 == 0 ? -32 : 31, v = (block / 2) % 2 == 0 ? -127 : 113;
+            expected += 0.5 * sc * v * 127 * 256 * a.Scales(0)[b];
+        }
+        Assert.Equal(expected, ReferenceKernel.Row(m, 0, a, 0), 1e-3 * Math.Abs(expected));
+    }
 }
