@@ -27,7 +27,7 @@ public sealed unsafe class MappedFile : IDisposable
         if (!File.Exists(path)) throw new InvalidModelFileException(path, "file not found");
         try
         {
-            Length = new FileInfo(path).Length;
+            Length = LengthOf(path);
             // A zero-length file cannot be mapped; callers see an empty span and reject it themselves.
             if (Length == 0) return;
             _map = MemoryMappedFile.CreateFromFile(path, FileMode.Open, null, 0, MemoryMappedFileAccess.Read);
@@ -41,6 +41,16 @@ public sealed unsafe class MappedFile : IDisposable
             Dispose();
             throw new InvalidModelFileException(path, $"cannot open: {e.Message}");
         }
+    }
+
+    /// <summary>
+    /// The length of the file <paramref name="path"/> names, through symbolic links: the Hugging Face cache keeps
+    /// every file of a snapshot as a link into its blobs, and <see cref="FileInfo.Length"/> is the link's own length.
+    /// </summary>
+    public static long LengthOf(string path)
+    {
+        using var handle = File.OpenHandle(path);
+        return RandomAccess.GetLength(handle);
     }
 
     /// <summary>A span over [offset, offset+length); the range must have been validated against <see cref="Length"/>.</summary>

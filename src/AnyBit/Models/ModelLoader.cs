@@ -57,9 +57,10 @@ public static class ModelLoader
 
     private static ModelFiles OpenUnchecked(string path, LoadOptions options)
     {
+        path = HubCache.Resolve(path);
         if (Directory.Exists(path)) return OpenHfFolder(path, options);
         if (!File.Exists(path)) throw new InvalidModelFileException(path, "no such file or folder");
-        if (new FileInfo(path).Length >= 4 && GgufFile.HasMagic(path)) return OpenGguf(path, options);
+        if (MappedFile.LengthOf(path) >= 4 && GgufFile.HasMagic(path)) return OpenGguf(path, options);
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase))
             throw new InvalidModelFileException(path, "a lone .safetensors file has no config: pass the model's folder (with config.json)");
         if (Path.GetFileName(path) == "config.json") return OpenHfFolder(Path.GetDirectoryName(Path.GetFullPath(path))!, options);

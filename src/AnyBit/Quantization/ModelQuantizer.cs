@@ -35,6 +35,7 @@ public static class ModelQuantizer
             throw new AnyBitException(QuantPresets.ImportanceRefusal(options.Format));
         if (!QuantPresets.IsPreset(options.Format)) FormatRegistry.Parse(options.Format); // fail fast on a bad spec
         if (options.Pure) options = options with { Format = QuantPresets.PureSpec(options.Format) };
+        input = Models.HubCache.Resolve(input);
         if (IsBagOfTensors(input)) return PlanBag(input, options);
         var files = ModelLoader.Open(input, new LoadOptions { TokenizerPath = options.TokenizerPath });
         try
@@ -94,7 +95,7 @@ public static class ModelQuantizer
     {
         if (Directory.Exists(path)) return false;
         if (path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return true;
-        if (File.Exists(path) && new FileInfo(path).Length >= 4 && GgufFile.HasMagic(path))
+        if (File.Exists(path) && MappedFile.LengthOf(path) >= 4 && GgufFile.HasMagic(path))
         {
             // No architecture, or an architecture without its hyperparameters (as in tensor-only fixtures that
             // gguf-py's writer forced to name one): a bag of tensors.
