@@ -86,4 +86,20 @@ public class HubCacheTests
             Environment.SetEnvironmentVariable("HF_HOME", home);
         }
     }
+    [Fact]
+    public void A_snapshot_of_a_gguf_repository_opens_its_one_gguf()
+    {
+        string snapshot = Path.Combine(Shared.TempDir(), "models--anybit--stories", "snapshots", Commit);
+        Directory.CreateDirectory(snapshot);
+        string gguf = Shared.Data("models", "stories260K", "stories260K.gguf");
+        File.CreateSymbolicLink(Path.Combine(snapshot, "stories260K.gguf"), gguf);
+        using (var m = ModelLoader.Load(gguf))
+        using (var viaFolder = ModelLoader.Load(snapshot))
+        using (var a = m.CreateSession(8))
+        using (var b = viaFolder.CreateSession(8))
+            Assert.Equal(a.Forward([1, 30, 40]).ToArray(), b.Forward([1, 30, 40]).ToArray());
+        File.CreateSymbolicLink(Path.Combine(snapshot, "other.gguf"), gguf);
+        var e = Assert.Throws<InvalidModelFileException>(() => ModelLoader.Open(snapshot));
+        Assert.Contains("2 GGUF files", e.Message);
+    }
 }
