@@ -2,8 +2,8 @@ namespace AnyBit.Tests;
 
 /// <summary>
 /// A test that runs only where ANYBIT_SLOW_TESTS=1 (README: the whole-book anchors), reported as skipped otherwise:
-/// the two as-trained perplexities over all of Sherlock took 7 of CI's 24 minutes, and the windows, the model paths
-/// and llama-perplexity's numbers they rest on are each tested on shorter inputs by the default run.
+/// the as-trained perplexities over all of Sherlock are minutes each, a large share of CI's budget, and the windows,
+/// the model paths and llama-perplexity's numbers they rest on are each tested on shorter inputs by the default run.
 /// </summary>
 public sealed class SlowFactAttribute : FactAttribute
 {

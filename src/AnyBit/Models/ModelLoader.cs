@@ -55,17 +55,24 @@ public static class ModelLoader
         }
     }
 
-    private static ModelFiles OpenUnchecked(string path, LoadOptions options)
+    /// <summary>
+    /// The file or folder a model path names: a Hub model id's snapshot in the local cache (<see cref="HubCache"/>),
+    /// and for a folder without config.json that holds one GGUF (a Hub repository of GGUF files, or its snapshot),
+    /// that GGUF. Every reader of model paths starts here.
+    /// </summary>
+    public static string Resolve(string path)
     {
         path = HubCache.Resolve(path);
-        if (Directory.Exists(path) && !File.Exists(System.IO.Path.Combine(path, "config.json")))
-        {
-            // A folder of GGUF files, as a Hub repository of them (or its cache snapshot) is: its one GGUF.
-            var ggufs = Directory.GetFiles(path, "*.gguf").Order(StringComparer.Ordinal).ToArray();
-            if (ggufs.Length == 1) path = ggufs[0];
-            else if (ggufs.Length > 1)
-                throw new InvalidModelFileException(path, $"no config.json, and {ggufs.Length} GGUF files: pass one of {string.Join(", ", ggufs.Select(System.IO.Path.GetFileName))}");
-        }
+        if (!Directory.Exists(path) || File.Exists(System.IO.Path.Combine(path, "config.json"))) return path;
+        var ggufs = Directory.GetFiles(path, "*.gguf").Order(StringComparer.Ordinal).ToArray();
+        if (ggufs.Length > 1)
+            throw new InvalidModelFileException(path, $"no config.json, and {ggufs.Length} GGUF files: pass one of {string.Join(", ", ggufs.Select(System.IO.Path.GetFileName))}");
+        return ggufs.Length == 1 ? ggufs[0] : path;
+    }
+
+    private static ModelFiles OpenUnchecked(string path, LoadOptions options)
+    {
+        path = Resolve(path);
         if (Directory.Exists(path)) return OpenHfFolder(path, options);
         if (!File.Exists(path)) throw new InvalidModelFileException(path, "no such file or folder");
         if (MappedFile.LengthOf(path) >= 4 && GgufFile.HasMagic(path)) return OpenGguf(path, options);

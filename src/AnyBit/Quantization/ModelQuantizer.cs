@@ -35,7 +35,7 @@ public static class ModelQuantizer
             throw new AnyBitException(QuantPresets.ImportanceRefusal(options.Format));
         if (!QuantPresets.IsPreset(options.Format)) FormatRegistry.Parse(options.Format); // fail fast on a bad spec
         if (options.Pure) options = options with { Format = QuantPresets.PureSpec(options.Format) };
-        input = Models.HubCache.Resolve(input);
+        input = ModelLoader.Resolve(input);
         if (IsBagOfTensors(input)) return PlanBag(input, options);
         var files = ModelLoader.Open(input, new LoadOptions { TokenizerPath = options.TokenizerPath });
         try

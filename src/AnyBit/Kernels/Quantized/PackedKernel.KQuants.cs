@@ -151,9 +151,9 @@ internal static unsafe partial class PackedKernel<TK, TD>
 
     /// <summary>
     /// <see cref="Decode16{TS}"/> for the signed 16-value sub-scales: Q6_K's 6-bit codes and the 8-bit codes of the
-    /// grid i-quants (a 4-bit table kind of this layout would take the same steps). Per step and group the sums of columns 0-15 and 16-31
-    /// apart, each times its sub-scale, plus the offset times Σ sc·Σx as one int16-pair multiply-add —
-    /// <see cref="AddScaled"/>'s steps, then <see cref="Finish"/>'s fused multiply-add, so the same bits as the 8-row
+    /// grid i-quants (a 4-bit table kind of this layout would take the same steps). Per step and group the sums of
+    /// columns 0-15 and 16-31 apart, each times its sub-scale, plus the offset times Σ sc·Σx as one int16-pair
+    /// multiply-add — <see cref="AddScaled"/>'s steps, then <see cref="Finish"/>'s fused multiply-add, so the same bits as the 8-row
     /// tile. Its own method, written out (see <see cref="Decode16K{TS}"/>).
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
