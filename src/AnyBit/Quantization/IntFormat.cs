@@ -15,6 +15,8 @@ public enum ScaleScope { Group, Channel, Tensor }
 /// z = clamp(round(−min/s), 0, 2^k−1), code = clamp(round(x/s)+z, 0, 2^k−1), value (code−z)·s. Rounding is half to
 /// even; codes are computed against the fp16-rounded scale that is stored, so decoding sees what encoding assumed.
 /// Per-channel and per-tensor scopes store a group of one whole row (per-tensor rows all carry the tensor's scale).
+/// With <see cref="FloatScale"/> (<c>:f32</c>) the scale is stored as float32 instead: checkpoints whose scales are
+/// bf16 or float32 (GPTQ, compressed-tensors, LLM.int8) run on the same kernels with every value they hold.
 /// </summary>
 public sealed class IntFormat : TensorFormat
 {
@@ -22,30 +24,38 @@ public sealed class IntFormat : TensorFormat
     public int GroupSize { get; }
     public bool Symmetric { get; }
     public ScaleScope Scope { get; }
+    /// <summary>The scale is stored as float32, not fp16.</summary>
+    public bool FloatScale { get; }
 
-    public IntFormat(int bits, int groupSize, bool symmetric, ScaleScope scope = ScaleScope.Group)
+    public IntFormat(int bits, int groupSize, bool symmetric, ScaleScope scope = ScaleScope.Group, bool floatScale = false)
     {
         if (bits is < 1 or > 8) throw new AnyBitException($"int{bits}: bits must be 1..8");
         if (groupSize < 1) throw new AnyBitException($"int{bits}: group size {groupSize} must be positive");
-        Bits = bits; GroupSize = groupSize; Symmetric = symmetric; Scope = scope;
+        Bits = bits; GroupSize = groupSize; Symmetric = symmetric; Scope = scope; FloatScale = floatScale;
     }
+
+    /// <summary>Bytes of the stored scale, then the zero point (asymmetric) and the codes.</summary>
+    private int ScaleBytes => FloatScale ? 4 : 2;
+    private int CodesStart => ScaleBytes + (Symmetric ? 0 : 1);
+    private string ScaleSuffix => FloatScale ? ":f32" : "";
+    private float ReadScale(ReadOnlySpan<byte> block) => FloatScale ? System.Buffers.Binary.BinaryPrimitives.ReadSingleLittleEndian(block) : ReadHalf(block, 0);
 
     public override string Name => $"int{Bits}:" + Scope switch
     {
         ScaleScope.Group => $"g{GroupSize}",
         ScaleScope.Channel => "channel",
         _ => "tensor",
-    } + (Symmetric ? ":sym" : ":asym");
+    } + (Symmetric ? ":sym" : ":asym") + ScaleSuffix;
 
     /// <summary>The stored layout's name (scope resolved to a group size), used as the GGUF type declaration.</summary>
-    public override string StorageName => $"int{Bits}:g{GroupSize}" + (Symmetric ? ":sym" : ":asym");
+    public override string StorageName => $"int{Bits}:g{GroupSize}" + (Symmetric ? ":sym" : ":asym") + ScaleSuffix;
 
     public override TensorType? GgmlType => null;
     public override int BlockSize => GroupSize;
-    public override int BytesPerBlock => 2 + (Symmetric ? 0 : 1) + BitPacking.PackedBytes(GroupSize, Bits);
+    public override int BytesPerBlock => CodesStart + BitPacking.PackedBytes(GroupSize, Bits);
 
     public override TensorFormat Bind(long rowLength) =>
-        Scope == ScaleScope.Group ? this : new IntFormat(Bits, (int)rowLength, Symmetric, Scope);
+        Scope == ScaleScope.Group ? this : new IntFormat(Bits, (int)rowLength, Symmetric, Scope, FloatScale);
 
     public override void Quantize(ReadOnlySpan<float> tensor, int rowLength, Span<byte> dst)
     {
@@ -97,11 +107,12 @@ public sealed class IntFormat : TensorFormat
     private (float Scale, int Zero) Fit(GroupStats stats)
     {
         int levels = 1 << Bits;
+        float Stored(float scale) => FloatScale ? scale : RoundTripHalf(scale);
         if (Symmetric)
-            return Bits == 1 ? (RoundTripHalf(stats.MeanAbs), 0) : (RoundTripHalf(stats.AbsMax / ((levels >> 1) - 1)), levels >> 1);
+            return Bits == 1 ? (Stored(stats.MeanAbs), 0) : (Stored(stats.AbsMax / ((levels >> 1) - 1)), levels >> 1);
         int qmax = levels - 1;
         float s = stats.Max > stats.Min ? (stats.Max - stats.Min) / qmax : MathF.Abs(stats.Max) / qmax;
-        s = RoundTripHalf(s);
+        s = Stored(s);
         int z = s != 0 ? Math.Clamp(NearestInt(-stats.Min * (1f / s)), 0, qmax) : 0;
         return (s, z);
     }
@@ -123,9 +134,10 @@ public sealed class IntFormat : TensorFormat
     /// <summary>Writes one block from its parameters and codes.</summary>
     internal void WriteBlock(float scale, int zero, ReadOnlySpan<int> codes, Span<byte> block)
     {
-        WriteHalf(block, 0, scale);
-        if (!Symmetric) block[2] = (byte)zero;
-        BitPacking.Pack(codes, Bits, block[(Symmetric ? 2 : 3)..]);
+        if (FloatScale) System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(block, scale);
+        else WriteHalf(block, 0, scale);
+        if (!Symmetric) block[ScaleBytes] = (byte)zero;
+        BitPacking.Pack(codes, Bits, block[CodesStart..]);
     }
 
     public override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst)
@@ -136,9 +148,9 @@ public sealed class IntFormat : TensorFormat
         {
             var block = src.Slice(g * BytesPerBlock, BytesPerBlock);
             var y = dst.Slice(g * GroupSize, GroupSize);
-            float s = ReadHalf(block, 0);
-            int zero = Symmetric ? (Bits == 1 ? 0 : levels >> 1) : block[2];
-            BitPacking.Unpack(block[(Symmetric ? 2 : 3)..], Bits, codes);
+            float s = ReadScale(block);
+            int zero = Symmetric ? (Bits == 1 ? 0 : levels >> 1) : block[ScaleBytes];
+            BitPacking.Unpack(block[CodesStart..], Bits, codes);
             if (Symmetric && Bits == 1)
                 for (int i = 0; i < GroupSize; i++) y[i] = codes[i] == 1 ? s : -s;
             else
@@ -172,16 +184,16 @@ public sealed class IntFormat : TensorFormat
     }
 
     /// <summary>
-    /// A group (fp16 scale, u8 zero point if asymmetric, packed codes): value = s·(code − z), with z = 2^(k−1) when
+    /// A group (fp16 or f32 scale, u8 zero point if asymmetric, packed codes): value = s·(code − z), with z = 2^(k−1) when
     /// symmetric. Symmetric 1-bit stores signs (±s): code' = 2·code, z = 1.
     /// </summary>
     internal override void DecodeBlock(ReadOnlySpan<byte> b, ref Kernels.Quantized.DecodedBlock o)
     {
-        o.D = ReadHalf(b, 0);
+        o.D = ReadScale(b);
         Span<int> codes = stackalloc int[GroupSize];
-        BitPacking.Unpack(b[(Symmetric ? 2 : 3)..], Bits, codes);
+        BitPacking.Unpack(b[CodesStart..], Bits, codes);
         bool signs = Symmetric && Bits == 1;
-        o.Zero = signs ? 1 : Symmetric ? 1 << (Bits - 1) : b[2];
+        o.Zero = signs ? 1 : Symmetric ? 1 << (Bits - 1) : b[ScaleBytes];
         for (int i = 0; i < codes.Length; i++) o.Codes[i] = (byte)(signs ? 2 * codes[i] : codes[i]);
     }
 
@@ -189,11 +201,11 @@ public sealed class IntFormat : TensorFormat
     private sealed class Family : FormatFamily
     {
         public override int Order => 0;
-        public override string Forms => "int{1..8}[:g{N}|:channel|:tensor][:sym|:asym] (default g128, asym)";
+        public override string Forms => "int{1..8}[:g{N}|:channel|:tensor][:sym|:asym][:f32] (default g128, asym; f32: float32 scales)";
         public override IReadOnlyList<string> Examples =>
         [
             "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym",
-            "int6:g128:asym", "int5:g128:sym", "int2:channel", "int8:tensor:sym", "int7:g64",
+            "int6:g128:asym", "int5:g128:sym", "int2:channel", "int8:tensor:sym", "int7:g64", "int4:g32:asym:f32", "int8:g128:sym:f32",
         ];
 
         public override TensorFormat? TryParse(string head, FormatOptions options)
@@ -205,10 +217,11 @@ public sealed class IntFormat : TensorFormat
             bool channel = options.Take("channel"), tensor = options.Take("tensor");
             bool sym = options.Take("sym");
             bool asym = options.Take("asym");
+            bool floatScale = options.Take("f32");
             if (sym && asym) throw new AnyBitException("both :sym and :asym given");
             if ((group is not null ? 1 : 0) + (channel ? 1 : 0) + (tensor ? 1 : 0) > 1) throw new AnyBitException("give one of :g{N}, :channel, :tensor");
             var scope = channel ? ScaleScope.Channel : tensor ? ScaleScope.Tensor : ScaleScope.Group;
-            return new IntFormat(bits, group ?? 128, symmetric: sym, scope);
+            return new IntFormat(bits, group ?? 128, symmetric: sym, scope, floatScale);
         }
     }
 }
