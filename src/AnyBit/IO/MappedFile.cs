@@ -11,6 +11,7 @@ public sealed unsafe class MappedFile : IDisposable
     private readonly MemoryMappedFile? _map;
     private readonly MemoryMappedViewAccessor? _view;
     private byte* _pointer;
+    private readonly bool _owned;
 
     /// <summary>Path the file was opened from (used in error messages).</summary>
     public string Path { get; }
@@ -43,6 +44,27 @@ public sealed unsafe class MappedFile : IDisposable
         }
     }
 
+    private MappedFile(string path, long length)
+    {
+        Path = path; Length = length; _owned = true;
+        _pointer = (byte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)Math.Max(1, length), 64);
+        System.Runtime.InteropServices.NativeMemory.Clear(_pointer, (nuint)length);
+    }
+
+    /// <summary>
+    /// Zeroed native memory in place of a file, for tensors made at load (a checkpoint's packed weights repacked into
+    /// an AnyBit layout); <paramref name="path"/> is the file they came from, for errors. <see cref="Writable"/> fills it.
+    /// </summary>
+    public static MappedFile InMemory(string path, long length) => new(path, length);
+
+    /// <summary>The bytes of a <see cref="InMemory"/> block, to fill.</summary>
+    public Span<byte> Writable(long offset, int length)
+    {
+        if (!_owned) throw new InvalidOperationException("a mapped file is read-only");
+        if (offset < 0 || length < 0 || offset + length > Length) throw new ArgumentOutOfRangeException(nameof(offset));
+        return new Span<byte>(_pointer + offset, length);
+    }
+
     /// <summary>
     /// The length of the file <paramref name="path"/> names, through symbolic links: the Hugging Face cache keeps
     /// every file of a snapshot as a link into its blobs, and <see cref="FileInfo.Length"/> is the link's own length.
@@ -63,6 +85,12 @@ public sealed unsafe class MappedFile : IDisposable
 
     public void Dispose()
     {
+        if (_owned)
+        {
+            if (_pointer != null) System.Runtime.InteropServices.NativeMemory.AlignedFree(_pointer);
+            _pointer = null;
+            return;
+        }
         if (_view is not null && _pointer != null)
         {
             _view.SafeMemoryMappedViewHandle.ReleasePointer();

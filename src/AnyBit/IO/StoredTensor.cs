@@ -13,6 +13,13 @@ public sealed unsafe class StoredTensor
         ElementCount = TensorTypes.ElementCount(shape);
     }
 
+    /// <summary>
+    /// For a matrix whose columns are stored permuted (a GPTQ act-order checkpoint, its groups made contiguous at
+    /// load): stored column k holds input column InputOrder[k]. Null when columns are in input order.
+    /// <see cref="ToFloat32"/> returns input order either way.
+    /// </summary>
+    public int[]? InputOrder { get; init; }
+
     /// <summary>The AnyBit format of a tensor stored under an AnyBit type id (null for ggml and safetensors types).</summary>
     public Quantization.TensorFormat? Format { get; }
 
@@ -64,6 +71,16 @@ public sealed unsafe class StoredTensor
         if (ElementCount > Array.MaxLength) throw new AnyBitException($"{Name}: {ElementCount} elements do not fit one array");
         var result = new float[ElementCount];
         TensorDecoder.ToFloat32(this, result);
+        if (InputOrder is { } order)
+        {
+            var row = new float[order.Length];
+            for (long r = 0; r < Rows; r++)
+            {
+                var span = result.AsSpan((int)(r * order.Length), order.Length);
+                span.CopyTo(row);
+                for (int k = 0; k < order.Length; k++) span[order[k]] = row[k];
+            }
+        }
         return result;
     }
 

@@ -31,10 +31,16 @@ public sealed class StoreWeights : IModelWeights
 {
     private readonly ITensorStore _store;
     private readonly Dictionary<string, StoredTensor> _byCanonical = new(StringComparer.Ordinal);
+    private readonly Func<string, int>? _rotaryHeads;
 
-    public StoreWeights(ITensorStore store, Func<string, string?> toCanonical)
+    /// <param name="store">the tensors</param>
+    /// <param name="toCanonical">a stored name's GGUF name, or null for tensors the model does not use</param>
+    /// <param name="rotaryHeads">for a Hugging Face folder of an architecture that rotates adjacent pairs: the
+    /// rotary heads of a GGUF name whose rows are read in <see cref="RopeRows"/> order (0 for the others)</param>
+    public StoreWeights(ITensorStore store, Func<string, string?> toCanonical, Func<string, int>? rotaryHeads = null)
     {
         _store = store;
+        _rotaryHeads = rotaryHeads;
         foreach (var t in store.Tensors)
         {
             string? canonical = toCanonical(t.Name);
@@ -53,7 +59,21 @@ public sealed class StoreWeights : IModelWeights
         var t = Tensor(name);
         if (t.Format is null && !TensorDecoder.CanDecode(t.Type))
             throw new InvalidModelFileException(t.File.Path, $"tensor '{t.Name}' is {t.TypeName}, which this version cannot run yet");
-        return t.ToFloat32();
+        var values = t.ToFloat32();
+        int heads = _rotaryHeads?.Invoke(name) ?? 0;
+        return heads > 0 ? RopeRows.ToAdjacentPairs<float>(values, heads, RowLength(t)) : values;
     }
+
+    /// <summary>A tensor's stored bytes, rows in the order <see cref="ReadFloat32"/> gives them.</summary>
+    public ReadOnlySpan<byte> Bytes(string name)
+    {
+        var t = Tensor(name);
+        int heads = _rotaryHeads?.Invoke(name) ?? 0;
+        if (heads == 0) return t.Bytes;
+        long rows = t.Shape.Length < 2 ? t.ElementCount : t.Rows;
+        return RopeRows.ToAdjacentPairs(t.Bytes, heads, (int)(t.ByteLength / rows));
+    }
+
+    private static int RowLength(StoredTensor t) => t.Shape.Length < 2 ? 1 : (int)t.RowLength;
     public void Dispose() => _store.Dispose();
 }

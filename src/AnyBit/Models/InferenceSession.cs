@@ -18,6 +18,7 @@ public sealed unsafe class InferenceSession : IDisposable
     private readonly int _maxBatch;
     private readonly NativeBuffer _keyCache, _valueCache; // (layer, kv_head, position, head_dim)
     private readonly NativeBuffer _x, _xn, _q, _k, _v, _att, _gate, _up, _logits;
+    private readonly NativeBuffer? _reordered; // (token, input) of a weight whose columns are stored permuted; null when none is
     private readonly MatMulF32 _matmul = new();
     private readonly MatMulNarrow _matmulNarrow = new();
     private readonly QuantizedMatMul _quantized;
@@ -43,6 +44,7 @@ public sealed unsafe class InferenceSession : IDisposable
         _gate = new NativeBuffer((long)b * _c.IntermediateSize);
         _up = new NativeBuffer((long)b * _c.IntermediateSize);
         _logits = new NativeBuffer((long)b * _c.VocabSize);
+        if (model.Weights.HasInputOrders) _reordered = new NativeBuffer((long)b * Math.Max(wide, _c.IntermediateSize));
         _attention = new AttentionJob(this, pool.WorkerCount, contextSize);
         _rows = new RowWork(this);
         _quantized = new QuantizedMatMul(_maxBatch);
@@ -330,6 +332,16 @@ public sealed unsafe class InferenceSession : IDisposable
     /// </summary>
     private void Linear(LinearWeight w, float* x, int tokens, int k, int n, float* y, bool sameInput = false)
     {
+        if (w.InputOrder is { } order)
+        {
+            // Columns stored permuted (GPTQ act-order): the input is gathered to match, a new input for the codes.
+            float* gathered = _reordered!.Pointer;
+            for (long t = 0; t < tokens; t++)
+                for (int i = 0; i < k; i++) gathered[t * k + i] = x[t * k + order[i]];
+            x = gathered;
+            _quantized.InputChanged();
+            sameInput = false;
+        }
         if (w.Packed is { } packed)
         {
             _quantized.Run(_pool, x, tokens, packed, y, _model.Kernels, perTokenScale: _model.Activations == ActivationMode.Int8PerToken, sameInput);
@@ -353,7 +365,8 @@ public sealed unsafe class InferenceSession : IDisposable
         LinearWeight? w2 = null, int n2 = 0, float* y2 = null)
     {
         int count = w2 is null ? 2 : 3;
-        if (w0.Packed is { } p0 && w1.Packed is { } p1 && (w2 is null || w2.Packed is not null))
+        if (w0.Packed is { } p0 && w1.Packed is { } p1 && (w2 is null || w2.Packed is not null)
+            && w0.InputOrder is null && w1.InputOrder is null && w2?.InputOrder is null)
         {
             _fused[0] = p0; _fused[1] = p1; _fused[2] = w2?.Packed!;
             Span<nint> outputs = [(nint)y0, (nint)y1, (nint)y2];
@@ -413,6 +426,7 @@ public sealed unsafe class InferenceSession : IDisposable
     public void Dispose()
     {
         foreach (var b in new[] { _keyCache, _valueCache, _x, _xn, _q, _k, _v, _att, _gate, _up, _logits }) b.Dispose();
+        _reordered?.Dispose();
         _quantized.Dispose();
     }
 }

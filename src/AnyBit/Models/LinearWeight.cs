@@ -40,6 +40,12 @@ public sealed class LinearWeight : IDisposable
     /// </summary>
     public float OutputScale { get; init; } = 1;
 
+    /// <summary>
+    /// For a packed weight whose columns are stored permuted (GPTQ act-order): stored column k multiplies input
+    /// InputOrder[k], so the input is gathered in this order first. Null when columns are in input order.
+    /// </summary>
+    public int[]? InputOrder { get; init; }
+
     /// <summary>The type the weight was stored as ("Q4_K", "BF16", "int3:g64"...), for reports.</summary>
     public string StoredType { get; init; } = "F32";
 

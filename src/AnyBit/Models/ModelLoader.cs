@@ -24,7 +24,7 @@ public sealed record LoadOptions
 public sealed class ModelFiles : IDisposable
 {
     public required string Path { get; init; }
-    /// <summary>"Hugging Face folder", "GGUF v3", "llama2.c v0", ...</summary>
+    /// <summary>"Hugging Face folder", "Hugging Face folder, GPTQ int4 g128 asym (v1)", "GGUF v3", "llama2.c v0", ...</summary>
     public required string Format { get; init; }
     public required ModelConfig Config { get; init; }
     public required IModelWeights Weights { get; init; }
@@ -106,10 +106,31 @@ public static class ModelLoader
         string configPath = System.IO.Path.Combine(folder, "config.json");
         if (!File.Exists(configPath)) throw new InvalidModelFileException(folder, "no config.json in the folder (is it a Hugging Face model folder?)");
         var config = HfConfigReader.Read(configPath);
-        var store = SafetensorsCheckpoint.OpenFolder(folder);
+        var raw = SafetensorsCheckpoint.OpenFolder(folder);
+        ITensorStore store;
+        string? quantized;
         try
         {
-            var weights = new StoreWeights(store, TensorRoles.GgufNameOfHuggingFace);
+            // A quantized checkpoint (GPTQ, AWQ, ...) runs as stored: its modules become AnyBit tensors here.
+            store = IO.Checkpoints.QuantizedCheckpoint.Open(raw, configPath, out quantized);
+        }
+        catch
+        {
+            raw.Dispose();
+            throw;
+        }
+        try
+        {
+            // Q/K rows in adjacent-pair order where the GGUF graph rotates adjacent pairs, so the folder runs exactly as
+            // its GGUF conversion does.
+            Func<string, int>? rotaryHeads = null;
+            if (config.Architecture.GgufAdjacentRopePairs)
+            {
+                var c0 = config;
+                rotaryHeads = name => TensorRoles.FromGguf(name) is ({ RotaryHeads: { } heads }, _) ? heads(c0) : 0;
+                config = config with { Rope = config.Rope with { Interleaved = true } };
+            }
+            var weights = new StoreWeights(store, TensorRoles.GgufNameOfHuggingFace, rotaryHeads);
             string tokenizerJson = options.TokenizerPath ?? System.IO.Path.Combine(folder, "tokenizer.json");
             ITokenizer? tokenizer = File.Exists(tokenizerJson)
                 ? TokenizerJson.Load(tokenizerJson, System.IO.Path.Combine(System.IO.Path.GetDirectoryName(tokenizerJson)!, "tokenizer_config.json"))
@@ -121,7 +142,7 @@ public static class ModelLoader
             };
             return new ModelFiles
             {
-                Path = folder, Format = "Hugging Face folder", Config = config, Weights = weights, Tokenizer = tokenizer,
+                Path = folder, Format = quantized is null ? "Hugging Face folder" : $"Hugging Face folder, {quantized}", Config = config, Weights = weights, Tokenizer = tokenizer,
                 ChatTemplateSource = ChatTemplateLoader.FromFolder(folder),
             };
         }

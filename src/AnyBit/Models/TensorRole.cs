@@ -41,7 +41,7 @@ public sealed class TensorRole
     /// </summary>
     public LinearInput? Input { get; init; }
     /// <summary>
-    /// For Q and K weights, the number of rotary heads their rows form: the rows GGUF "llama" stores in adjacent-pair
+    /// For Q and K weights and biases, the number of rotary heads their rows form: the rows GGUF "llama" stores in adjacent-pair
     /// order (see <see cref="Architecture.GgufAdjacentRopePairs"/>).
     /// </summary>
     public Func<ModelConfig, int>? RotaryHeads { get; init; }

@@ -36,7 +36,7 @@ public static class TensorRoles
     public static readonly TensorRole AttnQBias = new()
     {
         Gguf = "blk.{i}.attn_q.bias", HuggingFace = "model.layers.{i}.self_attn.q_proj.bias",
-        Kind = TensorKind.Bias, Shape = Q, BufferOf = (w, l) => w.Layers[l].Bq,
+        Kind = TensorKind.Bias, RotaryHeads = c => c.NumHeads, Shape = Q, BufferOf = (w, l) => w.Layers[l].Bq,
     };
     public static readonly TensorRole AttnK = new()
     {
@@ -47,7 +47,7 @@ public static class TensorRoles
     public static readonly TensorRole AttnKBias = new()
     {
         Gguf = "blk.{i}.attn_k.bias", HuggingFace = "model.layers.{i}.self_attn.k_proj.bias",
-        Kind = TensorKind.Bias, Shape = Kv, BufferOf = (w, l) => w.Layers[l].Bk,
+        Kind = TensorKind.Bias, RotaryHeads = c => c.NumKvHeads, Shape = Kv, BufferOf = (w, l) => w.Layers[l].Bk,
     };
     public static readonly TensorRole AttnV = new()
     {

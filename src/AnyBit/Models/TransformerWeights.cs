@@ -29,6 +29,9 @@ public sealed class LayerWeights : IDisposable
             b?.Dispose();
         foreach (var w in new[] { Wq, Wk, Wv, Wo, WGate, WUp, WDown }) w.Dispose();
     }
+
+    /// <summary>The layer's linear weights.</summary>
+    public IEnumerable<LinearWeight> Linears => [Wq, Wk, Wv, Wo, WGate, WUp, WDown];
 }
 
 /// <summary>All weights of a decoder-only transformer: the embedding in float32 (rows are copied out per token), linear weights float32 or packed.</summary>
@@ -43,6 +46,9 @@ public sealed class TransformerWeights : IDisposable
     public bool OutputIsEmbedding => ReferenceEquals(Output.Dense, TokenEmbedding);
     /// <summary>GGUF's per-frequency RoPE divisors (Llama-3 scaling as llama.cpp stores it), if present.</summary>
     public float[]? RopeFreqFactors { get; init; }
+
+    /// <summary>Some weight's columns are stored permuted (<see cref="LinearWeight.InputOrder"/>).</summary>
+    public bool HasInputOrders => Output.InputOrder is not null || Layers.Any(l => l.Linears.Any(w => w.InputOrder is not null));
 
     public void Dispose()
     {

@@ -35,7 +35,7 @@ public static class WeightLoader
             if (kernels == KernelMode.Float32 || bitnet || w is not StoreWeights store || !w.Contains(name)) return null;
             var t = store.Tensor(name);
             if (!PackedMatrix.Supports(t.Format, t.Type) || !t.Shape.SequenceEqual([rows, cols])) return null;
-            return PackedMatrix.Create(t.Format, t.Type, (int)rows, (int)cols, t.Bytes, keepSource: kernels == KernelMode.Reference);
+            return PackedMatrix.Create(t.Format, t.Type, (int)rows, (int)cols, store.Bytes(name), keepSource: kernels == KernelMode.Reference);
         }
         NarrowMatrix? Narrow(string name, NativeBuffer values, int rows, int cols)
         {
@@ -49,7 +49,8 @@ public static class WeightLoader
         string TypeOf(string name) => w is StoreWeights s && s.Contains(name) ? s.Tensor(name).TypeName : "F32";
         LinearWeight Linear(string name, long rows, long cols)
         {
-            if (TryPack(name, rows, cols) is { } packed) return new LinearWeight(packed) { StoredType = TypeOf(name) };
+            if (TryPack(name, rows, cols) is { } packed)
+                return new LinearWeight(packed) { StoredType = TypeOf(name), InputOrder = ((StoreWeights)w).Tensor(name).InputOrder };
             var buffer = Read(name, rows, cols);
             if (!bitnet)
             {

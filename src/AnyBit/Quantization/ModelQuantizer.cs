@@ -171,7 +171,6 @@ public static class ModelQuantizer
         var c = files.Config;
         var problems = new List<string>();
         var tensors = new List<PlannedTensor>();
-        bool permute = files.Gguf is null && !files.Format.StartsWith("llama2.c", StringComparison.Ordinal) && c.Architecture.GgufAdjacentRopePairs;
         var all = CanonicalNames(c, files.Weights).Select(t => (t.Role, t.Name, Shape: files.Weights.Shape(t.Name))).ToList();
         // A preset's types come from llama.cpp's rules over all the weight matrices at once (they count attn_v and
         // ffn_down tensors as they go).
@@ -198,12 +197,10 @@ public static class ModelQuantizer
             }
             var format = ResolveWithImportance(spec, name, rowLength, options, problems);
             bool ternarize = c.Architecture.TernaryWeights && isMatrix && role.IsLayerLinear;
-            int heads = role.RotaryHeads?.Invoke(c) ?? 0;
             var weights = files.Weights;
             tensors.Add(new PlannedTensor(name, shape, format, () =>
             {
                 var data = weights.ReadFloat32(name);
-                if (permute && heads > 0) data = PermuteForInterleavedRope(data, heads, (int)rowLength);
                 if (ternarize) Ternary.TernarizeInPlace(data);
                 return data;
             }));
@@ -271,24 +268,6 @@ public static class ModelQuantizer
         TensorRoles.InFileOrder(c.Architecture.Roles, c.NumLayers)
             .Where(t => w.Contains(t.Name) && !(t.Role == TensorRoles.Output && c.TiedEmbeddings))
             .ToList();
-
-    /// <summary>
-    /// Reorders Q/K rows from Hugging Face's rotate-half layout (pairs i, i+d/2) to adjacent pairs (2i, 2i+1), as
-    /// llama.cpp's converter does: within each head, row h·d + half·(d/2) + i moves to h·d + 2i + half.
-    /// </summary>
-    public static float[] PermuteForInterleavedRope(float[] w, int heads, int rowLength)
-    {
-        int rows = w.Length / rowLength, headDim = rows / heads, half = headDim / 2;
-        var result = new float[w.Length];
-        for (int h = 0; h < heads; h++)
-            for (int part = 0; part < 2; part++)
-                for (int i = 0; i < half; i++)
-                {
-                    int from = h * headDim + part * half + i, to = h * headDim + 2 * i + part;
-                    Array.Copy(w, (long)from * rowLength, result, (long)to * rowLength, rowLength);
-                }
-        return result;
-    }
 
     /// <summary>llama.cpp's general.file_type for the whole-file formats it names.</summary>
     private static (QuantPlan, IDisposable) PlanBag(string input, QuantizeOptions options)

@@ -1,0 +1,210 @@
+using AnyBit.Evaluation;
+using AnyBit.IO;
+using AnyBit.Kernels;
+using AnyBit.Kernels.Quantized;
+using AnyBit.Models;
+using AnyBit.Quantization;
+using AnyBit.Tests.Checkpoints;
+
+namespace AnyBit.Tests;
+
+/// <summary>
+/// Quantized Hugging Face checkpoints run as stored (issue 31): checkpoints written by each format's own packing
+/// (<see cref="CheckpointWriter"/>) from gutenberg-llama dequantize to exactly the format's formula, run on the integer
+/// kernels, and score as AnyBit's own quantization of the same values does.
+/// </summary>
+[Collection("Serial")]
+public class QuantizedCheckpointTests
+{
+    private static readonly string Model = Shared.Data("models", "gutenberg-llama");
+    private static readonly string Text = Shared.Data("text", "eval", "sherlock.txt");
+
+    private static bool FirstLayer(string prefix) => prefix.StartsWith("model.layers.0.", StringComparison.Ordinal);
+
+    /// <summary>Every module the writer quantized reads back as the format's dequantization, bit for bit, and is
+    /// packed for the integer kernels.</summary>
+    private static void AssertExact(string folder, Dictionary<string, float[]> expected, string description)
+    {
+        using var files = ModelLoader.Open(folder);
+        Assert.Equal($"Hugging Face folder, {description}", files.Format);
+        var weights = (StoreWeights)files.Weights;
+        foreach (var (prefix, expectedWeight) in expected)
+        {
+            var want = expectedWeight;
+            string name = TensorRoles.GgufNameOfHuggingFace(prefix + ".weight")!;
+            var got = weights.ReadFloat32(name);
+            // Llama's Q and K rows are read in GGUF's adjacent-pair order.
+            if (TensorRoles.FromGguf(name) is ({ RotaryHeads: { } heads }, _))
+                want = RopeRows.ToAdjacentPairs<float>(want, heads(files.Config), (int)weights.Shape(name)[1]);
+            Assert.Equal(want.Length, got.Length);
+            for (int i = 0; i < want.Length; i++)
+                if (BitConverter.SingleToInt32Bits(want[i]) != BitConverter.SingleToInt32Bits(got[i]))
+                    Assert.Fail($"{prefix}[{i}]: {got[i]:R}, the format's formula gives {want[i]:R}");
+            var t = weights.Tensor(name);
+            Assert.NotNull(PackedKind.For(t.Format, t.Type));
+        }
+    }
+
+    public static TheoryData<string, int, int, bool, bool, bool> GptqCases => new()
+    {
+        { "GPTQ int4 g128 asym (v1)", 4, 128, false, false, false },
+        { "GPTQ int4 g128 sym (v1)", 4, 128, true, false, false },
+        { "GPTQ int4 g64 asym (v2)", 4, 64, false, true, false },
+        { "GPTQ int4 per-channel asym (v1)", 4, -1, false, false, false },
+        { "GPTQ int4 g128 asym (v1, act-order)", 4, 128, false, false, true },
+        { "GPTQ int2 g32 asym (v1)", 2, 32, false, false, false },
+        { "GPTQ int8 g128 sym (v2, act-order)", 8, 128, true, true, true },
+    };
+
+    [Theory]
+    [MemberData(nameof(GptqCases))]
+    public void Gptq_checkpoints_dequantize_to_the_formats_formula(string description, int bits, int group, bool sym, bool v2, bool actOrder)
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            var expected = CheckpointWriter.Write(Model, dir, new GptqWriter(bits, group, sym, v2, actOrder), FirstLayer);
+            Assert.Equal(7, expected.Count);
+            AssertExact(dir, expected, description);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Awq_gemm_checkpoints_dequantize_to_the_formats_formula()
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            var expected = CheckpointWriter.Write(Model, dir, new AwqWriter(128), FirstLayer);
+            AssertExact(dir, expected, "AWQ int4 g128 asym (GEMM)");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>Act-order permutes the input columns of every module; the kernels gather the input to match, so the
+    /// fast path gives the logits of the float path that multiplies the dequantized weights in input order.</summary>
+    [Fact]
+    public void Act_order_gptq_runs_on_the_kernels_with_the_float_paths_logits()
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            CheckpointWriter.Write(Model, dir, new GptqWriter(4, 128, sym: false, actOrder: true));
+            using var fast = ModelLoader.Load(dir);
+            using var reference = ModelLoader.Load(dir, new LoadOptions { Kernels = KernelMode.Float32 });
+            Assert.All(fast.Weights.Layers.SelectMany(l => l.Linears), w => Assert.NotNull(w.InputOrder));
+            Assert.All(fast.Weights.Layers.SelectMany(l => l.Linears), w => Assert.NotNull(w.Packed));
+            int[] tokens = fast.Tokenizer!.Encode("Holmes looked at the letter and said nothing for a while.").ToArray();
+            using var a = fast.CreateSession(64);
+            using var b = reference.CreateSession(64);
+            var x = a.Forward(tokens).ToArray();
+            var y = b.Forward(tokens).ToArray();
+            double num = 0, den = 0;
+            for (int i = 0; i < x.Length; i++) { num += (x[i] - y[i]) * (x[i] - y[i]); den += y[i] * y[i]; }
+            Assert.True(Math.Sqrt(num / den) < 0.02, $"relative error {Math.Sqrt(num / den):E2}");
+            Assert.Equal(Array.IndexOf(y, y.Max()), Array.IndexOf(x, x.Max()));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>The checkpoints hold the codes AnyBit's int4:g128:asym chooses, so their perplexity is AnyBit's own
+    /// quantization's (embedding kept float in both).</summary>
+    [Fact]
+    public void Gptq_and_awq_int4_g128_score_as_anybits_own_int4_g128_asym()
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            string own = Path.Combine(dir, "own.gguf");
+            var (plan, input) = ModelQuantizer.Plan(Model, new QuantizeOptions
+            {
+                Format = "int4:g128:asym", KeepFloat = [new System.Text.RegularExpressions.Regex("token_embd")],
+            });
+            using (input) ModelQuantizer.Write(plan, own);
+            using var ownModel = ModelLoader.Load(own);
+            int[] ids = Perplexity.TokenizeForEvaluation(ownModel.Tokenizer!, Text, 2048);
+            double ownPpl = Perplexity.Evaluate(ownModel, ids, 512).Perplexity;
+            foreach (var (name, writer) in new (string, IModuleWriter)[] { ("gptq", new GptqWriter(4, 128, sym: false)), ("awq", new AwqWriter(128)) })
+            {
+                string folder = Path.Combine(dir, name);
+                CheckpointWriter.Write(Model, folder, writer);
+                using var m = ModelLoader.Load(folder);
+                double ppl = Perplexity.Evaluate(m, ids, 512).Perplexity;
+                Assert.True(Math.Abs(ppl - ownPpl) < 1e-5 * ownPpl, $"{name}: {ppl:F6}, AnyBit's int4:g128:asym {ownPpl:F6}");
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    public static TheoryData<string, string, string> HostileCases => new()
+    {
+        { "g_idx", "g_idx out of range", "tensor 'model.layers.0.self_attn.q_proj.g_idx': value 4 at column" },
+        { "scales", "scales of the wrong shape", "tensor 'model.layers.0.self_attn.q_proj.scales': shape [4, 256], expected [4, 512]" },
+        { "qzeros", "packed zeros of the wrong length", "tensor 'model.layers.0.self_attn.q_proj.qzeros': shape [4, 32], expected [4, 64]" },
+        { "method", "an unknown quant_method", "quant_method 'hqq' is not supported" },
+    };
+
+    /// <summary>Hostile checkpoints fail with one line naming the tensor and the problem.</summary>
+    [Theory]
+    [MemberData(nameof(HostileCases))]
+    public void Hostile_checkpoints_fail_with_one_line_naming_tensor_and_problem(string damage, string what, string message)
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            var writer = new GptqWriter(4, 128, sym: false);
+            CheckpointWriter.Write(Model, dir, writer, FirstLayer);
+            Damage(dir, damage);
+            var e = Assert.ThrowsAny<AnyBitException>(() => ModelLoader.Load(dir));
+            Assert.Contains(message, e.Message);
+            Assert.DoesNotContain('\n', e.Message);
+            var r = CliRunner.Run("run", "-m", dir, "-p", "Holmes", "-n", "2");
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains(message, r.Stderr);
+            Assert.Single(r.Stderr.Trim().Split('\n'));
+            _ = what;
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>Rewrites one tensor of layer 0's q_proj (or the config) of a GPTQ checkpoint.</summary>
+    private static void Damage(string dir, string what)
+    {
+        string configPath = Path.Combine(dir, "config.json");
+        if (what == "method")
+        {
+            File.WriteAllText(configPath, File.ReadAllText(configPath).Replace("\"gptq\"", "\"hqq\""));
+            return;
+        }
+        string file = Path.Combine(dir, "model.safetensors");
+        var w = new SafetensorsWriter();
+        using (var st = SafetensorsFile.Open(file))
+            foreach (var t in st.Tensors)
+            {
+                byte[] bytes = t.Bytes.ToArray();
+                long[] shape = t.Shape;
+                string p = "model.layers.0.self_attn.q_proj.";
+                if (t.Name == p + "g_idx" && what == "g_idx") bytes[4 * 100] = 4;
+                if (t.Name == p + "scales" && what == "scales") { shape = [shape[0], shape[1] / 2]; bytes = bytes[..(bytes.Length / 2)]; }
+                if (t.Name == p + "qzeros" && what == "qzeros") { shape = [shape[0], shape[1] / 2]; bytes = bytes[..(bytes.Length / 2)]; }
+                w.Add(t.Name, t.Type, shape, bytes);
+            }
+        w.Write(file);
+    }
+}
