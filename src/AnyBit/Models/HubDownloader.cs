@@ -81,6 +81,7 @@ public static class HubDownloader
         string repo = HubCache.RepoFolder(options.Cache, id);
         string snapshot = Path.Combine(repo, "snapshots", info.Commit);
         var pulled = new HubPulledFile[files.Count];
+        var blobLocks = new System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim>(StringComparer.Ordinal);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         Exception? failure = null;
         try
@@ -90,7 +91,7 @@ public static class HubDownloader
                 {
                     try
                     {
-                        pulled[i] = await PullFileAsync(client, id, info.Commit, files[i], repo, options, progress, token);
+                        pulled[i] = await PullFileAsync(client, id, info.Commit, files[i], repo, options, blobLocks, progress, token);
                     }
                     catch (Exception e) when (!token.IsCancellationRequested || e is not OperationCanceledException)
                     {
@@ -112,7 +113,7 @@ public static class HubDownloader
     }
 
     private static async Task<HubPulledFile> PullFileAsync(HubClient client, string id, string commit, string file, string repo,
-        HubPullOptions options, IHubPullProgress? progress, CancellationToken cancellation)
+        HubPullOptions options, System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> blobLocks, IHubPullProgress? progress, CancellationToken cancellation)
     {
         string pointer = Path.Combine(repo, "snapshots", commit, file);
         if (File.Exists(pointer) && Target(pointer) is { Exists: true } cached)
@@ -124,8 +125,19 @@ public static class HubDownloader
         var meta = await client.FileMetadataAsync(id, commit, file, cancellation);
         if (!IsSafeName(meta.Etag)) throw new AnyBitException($"{id}@{commit}: {file}: the ETag '{meta.Etag}' is no file name");
         string blob = Path.Combine(repo, "blobs", meta.Etag);
-        bool downloaded = !File.Exists(blob);
-        if (downloaded) await DownloadBlobAsync(client, id, file, meta, blob, options, progress, cancellation);
+        // Files with the same content share a blob: the second waits for the first's download, then only links.
+        var gate = blobLocks.GetOrAdd(meta.Etag, _ => new SemaphoreSlim(1, 1));
+        await gate.WaitAsync(cancellation);
+        bool downloaded;
+        try
+        {
+            downloaded = !File.Exists(blob);
+            if (downloaded) await DownloadBlobAsync(client, id, file, meta, blob, options, progress, cancellation);
+        }
+        finally
+        {
+            gate.Release();
+        }
         Link(blob, pointer);
         progress?.Finished(file, meta.Size, downloaded);
         return new HubPulledFile(file, meta.Size, downloaded);
@@ -141,7 +153,7 @@ public static class HubDownloader
         try
         {
             // FileShare.None: a second pull of the same blob (another process) fails to open it instead of interleaving.
-            await using (var stream = new FileStream(incomplete, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.Asynchronous))
+            await using (var stream = OpenIncomplete(incomplete, id, file))
             {
                 if (stream.Length > meta.Size) stream.SetLength(0);
                 using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
@@ -173,6 +185,18 @@ public static class HubDownloader
         finally
         {
             ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
+    private static FileStream OpenIncomplete(string incomplete, string id, string file)
+    {
+        try
+        {
+            return new FileStream(incomplete, FileMode.OpenOrCreate, FileAccess.ReadWrite, FileShare.None, 1, FileOptions.Asynchronous);
+        }
+        catch (IOException e) when (File.Exists(incomplete))
+        {
+            throw new AnyBitException($"{id}: {file}: cannot open {incomplete} (is another pull of this model running?): {e.Message}", e);
         }
     }
 
