@@ -63,10 +63,12 @@ public class HubPullTests
     {
         string cache = Shared.TempDir(), extra = Path.Combine(Shared.TempDir(), "params.json");
         File.WriteAllText(extra, """{"dim": 256, "n_layers": 4}""");
-        using var hub = LoopbackHub.FromFolder(Id, Commit, GutenbergLlama, ("original/sub/params.json", extra));
+        // A nested file gets one more ../ per level; a file with the same bytes as another shares its blob.
+        using var hub = LoopbackHub.FromFolder(Id, Commit, GutenbergLlama, ("original/sub/params.json", extra), ("original/config.json", Path.Combine(GutenbergLlama, "config.json")));
         var r = Pull(Env(hub, cache), Id);
         Assert.True(r.ExitCode == 0, r.Stderr);
-        Assert.StartsWith($"pulled {Id}@main (commit {Commit}): {hub.Files.Count} files, {hub.Files.Count} downloaded", r.Stdout);
+        Assert.StartsWith($"pulled {Id}@main (commit {Commit}): {hub.Files.Count} files, {hub.Files.Count - 1} downloaded", r.Stdout);
+        Assert.Equal(hub.File("config.json").Etag, hub.File("original/config.json").Etag);
         AssertLayout(cache, hub);
         // LFS files came from the CDN address the HEAD's redirect named, with the sha256 of X-Linked-Etag, not the weak ETag.
         Assert.Contains(hub.Requests, q => q.Method == "GET" && q.Path == $"/cdn/{hub.File(Shard1).Etag}");
@@ -245,6 +247,22 @@ public class HubPullTests
     }
 
     [Fact]
+    public async Task A_renamed_repository_is_followed_through_the_hubs_relative_redirects()
+    {
+        string cache = Shared.TempDir();
+        using var hub = Hub("config.json", "tokenizer.json");
+        hub.RenamedFrom = "anybit/old-name";
+        var result = await HubDownloader.PullAsync("anybit/old-name", Options(hub, cache));
+        Assert.Equal(2, result.Files.Count);
+        Assert.Contains(hub.Requests, q => q.Method == "HEAD" && q.Path == $"/anybit/old-name/resolve/{Commit}/config.json");
+        Assert.Contains(hub.Requests, q => q.Method == "HEAD" && q.Path == $"/{Id}/resolve/{Commit}/config.json");
+        // The cache keeps the id asked for, as huggingface_hub does.
+        string snapshot = Path.Combine(cache, "models--anybit--old-name", "snapshots", Commit);
+        Assert.Equal(snapshot, HubCache.Resolve("anybit/old-name", cache));
+        Assert.Equal(File.ReadAllBytes(hub.File("tokenizer.json").Source), File.ReadAllBytes(Path.Combine(snapshot, "tokenizer.json")));
+    }
+
+    [Fact]
     public void Missing_repositories_revisions_and_gated_models_are_one_line_errors()
     {
         string cache = Shared.TempDir();
@@ -273,7 +291,10 @@ public class HubPullTests
         AssertError(Pull(Env(hub, cache, "hf_wrong"), Id), $"{Id} is gated");
         Assert.False(Directory.Exists(Path.Combine(Repo(cache), "snapshots")));
         int before = hub.Requests.Count;
-        var ok = Pull(Env(hub, cache, "hf_loopback_secret"), Id);
+        // The token huggingface-cli login saves is used when HF_TOKEN is not set.
+        string tokenFile = Path.Combine(Shared.TempDir(), "token");
+        File.WriteAllText(tokenFile, "hf_loopback_secret\n");
+        var ok = CliRunner.RunWithEnvironment("", new Dictionary<string, string?>(Env(hub, cache)) { ["HF_TOKEN_PATH"] = tokenFile }, "pull", Id);
         Assert.True(ok.ExitCode == 0, ok.Stderr);
         AssertLayout(cache, hub);
         // The token goes to the Hub, never to the CDN the LFS files are redirected to.

@@ -65,6 +65,9 @@ public sealed class LoopbackHub : IDisposable
 
     public long DropAfterBytes { get; set; } = 3 << 20;
 
+    /// <summary>When set, this repository id answers with a relative 307 to the real one, as the Hub does for a renamed repository.</summary>
+    public string? RenamedFrom { get; set; }
+
     /// <summary>Path → bytes served in place of the file's (its ETag and size unchanged).</summary>
     public ConcurrentDictionary<string, byte[]> Corrupt { get; } = new();
 
@@ -93,6 +96,12 @@ public sealed class LoopbackHub : IDisposable
             if (file is null) { res.StatusCode = 404; return; }
             res.Headers.ETag = $"\"{file.Etag}\"";
             await ServeBytesAsync(ctx, file);
+            return;
+        }
+        if (RenamedFrom is not null && (path.StartsWith($"/api/models/{RenamedFrom}/", StringComparison.Ordinal) || path.StartsWith($"/{RenamedFrom}/", StringComparison.Ordinal)))
+        {
+            res.StatusCode = 307;
+            res.Headers.Location = req.Path.Value!.Replace($"/{RenamedFrom}/", $"/{RepoId}/");
             return;
         }
         string api = $"/api/models/{RepoId}/revision/", resolve = $"/{RepoId}/resolve/";
