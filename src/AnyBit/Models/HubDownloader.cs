@@ -1,4 +1,5 @@
 using System.Buffers;
+using System.Collections.Concurrent;
 using System.Net;
 using System.Runtime.ExceptionServices;
 using System.Security.Cryptography;
@@ -81,7 +82,7 @@ public static class HubDownloader
         string repo = HubCache.RepoFolder(options.Cache, id);
         string snapshot = Path.Combine(repo, "snapshots", info.Commit);
         var pulled = new HubPulledFile[files.Count];
-        var blobLocks = new System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim>(StringComparer.Ordinal);
+        var blobLocks = new ConcurrentDictionary<string, SemaphoreSlim>(StringComparer.Ordinal);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(cancellation);
         Exception? failure = null;
         try
@@ -113,7 +114,7 @@ public static class HubDownloader
     }
 
     private static async Task<HubPulledFile> PullFileAsync(HubClient client, string id, string commit, string file, string repo,
-        HubPullOptions options, System.Collections.Concurrent.ConcurrentDictionary<string, SemaphoreSlim> blobLocks, IHubPullProgress? progress, CancellationToken cancellation)
+        HubPullOptions options, ConcurrentDictionary<string, SemaphoreSlim> blobLocks, IHubPullProgress? progress, CancellationToken cancellation)
     {
         string pointer = Path.Combine(repo, "snapshots", commit, file);
         if (File.Exists(pointer) && Target(pointer) is { Exists: true } cached)
