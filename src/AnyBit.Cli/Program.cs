@@ -26,6 +26,7 @@ public static class Program
             ServeCommand.Create(),
             SweepCommand.Create(),
             ImatrixCommand.Create(),
+            PullCommand.Create(),
         };
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)

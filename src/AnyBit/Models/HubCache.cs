@@ -18,15 +18,14 @@ public static partial class HubCache
     /// <paramref name="path"/> itself where it names a file or folder, or no model id; otherwise the snapshot folder of
     /// the model id it is, or a one-line error naming where the cache was looked for.
     /// </summary>
-    public static string Resolve(string path)
+    public static string Resolve(string path) => Resolve(path, Root());
+
+    /// <summary><see cref="Resolve(string)"/> in the cache at <paramref name="cache"/>.</summary>
+    public static string Resolve(string path, string cache)
     {
         if (File.Exists(path) || Directory.Exists(path)) return path;
-        var m = IdPattern().Match(path);
-        if (!m.Success) return path;
-        string id = m.Groups["id"].Value;
-        string revision = m.Groups["rev"].Success ? m.Groups["rev"].Value : "main";
-        string cache = Root();
-        string repo = Path.Combine(cache, "models--" + id.Replace("/", "--"));
+        if (!TryParseId(path, out string id, out string revision)) return path;
+        string repo = RepoFolder(cache, id);
         if (!Directory.Exists(repo))
             throw new InvalidModelFileException(path, $"no such file or folder, nor model {id} in the Hugging Face cache ({repo}; the cache is HF_HUB_CACHE, HF_HOME/hub or ~/.cache/huggingface/hub)");
         string refFile = Path.Combine(repo, "refs", revision);
@@ -36,6 +35,21 @@ public static partial class HubCache
             throw new InvalidModelFileException(path, $"model {id} is in the Hugging Face cache ({repo}) but revision '{revision}' is not (no refs/{revision} or snapshots/{revision})");
         return snapshot;
     }
+
+    /// <summary>
+    /// Splits a model id <c>ORG/NAME[@REVISION]</c> into the repository id and the revision (<c>main</c> when none is
+    /// given); false for text that is no model id, or names a revision with a <c>..</c> segment.
+    /// </summary>
+    public static bool TryParseId(string text, out string id, out string revision)
+    {
+        var m = IdPattern().Match(text);
+        id = m.Success ? m.Groups["id"].Value : "";
+        revision = m.Success && m.Groups["rev"].Success ? m.Groups["rev"].Value : "main";
+        return m.Success && !revision.Split('/').Contains("..");
+    }
+
+    /// <summary>The folder of repository <paramref name="id"/> (ORG/NAME) in a cache: <c>models--ORG--NAME</c>.</summary>
+    public static string RepoFolder(string cache, string id) => Path.Combine(cache, "models--" + id.Replace("/", "--"));
 
     /// <summary>The hub cache folder huggingface_hub uses in this environment.</summary>
     public static string Root()
