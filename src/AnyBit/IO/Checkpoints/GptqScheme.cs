@@ -66,26 +66,7 @@ public sealed class GptqScheme : CheckpointScheme
             var z = ModuleTensors.Int32s(qzeros);
             int zeroOffset = v2 ? 0 : 1;
 
-            // Input columns sorted by group: the stored order when g_idx is not the identity's.
-            int[]? order = null;
-            if (gIdx is not null)
-            {
-                m.Expect(gIdx, [cols], TensorType.I32, TensorType.U32, TensorType.I64);
-                var index = gIdx.Type == TensorType.I64
-                    ? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(gIdx.Bytes).ToArray().Select(x => x is < int.MinValue or > int.MaxValue ? -1 : (int)x).ToArray()
-                    : ModuleTensors.Int32s(gIdx);
-                var counts = new int[groups];
-                for (int i = 0; i < cols; i++)
-                {
-                    if ((uint)index[i] >= (uint)groups) throw m.Bad(gIdx, $"value {index[i]} at column {i} is out of range [0, {groups})");
-                    counts[index[i]]++;
-                }
-                for (int k = 0; k < groups; k++)
-                    if (counts[k] != g) throw m.Bad(gIdx, $"group {k} has {counts[k]} columns, not the group size {g}");
-                bool identity = true;
-                for (int i = 0; i < cols && identity; i++) identity = index[i] == i / g;
-                if (!identity) order = Enumerable.Range(0, cols).OrderBy(i => index[i]).ThenBy(i => i).ToArray();
-            }
+            int[]? order = GroupOrder.Of(gIdx, m, cols, g, groups);
             int Code(int o, int k)
             {
                 int i = order is null ? k : order[k];

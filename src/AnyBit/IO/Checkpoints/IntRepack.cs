@@ -25,7 +25,8 @@ internal static class IntRepack
         Func<int, int, int> code, Func<int, int, float> scale, Func<int, int, int> zero, int[]? inputOrder)
     {
         int symmetricZero = 1 << (bits - 1);
-        bool symmetric = true, halfScales = true;
+        // AnyBit's symmetric 1-bit codes are signs (±s), not s·(code − 1): one bit stays asymmetric.
+        bool symmetric = bits > 1, halfScales = true;
         int groups = columns / group;
         for (int r = 0; r < rows && (symmetric || halfScales); r++)
             for (int g = 0; g < groups; g++)
