@@ -32,7 +32,8 @@ public abstract class CheckpointReader
     /// </summary>
     public abstract string? ModuleOf(string tensorName);
 
-    /// <summary>Builds the module's weight (named <c>PREFIX.weight</c>) from its stored tensors, marking each one used.</summary>
+    /// <summary>Builds the module's weight (named <c>PREFIX.weight</c>, or the name the scheme's tensors stand for)
+    /// from its stored tensors, marking each one used.</summary>
     public abstract StoredTensor Convert(string prefix, ModuleTensors tensors);
 }
 
@@ -48,6 +49,15 @@ public sealed class ModuleTensors(ITensorStore store, string prefix, string sour
     {
         var t = store.Find(prefix + "." + suffix);
         if (t is not null) used.Add(t.Name);
+        return t;
+    }
+
+    /// <summary>The tensor <paramref name="name"/>, marked used, or the one-line error (schemes whose tensors are not
+    /// PREFIX.SUFFIX).</summary>
+    public StoredTensor RequiredNamed(string name)
+    {
+        var t = store.Find(name) ?? throw new InvalidModelFileException(source, $"quantized module '{prefix}' has no tensor '{name}'");
+        used.Add(t.Name);
         return t;
     }
 
