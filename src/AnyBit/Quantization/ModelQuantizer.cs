@@ -203,7 +203,7 @@ public static class ModelQuantizer
                 var data = weights.ReadFloat32(name);
                 if (ternarize) Ternary.TernarizeInPlace(data);
                 return data;
-            }));
+            }) { Encoded = AsStored(weights, name, format) });
         }
         if (c.Rope.Scaling == RopeScalingType.Llama3 && !files.Weights.Contains(TensorRoles.RopeFreqs.Gguf))
         {
@@ -268,6 +268,17 @@ public static class ModelQuantizer
         TensorRoles.InFileOrder(c.Architecture.Roles, c.NumLayers)
             .Where(t => w.Contains(t.Name) && !(t.Role == TensorRoles.Output && c.TiedEmbeddings))
             .ToList();
+
+    /// <summary>
+    /// The stored bytes of a tensor already held in <paramref name="format"/>'s AnyBit layout (a GPTQ, AWQ or
+    /// compressed-tensors layer asked for as the int format it was repacked to, an AnyBit GGUF's own type), copied
+    /// as they are: re-fitting its dequantized values would change them. Null otherwise, and for weights whose
+    /// columns are stored permuted.
+    /// </summary>
+    private static Func<byte[]>? AsStored(IModelWeights weights, string name, TensorFormat format) =>
+        weights is StoreWeights store && store.Tensor(name) is { Format: { } stored, InputOrder: null } && stored.StorageName == format.StorageName
+            ? () => store.Bytes(name).ToArray()
+            : null;
 
     /// <summary>llama.cpp's general.file_type for the whole-file formats it names.</summary>
     private static (QuantPlan, IDisposable) PlanBag(string input, QuantizeOptions options)
