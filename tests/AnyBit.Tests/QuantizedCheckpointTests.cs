@@ -88,6 +88,45 @@ public class QuantizedCheckpointTests
         }
     }
 
+    public static TheoryData<string, int, int, bool> CompressedTensorsCases => new()
+    {
+        { "compressed-tensors int4 g128 sym", 4, 128, true },
+        { "compressed-tensors int4 g32 asym", 4, 32, false },
+        { "compressed-tensors int8 per-channel sym", 8, -1, true },
+        { "compressed-tensors int3 g64 asym", 3, 64, false },
+    };
+
+    [Theory]
+    [MemberData(nameof(CompressedTensorsCases))]
+    public void Compressed_tensors_pack_quantized_checkpoints_dequantize_to_the_formats_formula(string description, int bits, int group, bool symmetric)
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            var expected = CheckpointWriter.Write(Model, dir, new CompressedTensorsWriter(bits, group, symmetric), FirstLayer);
+            AssertExact(dir, expected, description);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    [Fact]
+    public void Mxfp4_blocks_and_scales_dequantize_to_the_formats_formula()
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            var expected = CheckpointWriter.Write(Model, dir, new Mxfp4Writer(), FirstLayer);
+            AssertExact(dir, expected, "MXFP4 (gpt-oss blocks and scales)");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     /// <summary>Act-order permutes the input columns of every module; the kernels gather the input to match, so the
     /// fast path gives the logits of the float path that multiplies the dequantized weights in input order.</summary>
     [Fact]
@@ -117,10 +156,27 @@ public class QuantizedCheckpointTests
         }
     }
 
-    /// <summary>The checkpoints hold the codes AnyBit's int4:g128:asym chooses, so their perplexity is AnyBit's own
-    /// quantization's (embedding kept float in both).</summary>
-    [Fact]
-    public void Gptq_and_awq_int4_g128_score_as_anybits_own_int4_g128_asym()
+    public static TheoryData<string, string> SameValueCases => new()
+    {
+        { "gptq", "int4:g128:asym" },
+        { "awq", "int4:g128:asym" },
+        { "compressed-tensors", "int4:g128:asym" },
+        { "mxfp4", "mxfp4" },
+    };
+
+    private static IModuleWriter WriterFor(string name) => name switch
+    {
+        "gptq" => new GptqWriter(4, 128, sym: false),
+        "awq" => new AwqWriter(128),
+        "compressed-tensors" => new CompressedTensorsWriter(4, 128, symmetric: false, TensorType.F16),
+        _ => new Mxfp4Writer(),
+    };
+
+    /// <summary>A checkpoint holding the codes AnyBit's own quantization chooses scores exactly as that quantization
+    /// does (embedding kept float in both; perplexity as <c>anybit perplexity</c> prints it).</summary>
+    [Theory]
+    [MemberData(nameof(SameValueCases))]
+    public void A_checkpoint_scores_as_anybits_own_quantization_of_the_same_values(string checkpoint, string format)
     {
         string dir = Shared.TempDir();
         try
@@ -128,19 +184,45 @@ public class QuantizedCheckpointTests
             string own = Path.Combine(dir, "own.gguf");
             var (plan, input) = ModelQuantizer.Plan(Model, new QuantizeOptions
             {
-                Format = "int4:g128:asym", KeepFloat = [new System.Text.RegularExpressions.Regex("token_embd")],
+                Format = format, KeepFloat = [new System.Text.RegularExpressions.Regex("token_embd")],
             });
             using (input) ModelQuantizer.Write(plan, own);
             using var ownModel = ModelLoader.Load(own);
             int[] ids = Perplexity.TokenizeForEvaluation(ownModel.Tokenizer!, Text, 2048);
             double ownPpl = Perplexity.Evaluate(ownModel, ids, 512).Perplexity;
-            foreach (var (name, writer) in new (string, IModuleWriter)[] { ("gptq", new GptqWriter(4, 128, sym: false)), ("awq", new AwqWriter(128)) })
+            string folder = Path.Combine(dir, checkpoint);
+            CheckpointWriter.Write(Model, folder, WriterFor(checkpoint));
+            using var m = ModelLoader.Load(folder);
+            double ppl = Perplexity.Evaluate(m, ids, 512).Perplexity;
+            Assert.Equal(ownPpl.ToString("F4"), ppl.ToString("F4"));
+            Assert.True(Math.Abs(ppl - ownPpl) < 1e-6 * ownPpl, $"{checkpoint}: {ppl:F6}, AnyBit's {format} {ownPpl:F6}");
+            Assert.All(m.Weights.Layers.SelectMany(l => l.Linears), w => Assert.NotNull(w.Packed));
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary><c>quantize</c> to the format a checkpoint's layers were repacked to copies them: the GGUF holds the
+    /// checkpoint's values, where re-fitting them would change them.</summary>
+    [Fact]
+    public void Quantize_re_emits_a_checkpoint_in_its_own_int_format_losslessly()
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            string folder = Path.Combine(dir, "gptq"), output = Path.Combine(dir, "out.gguf");
+            CheckpointWriter.Write(Model, folder, new GptqWriter(4, 128, sym: false), FirstLayer);
+            var r = CliRunner.Run("quantize", "-m", folder, "--format", "int4:g128:asym", "--keep-float", "token_embd|blk\\.[1-9]", "-o", output);
+            Assert.True(r.ExitCode == 0, r.Stderr);
+            using var source = ModelLoader.Open(folder);
+            using var written = ModelLoader.Open(output);
+            foreach (string role in new[] { "attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down" })
             {
-                string folder = Path.Combine(dir, name);
-                CheckpointWriter.Write(Model, folder, writer);
-                using var m = ModelLoader.Load(folder);
-                double ppl = Perplexity.Evaluate(m, ids, 512).Perplexity;
-                Assert.True(Math.Abs(ppl - ownPpl) < 1e-5 * ownPpl, $"{name}: {ppl:F6}, AnyBit's int4:g128:asym {ownPpl:F6}");
+                string name = $"blk.0.{role}.weight";
+                Assert.Equal("int4:g128:asym", ((StoreWeights)written.Weights).Tensor(name).TypeName);
+                Assert.Equal(source.Weights.ReadFloat32(name), written.Weights.ReadFloat32(name));
             }
         }
         finally
@@ -151,22 +233,27 @@ public class QuantizedCheckpointTests
 
     public static TheoryData<string, string, string> HostileCases => new()
     {
-        { "g_idx", "g_idx out of range", "tensor 'model.layers.0.self_attn.q_proj.g_idx': value 4 at column" },
-        { "scales", "scales of the wrong shape", "tensor 'model.layers.0.self_attn.q_proj.scales': shape [4, 256], expected [4, 512]" },
-        { "qzeros", "packed zeros of the wrong length", "tensor 'model.layers.0.self_attn.q_proj.qzeros': shape [4, 32], expected [4, 64]" },
-        { "method", "an unknown quant_method", "quant_method 'hqq' is not supported" },
+        // (checkpoint, damage, message): damage is "method", or TENSOR-SUFFIX:g_idx|halve (of layer 0's q_proj)
+        { "gptq", "g_idx:g_idx", "tensor 'model.layers.0.self_attn.q_proj.g_idx': value 4 at column" },
+        { "gptq", "scales:halve", "tensor 'model.layers.0.self_attn.q_proj.scales': shape [4, 256], expected [4, 512]" },
+        { "gptq", "qzeros:halve", "tensor 'model.layers.0.self_attn.q_proj.qzeros': shape [4, 32], expected [4, 64]" },
+        { "gptq", "method", "quant_method 'hqq' is not supported" },
+        { "awq", "qzeros:halve", "tensor 'model.layers.0.self_attn.q_proj.qzeros': shape [4, 32], expected [4, 64]" },
+        { "compressed-tensors", "weight_packed:halve", "tensor 'model.layers.0.self_attn.q_proj.weight_packed': shape [512, 32], expected [512, 64]" },
+        { "compressed-tensors", "weight_zero_point:halve", "tensor 'model.layers.0.self_attn.q_proj.weight_zero_point': shape [64, 2], expected [64, 4]" },
+        { "mxfp4", "weight_scales:halve", "tensor 'model.layers.0.self_attn.q_proj.weight_scales': shape [512, 8], expected [512, 16]" },
     };
 
-    /// <summary>Hostile checkpoints fail with one line naming the tensor and the problem.</summary>
+    /// <summary>Hostile checkpoints fail with one line naming the tensor and the problem, from the library and from
+    /// the command line (exit code 1).</summary>
     [Theory]
     [MemberData(nameof(HostileCases))]
-    public void Hostile_checkpoints_fail_with_one_line_naming_tensor_and_problem(string damage, string what, string message)
+    public void Hostile_checkpoints_fail_with_one_line_naming_tensor_and_problem(string checkpoint, string damage, string message)
     {
         string dir = Shared.TempDir();
         try
         {
-            var writer = new GptqWriter(4, 128, sym: false);
-            CheckpointWriter.Write(Model, dir, writer, FirstLayer);
+            CheckpointWriter.Write(Model, dir, WriterFor(checkpoint), FirstLayer);
             Damage(dir, damage);
             var e = Assert.ThrowsAny<AnyBitException>(() => ModelLoader.Load(dir));
             Assert.Contains(message, e.Message);
@@ -175,7 +262,6 @@ public class QuantizedCheckpointTests
             Assert.Equal(1, r.ExitCode);
             Assert.Contains(message, r.Stderr);
             Assert.Single(r.Stderr.Trim().Split('\n'));
-            _ = what;
         }
         finally
         {
@@ -183,28 +269,33 @@ public class QuantizedCheckpointTests
         }
     }
 
-    /// <summary>Rewrites one tensor of layer 0's q_proj (or the config) of a GPTQ checkpoint.</summary>
-    private static void Damage(string dir, string what)
+    /// <summary>Rewrites one tensor of layer 0's q_proj (or the config's quant_method).</summary>
+    private static void Damage(string dir, string damage)
     {
         string configPath = Path.Combine(dir, "config.json");
-        if (what == "method")
+        if (damage == "method")
         {
             File.WriteAllText(configPath, File.ReadAllText(configPath).Replace("\"gptq\"", "\"hqq\""));
             return;
         }
+        string target = "model.layers.0.self_attn.q_proj." + damage.Split(':')[0], kind = damage.Split(':')[1];
         string file = Path.Combine(dir, "model.safetensors");
         var w = new SafetensorsWriter();
+        bool found = false;
         using (var st = SafetensorsFile.Open(file))
             foreach (var t in st.Tensors)
             {
                 byte[] bytes = t.Bytes.ToArray();
                 long[] shape = t.Shape;
-                string p = "model.layers.0.self_attn.q_proj.";
-                if (t.Name == p + "g_idx" && what == "g_idx") bytes[4 * 100] = 4;
-                if (t.Name == p + "scales" && what == "scales") { shape = [shape[0], shape[1] / 2]; bytes = bytes[..(bytes.Length / 2)]; }
-                if (t.Name == p + "qzeros" && what == "qzeros") { shape = [shape[0], shape[1] / 2]; bytes = bytes[..(bytes.Length / 2)]; }
+                if (t.Name == target)
+                {
+                    found = true;
+                    if (kind == "g_idx") bytes[4 * 100] = 4;
+                    else { shape = [.. shape[..^1], shape[^1] / 2]; bytes = new byte[bytes.Length / 2]; }
+                }
                 w.Add(t.Name, t.Type, shape, bytes);
             }
+        Assert.True(found, target);
         w.Write(file);
     }
 }
