@@ -269,6 +269,47 @@ public class QuantizedCheckpointTests
         }
     }
 
+    /// <summary>Fine-grained FP8 (128×128 tiles) and FBGEMM FP8 (per row) read back as fp8·scale in float32, bit for
+    /// bit (a float32 tensor: no integer kernel runs 8-bit minifloats).</summary>
+    [Theory]
+    [InlineData("FP8 e4m3 128x128 blocks (float32 in memory)", false)]
+    [InlineData("FBGEMM FP8 e4m3 per-channel (float32 in memory)", true)]
+    public void Fp8_checkpoints_dequantize_to_the_formats_formula(string description, bool perRow)
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            var expected = CheckpointWriter.Write(Model, dir, new Fp8Writer(128, perRow), FirstLayer);
+            AssertExact(dir, expected, description, packed: false);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>A whole model in fine-grained FP8 runs on the float path and scores close to the float model.</summary>
+    [Fact]
+    public void Fp8_model_scores_close_to_the_float_model()
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            CheckpointWriter.Write(Model, dir, new Fp8Writer(128));
+            using var reference = ModelLoader.Load(Model);
+            int[] ids = Perplexity.TokenizeForEvaluation(reference.Tokenizer!, Text, 2048);
+            double floatPpl = Perplexity.Evaluate(reference, ids, 512).Perplexity;
+            using var m = ModelLoader.Load(dir);
+            double ppl = Perplexity.Evaluate(m, ids, 512).Perplexity;
+            Assert.True(double.IsFinite(ppl));
+            Assert.True(Math.Abs(ppl - floatPpl) < 0.02 * floatPpl, $"FP8 {ppl:F4}, float {floatPpl:F4}");
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     /// <summary>An NF4 checkpoint (no double quant) holds the codes and absmax AnyBit's nf4:g64 chooses, so its
     /// perplexity is AnyBit's own quantization's (embedding kept float in both).</summary>
     [Fact]
@@ -299,21 +340,22 @@ public class QuantizedCheckpointTests
         }
     }
 
-    public static TheoryData<string, string> HostileBnbCases => new()
+    public static TheoryData<string, string> HostileBnbFp8Cases => new()
     {
         { "absmax", "tensor 'model.layers.0.self_attn.q_proj.weight.absmax': shape [2048], expected [4096]" },
         { "quant_state", "tensor 'model.layers.0.self_attn.q_proj.weight.quant_state.bitsandbytes__nf4': shape [512] is not [out features, in features]" },
+        { "weight_scale_inv", "tensor 'model.layers.0.self_attn.q_proj.weight_scale_inv': shape [4, 2], expected [4, 4]" },
     };
 
-    /// <summary>Hostile bitsandbytes checkpoints fail with one line naming the tensor and the problem.</summary>
+    /// <summary>Hostile bitsandbytes and FP8 checkpoints fail with one line naming the tensor and the problem.</summary>
     [Theory]
-    [MemberData(nameof(HostileBnbCases))]
-    public void Hostile_bitsandbytes_checkpoints_fail_with_one_line(string damage, string message)
+    [MemberData(nameof(HostileBnbFp8Cases))]
+    public void Hostile_bitsandbytes_and_fp8_checkpoints_fail_with_one_line(string damage, string message)
     {
         string dir = Shared.TempDir();
         try
         {
-            IModuleWriter writer = new BitsAndBytes4Writer("nf4", 64, doubleQuant: false);
+            IModuleWriter writer = damage == "weight_scale_inv" ? new Fp8Writer(128) : new BitsAndBytes4Writer("nf4", 64, doubleQuant: false);
             CheckpointWriter.Write(Model, dir, writer, FirstLayer);
             string p = "model.layers.0.self_attn.q_proj.";
             Rewrite(dir, (name, shape, bytes) =>
@@ -324,6 +366,7 @@ public class QuantizedCheckpointTests
                     byte[] json = System.Text.Encoding.UTF8.GetBytes(System.Text.Encoding.UTF8.GetString(bytes).Replace("[512,512]", "[512]"));
                     return ([json.Length], json);
                 }
+                if (damage == "weight_scale_inv" && name == p + "weight_scale_inv") return ([shape[0], shape[1] / 2], bytes[..(bytes.Length / 2)]);
                 return (shape, bytes);
             });
             var e = Assert.ThrowsAny<AnyBitException>(() => ModelLoader.Load(dir));
