@@ -66,7 +66,7 @@ internal static class IntRepack
 
     /// <summary>The group size stored: the checkpoint's where the kernels run it, else the largest compiled size
     /// dividing it, else the checkpoint's (the float path runs it).</summary>
-    private static int KernelGroup(int group)
+    internal static int KernelGroup(int group)
     {
         var sizes = Kernels.Quantized.KernelGroups.Sizes;
         if (sizes.Contains(group)) return group;

@@ -10,7 +10,8 @@ namespace AnyBit.IO.Checkpoints;
 public static class QuantizedCheckpoint
 {
     /// <summary>Every scheme this version reads.</summary>
-    public static IReadOnlyList<CheckpointScheme> Schemes { get; } = [new GptqScheme(), new AwqScheme(), new CompressedTensorsScheme(), new Mxfp4Scheme()];
+    public static IReadOnlyList<CheckpointScheme> Schemes { get; } =
+        [new GptqScheme(), new AwqScheme(), new CompressedTensorsScheme(), new BitsAndBytesScheme(), new Fp8Scheme(), new Mxfp4Scheme()];
 
     /// <summary>
     /// The store of <paramref name="raw"/> as the model sees it: itself for an unquantized checkpoint, else its
