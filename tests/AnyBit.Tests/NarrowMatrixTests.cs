@@ -70,6 +70,33 @@ public unsafe class NarrowMatrixTests
         for (int i = 0; i < y.Length; i++) Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(y[i]));
     }
 
+    /// <summary>E4M3 blocks with float32 scales (FP8 checkpoints' layout, made by the format's quantizer), kept as
+    /// stored: the products of the dequantized values.</summary>
+    [Theory]
+    [InlineData(1, 64, 37)]
+    [InlineData(9, 256, 20)]
+    [InlineData(4, 32, 9)]
+    public void Scaled_fp8_blocks_multiply_to_the_float32_paths_bits(int tokens, int k, int n)
+    {
+        var (stored, w) = MxMatrix("e4m3fn:g32:f32", n, k, seed: tokens + k);
+        using var m = NarrowMatrix.TryCreateScaled(stored, w, n, k);
+        Assert.NotNull(m);
+        Assert.Equal(n * k / 32 * 36L, m!.ByteLength);
+        var x = Values(tokens * k, 5, v => v * 10);
+        var expected = new float[tokens * n];
+        var y = new float[tokens * n];
+        using var pool = new WorkerPool(3);
+        fixed (float* px = x, pw = w, pe = expected, py = y)
+        {
+            new MatMulF32().Run(pool, px, tokens, k, pw, n, pe);
+            new MatMulNarrow().Run(pool, px, tokens, m, py);
+        }
+        for (int i = 0; i < y.Length; i++) Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(y[i]));
+        var nan = (byte[])stored.Clone();
+        nan[7] = 0x7F; // an E4M3 NaN element
+        Assert.Null(NarrowMatrix.TryCreateScaled(nan, Dequantize("e4m3fn:g32:f32", nan, n, k), n, k));
+    }
+
     [Fact]
     public void Mx_blocks_the_widening_cannot_reproduce_are_refused()
     {

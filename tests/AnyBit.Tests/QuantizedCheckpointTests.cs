@@ -361,10 +361,10 @@ public class QuantizedCheckpointTests
     }
 
     /// <summary>Fine-grained FP8 (128×128 tiles) and FBGEMM FP8 (per row) read back as fp8·scale in float32, bit for
-    /// bit (a float32 tensor: no integer kernel runs 8-bit minifloats).</summary>
+    /// bit, held as e4m3fn:g32:f32 blocks (no integer kernel runs 8-bit minifloats: the float tiles read them).</summary>
     [Theory]
-    [InlineData("FP8 e4m3 128x128 blocks (float32 in memory)", false)]
-    [InlineData("FBGEMM FP8 e4m3 per-channel (float32 in memory)", true)]
+    [InlineData("FP8 e4m3 128x128 blocks", false)]
+    [InlineData("FBGEMM FP8 e4m3 per-channel", true)]
     public void Fp8_checkpoints_dequantize_to_the_formats_formula(string description, bool perRow)
     {
         string dir = Shared.TempDir();
@@ -379,7 +379,8 @@ public class QuantizedCheckpointTests
         }
     }
 
-    /// <summary>A whole model in fine-grained FP8 runs on the float path and scores close to the float model.</summary>
+    /// <summary>A whole model in fine-grained FP8 runs its blocks as stored (9 bits a weight) on the float tiles, with
+    /// the float32 path's perplexity to the last bit, and scores close to the float model.</summary>
     [Fact]
     public void Fp8_model_scores_close_to_the_float_model()
     {
@@ -391,7 +392,11 @@ public class QuantizedCheckpointTests
             int[] ids = Perplexity.TokenizeForEvaluation(reference.Tokenizer!, Text, 2048);
             double floatPpl = Perplexity.Evaluate(reference, ids, 512).Perplexity;
             using var m = ModelLoader.Load(dir);
+            Assert.All(m.Weights.Layers.SelectMany(l => l.Linears), w => Assert.Equal(NarrowKind.ScaledE4M3, w.Narrow?.Kind));
+            Assert.Equal(512L * 512 / 32 * 36, m.Weights.Layers[0].Wq.ByteLength);
             double ppl = Perplexity.Evaluate(m, ids, 512).Perplexity;
+            using var float32 = ModelLoader.Load(dir, new LoadOptions { Kernels = KernelMode.Float32 });
+            Assert.Equal(Perplexity.Evaluate(float32, ids, 512).Perplexity, ppl);
             Assert.True(double.IsFinite(ppl));
             Assert.True(Math.Abs(ppl - floatPpl) < 0.02 * floatPpl, $"FP8 {ppl:F4}, float {floatPpl:F4}");
         }

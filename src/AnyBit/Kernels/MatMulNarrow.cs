@@ -3,8 +3,8 @@ namespace AnyBit.Kernels;
 /// <summary>
 /// Y = X·Wᵀ for a <see cref="NarrowMatrix"/> W: <see cref="MatMulF32"/>'s work items and tiles, each weight widened
 /// to its float32 value as the tile loads it. The same values meet the same tiles in the same order as on the
-/// float32 copy, so the outputs are the same bits; a decode step reads 2 bytes per weight (F16, BF16) or 1.03
-/// (MXFP8) instead of 4.
+/// float32 copy, so the outputs are the same bits; a decode step reads 2 bytes per weight (F16, BF16), 1.03
+/// (MXFP8) or 1.125 (FP8 blocks with a float32 scale) instead of 4.
 /// </summary>
 public sealed unsafe class MatMulNarrow : IParallelWork
 {
@@ -30,6 +30,7 @@ public sealed unsafe class MatMulNarrow : IParallelWork
             case NarrowKind.F16: MatMulF32.Rows<F16Elements>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
             case NarrowKind.BF16: MatMulF32.Rows<BF16Elements>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
             case NarrowKind.MxE4M3: MatMulF32.Rows<MxFp8Elements<E4M3Bits>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
+            case NarrowKind.ScaledE4M3: MatMulF32.Rows<ScaledFp8Elements<E4M3Bits>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
             default: MatMulF32.Rows<MxFp8Elements<E5M2Bits>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
         }
     }

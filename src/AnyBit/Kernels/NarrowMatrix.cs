@@ -14,6 +14,8 @@ public enum NarrowKind
     MxE4M3,
     /// <summary>MXFP8 E5M2 blocks as stored.</summary>
     MxE5M2,
+    /// <summary>E4M3 blocks of 32 with a float32 scale, as stored (<c>e4m3fn:g32:f32</c>: FP8 checkpoints).</summary>
+    ScaledE4M3,
 }
 
 /// <summary>
@@ -22,7 +24,8 @@ public enum NarrowKind
 /// float32 copy. F16 and BF16 files, and any weight whose values all are 16-bit floats, take 16 bits; MXFP8 blocks
 /// take their own 8.25 (each element's bits moved into a float's, times 2^(scale − bias)). These formats have no
 /// integer kernel; before, they were dequantized to float32 at load. Formats whose values carry more significant
-/// bits than a 16-bit float (FP8 groups with an F16 scale, NVFP4) keep float32.
+/// bits than a 16-bit float (NVFP4, FP8 groups with an F16 scale) keep float32, except FP8 blocks of 32 with a
+/// float32 scale (FP8 checkpoints' tile or row scales), held as stored in 9 bits.
 /// </summary>
 public sealed unsafe class NarrowMatrix : IDisposable
 {
@@ -78,6 +81,25 @@ public sealed unsafe class NarrowMatrix : IDisposable
         return null;
     }
 
+    /// <summary>Bytes of one scaled FP8 block: the float32 scale and 32 elements.</summary>
+    public const int ScaledBlockBytes = 36;
+
+    /// <summary>
+    /// E4M3 blocks of 32 with a float32 scale (<paramref name="stored"/>, <c>e4m3fn:g32:f32</c>) kept as they are, if
+    /// every value they widen to is bit for bit <paramref name="w"/>; null otherwise (NaN elements, scales past
+    /// float32's range once rebiased).
+    /// </summary>
+    public static NarrowMatrix? TryCreateScaled(ReadOnlySpan<byte> stored, ReadOnlySpan<float> w, int rows, int columns)
+    {
+        if ((long)rows * columns != w.Length) throw new ArgumentException($"{w.Length} values for a [{rows}, {columns}] matrix");
+        if (columns % 32 != 0 || stored.Length != (long)rows * columns / 32 * ScaledBlockBytes) return null;
+        var m = new NarrowMatrix(NarrowKind.ScaledE4M3, rows, columns, stored.Length);
+        stored.CopyTo(new Span<byte>(m._data, stored.Length));
+        if (m.Matches(w)) return m;
+        m.Dispose();
+        return null;
+    }
+
     /// <summary>Row <paramref name="row"/> as float32 into <paramref name="dst"/> (exactly the values it was made from).</summary>
     public void WidenRow(int row, Span<float> dst)
     {
@@ -88,6 +110,7 @@ public sealed unsafe class NarrowMatrix : IDisposable
             case NarrowKind.F16: F16Elements.Widen(_data, at, span); break;
             case NarrowKind.BF16: BF16Elements.Widen(_data, at, span); break;
             case NarrowKind.MxE4M3: MxFp8Elements<E4M3Bits>.Widen(_data, at, span); break;
+            case NarrowKind.ScaledE4M3: ScaledFp8Elements<E4M3Bits>.Widen(_data, at, span); break;
             default: MxFp8Elements<E5M2Bits>.Widen(_data, at, span); break;
         }
     }

@@ -117,13 +117,107 @@ internal unsafe struct MxFp8Elements<TE> : IWeightElements where TE : struct, IF
         return BitConverter.Int32BitsToSingle((code << TE.Shift) & TE.Mask) * Factor(block[0]);
     }
 
+    /// <summary>A row (whole blocks), 8 lanes at a time where AVX2 runs: the path <see cref="MatMulF32"/> takes without
+    /// 512-bit vectors.</summary>
     public static void Widen(void* w, long i, Span<float> row)
     {
-        for (int j = 0; j < row.Length; j++) row[j] = At(w, i + j);
+        if (!Avx2.IsSupported || (i & 31) != 0 || (row.Length & 31) != 0)
+        {
+            for (int j = 0; j < row.Length; j++) row[j] = At(w, i + j);
+            return;
+        }
+        var mask = Vector256.Create(TE.Mask);
+        fixed (float* dst = row)
+            for (int j = 0; j < row.Length; j += 32)
+            {
+                byte* block = (byte*)w + ((i + j) >> 5) * NarrowMatrix.MxBlockBytes;
+                var factor = Vector256.Create(Factor(block[0]));
+                sbyte* codes = (sbyte*)block + 1;
+                for (int c = 0; c < 32; c += 8)
+                    ((Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(codes + c), TE.Shift) & mask).AsSingle() * factor).Store(dst + j + c);
+            }
     }
 
     public static void Prefetch(void* w, long i) => Sse.Prefetch0((byte*)w + (i >> 5) * NarrowMatrix.MxBlockBytes + (i & 31));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Factor(byte scale) => BitConverter.Int32BitsToSingle((scale + TE.Rebias) << 23);
+}
+
+/// <summary>
+/// FP8 blocks with a float32 scale s (<see cref="NarrowMatrix.ScaledBlockBytes"/> bytes: s, then 32 elements): as
+/// <see cref="MxFp8Elements{TE}"/>, an element's bits shifted into a float are its value × 2^−Rebias exactly, so one
+/// multiply by s·2^Rebias (exact: a power of two) gives element × s rounded once, as the format's dequantizer
+/// computes it. Scales that overflow once rebiased, and NaN elements, are refused at load by
+/// <see cref="NarrowMatrix.TryCreateScaled"/>.
+/// </summary>
+internal unsafe struct ScaledFp8Elements<TE> : IWeightElements where TE : struct, IFp8Bits
+{
+    public static int BytesPer32 => NarrowMatrix.ScaledBlockBytes;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static void Load32(void* w, long i, out Vector512<float> lo, out Vector512<float> hi)
+    {
+        if (!Avx512F.IsSupported) { lo = Load16(w, i); hi = Load16(w, i + 16); return; }
+        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.ScaledBlockBytes;
+        var factor = Vector512.Create(Factor(block));
+        var mask = Vector512.Create(TE.Mask);
+        lo = (Vector512.ShiftLeft(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 4)), TE.Shift) & mask).AsSingle() * factor;
+        hi = (Vector512.ShiftLeft(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 20)), TE.Shift) & mask).AsSingle() * factor;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static Vector512<float> Load16(void* w, long i)
+    {
+        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.ScaledBlockBytes;
+        if (!Avx512F.IsSupported)
+        {
+            if (!Avx2.IsSupported)
+                return Vector512.Create(At(w, i), At(w, i + 1), At(w, i + 2), At(w, i + 3), At(w, i + 4), At(w, i + 5), At(w, i + 6), At(w, i + 7),
+                    At(w, i + 8), At(w, i + 9), At(w, i + 10), At(w, i + 11), At(w, i + 12), At(w, i + 13), At(w, i + 14), At(w, i + 15));
+            // Two 8-lane halves: sign-extend the bytes, shift and mask them into floats, one multiply each.
+            sbyte* codes = (sbyte*)block + 4 + (i & 31);
+            var f = Vector256.Create(Factor(block));
+            var m = Vector256.Create(TE.Mask);
+            var a = (Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(codes), TE.Shift) & m).AsSingle() * f;
+            var b = (Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(codes + 8), TE.Shift) & m).AsSingle() * f;
+            return Vector512.Create(a, b);
+        }
+        var c = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 4 + (i & 31)));
+        return (Vector512.ShiftLeft(c, TE.Shift) & Vector512.Create(TE.Mask)).AsSingle() * Vector512.Create(Factor(block));
+    }
+
+    public static float At(void* w, long i)
+    {
+        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.ScaledBlockBytes;
+        int code = ((sbyte*)block)[4 + (i & 31)];
+        return BitConverter.Int32BitsToSingle((code << TE.Shift) & TE.Mask) * Factor(block);
+    }
+
+    /// <summary>A row (whole blocks: <paramref name="i"/> and the length multiples of 32), 8 lanes at a time where
+    /// AVX2 runs: the path <see cref="MatMulF32"/> takes without 512-bit vectors.</summary>
+    public static void Widen(void* w, long i, Span<float> row)
+    {
+        if (!Avx2.IsSupported || (i & 31) != 0 || (row.Length & 31) != 0)
+        {
+            for (int j = 0; j < row.Length; j++) row[j] = At(w, i + j);
+            return;
+        }
+        var mask = Vector256.Create(TE.Mask);
+        fixed (float* dst = row)
+            for (int j = 0; j < row.Length; j += 32)
+            {
+                byte* block = (byte*)w + ((i + j) >> 5) * NarrowMatrix.ScaledBlockBytes;
+                var factor = Vector256.Create(Factor(block));
+                sbyte* codes = (sbyte*)block + 4;
+                for (int c = 0; c < 32; c += 8)
+                    ((Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(codes + c), TE.Shift) & mask).AsSingle() * factor).Store(dst + j + c);
+            }
+    }
+
+    public static void Prefetch(void* w, long i) => Sse.Prefetch0((byte*)w + (i >> 5) * NarrowMatrix.ScaledBlockBytes + 4 + (i & 31));
+
+    /// <summary>s·2^Rebias.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float Factor(byte* block) => *(float*)block * BitConverter.Int32BitsToSingle((127 + TE.Rebias) << 23);
 }

@@ -39,11 +39,14 @@ public static class WeightLoader
         }
         NarrowMatrix? Narrow(string name, NativeBuffer values, int rows, int cols)
         {
-            if (w is StoreWeights store && store.Tensor(name) is { Format: Quantization.MxFormat { MxBlock: 32, Element: { StoredBits: 8, ExponentBits: 4 or 5 } e } } t)
+            if (w is StoreWeights store && store.Tensor(name) is { Format: Quantization.MxFormat { MxBlock: 32, Element: { StoredBits: 8, ExponentBits: 4 or 5 } e } })
             {
                 var kind = e.ExponentBits == 4 ? NarrowKind.MxE4M3 : NarrowKind.MxE5M2;
-                if (NarrowMatrix.TryCreateMx(t.Bytes, kind, values.Span, rows, cols) is { } blocks) return blocks;
+                if (NarrowMatrix.TryCreateMx(store.Bytes(name), kind, values.Span, rows, cols) is { } blocks) return blocks;
             }
+            if (w is StoreWeights scaled && scaled.Tensor(name) is { Format: Quantization.MinifloatFormat { GroupSize: 32, FloatScale: true, PerChannel: false, Element: { Bits: 8, ExponentBits: 4 } } }
+                && NarrowMatrix.TryCreateScaled(scaled.Bytes(name), values.Span, rows, cols) is { } fp8)
+                return fp8;
             return NarrowMatrix.TryCreate(values.Span, rows, cols);
         }
         string TypeOf(string name) => w is StoreWeights s && s.Contains(name) ? s.Tensor(name).TypeName : "F32";
@@ -54,8 +57,9 @@ public static class WeightLoader
             var buffer = Read(name, rows, cols);
             if (!bitnet)
             {
-                // The fast path holds a weight in fewer bits wherever that loses nothing: MXFP8 blocks as stored,
-                // else 16 bits (F16, BF16 and any weight whose values all are 16-bit floats).
+                // The fast path holds a weight in fewer bits wherever that loses nothing: MXFP8 blocks and FP8
+                // blocks with float32 scales as stored, else 16 bits (F16, BF16 and any weight whose values all are
+                // 16-bit floats).
                 if (kernels == KernelMode.Fast && Narrow(name, buffer, (int)rows, (int)cols) is { } narrow)
                 {
                     buffer.Dispose();

@@ -15,9 +15,10 @@ namespace AnyBit.IO.Checkpoints;
 ///   <c>input_scale_ub</c> (the activations' bound) is read past;</item>
 /// <item>w[o, i] = float32(fp8)·scale, one float32 rounding.</item>
 /// </list>
-/// AnyBit has no integer kernel for 8-bit minifloats, and an E4M3 value times a float32 scale needs more than the
-/// 11 significant bits of fp16 or the 8 of bf16, so each module becomes a float32 tensor in memory holding exactly
-/// those products (four bytes a weight, run by the float path). NaN codes are refused.
+/// Each module becomes <c>e4m3fn:g32:f32</c> blocks (each block of 32 codes as stored, with its tile's or row's
+/// scale): the same products, held in 9 bits a weight and multiplied by the float tiles as stored
+/// (<see cref="Kernels.NarrowMatrix"/>). Where the tiles do not split into blocks of 32 (a row length or tile width
+/// that is not a multiple of 32), a float32 tensor of the products instead. NaN codes are refused.
 /// </summary>
 public sealed class Fp8Scheme : CheckpointScheme
 {
@@ -44,7 +45,7 @@ public sealed class Fp8Scheme : CheckpointScheme
     {
         private readonly string _scale = perRow ? "weight_scale" : "weight_scale_inv";
 
-        public override string Description => perRow ? "FBGEMM FP8 e4m3 per-channel (float32 in memory)" : $"FP8 e4m3 {bm}x{bn} blocks (float32 in memory)";
+        public override string Description => perRow ? "FBGEMM FP8 e4m3 per-channel" : $"FP8 e4m3 {bm}x{bn} blocks";
 
         public override string? ModuleOf(string tensorName) =>
             tensorName.EndsWith("." + _scale, StringComparison.Ordinal) ? tensorName[..^(_scale.Length + 1)] : null;
@@ -74,6 +75,9 @@ public sealed class Fp8Scheme : CheckpointScheme
             var scale = m.Floats(scaleTensor);
             int scaleCols = (cols + tileCols - 1) / tileCols;
             var codes = weight.Bytes;
+            for (int i = 0; i < codes.Length; i++)
+                if ((codes[i] & 0x7F) == 0x7F) throw m.Bad(weight, $"NaN code 0x{codes[i]:x2} at [{i / cols}, {i % cols}]");
+            if (cols % 32 == 0 && tileCols % 32 == 0) return Blocks(prefix, m.Source, codes, scale, rows, cols, tileRows, tileCols, scaleCols);
             var file = MappedFile.InMemory(m.Source, 4L * rows * cols);
             try
             {
@@ -98,6 +102,22 @@ public sealed class Fp8Scheme : CheckpointScheme
                 throw;
             }
             return new StoredTensor(prefix + ".weight", [rows, cols], TensorType.F32, file, 0, file.Length);
+        }
+
+        /// <summary>The codes in <c>e4m3fn:g32:f32</c> blocks, each with the scale of the tile it lies in.</summary>
+        private static StoredTensor Blocks(string prefix, string source, ReadOnlySpan<byte> codes, float[] scale, int rows, int cols, int tileRows, int tileCols, int scaleCols)
+        {
+            var format = new Quantization.MinifloatFormat(Minifloat.Parse("e4m3fn"), 32, perChannel: false, floatScale: true);
+            int blocks = cols / 32, blockBytes = format.BytesPerBlock;
+            var file = MappedFile.InMemory(source, (long)rows * blocks * blockBytes);
+            for (int r = 0; r < rows; r++)
+                for (int b = 0; b < blocks; b++)
+                {
+                    var dst = file.Writable(((long)r * blocks + b) * blockBytes, blockBytes);
+                    System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(dst, scale[r / tileRows * scaleCols + b * 32 / tileCols]);
+                    codes.Slice(r * cols + b * 32, 32).CopyTo(dst[4..]);
+                }
+            return new StoredTensor(prefix + ".weight", [rows, cols], (TensorType)Quantization.FormatRegistry.FirstCustomTypeId, file, 0, file.Length, format);
         }
     }
 }
