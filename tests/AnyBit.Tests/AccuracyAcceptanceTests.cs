@@ -44,15 +44,17 @@ public class AccuracyAcceptanceTests
     private static AccuracyOptions Calibrated(bool gptq = false, bool awq = false, bool rotate = false) =>
         new() { Gptq = gptq, Awq = awq, Rotate = rotate, CalibrationFile = Calibration, CalibrationWindows = 32 };
 
+    /// <summary>Rotation is checked at 2 bits, where its gain is the larger (each GPTQ run is over a minute of CI).</summary>
     [Theory]
-    [InlineData("int3:g128", 1.02)]
-    [InlineData("int2:g128", 1.15)]
-    public void GPTQ_beats_RTN_and_rotation_improves_GPTQ(string format, double margin)
+    [InlineData("int3:g128", 1.02, false)]
+    [InlineData("int2:g128", 1.15, true)]
+    public void GPTQ_beats_RTN_and_rotation_improves_GPTQ(string format, double margin, bool rotate)
     {
         var rtn = Measure(format, new AccuracyOptions());
         var gptq = Measure(format, Calibrated(gptq: true));
-        var rotated = Measure(format, Calibrated(gptq: true, rotate: true));
         Assert.True(rtn.Ppl > margin * gptq.Ppl, $"{format}: RTN {rtn.Ppl:F3} vs GPTQ {gptq.Ppl:F3}");
+        if (!rotate) return;
+        var rotated = Measure(format, Calibrated(gptq: true, rotate: true));
         Assert.True(gptq.Ppl > rotated.Ppl, $"{format}: GPTQ {gptq.Ppl:F3} vs GPTQ+rotate {rotated.Ppl:F3}");
     }
 
@@ -70,7 +72,8 @@ public class AccuracyAcceptanceTests
         var uniform = Measure("q3_k", new AccuracyOptions());
         // The K-quants alone: the plan against its own uniform ladder. The i-quant candidates' slow fits are covered
         // by QuantPresetTests and docs/formats-gutenberg-llama.md.
-        var mixed = Measure("q4_k", Calibrated() with { TargetBitsPerWeight = 3.5, Candidates = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k"] });
+        // Eight sensitivity windows rank the tensors about as 32 do (docs/accuracy.md, Caveats).
+        var mixed = Measure("q4_k", Calibrated() with { TargetBitsPerWeight = 3.5, Candidates = ["q2_k", "q3_k", "q4_k", "q5_k", "q6_k"], CalibrationWindows = 8 });
         Assert.True(uniform.Bytes <= mixed.Bytes);
         Assert.True(mixed.Kl < uniform.Kl, $"mixed KL {mixed.Kl:F5} vs q3_k {uniform.Kl:F5}");
     }
