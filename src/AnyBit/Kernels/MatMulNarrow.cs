@@ -29,9 +29,9 @@ public sealed unsafe class MatMulNarrow : IParallelWork
         {
             case NarrowKind.F16: MatMulF32.Rows<F16Elements>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
             case NarrowKind.BF16: MatMulF32.Rows<BF16Elements>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
-            case NarrowKind.MxE4M3: MatMulF32.Rows<MxFp8Elements<E4M3Bits>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
-            case NarrowKind.ScaledE4M3: MatMulF32.Rows<ScaledFp8Elements<E4M3Bits>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
-            default: MatMulF32.Rows<MxFp8Elements<E5M2Bits>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
+            case NarrowKind.MxE4M3: MatMulF32.Rows<Fp8BlockElements<E4M3Bits, E8M0Block>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
+            case NarrowKind.ScaledE4M3: MatMulF32.Rows<Fp8BlockElements<E4M3Bits, Float32Block>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
+            default: MatMulF32.Rows<Fp8BlockElements<E5M2Bits, E8M0Block>>(_x, _tokens, w.Columns, w.Pointer, w.Rows, _y, r0, r1); break;
         }
     }
 }

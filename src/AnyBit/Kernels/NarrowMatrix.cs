@@ -109,9 +109,9 @@ public sealed unsafe class NarrowMatrix : IDisposable
         {
             case NarrowKind.F16: F16Elements.Widen(_data, at, span); break;
             case NarrowKind.BF16: BF16Elements.Widen(_data, at, span); break;
-            case NarrowKind.MxE4M3: MxFp8Elements<E4M3Bits>.Widen(_data, at, span); break;
-            case NarrowKind.ScaledE4M3: ScaledFp8Elements<E4M3Bits>.Widen(_data, at, span); break;
-            default: MxFp8Elements<E5M2Bits>.Widen(_data, at, span); break;
+            case NarrowKind.MxE4M3: Fp8BlockElements<E4M3Bits, E8M0Block>.Widen(_data, at, span); break;
+            case NarrowKind.ScaledE4M3: Fp8BlockElements<E4M3Bits, Float32Block>.Widen(_data, at, span); break;
+            default: Fp8BlockElements<E5M2Bits, E8M0Block>.Widen(_data, at, span); break;
         }
     }
 

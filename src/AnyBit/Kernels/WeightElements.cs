@@ -77,121 +77,75 @@ internal interface IFp8Bits
 internal struct E4M3Bits : IFp8Bits { public static int Shift => 20; public static int Mask => unchecked((int)0x87F00000); public static int Rebias => 120; }
 internal struct E5M2Bits : IFp8Bits { public static int Shift => 21; public static int Mask => unchecked((int)0x8FE00000); public static int Rebias => 112; }
 
-/// <summary>
-/// MXFP8 blocks as stored (<see cref="NarrowMatrix.MxBlockBytes"/> bytes: the E8M0 scale s, then 32 elements). An
-/// element's bits, sign-extended and shifted, are a float32 whose exponent field is the element's (normals and
-/// subnormals alike) — the element's value × 2^−Rebias, exactly — so one multiply by 2^(s − 127 + Rebias), built from
-/// its exponent bits, gives element × 2^(s − 127) rounded once, as the format's dequantizer computes it. The scales
-/// and codes for which that would not hold (NaNs, scales past float32's range once rebiased) are refused at load by
-/// <see cref="NarrowMatrix.TryCreateMx"/>, which compares every value with the dequantizer's.
-/// </summary>
-internal unsafe struct MxFp8Elements<TE> : IWeightElements where TE : struct, IFp8Bits
+/// <summary>The header of an FP8 block of 32 elements: its size, where the elements start, and the scale.</summary>
+internal unsafe interface IFp8Block
 {
-    public static int BytesPer32 => NarrowMatrix.MxBlockBytes;
+    /// <summary>Bytes of a block: the scale, then 32 one-byte elements.</summary>
+    static abstract int Bytes { get; }
+    /// <summary>Offset of the elements in a block.</summary>
+    static abstract int Codes { get; }
+    /// <summary>The block's scale times 2^<paramref name="rebias"/> (exact: a power of two).</summary>
+    static abstract float Factor(byte* block, int rebias);
+}
+
+/// <summary>MXFP8: an E8M0 scale byte (<see cref="NarrowMatrix.MxBlockBytes"/> bytes a block).</summary>
+internal unsafe struct E8M0Block : IFp8Block
+{
+    public static int Bytes => NarrowMatrix.MxBlockBytes;
+    public static int Codes => 1;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Factor(byte* block, int rebias) => BitConverter.Int32BitsToSingle((block[0] + rebias) << 23);
+}
+
+/// <summary>FP8 checkpoints' blocks: a float32 scale (<see cref="NarrowMatrix.ScaledBlockBytes"/> bytes a block).</summary>
+internal unsafe struct Float32Block : IFp8Block
+{
+    public static int Bytes => NarrowMatrix.ScaledBlockBytes;
+    public static int Codes => 4;
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public static float Factor(byte* block, int rebias) => *(float*)block * BitConverter.Int32BitsToSingle((127 + rebias) << 23);
+}
+
+/// <summary>
+/// FP8 blocks as stored (<typeparamref name="TB"/>: MXFP8's E8M0 scale, or a float32 scale, then 32 elements). An
+/// element's bits, sign-extended and shifted, are a float32 whose exponent field is the element's (normals and
+/// subnormals alike) — the element's value × 2^−Rebias, exactly — so one multiply by the scale × 2^Rebias, built
+/// once per block, gives element × scale rounded once, as the format's dequantizer computes it. The scales and codes
+/// for which that would not hold (NaNs, scales past float32's range once rebiased) are refused at load by
+/// <see cref="NarrowMatrix.TryCreateMx"/> and <see cref="NarrowMatrix.TryCreateScaled"/>, which compare every value
+/// with the dequantizer's.
+/// </summary>
+internal unsafe struct Fp8BlockElements<TE, TB> : IWeightElements where TE : struct, IFp8Bits where TB : struct, IFp8Block
+{
+    public static int BytesPer32 => TB.Bytes;
 
     /// <summary>A whole block: its scale read and turned into the factor once for both halves.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static void Load32(void* w, long i, out Vector512<float> lo, out Vector512<float> hi)
     {
         if (!Avx512F.IsSupported) { lo = Load16(w, i); hi = Load16(w, i + 16); return; }
-        byte* block = (byte*)w + i + (i >> 5); // (i / 32)·33 for i a multiple of 32
-        var factor = Vector512.Create(Factor(block[0]));
+        byte* block = Block(w, i);
+        var factor = Vector512.Create(TB.Factor(block, TE.Rebias));
         var mask = Vector512.Create(TE.Mask);
-        lo = (Vector512.ShiftLeft(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 1)), TE.Shift) & mask).AsSingle() * factor;
-        hi = (Vector512.ShiftLeft(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 17)), TE.Shift) & mask).AsSingle() * factor;
+        lo = (Vector512.ShiftLeft(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + TB.Codes)), TE.Shift) & mask).AsSingle() * factor;
+        hi = (Vector512.ShiftLeft(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + TB.Codes + 16)), TE.Shift) & mask).AsSingle() * factor;
     }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     public static Vector512<float> Load16(void* w, long i)
     {
         if (!Avx512F.IsSupported) return Vector512.Create(At(w, i), At(w, i + 1), At(w, i + 2), At(w, i + 3), At(w, i + 4), At(w, i + 5), At(w, i + 6), At(w, i + 7),
             At(w, i + 8), At(w, i + 9), At(w, i + 10), At(w, i + 11), At(w, i + 12), At(w, i + 13), At(w, i + 14), At(w, i + 15));
-        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.MxBlockBytes;
-        var codes = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 1 + (i & 31)));
-        return (Vector512.ShiftLeft(codes, TE.Shift) & Vector512.Create(TE.Mask)).AsSingle() * Vector512.Create(Factor(block[0]));
+        byte* block = Block(w, i);
+        var codes = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + TB.Codes + (i & 31)));
+        return (Vector512.ShiftLeft(codes, TE.Shift) & Vector512.Create(TE.Mask)).AsSingle() * Vector512.Create(TB.Factor(block, TE.Rebias));
     }
 
     public static float At(void* w, long i)
     {
-        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.MxBlockBytes;
-        int code = ((sbyte*)block)[1 + (i & 31)];
-        return BitConverter.Int32BitsToSingle((code << TE.Shift) & TE.Mask) * Factor(block[0]);
-    }
-
-    /// <summary>A row (whole blocks), 8 lanes at a time where AVX2 runs: the path <see cref="MatMulF32"/> takes without
-    /// 512-bit vectors.</summary>
-    public static void Widen(void* w, long i, Span<float> row)
-    {
-        if (!Avx2.IsSupported || (i & 31) != 0 || (row.Length & 31) != 0)
-        {
-            for (int j = 0; j < row.Length; j++) row[j] = At(w, i + j);
-            return;
-        }
-        var mask = Vector256.Create(TE.Mask);
-        fixed (float* dst = row)
-            for (int j = 0; j < row.Length; j += 32)
-            {
-                byte* block = (byte*)w + ((i + j) >> 5) * NarrowMatrix.MxBlockBytes;
-                var factor = Vector256.Create(Factor(block[0]));
-                sbyte* codes = (sbyte*)block + 1;
-                for (int c = 0; c < 32; c += 8)
-                    ((Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(codes + c), TE.Shift) & mask).AsSingle() * factor).Store(dst + j + c);
-            }
-    }
-
-    public static void Prefetch(void* w, long i) => Sse.Prefetch0((byte*)w + (i >> 5) * NarrowMatrix.MxBlockBytes + (i & 31));
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Factor(byte scale) => BitConverter.Int32BitsToSingle((scale + TE.Rebias) << 23);
-}
-
-/// <summary>
-/// FP8 blocks with a float32 scale s (<see cref="NarrowMatrix.ScaledBlockBytes"/> bytes: s, then 32 elements): as
-/// <see cref="MxFp8Elements{TE}"/>, an element's bits shifted into a float are its value × 2^−Rebias exactly, so one
-/// multiply by s·2^Rebias (exact: a power of two) gives element × s rounded once, as the format's dequantizer
-/// computes it. Scales that overflow once rebiased, and NaN elements, are refused at load by
-/// <see cref="NarrowMatrix.TryCreateScaled"/>.
-/// </summary>
-internal unsafe struct ScaledFp8Elements<TE> : IWeightElements where TE : struct, IFp8Bits
-{
-    public static int BytesPer32 => NarrowMatrix.ScaledBlockBytes;
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static void Load32(void* w, long i, out Vector512<float> lo, out Vector512<float> hi)
-    {
-        if (!Avx512F.IsSupported) { lo = Load16(w, i); hi = Load16(w, i + 16); return; }
-        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.ScaledBlockBytes;
-        var factor = Vector512.Create(Factor(block));
-        var mask = Vector512.Create(TE.Mask);
-        lo = (Vector512.ShiftLeft(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 4)), TE.Shift) & mask).AsSingle() * factor;
-        hi = (Vector512.ShiftLeft(Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 20)), TE.Shift) & mask).AsSingle() * factor;
-    }
-
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    public static Vector512<float> Load16(void* w, long i)
-    {
-        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.ScaledBlockBytes;
-        if (!Avx512F.IsSupported)
-        {
-            if (!Avx2.IsSupported)
-                return Vector512.Create(At(w, i), At(w, i + 1), At(w, i + 2), At(w, i + 3), At(w, i + 4), At(w, i + 5), At(w, i + 6), At(w, i + 7),
-                    At(w, i + 8), At(w, i + 9), At(w, i + 10), At(w, i + 11), At(w, i + 12), At(w, i + 13), At(w, i + 14), At(w, i + 15));
-            // Two 8-lane halves: sign-extend the bytes, shift and mask them into floats, one multiply each.
-            sbyte* codes = (sbyte*)block + 4 + (i & 31);
-            var f = Vector256.Create(Factor(block));
-            var m = Vector256.Create(TE.Mask);
-            var a = (Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(codes), TE.Shift) & m).AsSingle() * f;
-            var b = (Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(codes + 8), TE.Shift) & m).AsSingle() * f;
-            return Vector512.Create(a, b);
-        }
-        var c = Avx512F.ConvertToVector512Int32(Vector128.Load((sbyte*)block + 4 + (i & 31)));
-        return (Vector512.ShiftLeft(c, TE.Shift) & Vector512.Create(TE.Mask)).AsSingle() * Vector512.Create(Factor(block));
-    }
-
-    public static float At(void* w, long i)
-    {
-        byte* block = (byte*)w + (i >> 5) * NarrowMatrix.ScaledBlockBytes;
-        int code = ((sbyte*)block)[4 + (i & 31)];
-        return BitConverter.Int32BitsToSingle((code << TE.Shift) & TE.Mask) * Factor(block);
+        byte* block = Block(w, i);
+        int code = ((sbyte*)block)[TB.Codes + (i & 31)];
+        return BitConverter.Int32BitsToSingle((code << TE.Shift) & TE.Mask) * TB.Factor(block, TE.Rebias);
     }
 
     /// <summary>A row (whole blocks: <paramref name="i"/> and the length multiples of 32), 8 lanes at a time where
@@ -207,17 +161,16 @@ internal unsafe struct ScaledFp8Elements<TE> : IWeightElements where TE : struct
         fixed (float* dst = row)
             for (int j = 0; j < row.Length; j += 32)
             {
-                byte* block = (byte*)w + ((i + j) >> 5) * NarrowMatrix.ScaledBlockBytes;
-                var factor = Vector256.Create(Factor(block));
-                sbyte* codes = (sbyte*)block + 4;
+                byte* block = Block(w, i + j);
+                var factor = Vector256.Create(TB.Factor(block, TE.Rebias));
+                sbyte* codes = (sbyte*)block + TB.Codes;
                 for (int c = 0; c < 32; c += 8)
                     ((Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(codes + c), TE.Shift) & mask).AsSingle() * factor).Store(dst + j + c);
             }
     }
 
-    public static void Prefetch(void* w, long i) => Sse.Prefetch0((byte*)w + (i >> 5) * NarrowMatrix.ScaledBlockBytes + 4 + (i & 31));
+    public static void Prefetch(void* w, long i) => Sse.Prefetch0(Block(w, i) + TB.Codes + (i & 31));
 
-    /// <summary>s·2^Rebias.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float Factor(byte* block) => *(float*)block * BitConverter.Int32BitsToSingle((127 + TE.Rebias) << 23);
+    private static byte* Block(void* w, long i) => (byte*)w + (i >> 5) * TB.Bytes;
 }

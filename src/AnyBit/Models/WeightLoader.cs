@@ -39,14 +39,16 @@ public static class WeightLoader
         }
         NarrowMatrix? Narrow(string name, NativeBuffer values, int rows, int cols)
         {
-            if (w is StoreWeights store && store.Tensor(name) is { Format: Quantization.MxFormat { MxBlock: 32, Element: { StoredBits: 8, ExponentBits: 4 or 5 } e } })
+            // FP8 blocks kept as stored: MXFP8, or E4M3 with float32 scales (FP8 checkpoints).
+            NarrowMatrix? blocks = w is not StoreWeights store ? null : store.Tensor(name).Format switch
             {
-                var kind = e.ExponentBits == 4 ? NarrowKind.MxE4M3 : NarrowKind.MxE5M2;
-                if (NarrowMatrix.TryCreateMx(store.Bytes(name), kind, values.Span, rows, cols) is { } blocks) return blocks;
-            }
-            if (w is StoreWeights scaled && scaled.Tensor(name) is { Format: Quantization.MinifloatFormat { GroupSize: 32, FloatScale: true, PerChannel: false, Element: { Bits: 8, ExponentBits: 4 } } }
-                && NarrowMatrix.TryCreateScaled(scaled.Bytes(name), values.Span, rows, cols) is { } fp8)
-                return fp8;
+                Quantization.MxFormat { MxBlock: 32, Element: { StoredBits: 8, ExponentBits: 4 or 5 } e } =>
+                    NarrowMatrix.TryCreateMx(store.Bytes(name), e.ExponentBits == 4 ? NarrowKind.MxE4M3 : NarrowKind.MxE5M2, values.Span, rows, cols),
+                Quantization.MinifloatFormat { GroupSize: 32, FloatScale: true, PerChannel: false, Element: { Bits: 8, ExponentBits: 4 } } =>
+                    NarrowMatrix.TryCreateScaled(store.Bytes(name), values.Span, rows, cols),
+                _ => null,
+            };
+            if (blocks is not null) return blocks;
             return NarrowMatrix.TryCreate(values.Span, rows, cols);
         }
         string TypeOf(string name) => w is StoreWeights s && s.Contains(name) ? s.Tensor(name).TypeName : "F32";
