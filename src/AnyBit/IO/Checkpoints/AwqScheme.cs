@@ -49,8 +49,7 @@ public sealed class AwqScheme : CheckpointScheme
             var qweight = m.Required("qweight");
             var qzeros = m.Required("qzeros");
             var scales = m.Required("scales");
-            if (qweight.Shape.Length != 2 || qweight.Type is not (TensorType.I32 or TensorType.U32))
-                throw m.Bad(qweight, $"expected a 2-D int32 tensor, found {TensorTypes.Traits(qweight.Type).Name} [{string.Join(", ", qweight.Shape)}]");
+            m.ExpectPackedMatrix(qweight);
             long inputs = qweight.Shape[0], outputs = qweight.Shape[1] * 8;
             if (inputs > int.MaxValue / 2 || outputs > int.MaxValue / 2) throw m.Bad(qweight, "too large");
             int rows = (int)outputs, cols = (int)inputs, words = rows / 8;

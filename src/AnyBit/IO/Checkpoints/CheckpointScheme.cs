@@ -76,6 +76,18 @@ public sealed class ModuleTensors(ITensorStore store, string prefix, string sour
             throw Bad(t, $"type {TensorTypes.Traits(t.Type).Name}, expected {string.Join(" or ", types.Select(x => TensorTypes.Traits(x).Name))}");
     }
 
+    /// <summary>Checks that <paramref name="t"/> is a packed matrix: two dimensions of int32 words.</summary>
+    public void ExpectPackedMatrix(StoredTensor t)
+    {
+        if (t.Shape.Length != 2 || t.Type is not (TensorType.I32 or TensorType.U32))
+            throw Bad(t, $"expected a 2-D int32 tensor, found {TensorTypes.Traits(t.Type).Name} [{string.Join(", ", t.Shape)}]");
+    }
+
+    /// <summary>The tensor's integers (I32, U32 as their bits, or I64).</summary>
+    public static long[] Integers(StoredTensor t) => t.Type == TensorType.I64
+        ? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(t.Bytes).ToArray()
+        : Array.ConvertAll(Int32s(t), x => (long)x);
+
     /// <summary>The tensor's 32-bit integers (I32, or U32 as their bits).</summary>
     public static int[] Int32s(StoredTensor t)
     {

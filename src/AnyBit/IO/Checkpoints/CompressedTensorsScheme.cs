@@ -75,14 +75,10 @@ public sealed class CompressedTensorsScheme : CheckpointScheme
             var zeroPoint = args.Symmetric ? null : m.Optional("weight_zero_point");
             var gIdx = m.Optional("weight_g_idx");
             int bits = args.Bits, perWord = 32 / bits, mask = (1 << bits) - 1, offset = 1 << (bits - 1);
-            if (packed.Shape.Length != 2 || packed.Type is not (TensorType.I32 or TensorType.U32))
-                throw m.Bad(packed, $"expected a 2-D int32 tensor, found {TensorTypes.Traits(packed.Type).Name} [{string.Join(", ", packed.Shape)}]");
-            long[] shape = shapeTensor.Type switch
-            {
-                TensorType.I64 => System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(shapeTensor.Bytes).ToArray(),
-                TensorType.I32 => ModuleTensors.Int32s(shapeTensor).Select(x => (long)x).ToArray(),
-                _ => throw m.Bad(shapeTensor, $"type {TensorTypes.Traits(shapeTensor.Type).Name}, expected I32 or I64"),
-            };
+            m.ExpectPackedMatrix(packed);
+            if (shapeTensor.Type is not (TensorType.I32 or TensorType.I64))
+                throw m.Bad(shapeTensor, $"type {TensorTypes.Traits(shapeTensor.Type).Name}, expected I32 or I64");
+            long[] shape = ModuleTensors.Integers(shapeTensor);
             if (shape.Length != 2 || shape[0] <= 0 || shape[1] <= 0 || shape[0] > int.MaxValue / 2 || shape[1] > int.MaxValue / 2)
                 throw m.Bad(shapeTensor, $"[{string.Join(", ", shape)}] is not a weight shape");
             int rows = (int)shape[0], cols = (int)shape[1];

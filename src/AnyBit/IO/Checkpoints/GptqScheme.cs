@@ -50,8 +50,7 @@ public sealed class GptqScheme : CheckpointScheme
             var scales = m.Required("scales");
             var qzeros = m.Required("qzeros");
             var gIdx = m.Optional("g_idx");
-            if (qweight.Shape.Length != 2 || qweight.Type is not (TensorType.I32 or TensorType.U32))
-                throw m.Bad(qweight, $"expected a 2-D int32 tensor, found {TensorTypes.Traits(qweight.Type).Name} [{string.Join(", ", qweight.Shape)}]");
+            m.ExpectPackedMatrix(qweight);
             long inputs = qweight.Shape[0] * perWord, outputs = qweight.Shape[1];
             if (outputs % perWord != 0) throw m.Bad(qweight, $"{outputs} output features are not a multiple of {perWord}");
             if (inputs > int.MaxValue / 2 || outputs > int.MaxValue / 2) throw m.Bad(qweight, "too large");

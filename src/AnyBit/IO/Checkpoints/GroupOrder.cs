@@ -12,9 +12,7 @@ internal static class GroupOrder
     {
         if (gIdx is null) return null;
         m.Expect(gIdx, [columns], TensorType.I32, TensorType.U32, TensorType.I64);
-        var index = gIdx.Type == TensorType.I64
-            ? System.Runtime.InteropServices.MemoryMarshal.Cast<byte, long>(gIdx.Bytes).ToArray().Select(x => x is < int.MinValue or > int.MaxValue ? -1 : (int)x).ToArray()
-            : ModuleTensors.Int32s(gIdx);
+        var index = Array.ConvertAll(ModuleTensors.Integers(gIdx), x => x is < int.MinValue or > int.MaxValue ? -1 : (int)x);
         var counts = new int[groups];
         for (int i = 0; i < columns; i++)
         {
