@@ -58,16 +58,7 @@ public unsafe class NarrowMatrixTests
         using var m = NarrowMatrix.TryCreateMx(stored, kind, w, n, k);
         Assert.NotNull(m);
         Assert.Equal(n * k / 32 * 33L, m!.ByteLength);
-        var x = Values(tokens * k, 5, v => v * 10);
-        var expected = new float[tokens * n];
-        var y = new float[tokens * n];
-        using var pool = new WorkerPool(3);
-        fixed (float* px = x, pw = w, pe = expected, py = y)
-        {
-            new MatMulF32().Run(pool, px, tokens, k, pw, n, pe);
-            new MatMulNarrow().Run(pool, px, tokens, m, py);
-        }
-        for (int i = 0; i < y.Length; i++) Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(y[i]));
+        AssertProductsAreFloat32s(m, w, tokens, k, n);
     }
 
     /// <summary>E4M3 blocks with float32 scales (FP8 checkpoints' layout, made by the format's quantizer), kept as
@@ -82,6 +73,15 @@ public unsafe class NarrowMatrixTests
         using var m = NarrowMatrix.TryCreateScaled(stored, w, n, k);
         Assert.NotNull(m);
         Assert.Equal(n * k / 32 * 36L, m!.ByteLength);
+        AssertProductsAreFloat32s(m, w, tokens, k, n);
+        var nan = (byte[])stored.Clone();
+        nan[7] = 0x7F; // an E4M3 NaN element
+        Assert.Null(NarrowMatrix.TryCreateScaled(nan, Dequantize("e4m3fn:g32:f32", nan, n, k), n, k));
+    }
+
+    /// <summary>X·Wᵀ through <paramref name="m"/> is, bit for bit, X·Wᵀ on the float32 copy <paramref name="w"/>.</summary>
+    private static void AssertProductsAreFloat32s(NarrowMatrix m, float[] w, int tokens, int k, int n)
+    {
         var x = Values(tokens * k, 5, v => v * 10);
         var expected = new float[tokens * n];
         var y = new float[tokens * n];
@@ -92,9 +92,6 @@ public unsafe class NarrowMatrixTests
             new MatMulNarrow().Run(pool, px, tokens, m, py);
         }
         for (int i = 0; i < y.Length; i++) Assert.Equal(BitConverter.SingleToInt32Bits(expected[i]), BitConverter.SingleToInt32Bits(y[i]));
-        var nan = (byte[])stored.Clone();
-        nan[7] = 0x7F; // an E4M3 NaN element
-        Assert.Null(NarrowMatrix.TryCreateScaled(nan, Dequantize("e4m3fn:g32:f32", nan, n, k), n, k));
     }
 
     [Fact]

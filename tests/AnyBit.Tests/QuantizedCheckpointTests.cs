@@ -45,6 +45,23 @@ public class QuantizedCheckpointTests
         }
     }
 
+    /// <summary>A checkpoint of layer 0's seven linear layers written by <paramref name="writer"/> reads back exactly
+    /// (<see cref="AssertExact"/>).</summary>
+    internal static void AssertFirstLayerExact(IModuleWriter writer, string description, bool packed = true)
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            var expected = CheckpointWriter.Write(Model, dir, writer, FirstLayer);
+            Assert.Equal(7, expected.Count);
+            AssertExact(dir, expected, description, packed);
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
     public static TheoryData<string, int, int, bool, bool, bool> GptqCases => new()
     {
         { "GPTQ int4 g128 asym (v1)", 4, 128, false, false, false },
@@ -60,32 +77,13 @@ public class QuantizedCheckpointTests
     [MemberData(nameof(GptqCases))]
     public void Gptq_checkpoints_dequantize_to_the_formats_formula(string description, int bits, int group, bool sym, bool v2, bool actOrder)
     {
-        string dir = Shared.TempDir();
-        try
-        {
-            var expected = CheckpointWriter.Write(Model, dir, new GptqWriter(bits, group, sym, v2, actOrder), FirstLayer);
-            Assert.Equal(7, expected.Count);
-            AssertExact(dir, expected, description);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        AssertFirstLayerExact(new GptqWriter(bits, group, sym, v2, actOrder), description);
     }
 
     [Fact]
     public void Awq_gemm_checkpoints_dequantize_to_the_formats_formula()
     {
-        string dir = Shared.TempDir();
-        try
-        {
-            var expected = CheckpointWriter.Write(Model, dir, new AwqWriter(128), FirstLayer);
-            AssertExact(dir, expected, "AWQ int4 g128 asym (GEMM)");
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        AssertFirstLayerExact(new AwqWriter(128), "AWQ int4 g128 asym (GEMM)");
     }
 
     public static TheoryData<string, int, int, bool> CompressedTensorsCases => new()
@@ -100,31 +98,13 @@ public class QuantizedCheckpointTests
     [MemberData(nameof(CompressedTensorsCases))]
     public void Compressed_tensors_pack_quantized_checkpoints_dequantize_to_the_formats_formula(string description, int bits, int group, bool symmetric)
     {
-        string dir = Shared.TempDir();
-        try
-        {
-            var expected = CheckpointWriter.Write(Model, dir, new CompressedTensorsWriter(bits, group, symmetric), FirstLayer);
-            AssertExact(dir, expected, description);
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        AssertFirstLayerExact(new CompressedTensorsWriter(bits, group, symmetric), description);
     }
 
     [Fact]
     public void Mxfp4_blocks_and_scales_dequantize_to_the_formats_formula()
     {
-        string dir = Shared.TempDir();
-        try
-        {
-            var expected = CheckpointWriter.Write(Model, dir, new Mxfp4Writer(), FirstLayer);
-            AssertExact(dir, expected, "MXFP4 (gpt-oss blocks and scales)");
-        }
-        finally
-        {
-            Directory.Delete(dir, true);
-        }
+        AssertFirstLayerExact(new Mxfp4Writer(), "MXFP4 (gpt-oss blocks and scales)");
     }
 
     /// <summary>Act-order permutes the input columns of every module; the kernels gather the input to match, so the
