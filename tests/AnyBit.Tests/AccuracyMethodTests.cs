@@ -83,12 +83,12 @@ public class AccuracyMethodTests
         var windows = new[] { ids, ids.Reverse().ToArray() };
         var stats = ActivationStatistics.Collect(model, windows);
         var format = FormatRegistry.Parse("int3:g64");
-        var before = model.Weights.Layers[0].WGate.F32.Span.ToArray();
+        var before = model.Weights.Layers[0].WGate!.F32.Span.ToArray();
         AwqScaling.Apply(model.Config, model.Weights, stats, _ => format);
         var actual = Logits(model, ids);
         float scale = expected.Max(MathF.Abs);
         for (int i = 0; i < expected.Length; i++) Assert.True(MathF.Abs(expected[i] - actual[i]) < 2e-4f * scale, $"logit {i}: {actual[i]} vs {expected[i]}");
-        Assert.NotEqual(before, model.Weights.Layers[0].WGate.F32.Span.ToArray());
+        Assert.NotEqual(before, model.Weights.Layers[0].WGate!.F32.Span.ToArray());
     }
 
     [Fact]

@@ -17,8 +17,9 @@ public class ArchitectureTableTests
         int layer = role.PerLayer ? 7 : -1;
         string name = role.GgufName(layer);
         Assert.Equal((role, layer), TensorRoles.FromGguf(name));
-        if (role.HuggingFace is string hf)
-            Assert.Equal(name, TensorRoles.GgufNameOfHuggingFace(role.PerLayer ? hf.Replace("{i}", "7") : hf));
+        // An expert's Hugging Face tensor is that expert's slice, under llama.cpp's per-expert GGUF name.
+        foreach (string hf in role.HuggingFaceAliases.Prepend(role.HuggingFace).OfType<string>())
+            Assert.Equal(role.IsExperts ? role.ExpertName(7, 5) : name, TensorRoles.GgufNameOfHuggingFace(hf.Replace("{i}", "7").Replace("{e}", "5")));
         if (role.Llama2c is string field) Assert.Same(role, TensorRoles.FromLlama2c(field));
     }
 
@@ -29,14 +30,17 @@ public class ArchitectureTableTests
         // Linears (and only they) read a calibration input; the loaded model holds every role but rope_freqs.
         Assert.Equal(role.Kind == TensorKind.Linear, role.Input is not null);
         Assert.Equal(role.Kind != TensorKind.RopeFactors, role.HeldByModel);
-        Assert.Equal(role.Kind == TensorKind.Linear, role.LinearOf is not null);
+        // The router is a float linear; the shared expert's gate a vector.
+        Assert.Equal(role.Kind == TensorKind.Linear && !role.IsExperts || role == TensorRoles.FfnGateInp, role.LinearOf is not null);
+        Assert.Equal(role.IsExperts, role.ExpertsOf is not null);
         var c = new ModelConfig
         {
             Architecture = Architecture.All[0], HiddenSize = 64, IntermediateSize = 96, NumLayers = 2, NumHeads = 4, NumKvHeads = 2,
             HeadDim = 16, VocabSize = 100, MaxPositions = 32,
+            Experts = new ExpertConfig { Count = 4, Used = 2, FfnSize = 32, SharedFfnSize = 48 },
         };
         var shape = role.Shape(c);
-        Assert.Equal(role.IsQuantizable ? 2 : 1, shape.Length);
+        Assert.Equal(role.IsExperts ? 3 : role.IsQuantizable || role == TensorRoles.FfnGateInp ? 2 : 1, shape.Length);
         Assert.All(shape, d => Assert.True(d > 0));
     }
 
@@ -59,6 +63,8 @@ public class ArchitectureTableTests
         // What quantize writes is a family AnyBit reads back.
         Assert.NotNull(Architecture.FromGgufName(a.GgufWriteName));
         Assert.All(TensorRoles.All.Where(r => r.Required), r => Assert.True(a.Has(r), $"{name} lacks {r}"));
+        // A feed-forward block: dense, experts, or (llama, which Mixtral's GGUF files use) either.
+        Assert.True(TensorRoles.DenseFeedForward.All(a.Has) || TensorRoles.Experts.All(a.Has), $"{name} has no feed-forward block");
         // Roles are listed in the table's (file) order.
         var order = a.Roles.Select(r => TensorRoles.All.ToList().IndexOf(r)).ToList();
         Assert.Equal(order.OrderBy(i => i), order);
@@ -67,7 +73,7 @@ public class ArchitectureTableTests
     [Fact]
     public void File_order_is_llama_cpp_order()
     {
-        var names = TensorRoles.InFileOrder(TensorRoles.All.Where(r => r.Required || r == TensorRoles.Output).ToArray(), 2).Select(t => t.Name);
+        var names = TensorRoles.InFileOrder(TensorRoles.All.Where(r => r.Required || r == TensorRoles.Output || TensorRoles.DenseFeedForward.Contains(r)).ToArray(), 2).Select(t => t.Name);
         Assert.Equal(
         [
             "token_embd.weight",

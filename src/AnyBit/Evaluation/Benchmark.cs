@@ -69,7 +69,9 @@ public static class Benchmark
     public static long BytesPerToken(Transformer model)
     {
         var w = model.Weights;
-        long bytes = Enumerable.Range(0, w.Layers.Length).Sum(l => TensorRoles.LayerLinears.Sum(r => r.LinearOf!(w, l).ByteLength));
+        // A Mixture-of-Experts layer reads its router, the shared expert and k experts' weights per token.
+        int used = model.Config.Experts?.Used ?? 0;
+        long bytes = w.Layers.Sum(l => l.Linears.Sum(x => x.ByteLength) + (l.Experts?.BytesPerToken(used) ?? 0));
         return bytes + w.Output.ByteLength + (long)model.Config.HiddenSize * sizeof(float);
     }
 

@@ -9,7 +9,7 @@ public static class KernelReport
     {
         var result = new SortedDictionary<string, string>(StringComparer.Ordinal);
         var weights = model.Weights;
-        var linears = Enumerable.Range(0, weights.Layers.Length).SelectMany(l => TensorRoles.LayerLinears.Select(r => r.LinearOf!(weights, l))).Append(weights.Output);
+        var linears = weights.Layers.SelectMany(l => l.Linears.Concat(l.Experts is { } e ? e.Gate.Concat(e.Up).Concat(e.Down) : [])).Append(weights.Output);
         foreach (var w in linears)
         {
             // What each matrix recorded when it was loaded; a reference run replaces every packed matrix's kernel.

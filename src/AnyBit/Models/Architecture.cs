@@ -51,11 +51,35 @@ public sealed partial class Architecture
     /// <summary>GPTQ, AWQ and rotation apply: they assume float activations and float weights to compensate in.</summary>
     public bool AccuracyMethodsApply { get; init; } = true;
 
+    /// <summary>
+    /// Its QK-norm normalizes each whole projection (OLMoE: weights of [heads·head_dim]) rather than each head
+    /// (Qwen3: [head_dim]).
+    /// </summary>
+    public bool QkNormAcrossHeads { get; init; }
+    /// <summary>
+    /// Its feed-forward blocks are Mixtures of Experts (always, or where the file says so for Llama, which Mixtral's
+    /// GGUF files use).
+    /// </summary>
+    public bool HasExperts => Roles.Contains(TensorRoles.FfnGateExps);
+    /// <summary>
+    /// llama.cpp's graph divides the selected experts' weights by their sum (its <c>norm_w</c>), when the GGUF file
+    /// does not say (<c>expert_weights_norm</c>); Hugging Face configs say it with <c>norm_topk_prob</c>, whose
+    /// default is this too.
+    /// </summary>
+    public bool NormalizesExpertWeights { get; init; }
+
     /// <summary>True when the architecture has tensor role <paramref name="role"/>.</summary>
     public bool Has(TensorRole role) => Roles.Contains(role);
 
     public override string ToString() => DisplayName;
 
-    /// <summary>The roles of a Llama-style dense decoder without biases or extra norms.</summary>
-    private static TensorRole[] Dense(params TensorRole[] extra) => TensorRoles.All.Where(r => r.Required || r == TensorRoles.Output || r == TensorRoles.RopeFreqs || extra.Contains(r)).ToArray();
+    /// <summary>The roles of a Llama-style dense decoder without biases or extra norms, and <paramref name="extra"/>.</summary>
+    private static TensorRole[] Dense(params TensorRole[] extra) => Decoder([.. TensorRoles.DenseFeedForward, .. extra]);
+
+    /// <summary>The roles of a decoder whose feed-forward blocks are Mixtures of Experts, and <paramref name="extra"/>.</summary>
+    private static TensorRole[] Sparse(params TensorRole[] extra) => Decoder([.. TensorRoles.Experts, .. extra]);
+
+    /// <summary>The attention core, the norms, the head and <paramref name="extra"/>, in table order.</summary>
+    private static TensorRole[] Decoder(TensorRole[] extra) =>
+        TensorRoles.All.Where(r => r.Required || r == TensorRoles.Output || r == TensorRoles.RopeFreqs || extra.Contains(r)).ToArray();
 }

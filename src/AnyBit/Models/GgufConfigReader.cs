@@ -45,11 +45,12 @@ public static class GgufConfigReader
         long? eot = gguf.GetInteger("tokenizer.ggml.eot_token_id");
         if (eot is >= 0 and < int.MaxValue && !eosIds.Contains((int)eot)) eosIds.Add((int)eot);
 
+        var experts = ReadExperts(gguf, arch, archName, Bad);
         var config = new ModelConfig
         {
             Architecture = arch,
             HiddenSize = hidden,
-            IntermediateSize = Required("feed_forward_length"),
+            IntermediateSize = Optional("feed_forward_length") ?? experts?.FfnSize ?? Required("feed_forward_length"),
             NumLayers = Required("block_count"),
             NumHeads = heads,
             NumKvHeads = Optional("attention.head_count_kv") ?? heads,
@@ -62,8 +63,46 @@ public static class GgufConfigReader
             TiedEmbeddings = gguf.TensorShape(TensorRoles.Output.Gguf) is null,
             BosTokenId = bos is >= 0 and < int.MaxValue ? (int)bos : null,
             EosTokenIds = eosIds.ToArray(),
+            Experts = experts,
         };
         config.Validate(gguf.Source);
         return config;
+    }
+
+    /// <summary>
+    /// The Mixture-of-Experts keys (llama.cpp's <c>LLM_KV_EXPERT_*</c>); null for a dense model. A family that only
+    /// comes with experts must have them; for Llama an expert count of 0 (or none) means dense, as in llama.cpp.
+    /// </summary>
+    private static ExpertConfig? ReadExperts(GgufMetadata gguf, Architecture arch, string archName, Func<string, InvalidModelFileException> bad)
+    {
+        long? count = gguf.GetInteger($"{archName}.expert_count");
+        bool sparseOnly = !arch.Has(TensorRoles.FfnGate);
+        if (count is null or 0 && !sparseOnly) return null;
+        if (count is null) throw bad($"missing required key '{archName}.expert_count'");
+        int Key(string key, long? fallback)
+        {
+            long v = gguf.GetInteger($"{archName}.{key}") ?? fallback ?? throw bad($"missing required key '{archName}.{key}'");
+            return v is >= int.MinValue and <= int.MaxValue ? (int)v : throw bad($"'{archName}.{key}' = {v} is out of range");
+        }
+        long? gating = gguf.GetInteger($"{archName}.expert_gating_func");
+        var experts = new ExpertConfig
+        {
+            Count = count is <= int.MaxValue ? (int)count : throw bad($"'{archName}.expert_count' = {count} is out of range"),
+            Used = Key("expert_used_count", null),
+            // OLMoE and Mixtral files give each expert's width as feed_forward_length.
+            FfnSize = Key("expert_feed_forward_length", gguf.GetInteger($"{archName}.feed_forward_length")),
+            SharedFfnSize = arch.Has(TensorRoles.FfnGateShexp) ? Key("expert_shared_feed_forward_length", null) : 0,
+            NormalizeWeights = gguf.GetBool($"{archName}.expert_weights_norm") ?? arch.NormalizesExpertWeights,
+            WeightsScale = (float)(gguf.GetFloat($"{archName}.expert_weights_scale") is double scale and not 0 ? scale : 1.0),
+            // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE: 1 softmax (the default), 2 sigmoid.
+            Gating = gating switch
+            {
+                null or 0 or 1 => ExpertGating.Softmax,
+                2 => ExpertGating.Sigmoid,
+                _ => throw bad($"'{archName}.expert_gating_func' = {gating} is not a gating function this version knows (1 softmax, 2 sigmoid)"),
+            },
+        };
+        experts.Validate(gguf.Source);
+        return experts;
     }
 }

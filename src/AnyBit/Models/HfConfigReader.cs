@@ -45,6 +45,7 @@ public static class HfConfigReader
             bool slidingUsed = arch.SlidingWindowAlwaysOn || (Bool(root, "use_sliding_window") ?? false);
             int? window = slidingUsed ? Int(root, "sliding_window") : null;
 
+            var experts = ReadExperts(root, arch, Required);
             var config = new ModelConfig
             {
                 Architecture = arch,
@@ -63,10 +64,30 @@ public static class HfConfigReader
                 SlidingWindow = window,
                 BosTokenId = Int(root, "bos_token_id"),
                 EosTokenIds = IntOrList(root, "eos_token_id"),
+                Experts = experts,
             };
             config.Validate(configPath);
             return config;
         }
+    }
+
+    /// <summary>
+    /// The Mixture-of-Experts keys as transformers names them (Mixtral's <c>num_local_experts</c>, the Qwen MoE and
+    /// OLMoE <c>num_experts</c>); null for a dense family. Without <c>norm_topk_prob</c> the family's llama.cpp choice
+    /// applies (published Qwen3-MoE configs set it; Mixtral's code always renormalizes and has no key).
+    /// </summary>
+    private static ExpertConfig? ReadExperts(JsonElement root, Architecture arch, Func<string, int> required)
+    {
+        if (!arch.HasExperts || arch.Has(TensorRoles.FfnGate)) return null;
+        int count = Int(root, "num_local_experts") ?? required("num_experts");
+        return new ExpertConfig
+        {
+            Count = count,
+            Used = required("num_experts_per_tok"),
+            FfnSize = Int(root, "moe_intermediate_size") ?? required("intermediate_size"),
+            SharedFfnSize = arch.Has(TensorRoles.FfnGateShexp) ? required("shared_expert_intermediate_size") : 0,
+            NormalizeWeights = Bool(root, "norm_topk_prob") ?? arch.NormalizesExpertWeights,
+        };
     }
 
     private static RopeConfig ReadRope(JsonElement root, Func<string, InvalidModelFileException> bad)

@@ -32,6 +32,7 @@ public sealed class StoreWeights : IModelWeights
     private readonly ITensorStore _store;
     private readonly Dictionary<string, StoredTensor> _byCanonical = new(StringComparer.Ordinal);
     private readonly Func<string, int>? _rotaryHeads;
+    private readonly List<IDisposable> _stacked = []; // memory of per-expert tensors joined into 3-D ones
 
     /// <param name="store">the tensors</param>
     /// <param name="toCanonical">a stored name's GGUF name, or null for tensors the model does not use</param>
@@ -46,6 +47,7 @@ public sealed class StoreWeights : IModelWeights
             string? canonical = toCanonical(t.Name);
             if (canonical is not null) _byCanonical[canonical] = t;
         }
+        ExpertStacking.Stack(_byCanonical, _stacked);
         Weights = store.Tensors.Select(t => new WeightInfo(t.Name, t.Shape, t.TypeName, t.ByteLength)).ToList();
     }
 
@@ -75,5 +77,9 @@ public sealed class StoreWeights : IModelWeights
     }
 
     private static int RowLength(StoredTensor t) => t.Shape.Length < 2 ? 1 : (int)t.RowLength;
-    public void Dispose() => _store.Dispose();
+    public void Dispose()
+    {
+        _store.Dispose();
+        foreach (var m in _stacked) m.Dispose();
+    }
 }

@@ -9,7 +9,7 @@ namespace AnyBit.Models;
 /// allocated once so that prefill and decoding allocate nothing per token. Prompts longer than the batch size are
 /// processed in chunks.
 /// </summary>
-public sealed unsafe class InferenceSession : IDisposable
+public sealed unsafe partial class InferenceSession : IDisposable
 {
     private readonly Transformer _model;
     private readonly ModelConfig _c;
@@ -48,6 +48,7 @@ public sealed unsafe class InferenceSession : IDisposable
         _attention = new AttentionJob(this, pool.WorkerCount, contextSize);
         _rows = new RowWork(this);
         _quantized = new QuantizedMatMul(_maxBatch);
+        if (_c.Experts is { } experts) _moe = new ExpertScratch(_c, experts, b);
     }
 
     public Transformer Model => _model;
@@ -194,10 +195,14 @@ public sealed unsafe class InferenceSession : IDisposable
             // ---- feed-forward block ----
             ForRows(&FeedForwardInputRow, l, n);
             Observer?.Observe(l, LinearInput.FeedForward, _xn.Slice(0, n * d), n, d);
-            LinearsOfOneInput(_xn.Pointer, n, d, L.WGate, f, _gate.Pointer, L.WUp, f, _up.Pointer);
-            ForRows(&GateRow, l, n);
-            Observer?.Observe(l, LinearInput.FeedForwardDown, _gate.Slice(0, n * f), n, f);
-            Linear(L.WDown, _gate.Pointer, n, f, d, _xn.Pointer);
+            if (L.Experts is { } experts) ExpertFeedForward(experts, n);
+            else
+            {
+                LinearsOfOneInput(_xn.Pointer, n, d, L.WGate!, f, _gate.Pointer, L.WUp!, f, _up.Pointer);
+                ForRows(&GateRow, l, n);
+                Observer?.Observe(l, LinearInput.FeedForwardDown, _gate.Slice(0, n * f), n, f);
+                Linear(L.WDown!, _gate.Pointer, n, f, d, _xn.Pointer);
+            }
             ForRows(&FeedForwardResidualRow, l, n);
             if (l == StopAfterLayer)
             {
@@ -269,16 +274,20 @@ public sealed unsafe class InferenceSession : IDisposable
         if (L.Bv is not null) TensorPrimitives.Add(vt, L.Bv.Span, vt);
         int pos = s.RowPosition(t);
         var owner = s.RowOwner(t);
+        // QK-norm over each whole projection (OLMoE), else per head below (Qwen3).
+        bool perHead = !c.Architecture.QkNormAcrossHeads;
+        if (!perHead && L.QNorm is not null) Ops.RmsNorm(qt, L.QNorm.Span, eps, qt);
+        if (!perHead && L.KNorm is not null) Ops.RmsNorm(kt, L.KNorm.Span, eps, kt);
         for (int h = 0; h < c.NumHeads; h++)
         {
             var head = qt.Slice(h * hd, hd);
-            if (L.QNorm is not null) Ops.RmsNorm(head, L.QNorm.Span, eps, head);
+            if (perHead && L.QNorm is not null) Ops.RmsNorm(head, L.QNorm.Span, eps, head);
             owner._rope.Apply(head, pos);
         }
         for (int h = 0; h < c.NumKvHeads; h++)
         {
             var head = kt.Slice(h * hd, hd);
-            if (L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
+            if (perHead && L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
             owner._rope.Apply(head, pos);
             long cacheAt = owner.CacheOffset(l, h, pos);
             head.CopyTo(owner._keyCache.Slice(cacheAt, hd));
@@ -428,5 +437,6 @@ public sealed unsafe class InferenceSession : IDisposable
         foreach (var b in new[] { _keyCache, _valueCache, _x, _xn, _q, _k, _v, _att, _gate, _up, _logits }) b.Dispose();
         _reordered?.Dispose();
         _quantized.Dispose();
+        _moe?.Dispose();
     }
 }

@@ -43,6 +43,8 @@ public sealed record ModelConfig
     public bool TiedEmbeddings { get; init; }
     /// <summary>Mistral's sliding attention window; null means full attention.</summary>
     public int? SlidingWindow { get; init; }
+    /// <summary>The feed-forward blocks are Mixtures of Experts; null for a dense model.</summary>
+    public ExpertConfig? Experts { get; init; }
     public int? BosTokenId { get; init; }
     public int[] EosTokenIds { get; init; } = [];
 
@@ -68,5 +70,6 @@ public sealed record ModelConfig
         Require(MaxPositions > 0, $"context length {MaxPositions} is out of range");
         Require(RmsNormEps > 0 && float.IsFinite(RmsNormEps), $"rms_norm_eps {RmsNormEps} is invalid");
         Require(Rope.Theta > 0 && double.IsFinite(Rope.Theta), $"rope theta {Rope.Theta} is invalid");
+        Experts?.Validate(source);
     }
 }

@@ -8,8 +8,9 @@ namespace AnyBit.Models;
 /// it. The loader, the quantizer, calibration, the accuracy methods, synth, bench and the llama2.c reader all look
 /// tensors up here; an architecture lists the rows it has (<see cref="Architecture.Roles"/>).
 /// Rows are in llama.cpp's file order (embedding, each block's tensors, output norm, head), which is the order
-/// <c>quantize</c> writes. Mixture-of-experts tensors (<c>blk.{i}.ffn_gate_exps.weight</c>, 3-D) will be rows of
-/// their own.
+/// <c>quantize</c> writes. Mixture-of-experts weights are one 3-D tensor per projection and layer
+/// (<c>blk.{i}.ffn_gate_exps.weight</c>, [experts, rows, columns]); Hugging Face's per-expert tensors are read as
+/// its slices.
 /// </summary>
 public static class TensorRoles
 {
@@ -74,12 +75,12 @@ public static class TensorRoles
     public static readonly TensorRole AttnQNorm = new()
     {
         Gguf = "blk.{i}.attn_q_norm.weight", HuggingFace = "model.layers.{i}.self_attn.q_norm.weight",
-        Kind = TensorKind.Norm, Shape = c => [c.HeadDim], BufferOf = (w, l) => w.Layers[l].QNorm,
+        Kind = TensorKind.Norm, Shape = c => [c.Architecture.QkNormAcrossHeads ? c.QueryWidth : c.HeadDim], BufferOf = (w, l) => w.Layers[l].QNorm,
     };
     public static readonly TensorRole AttnKNorm = new()
     {
         Gguf = "blk.{i}.attn_k_norm.weight", HuggingFace = "model.layers.{i}.self_attn.k_norm.weight",
-        Kind = TensorKind.Norm, Shape = c => [c.HeadDim], BufferOf = (w, l) => w.Layers[l].KNorm,
+        Kind = TensorKind.Norm, Shape = c => [c.Architecture.QkNormAcrossHeads ? c.KvWidth : c.HeadDim], BufferOf = (w, l) => w.Layers[l].KNorm,
     };
     public static readonly TensorRole AttnSubNorm = new()
     {
@@ -94,25 +95,82 @@ public static class TensorRoles
     public static readonly TensorRole FfnGate = new()
     {
         Gguf = "blk.{i}.ffn_gate.weight", HuggingFace = "model.layers.{i}.mlp.gate_proj.weight", Llama2c = "w1",
-        Kind = TensorKind.Linear, Required = true, Input = LinearInput.FeedForward,
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForward,
         Shape = c => [c.IntermediateSize, c.HiddenSize], LinearOf = (w, l) => w.Layers[l].WGate,
     };
     public static readonly TensorRole FfnUp = new()
     {
         Gguf = "blk.{i}.ffn_up.weight", HuggingFace = "model.layers.{i}.mlp.up_proj.weight", Llama2c = "w3",
-        Kind = TensorKind.Linear, Required = true, Input = LinearInput.FeedForward,
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForward,
         Shape = c => [c.IntermediateSize, c.HiddenSize], LinearOf = (w, l) => w.Layers[l].WUp,
     };
     public static readonly TensorRole FfnDown = new()
     {
         Gguf = "blk.{i}.ffn_down.weight", HuggingFace = "model.layers.{i}.mlp.down_proj.weight", Llama2c = "w2",
-        Kind = TensorKind.Linear, Required = true, Input = LinearInput.FeedForwardDown,
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForwardDown,
         Shape = c => [c.HiddenSize, c.IntermediateSize], LinearOf = (w, l) => w.Layers[l].WDown,
     };
     public static readonly TensorRole FfnSubNorm = new()
     {
         Gguf = "blk.{i}.ffn_sub_norm.weight", HuggingFace = "model.layers.{i}.mlp.ffn_sub_norm.weight",
         Kind = TensorKind.Norm, Shape = c => [c.IntermediateSize], BufferOf = (w, l) => w.Layers[l].FfnSubNorm,
+    };
+    // ---- Mixture-of-Experts feed-forward (in place of ffn_gate/ffn_up/ffn_down where the config has experts) ----
+    private static int Ffe(ModelConfig c) => c.Experts?.FfnSize ?? 0;
+    private static int Ffs(ModelConfig c) => c.Experts?.SharedFfnSize ?? 0;
+    private static int E(ModelConfig c) => c.Experts?.Count ?? 0;
+
+    /// <summary>The router: one logit per expert.</summary>
+    public static readonly TensorRole FfnGateInp = new()
+    {
+        Gguf = "blk.{i}.ffn_gate_inp.weight", HuggingFace = "model.layers.{i}.mlp.gate.weight",
+        HuggingFaceAliases = ["model.layers.{i}.block_sparse_moe.gate.weight"],
+        Kind = TensorKind.Router, Shape = c => [E(c), c.HiddenSize], LinearOf = (w, l) => w.Layers[l].Experts?.Router,
+    };
+    public static readonly TensorRole FfnGateExps = new()
+    {
+        Gguf = "blk.{i}.ffn_gate_exps.weight", GgufPerExpert = "blk.{i}.ffn_gate.{e}.weight",
+        HuggingFace = "model.layers.{i}.mlp.experts.{e}.gate_proj.weight", HuggingFaceAliases = ["model.layers.{i}.block_sparse_moe.experts.{e}.w1.weight"],
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForward,
+        Shape = c => [E(c), Ffe(c), c.HiddenSize], ExpertsOf = (w, l) => w.Layers[l].Experts?.Gate,
+    };
+    public static readonly TensorRole FfnUpExps = new()
+    {
+        Gguf = "blk.{i}.ffn_up_exps.weight", GgufPerExpert = "blk.{i}.ffn_up.{e}.weight",
+        HuggingFace = "model.layers.{i}.mlp.experts.{e}.up_proj.weight", HuggingFaceAliases = ["model.layers.{i}.block_sparse_moe.experts.{e}.w3.weight"],
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForward,
+        Shape = c => [E(c), Ffe(c), c.HiddenSize], ExpertsOf = (w, l) => w.Layers[l].Experts?.Up,
+    };
+    public static readonly TensorRole FfnDownExps = new()
+    {
+        Gguf = "blk.{i}.ffn_down_exps.weight", GgufPerExpert = "blk.{i}.ffn_down.{e}.weight",
+        HuggingFace = "model.layers.{i}.mlp.experts.{e}.down_proj.weight", HuggingFaceAliases = ["model.layers.{i}.block_sparse_moe.experts.{e}.w2.weight"],
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForwardDown,
+        Shape = c => [E(c), c.HiddenSize, Ffe(c)], ExpertsOf = (w, l) => w.Layers[l].Experts?.Down,
+    };
+    /// <summary>Qwen2-MoE's gate on the shared expert's output: sigmoid(x · w), one number per token.</summary>
+    public static readonly TensorRole FfnGateInpShexp = new()
+    {
+        Gguf = "blk.{i}.ffn_gate_inp_shexp.weight", HuggingFace = "model.layers.{i}.mlp.shared_expert_gate.weight",
+        Kind = TensorKind.Router, Shape = D, BufferOf = (w, l) => w.Layers[l].Experts?.SharedGateInput,
+    };
+    public static readonly TensorRole FfnGateShexp = new()
+    {
+        Gguf = "blk.{i}.ffn_gate_shexp.weight", HuggingFace = "model.layers.{i}.mlp.shared_expert.gate_proj.weight",
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForward,
+        Shape = c => [Ffs(c), c.HiddenSize], LinearOf = (w, l) => w.Layers[l].Experts?.SharedGate,
+    };
+    public static readonly TensorRole FfnUpShexp = new()
+    {
+        Gguf = "blk.{i}.ffn_up_shexp.weight", HuggingFace = "model.layers.{i}.mlp.shared_expert.up_proj.weight",
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForward,
+        Shape = c => [Ffs(c), c.HiddenSize], LinearOf = (w, l) => w.Layers[l].Experts?.SharedUp,
+    };
+    public static readonly TensorRole FfnDownShexp = new()
+    {
+        Gguf = "blk.{i}.ffn_down_shexp.weight", HuggingFace = "model.layers.{i}.mlp.shared_expert.down_proj.weight",
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForwardDown,
+        Shape = c => [c.HiddenSize, Ffs(c)], LinearOf = (w, l) => w.Layers[l].Experts?.SharedDown,
     };
     public static readonly TensorRole OutputNorm = new()
     {
@@ -138,17 +196,27 @@ public static class TensorRoles
         TokenEmbd,
         AttnNorm, AttnQ, AttnQBias, AttnK, AttnKBias, AttnV, AttnVBias, AttnOutput, AttnOutputBias,
         AttnQNorm, AttnKNorm, AttnSubNorm, FfnNorm, FfnGate, FfnUp, FfnDown, FfnSubNorm,
+        FfnGateInp, FfnGateExps, FfnUpExps, FfnDownExps, FfnGateInpShexp, FfnGateShexp, FfnUpShexp, FfnDownShexp,
         OutputNorm, Output, RopeFreqs,
     ];
 
-    /// <summary>The linear layers of a decoder block, in file order.</summary>
+    /// <summary>The dense feed-forward block's linears (SwiGLU), which a Mixture-of-Experts layer has instead as experts.</summary>
+    public static readonly IReadOnlyList<TensorRole> DenseFeedForward = [FfnGate, FfnUp, FfnDown];
+    /// <summary>The roles of a Mixture-of-Experts feed-forward block without a shared expert.</summary>
+    public static readonly IReadOnlyList<TensorRole> Experts = [FfnGateInp, FfnGateExps, FfnUpExps, FfnDownExps];
+    /// <summary>The roles of a shared expert beside the routed ones (Qwen2-MoE).</summary>
+    public static readonly IReadOnlyList<TensorRole> SharedExpert = [FfnGateInpShexp, FfnGateShexp, FfnUpShexp, FfnDownShexp];
+
+    /// <summary>The single linear layers of a decoder block, in file order (not the experts).</summary>
     public static readonly IReadOnlyList<TensorRole> LayerLinears = All.Where(r => r.IsLayerLinear).ToArray();
 
     private const string GgufLayerPrefix = "blk.{i}.", HfLayerPrefix = "model.layers.{i}.";
     private static readonly Dictionary<string, TensorRole> GgufGlobal = All.Where(r => !r.PerLayer).ToDictionary(r => r.Gguf);
     private static readonly Dictionary<string, TensorRole> GgufLayer = All.Where(r => r.PerLayer).ToDictionary(r => Suffix(r.Gguf, GgufLayerPrefix));
     private static readonly Dictionary<string, TensorRole> HfGlobal = All.Where(r => r.HuggingFace is not null && !r.PerLayer).ToDictionary(r => r.HuggingFace!);
-    private static readonly Dictionary<string, TensorRole> HfLayer = All.Where(r => r.HuggingFace is not null && r.PerLayer).ToDictionary(r => Suffix(r.HuggingFace!, HfLayerPrefix));
+    private static readonly Dictionary<string, TensorRole> HfLayer = All.Where(r => r.HuggingFace is not null && r.PerLayer)
+        .SelectMany(r => r.HuggingFaceAliases.Prepend(r.HuggingFace!).Select(name => (Suffix(name, HfLayerPrefix), r)))
+        .ToDictionary(p => p.Item1, p => p.r);
 
     private static string Suffix(string pattern, string prefix) =>
         pattern.StartsWith(prefix, StringComparison.Ordinal) ? pattern[prefix.Length..] : throw new InvalidOperationException($"{pattern} does not start with {prefix}");
@@ -168,8 +236,24 @@ public static class TensorRoles
     public static string? GgufNameOfHuggingFace(string hfName)
     {
         if (HfGlobal.TryGetValue(hfName, out var global)) return global.Gguf;
-        return SplitLayer(hfName, "model.layers.") is (string digits, string rest) && HfLayer.TryGetValue(rest, out var role)
-            ? role.Gguf.Replace("{i}", digits, StringComparison.Ordinal) : null;
+        if (SplitLayer(hfName, "model.layers.") is not (string digits, string rest)) return null;
+        if (HfLayer.TryGetValue(rest, out var role)) return role.Gguf.Replace("{i}", digits, StringComparison.Ordinal);
+        // One expert's tensor (mlp.experts.3.gate_proj.weight): its slice's GGUF name, blk.N.ffn_gate.3.weight.
+        if (ExpertIndex(rest) is (string expert, string pattern) && HfLayer.TryGetValue(pattern, out var experts) && experts.IsExperts)
+            return experts.GgufPerExpert!.Replace("{i}", digits, StringComparison.Ordinal).Replace("{e}", expert, StringComparison.Ordinal);
+        return null;
+    }
+
+    /// <summary>Splits <c>….experts.{digits}.…</c> into the digits and the name with <c>{e}</c> in their place.</summary>
+    private static (string Expert, string Pattern)? ExpertIndex(string name)
+    {
+        const string marker = ".experts.";
+        int at = name.IndexOf(marker, StringComparison.Ordinal);
+        if (at < 0) return null;
+        int start = at + marker.Length, end = start;
+        while (end < name.Length && name[end] is >= '0' and <= '9') end++;
+        if (end == start || end == name.Length || name[end] != '.') return null;
+        return (name[start..end], string.Concat(name.AsSpan(0, start), "{e}", name.AsSpan(end)));
     }
 
     /// <summary>The role held in a llama2.c checkpoint field (<c>wq</c>).</summary>

@@ -2,7 +2,11 @@ using AnyBit.Kernels;
 
 namespace AnyBit.Models;
 
-/// <summary>One decoder layer's weights: norms and biases in float32, linear weights float32 or packed. Shapes use D = hidden, Q = heads·head_dim, KV = kv_heads·head_dim, F = ffn.</summary>
+/// <summary>
+/// One decoder layer's weights: norms and biases in float32, linear weights float32 or packed. Shapes use D = hidden,
+/// Q = heads·head_dim, KV = kv_heads·head_dim, F = ffn. The feed-forward block is either dense (gate, up, down) or
+/// a Mixture of Experts (<see cref="Experts"/>).
+/// </summary>
 public sealed class LayerWeights : IDisposable
 {
     public required NativeBuffer AttnNorm { get; init; }   // (D)
@@ -18,20 +22,55 @@ public sealed class LayerWeights : IDisposable
     public NativeBuffer? KNorm { get; init; }              // (head_dim) Qwen3
     public NativeBuffer? AttnSubNorm { get; init; }        // (Q)  BitNet
     public required NativeBuffer FfnNorm { get; init; }    // (D)
-    public required LinearWeight WGate { get; init; }      // (F, D)
-    public required LinearWeight WUp { get; init; }        // (F, D)
-    public required LinearWeight WDown { get; init; }      // (D, F)
+    public LinearWeight? WGate { get; init; }              // (F, D) dense layers
+    public LinearWeight? WUp { get; init; }                // (F, D) dense layers
+    public LinearWeight? WDown { get; init; }              // (D, F) dense layers
     public NativeBuffer? FfnSubNorm { get; init; }         // (F)  BitNet
+    public ExpertWeights? Experts { get; init; }           // Mixture-of-Experts layers
 
     public void Dispose()
     {
         foreach (var b in new[] { AttnNorm, Bq, Bk, Bv, Bo, QNorm, KNorm, AttnSubNorm, FfnNorm, FfnSubNorm })
             b?.Dispose();
-        foreach (var w in new[] { Wq, Wk, Wv, Wo, WGate, WUp, WDown }) w.Dispose();
+        foreach (var w in Linears) w.Dispose();
+        Experts?.Dispose();
     }
 
-    /// <summary>The layer's linear weights.</summary>
-    public IEnumerable<LinearWeight> Linears => [Wq, Wk, Wv, Wo, WGate, WUp, WDown];
+    /// <summary>The layer's single linear weights (not its experts).</summary>
+    public IEnumerable<LinearWeight> Linears => new[] { Wq, Wk, Wv, Wo, WGate, WUp, WDown }.OfType<LinearWeight>()
+        .Concat(Experts?.SharedLinears ?? []);
+}
+
+/// <summary>
+/// A Mixture-of-Experts feed-forward block's weights. E = experts, Fe = each expert's width, Fs = the shared expert's.
+/// Each expert's matrices are held separately (slices of the file's 3-D tensors), so that a token reads only its
+/// chosen experts' rows.
+/// </summary>
+public sealed class ExpertWeights : IDisposable
+{
+    public required LinearWeight Router { get; init; }          // (E, D), float
+    public required LinearWeight[] Gate { get; init; }          // E × (Fe, D)
+    public required LinearWeight[] Up { get; init; }            // E × (Fe, D)
+    public required LinearWeight[] Down { get; init; }          // E × (D, Fe)
+    public NativeBuffer? SharedGateInput { get; init; }         // (D) Qwen2-MoE: sigmoid(x · w) gates the shared expert
+    public LinearWeight? SharedGate { get; init; }              // (Fs, D)
+    public LinearWeight? SharedUp { get; init; }                // (Fs, D)
+    public LinearWeight? SharedDown { get; init; }              // (D, Fs)
+
+    /// <summary>The shared expert's linears (none for most models).</summary>
+    public IEnumerable<LinearWeight> SharedLinears => new[] { SharedGate, SharedUp, SharedDown }.OfType<LinearWeight>();
+
+    /// <summary>Bytes a token reads: the router, <paramref name="used"/> experts and the shared expert.</summary>
+    public long BytesPerToken(int used) =>
+        Router.ByteLength + SharedLinears.Sum(w => w.ByteLength) + (SharedGateInput?.Length ?? 0) * sizeof(float)
+        + used * (Gate[0].ByteLength + Up[0].ByteLength + Down[0].ByteLength);
+
+    public void Dispose()
+    {
+        Router.Dispose();
+        foreach (var w in Gate.Concat(Up).Concat(Down).Concat(SharedLinears)) w.Dispose();
+        SharedGateInput?.Dispose();
+    }
 }
 
 /// <summary>All weights of a decoder-only transformer: the embedding in float32 (rows are copied out per token), linear weights float32 or packed.</summary>
@@ -48,7 +87,8 @@ public sealed class TransformerWeights : IDisposable
     public float[]? RopeFreqFactors { get; init; }
 
     /// <summary>Some weight's columns are stored permuted (<see cref="LinearWeight.InputOrder"/>).</summary>
-    public bool HasInputOrders => Output.InputOrder is not null || Layers.Any(l => l.Linears.Any(w => w.InputOrder is not null));
+    public bool HasInputOrders => Output.InputOrder is not null || Layers.Any(l => l.Linears.Any(w => w.InputOrder is not null)
+        || (l.Experts is { } e && e.Gate.Concat(e.Up).Concat(e.Down).Any(w => w.InputOrder is not null)));
 
     public void Dispose()
     {

@@ -25,44 +25,56 @@ public static class WeightLoader
         {
             if (!w.Contains(name)) throw new InvalidModelFileException(source, $"missing tensor '{name}'");
             var actual = w.Shape(name);
-            if (!actual.SequenceEqual(shape))
+            // Leading 1s aside: Hugging Face stores some vectors as [1, n] (Qwen2-MoE's shared_expert_gate).
+            if (!actual.SkipWhile(n => n == 1).SequenceEqual(shape.SkipWhile(n => n == 1)))
                 throw new InvalidModelFileException(source, $"tensor '{name}' has shape [{string.Join(", ", actual)}], the config implies [{string.Join(", ", shape)}]");
             return new NativeBuffer(w.ReadFloat32(name));
         }
         NativeBuffer? Optional(string name, params long[] shape) => w.Contains(name) ? Read(name, shape) : null;
-        PackedMatrix? TryPack(string name, long rows, long cols)
+        // A 2-D weight's bytes, or with expert ≥ 0 that expert's slice of a 3-D [experts, rows, cols] tensor.
+        ReadOnlySpan<byte> Bytes(StoreWeights store, string name, int expert)
+        {
+            var all = store.Bytes(name);
+            if (expert < 0) return all;
+            int each = checked((int)(all.Length / store.Tensor(name).Shape[0]));
+            return all.Slice(expert * each, each);
+        }
+        long[] StoredShape(long rows, long cols, int experts) => experts > 0 ? [experts, rows, cols] : [rows, cols];
+        PackedMatrix? TryPack(string name, long rows, long cols, int expert = -1, int experts = 0)
         {
             if (kernels == KernelMode.Float32 || bitnet || w is not StoreWeights store || !w.Contains(name)) return null;
             var t = store.Tensor(name);
-            if (!PackedMatrix.Supports(t.Format, t.Type) || !t.Shape.SequenceEqual([rows, cols])) return null;
-            return PackedMatrix.Create(t.Format, t.Type, (int)rows, (int)cols, store.Bytes(name), keepSource: kernels == KernelMode.Reference);
+            if (!PackedMatrix.Supports(t.Format, t.Type) || !t.Shape.SequenceEqual(StoredShape(rows, cols, experts))) return null;
+            return PackedMatrix.Create(t.Format, t.Type, (int)rows, (int)cols, Bytes(store, name, expert), keepSource: kernels == KernelMode.Reference);
         }
-        NarrowMatrix? Narrow(string name, NativeBuffer values, int rows, int cols)
+        NarrowMatrix? Narrow(string name, NativeBuffer values, int rows, int cols, int expert)
         {
             // FP8 blocks kept as stored: MXFP8, or E4M3 with float32 scales (FP8 checkpoints).
             NarrowMatrix? blocks = w is not StoreWeights store ? null : store.Tensor(name).Format switch
             {
                 Quantization.MxFormat { MxBlock: 32, Element: { StoredBits: 8, ExponentBits: 4 or 5 } e } =>
-                    NarrowMatrix.TryCreateMx(store.Bytes(name), e.ExponentBits == 4 ? NarrowKind.MxE4M3 : NarrowKind.MxE5M2, values.Span, rows, cols),
+                    NarrowMatrix.TryCreateMx(Bytes(store, name, expert), e.ExponentBits == 4 ? NarrowKind.MxE4M3 : NarrowKind.MxE5M2, values.Span, rows, cols),
                 Quantization.MinifloatFormat { GroupSize: 32, FloatScale: true, PerChannel: false, Element: { Bits: 8, ExponentBits: 4 } } =>
-                    NarrowMatrix.TryCreateScaled(store.Bytes(name), values.Span, rows, cols),
+                    NarrowMatrix.TryCreateScaled(Bytes(store, name, expert), values.Span, rows, cols),
                 _ => null,
             };
             if (blocks is not null) return blocks;
             return NarrowMatrix.TryCreate(values.Span, rows, cols);
         }
         string TypeOf(string name) => w is StoreWeights s && s.Contains(name) ? s.Tensor(name).TypeName : "F32";
-        LinearWeight Linear(string name, long rows, long cols)
+        LinearWeight Linear(string name, long rows, long cols) =>
+            TryPack(name, rows, cols) is { } packed
+                ? new LinearWeight(packed) { StoredType = TypeOf(name), InputOrder = ((StoreWeights)w).Tensor(name).InputOrder }
+                : FromValues(name, Read(name, rows, cols), rows, cols, expert: -1);
+        // A float weight (F32, F16, BF16, or a type the integer kernels do not run, dequantized).
+        LinearWeight FromValues(string name, NativeBuffer buffer, long rows, long cols, int expert)
         {
-            if (TryPack(name, rows, cols) is { } packed)
-                return new LinearWeight(packed) { StoredType = TypeOf(name), InputOrder = ((StoreWeights)w).Tensor(name).InputOrder };
-            var buffer = Read(name, rows, cols);
             if (!bitnet)
             {
                 // The fast path holds a weight in fewer bits wherever that loses nothing: MXFP8 blocks and FP8
                 // blocks with float32 scales as stored, else 16 bits (F16, BF16 and any weight whose values all are
                 // 16-bit floats).
-                if (kernels == KernelMode.Fast && Narrow(name, buffer, (int)rows, (int)cols) is { } narrow)
+                if (kernels == KernelMode.Fast && Narrow(name, buffer, (int)rows, (int)cols, expert) is { } narrow)
                 {
                     buffer.Dispose();
                     return new LinearWeight(narrow) { StoredType = TypeOf(name) };
@@ -78,6 +90,22 @@ public static class WeightLoader
             }
             return new LinearWeight(buffer) { StoredType = TypeOf(name) };
         }
+        // Every expert's weight from the 3-D tensor: packed slices where the integer kernels run its type, else float.
+        LinearWeight[] Experts(string name, int experts, long rows, long cols)
+        {
+            var result = new LinearWeight[experts];
+            if (TryPack(name, rows, cols, 0, experts) is { } first)
+            {
+                result[0] = new LinearWeight(first) { StoredType = TypeOf(name) };
+                for (int e = 1; e < experts; e++) result[e] = new LinearWeight(TryPack(name, rows, cols, e, experts)!) { StoredType = TypeOf(name) };
+                return result;
+            }
+            using var all = Read(name, experts, rows, cols);
+            long each = rows * cols;
+            for (int e = 0; e < experts; e++)
+                result[e] = FromValues(name, new NativeBuffer(all.Slice(e * each, checked((int)each))), rows, cols, e);
+            return result;
+        }
 
         // Names and shapes come from the role table; optional roles are read when the architecture has them.
         NativeBuffer Vector(TensorRole r, int l) => Read(r.GgufName(l), r.Shape(c));
@@ -87,6 +115,28 @@ public static class WeightLoader
             var shape = r.Shape(c);
             return Linear(r.GgufName(l), shape[0], shape[1]);
         }
+        LinearWeight[] ExpertRole(TensorRole r, int l)
+        {
+            var shape = r.Shape(c);
+            return Experts(r.GgufName(l), (int)shape[0], shape[1], shape[2]);
+        }
+        ExpertWeights? ExpertsOf(int l)
+        {
+            if (c.Experts is null) return null;
+            bool shared = c.Architecture.Has(TensorRoles.FfnGateShexp);
+            return new ExpertWeights
+            {
+                Router = LinearRole(TensorRoles.FfnGateInp, l),
+                Gate = ExpertRole(TensorRoles.FfnGateExps, l),
+                Up = ExpertRole(TensorRoles.FfnUpExps, l),
+                Down = ExpertRole(TensorRoles.FfnDownExps, l),
+                SharedGateInput = shared ? Vector(TensorRoles.FfnGateInpShexp, l) : null,
+                SharedGate = shared ? LinearRole(TensorRoles.FfnGateShexp, l) : null,
+                SharedUp = shared ? LinearRole(TensorRoles.FfnUpShexp, l) : null,
+                SharedDown = shared ? LinearRole(TensorRoles.FfnDownShexp, l) : null,
+            };
+        }
+        bool dense = c.Experts is null;
         var layers = new LayerWeights[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
         {
@@ -105,10 +155,11 @@ public static class WeightLoader
                 KNorm = OptionalVector(TensorRoles.AttnKNorm, l),
                 AttnSubNorm = OptionalVector(TensorRoles.AttnSubNorm, l),
                 FfnNorm = Vector(TensorRoles.FfnNorm, l),
-                WGate = LinearRole(TensorRoles.FfnGate, l),
-                WUp = LinearRole(TensorRoles.FfnUp, l),
-                WDown = LinearRole(TensorRoles.FfnDown, l),
+                WGate = dense ? LinearRole(TensorRoles.FfnGate, l) : null,
+                WUp = dense ? LinearRole(TensorRoles.FfnUp, l) : null,
+                WDown = dense ? LinearRole(TensorRoles.FfnDown, l) : null,
                 FfnSubNorm = OptionalVector(TensorRoles.FfnSubNorm, l),
+                Experts = ExpertsOf(l),
             };
         }
         string embd = TensorRoles.TokenEmbd.Gguf, output = TensorRoles.Output.Gguf, ropeFreqs = TensorRoles.RopeFreqs.Gguf;

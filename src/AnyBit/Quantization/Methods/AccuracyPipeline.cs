@@ -27,6 +27,8 @@ public static class AccuracyPipeline
         Transformer? model = null;
         try
         {
+            if (files is ModelFiles { Config: { Experts: not null } mc } && (accuracy.Rotate || accuracy.NeedsCalibration))
+                throw new AnyBitException($"calibrated methods (GPTQ, AWQ, rotation, --target-bpw) do not handle Mixture-of-Experts layers yet; {mc.Architecture.DisplayName} models quantize with plain formats and presets");
             status?.Invoke("loading float weights");
             model = FloatModel.Load(plan0, input);
             // Tensors the runtime does not hold (rope_freqs.weight) are read now, before the input closes.

@@ -35,7 +35,7 @@ public static class AwqScaling
             applied[(l, LinearInput.FeedForward)] = sFfn;
 
             var sDown = SearchAndScale(w, l, LinearInput.FeedForwardDown, stats, formatOf);
-            DivideRows(L.WUp.F32, sDown);
+            DivideRows(L.WUp!.F32, sDown);
             applied[(l, LinearInput.FeedForwardDown)] = sDown;
             progress?.Report((l + 1, c.NumLayers));
         }
@@ -59,9 +59,9 @@ public static class AwqScaling
     /// <summary>Searches the scale of the linears of layer <paramref name="l"/> that read <paramref name="input"/>, and scales their columns.</summary>
     private static float[] SearchAndScale(TransformerWeights w, int l, LinearInput input, ActivationStatistics stats, Func<string, TensorFormat> formatOf)
     {
-        var group = TensorRoles.LayerLinears.Where(r => r.Input == input).ToArray();
-        var s = Search(stats.For(l, input), group.Select(r => (r.LinearOf!(w, l).F32, formatOf(r.GgufName(l)))).ToArray());
-        ScaleColumns(s, group.Select(r => r.LinearOf!(w, l).F32).ToArray());
+        var group = TensorRoles.LayerLinears.Where(r => r.Input == input && r.LinearOf!(w, l) is not null).ToArray();
+        var s = Search(stats.For(l, input), group.Select(r => (r.LinearOf!(w, l)!.F32, formatOf(r.GgufName(l)))).ToArray());
+        ScaleColumns(s, group.Select(r => r.LinearOf!(w, l)!.F32).ToArray());
         return s;
     }
 

@@ -32,7 +32,7 @@ public static class Rotation
         // The role table says which linears read a normed copy of the stream (their input is a norm's output) and
         // which write into it (attn_output, ffn_down).
         NativeBuffer[] Readers(int l, LinearInput input) =>
-            TensorRoles.LayerLinears.Where(r => r.Input == input).Select(r => r.LinearOf!(w, l).F32).ToArray();
+            TensorRoles.LayerLinears.Select(r => r.Input == input ? r.LinearOf!(w, l) : null).OfType<LinearWeight>().Select(x => x.F32).ToArray();
         for (int l = 0; l < w.Layers.Length; l++)
         {
             FoldNorm(w.Layers[l].AttnNorm, Readers(l, LinearInput.Attention), d);

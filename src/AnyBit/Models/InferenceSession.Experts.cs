@@ -1,0 +1,157 @@
+using System.Numerics.Tensors;
+using AnyBit.Kernels;
+
+namespace AnyBit.Models;
+
+/// <summary>
+/// The Mixture-of-Experts feed-forward block (llama.cpp's <c>build_moe_ffn</c>): the router's probabilities, the top
+/// k experts per token, and each chosen expert run on the tokens routed to it. Tokens are grouped by expert, so
+/// that within a chunk each expert's weights are read once for all its tokens (ggml's <c>mul_mat_id</c>), and a
+/// decode step reads only its k experts. Each expert's products run on the fast kernels like any other linear.
+/// </summary>
+public sealed unsafe partial class InferenceSession
+{
+    private readonly ExpertScratch? _moe;
+
+    /// <summary>
+    /// Buffers of the expert block, for a chunk of at most B tokens. E = experts, k = experts per token,
+    /// F = the wider of an expert's and the shared expert's width.
+    /// </summary>
+    private sealed class ExpertScratch : IDisposable
+    {
+        public readonly NativeBuffer Logits;          // (B, E) router output
+        public readonly NativeBuffer Input;           // (B, D) the rows routed to one expert
+        public readonly NativeBuffer Gate, Up;        // (B, F)
+        public readonly NativeBuffer Output;          // (B, D) one expert's output rows
+        public readonly NativeBuffer Sum;             // (B, D) the block's output
+        public readonly int[] Starts;                 // (E + 1) where each expert's rows begin in Rows
+        public readonly int[] Rows;                   // (B·k) token of each routed row, grouped by expert
+        public readonly float[] Weights;              // (B·k) router weight of each routed row
+        public readonly int[] Chosen;                 // (B·k) experts of each token, best first
+        public readonly float[] ChosenWeights;        // (B·k)
+
+        public ExpertScratch(ModelConfig c, ExpertConfig e, int batch)
+        {
+            int width = Math.Max(e.FfnSize, e.SharedFfnSize), d = c.HiddenSize;
+            Logits = new NativeBuffer((long)batch * e.Count);
+            Input = new NativeBuffer((long)batch * d);
+            Gate = new NativeBuffer((long)batch * width);
+            Up = new NativeBuffer((long)batch * width);
+            Output = new NativeBuffer((long)batch * d);
+            Sum = new NativeBuffer((long)batch * d);
+            Starts = new int[e.Count + 1];
+            Rows = new int[batch * e.Used];
+            Weights = new float[batch * e.Used];
+            Chosen = new int[batch * e.Used];
+            ChosenWeights = new float[batch * e.Used];
+        }
+
+        public void Dispose()
+        {
+            foreach (var b in new[] { Logits, Input, Gate, Up, Output, Sum }) b.Dispose();
+        }
+    }
+
+    /// <summary>The expert block on the normed rows in _xn; its output replaces them.</summary>
+    private void ExpertFeedForward(ExpertWeights w, int n)
+    {
+        var e = _c.Experts!;
+        var m = _moe!;
+        int d = _c.HiddenSize, count = e.Count, k = e.Used, fe = e.FfnSize;
+        Linear(w.Router, _xn.Pointer, n, d, count, m.Logits.Pointer);
+        for (int t = 0; t < n; t++) Route(e, m.Logits.Slice((long)t * count, count), m.Chosen.AsSpan(t * k, k), m.ChosenWeights.AsSpan(t * k, k));
+        GroupByExpert(m, n, count, k);
+
+        var sum = m.Sum.Slice(0, n * d);
+        sum.Clear();
+        for (int x = 0; x < count; x++)
+        {
+            int first = m.Starts[x], rows = m.Starts[x + 1] - first;
+            if (rows == 0) continue;
+            // A single token reads its row where it is; a prompt's rows for this expert are gathered.
+            float* input = _xn.Pointer;
+            if (n > 1)
+            {
+                input = m.Input.Pointer;
+                for (int j = 0; j < rows; j++)
+                    _xn.Slice((long)m.Rows[first + j] * d, d).CopyTo(m.Input.Slice((long)j * d, d));
+            }
+            SwiGlu(w.Gate[x], w.Up[x], w.Down[x], input, rows, fe, m);
+            for (int j = 0; j < rows; j++)
+            {
+                var acc = m.Sum.Slice((long)m.Rows[first + j] * d, d);
+                TensorPrimitives.MultiplyAdd(m.Output.Slice((long)j * d, d), m.Weights[first + j], acc, acc);
+            }
+        }
+        if (w.SharedGate is { } sharedGate)
+        {
+            // Qwen2-MoE's shared expert sees every token; sigmoid(x · w) scales its output.
+            SwiGlu(sharedGate, w.SharedUp!, w.SharedDown!, _xn.Pointer, n, e.SharedFfnSize, m);
+            for (int t = 0; t < n; t++)
+            {
+                var xt = _xn.Slice((long)t * d, d);
+                float gate = 1f / (1f + MathF.Exp(-TensorPrimitives.Dot(xt, w.SharedGateInput!.Span)));
+                var acc = m.Sum.Slice((long)t * d, d);
+                TensorPrimitives.MultiplyAdd(m.Output.Slice((long)t * d, d), gate, acc, acc);
+            }
+        }
+        sum.CopyTo(_xn.Slice(0, n * d));
+    }
+
+    /// <summary>down(silu(gate·x) ⊙ up·x) for <paramref name="rows"/> rows of <paramref name="x"/>, into the scratch's Output.</summary>
+    private void SwiGlu(LinearWeight gate, LinearWeight up, LinearWeight down, float* x, int rows, int width, ExpertScratch m)
+    {
+        int d = _c.HiddenSize;
+        LinearsOfOneInput(x, rows, d, gate, width, m.Gate.Pointer, up, width, m.Up.Pointer);
+        for (int j = 0; j < rows; j++) Ops.SiluMultiply(m.Gate.Slice((long)j * width, width), m.Up.Slice((long)j * width, width));
+        Linear(down, m.Gate.Pointer, rows, width, d, m.Output.Pointer);
+    }
+
+    /// <summary>
+    /// One token's routing: the gating function of the logits, the k largest (ggml_top_k: best first), their
+    /// probabilities as weights, renormalized and scaled where the model says so.
+    /// </summary>
+    internal static void Route(ExpertConfig e, Span<float> logits, Span<int> chosen, Span<float> weights)
+    {
+        if (e.Gating == ExpertGating.Softmax) Ops.Softmax(logits);
+        else TensorPrimitives.Sigmoid(logits, logits);
+        int k = chosen.Length;
+        for (int j = 0; j < k; j++)
+        {
+            int best = -1;
+            for (int x = 0; x < logits.Length; x++)
+            {
+                if (best >= 0 && !(logits[x] > logits[best])) continue;
+                bool taken = false;
+                for (int i = 0; i < j; i++) taken |= chosen[i] == x;
+                if (!taken) best = x;
+            }
+            chosen[j] = best;
+            weights[j] = logits[best];
+        }
+        if (e.NormalizeWeights)
+        {
+            float total = 0;
+            foreach (float v in weights) total += v;
+            TensorPrimitives.Divide(weights, total, weights);
+        }
+        if (e.WeightsScale != 1) TensorPrimitives.Multiply(weights, e.WeightsScale, weights);
+    }
+
+    /// <summary>Counting sort of the chunk's (token, expert) pairs by expert: Starts, Rows and Weights.</summary>
+    private static void GroupByExpert(ExpertScratch m, int n, int count, int k)
+    {
+        Array.Clear(m.Starts);
+        for (int i = 0; i < n * k; i++) m.Starts[m.Chosen[i] + 1]++;
+        for (int x = 0; x < count; x++) m.Starts[x + 1] += m.Starts[x];
+        Span<int> next = count <= 512 ? stackalloc int[count] : new int[count];
+        m.Starts.AsSpan(0, count).CopyTo(next);
+        for (int t = 0; t < n; t++)
+            for (int j = 0; j < k; j++)
+            {
+                int slot = next[m.Chosen[t * k + j]]++;
+                m.Rows[slot] = t;
+                m.Weights[slot] = m.ChosenWeights[t * k + j];
+            }
+    }
+}
