@@ -65,4 +65,22 @@ public class MoeModelTests
             }
         }
     }
+
+    [Theory, MemberData(nameof(Families))]
+    public void A_hugging_face_folder_gives_the_gguf_logits(string arch)
+    {
+        string path = ModelPath(arch), folder = Path.Combine(Shared.TempDir(), arch);
+        MoeHfFolder.Write(path, folder);
+        var tokens = Prompt(12);
+        using var gguf = ModelLoader.Load(path);
+        using var hf = ModelLoader.Load(folder);
+        Assert.Equal(gguf.Config.Experts, hf.Config.Experts);
+        int vocab = gguf.Config.VocabSize;
+        var expected = new float[tokens.Length * vocab];
+        var actual = new float[tokens.Length * vocab];
+        using (var s = gguf.CreateSession(32)) s.Forward(tokens, expected);
+        using (var s = hf.CreateSession(32)) s.Forward(tokens, actual);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) < 1e-4, $"{arch} logit {i}: folder {actual[i]}, GGUF {expected[i]}");
+    }
 }
