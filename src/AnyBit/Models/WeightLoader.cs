@@ -87,6 +87,12 @@ public static class WeightLoader
             var shape = r.Shape(c);
             return Linear(r.GgufName(l), shape[0], shape[1]);
         }
+        float[]? RopeFactors(TensorRole r)
+        {
+            if (!c.Architecture.Has(r) || !w.Contains(r.Gguf)) return null;
+            using var factors = Read(r.Gguf, r.Shape(c));
+            return factors.Span.ToArray();
+        }
         var layers = new LayerWeights[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
         {
@@ -104,11 +110,13 @@ public static class WeightLoader
                 QNorm = OptionalVector(TensorRoles.AttnQNorm, l),
                 KNorm = OptionalVector(TensorRoles.AttnKNorm, l),
                 AttnSubNorm = OptionalVector(TensorRoles.AttnSubNorm, l),
+                AttnPostNorm = OptionalVector(TensorRoles.AttnPostNorm, l),
                 FfnNorm = Vector(TensorRoles.FfnNorm, l),
                 WGate = LinearRole(TensorRoles.FfnGate, l),
                 WUp = LinearRole(TensorRoles.FfnUp, l),
                 WDown = LinearRole(TensorRoles.FfnDown, l),
                 FfnSubNorm = OptionalVector(TensorRoles.FfnSubNorm, l),
+                FfnPostNorm = OptionalVector(TensorRoles.FfnPostNorm, l),
             };
         }
         string embd = TensorRoles.TokenEmbd.Gguf, output = TensorRoles.Output.Gguf, ropeFreqs = TensorRoles.RopeFreqs.Gguf;
@@ -127,6 +135,8 @@ public static class WeightLoader
                     : new LinearWeight(embedding, owns: false) { StoredType = TypeOf(embd) })
                 : LinearRole(TensorRoles.Output, -1),
             RopeFreqFactors = freqs,
+            RopeFactorsShort = RopeFactors(TensorRoles.RopeFactorsShort) ?? c.Rope.ShortFactors,
+            RopeFactorsLong = RopeFactors(TensorRoles.RopeFactorsLong) ?? c.Rope.LongFactors,
         };
     }
 }
