@@ -58,11 +58,17 @@ public class DenseFamilyTests
     /// llama.cpp's numbers for the tiny GGUF files and <see cref="TinyDenseModel.Text"/>, n_ctx 64, n_batch 64:
     /// the running perplexity after each window as llama-perplexity prints it ([1]…, [2]…), and the argmax of the
     /// scored positions of window 1 (from its --kl-divergence-base logits file). Measured with mainline llama.cpp
-    /// (gemma2, phi3) and ik_llama.cpp (gemma3), builds in /work/llama and /work/ikl, CPU; see
+    /// (gemma2, phi3; a snapshot without gemma3, "build: 0 (unknown)") and ik_llama.cpp (gemma3), CPU builds, -t 1 or 2; see
     /// <c>Tiny_model_files_for_llama_cpp</c> for how the files are written.
     /// </summary>
     private static readonly Dictionary<string, (double[] Running, int[] Greedy)> LlamaCpp = new()
     {
+        ["gemma2"] = ([38.8502, 40.0240, 39.8487, 36.9859, 35.4553, 35.9012, 35.9016, 34.6888, 34.3017, 35.3703, 36.7341, 37.3018, 37.7183, 38.3212, 38.5025, 38.6013, 38.7648, 39.1989, 39.1453, 39.0816, 38.8012],
+            [114, 259, 118, 104, 100, 113, 118, 120, 259, 104, 259, 104, 104, 259, 104, 102, 259, 111, 118, 114, 102, 114, 107, 100, 108, 113, 100, 100, 108, 259, 112]),
+        ["gemma3"] = ([267.7622, 205.1526, 202.7198, 188.7636, 162.9171, 161.9069, 168.3948, 162.5225, 168.9483, 185.5286, 195.0086, 200.7663, 204.5361, 208.8418, 209.0613, 209.9949, 208.0056, 206.9745, 211.2547, 210.7950, 207.3925],
+            [114, 259, 118, 104, 100, 113, 118, 120, 259, 104, 259, 104, 104, 259, 104, 102, 259, 111, 118, 114, 102, 114, 107, 100, 108, 113, 100, 100, 108, 259, 112]),
+        ["phi3"] = ([42.0208, 41.9568, 39.1566, 39.7476, 37.4685, 37.5915, 37.6227, 37.2064, 37.0451, 37.0271, 37.7489, 37.8631, 37.1439, 36.8329, 36.8136, 36.7243, 36.8897, 36.7549, 36.8407, 37.2636, 37.1042],
+            [114, 259, 259, 259, 100, 259, 111, 100, 259, 114, 114, 114, 114, 108, 114, 100, 108, 114, 259, 102, 259, 114, 117, 259, 108, 108, 259, 259, 259, 108, 259]),
     };
 
     [Theory, MemberData(nameof(Families))]

@@ -48,10 +48,11 @@ internal sealed class TinyDenseModel
         }
         double s = 1 / Math.Sqrt(D);
         m.Embed = Normal(Vocab * D, 0.15);
-        for (int v = 0; v < Vocab; v++) m.Embed[v * D] = 1f;
         var prior = UnigramLogPrior();
-        m.Head = Normal(Vocab * D, 0.3);
-        for (int v = 0; v < Vocab; v++) m.Head[v * D] = (float)(prior[v] / 1.5);
+        // Gemma ties the head to the embedding, so there column 0 carries the prior itself (kept positive).
+        for (int v = 0; v < Vocab; v++) m.Embed[v * D] = m.Gemma ? (float)(1 + prior[v] / 12) : 1f;
+        m.Head = Normal(Vocab * D, 0.08);
+        for (int v = 0; v < Vocab; v++) m.Head[v * D] = (float)(prior[v] / 8);
         int L = m.Layers;
         m.InNorm = Enumerable.Range(0, L).Select(_ => Norm(D)).ToArray();
         m.Q = Enumerable.Range(0, L).Select(_ => Normal(Heads * HeadDim * D, 2.5 * s)).ToArray();
@@ -60,13 +61,15 @@ internal sealed class TinyDenseModel
         m.O = Enumerable.Range(0, L).Select(_ => Writer(D, Heads * HeadDim, 0.5 / Math.Sqrt(Heads * HeadDim))).ToArray();
         m.QNorm = Enumerable.Range(0, L).Select(_ => Norm(HeadDim)).ToArray();
         m.KNorm = Enumerable.Range(0, L).Select(_ => Norm(HeadDim)).ToArray();
-        m.PostAttnNorm = Enumerable.Range(0, L).Select(_ => Norm(D)).ToArray();
+        // Post-norms of about 0.3, so that 26 layers do not drown the reserved dimension.
+        m.PostAttnNorm = Enumerable.Range(0, L).Select(_ => Norm(D).Select(x => x - 0.7f).ToArray()).ToArray();
         m.FfnNorm = Enumerable.Range(0, L).Select(_ => Norm(D)).ToArray();
-        m.PostFfnNorm = Enumerable.Range(0, L).Select(_ => Norm(D)).ToArray();
+        m.PostFfnNorm = Enumerable.Range(0, L).Select(_ => Norm(D).Select(x => x - 0.7f).ToArray()).ToArray();
         m.Gate = Enumerable.Range(0, L).Select(_ => Normal(F * D, 1.5 * s)).ToArray();
         m.Up = Enumerable.Range(0, L).Select(_ => Normal(F * D, 1.5 * s)).ToArray();
         m.Down = Enumerable.Range(0, L).Select(_ => Writer(D, F, 0.5 / Math.Sqrt(F))).ToArray();
         m.FinalNorm = Norm(D);
+        m.FinalNorm[0] = m.Gemma ? 3f : 4f; // the final norm carries the reserved dimension with a scale of 4
         m.ShortFactors = Enumerable.Range(0, HeadDim / 2).Select(_ => (float)(1 + 2 * rng.NextDouble())).ToArray();
         m.LongFactors = Enumerable.Range(0, HeadDim / 2).Select(_ => (float)(1 + 8 * rng.NextDouble())).ToArray();
         return m;
@@ -114,7 +117,7 @@ internal sealed class TinyDenseModel
         var w = new GgufWriter();
         string a = Family;
         w.Add("general.architecture", a);
-        w.Add("general.name", $"tiny-{a}");
+        w.Add("general.name", "tiny seeded model"); // not "phi3": llama.cpp then expects Phi-3's <|endoftext|> token
         w.Add($"{a}.context_length", (uint)(Family == "phi3" ? PhiMaxPositions : 256));
         w.Add($"{a}.embedding_length", (uint)D);
         w.Add($"{a}.block_count", (uint)Layers);
