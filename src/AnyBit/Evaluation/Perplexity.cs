@@ -9,6 +9,8 @@ public sealed record PerplexityResult(double Perplexity, double MeanNll, long To
 {
     public double TokensPerSecond => Seconds > 0 ? TokensScored / Seconds : 0;
     public KlStatistics? Kl { get; init; }
+    /// <summary>The perplexity of the windows so far, after each window (what llama-perplexity prints as [1]…, [2]…).</summary>
+    public IReadOnlyList<double> RunningPerplexity { get; init; } = [];
     /// <summary>The base model's perplexity on the same windows, when one was compared.</summary>
     public double? BasePerplexity { get; init; }
 }
@@ -85,6 +87,7 @@ public static class Perplexity
         double nll = 0, baseNll = 0;
         long scored = 0;
         var input = new int[ctx + 1];
+        var running = new List<double>();
         var clock = Stopwatch.StartNew();
         progress?.Report((0, windows.Count));
         for (int w = 0; w < windows.Count; w++)
@@ -114,12 +117,14 @@ public static class Perplexity
                 }
             }
             scored += fed - win.FirstScored;
+            running.Add(Math.Exp(nll / scored));
             progress?.Report((w + 1, windows.Count));
         }
         double mean = nll / scored;
         return new PerplexityResult(Math.Exp(mean), mean, scored, windows.Count, clock.Elapsed.TotalSeconds)
         {
             Kl = kl?.Result(),
+            RunningPerplexity = running,
             BasePerplexity = kl is null ? null : Math.Exp(baseNll / scored),
         };
     }

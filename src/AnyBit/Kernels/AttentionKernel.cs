@@ -25,15 +25,18 @@ public static unsafe class AttentionKernel
     /// <param name="scale">score multiplier, usually 1/√headDim</param>
     /// <param name="scores">scratch of at least <paramref name="count"/> floats (left holding the probabilities)</param>
     /// <param name="output">the head's output, <paramref name="headDim"/> floats</param>
-    public static void Head(float* query, float* keys, float* values, int headDim, int count, float scale, float* scores, float* output)
+    /// <param name="softCap">Gemma 2's score soft-cap c (scores become c·tanh(s/c) before the softmax); 0 for none</param>
+    public static void Head(float* query, float* keys, float* values, int headDim, int count, float scale, float* scores, float* output,
+        float softCap = 0)
     {
         if (!Vector256.IsHardwareAccelerated || headDim % 16 != 0)
         {
-            HeadReference(query, keys, values, headDim, count, scale, scores, output);
+            HeadReference(query, keys, values, headDim, count, scale, scores, output, softCap);
             return;
         }
         for (int j = 0; j < count; j++) scores[j] = Dot(query, keys + (long)j * headDim, headDim) * scale;
         var p = new Span<float>(scores, count);
+        if (softCap > 0) SoftCap(p, softCap);
         float max = TensorPrimitives.Max(p);
         TensorPrimitives.Subtract(p, max, p);
         TensorPrimitives.Exp(p, p);
@@ -41,6 +44,13 @@ public static unsafe class AttentionKernel
         int d = 0;
         for (; d + 64 <= headDim; d += 64) WeightedSum64(values + d, headDim, scores, count, output + d);
         for (; d < headDim; d += 16) WeightedSum16(values + d, headDim, scores, count, output + d);
+    }
+
+    private static void SoftCap(Span<float> p, float cap)
+    {
+        TensorPrimitives.Multiply(p, 1f / cap, p);
+        TensorPrimitives.Tanh(p, p);
+        TensorPrimitives.Multiply(p, cap, p);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -89,7 +99,8 @@ public static unsafe class AttentionKernel
     }
 
     /// <summary>The scalar definition (double sums) the SIMD path is tested against; also the path for odd head sizes.</summary>
-    public static void HeadReference(float* query, float* keys, float* values, int headDim, int count, float scale, float* scores, float* output)
+    public static void HeadReference(float* query, float* keys, float* values, int headDim, int count, float scale, float* scores, float* output,
+        float softCap = 0)
     {
         float max = float.NegativeInfinity;
         for (int j = 0; j < count; j++)
@@ -97,6 +108,7 @@ public static unsafe class AttentionKernel
             double dot = 0;
             for (int i = 0; i < headDim; i++) dot += (double)query[i] * keys[(long)j * headDim + i];
             scores[j] = (float)dot * scale;
+            if (softCap > 0) scores[j] = MathF.Tanh(scores[j] / softCap) * softCap;
             max = MathF.Max(max, scores[j]);
         }
         double sum = 0;

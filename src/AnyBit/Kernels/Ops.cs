@@ -36,6 +36,20 @@ public static class Ops
         }
     }
 
+    /// <summary>
+    /// GeGLU gate with the tanh GELU (PyTorch's gelu(approximate="tanh")): g = 0.5·g·(1 + tanh(√(2/π)·(g + 0.044715·g³))) · u.
+    /// </summary>
+    public static void GeluTanhMultiply(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        const float SqrtTwoOverPi = 0.7978845608028654f, Coefficient = 0.044715f;
+        for (int i = 0; i < gate.Length; i++)
+        {
+            float g = gate[i];
+            float inner = SqrtTwoOverPi * (g + Coefficient * g * g * g);
+            gate[i] = 0.5f * g * (1f + MathF.Tanh(inner)) * up[i];
+        }
+    }
+
     /// <summary>BitNet's squared-ReLU gate: g = max(g, 0)² · u.</summary>
     public static void ReluSquaredMultiply(Span<float> gate, ReadOnlySpan<float> up)
     {

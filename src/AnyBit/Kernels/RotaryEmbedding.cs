@@ -31,14 +31,15 @@ public sealed class RotaryEmbedding
             for (int i = 0; i < _half; i++) invFreq[i] /= freqFactors[i];
         }
         float positionScale = rope.Scaling == RopeScalingType.Linear ? (float)(1.0 / rope.Factor) : 1f;
+        float attentionFactor = (float)rope.AttentionFactor; // LongRoPE's magnitude scaling of cos and sin, 1 otherwise
         _cos = new float[(long)positions * _half];
         _sin = new float[(long)positions * _half];
         for (int p = 0; p < positions; p++)
             for (int i = 0; i < _half; i++)
             {
                 float angle = (p * positionScale) * invFreq[i];
-                _cos[p * _half + i] = (float)Math.Cos(angle);
-                _sin[p * _half + i] = (float)Math.Sin(angle);
+                _cos[p * _half + i] = (float)Math.Cos(angle) * attentionFactor;
+                _sin[p * _half + i] = (float)Math.Sin(angle) * attentionFactor;
             }
     }
 

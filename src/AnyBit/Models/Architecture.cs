@@ -67,6 +67,35 @@ public sealed partial class Architecture
     /// default is this too.
     /// </summary>
     public bool NormalizesExpertWeights { get; init; }
+    /// <summary>
+    /// Norms scale by (1 + w) (Gemma): Hugging Face stores w, GGUF stores 1 + w (convert_hf_to_gguf adds the one), so a
+    /// Hugging Face folder's norm weights are read with 1 added and both run the plain RMSNorm.
+    /// </summary>
+    public bool NormWeightOffset { get; init; }
+    /// <summary>Token embeddings are multiplied by √hidden (Gemma).</summary>
+    public bool ScalesEmbedding { get; init; }
+    /// <summary>
+    /// Layers alternate between the sliding window and full attention: layer l is global when (l + 1) mod p = 0
+    /// (Gemma 2: 2, even layers local; Gemma 3: 6, five local to one global). Null: every layer uses the window.
+    /// </summary>
+    public int? SlidingLayerPeriod { get; init; }
+    /// <summary>RoPE base of the sliding-window layers in GGUF files, which do not store it (llama.cpp's Gemma 3: 10000).</summary>
+    public double? GgufLocalRopeTheta { get; init; }
+    /// <summary>
+    /// The block count at which llama.cpp scales queries by 1/√(hidden/heads) instead of 1/√head_dim (its rule for the
+    /// 27B Gemmas, whose <c>query_pre_attn_scalar</c> GGUF does not store); null when GGUF files always use head_dim.
+    /// </summary>
+    public int? GgufWideQueryScalarLayers { get; init; }
+    /// <summary>
+    /// Hugging Face names that differ from the table's for this family (Gemma 2's <c>post_attention_layernorm</c> is the
+    /// post-attention norm, its <c>pre_feedforward_layernorm</c> the FFN norm).
+    /// </summary>
+    public IReadOnlyDictionary<TensorRole, string> HfRoleNames { get; init; } = new Dictionary<TensorRole, string>();
+    /// <summary>
+    /// Fused tensors its files store (Phi-3's <c>attn_qkv</c> and gate+up <c>ffn_up</c>; rows of
+    /// <see cref="TensorRoles.Fused"/>): split into their parts' rows at load, fused again by <c>quantize</c>.
+    /// </summary>
+    public IReadOnlyList<TensorRole> FusedRoles { get; init; } = [];
 
     /// <summary>True when the architecture has tensor role <paramref name="role"/>.</summary>
     public bool Has(TensorRole role) => Roles.Contains(role);

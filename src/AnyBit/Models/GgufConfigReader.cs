@@ -38,6 +38,17 @@ public static class GgufConfigReader
             Scaling = scalingType == "linear" ? RopeScalingType.Linear : RopeScalingType.None,
             Factor = gguf.GetFloat($"{archName}.rope.scaling.factor") ?? 1.0,
         };
+        int layers = Required("block_count");
+        int? window = arch.SlidingWindowAlwaysOn || arch.SlidingLayerPeriod is not null ? Optional("attention.sliding_window") : null;
+        float? Softcap(string key) => gguf.GetFloat($"{archName}.{key}") is double v && v > 0 ? (float)v : null;
+        // LongRoPE (Phi-3): llama.cpp's rope_factors tensors, its attention factor and original context.
+        if (gguf.TensorShape(TensorRoles.RopeFactorsShort.Gguf) is not null || gguf.TensorShape(TensorRoles.RopeFactorsLong.Gguf) is not null)
+            rope = rope with
+            {
+                Scaling = RopeScalingType.LongRope,
+                AttentionFactor = gguf.GetFloat($"{archName}.rope.scaling.attn_factor") ?? 1.0,
+                OriginalMaxPositions = Optional("rope.scaling.original_context_length") ?? Optional("context_length") ?? 2048,
+            };
         long? bos = gguf.GetInteger("tokenizer.ggml.bos_token_id");
         long? eos = gguf.GetInteger("tokenizer.ggml.eos_token_id");
         var eosIds = new List<int>();
@@ -51,7 +62,7 @@ public static class GgufConfigReader
             Architecture = arch,
             HiddenSize = hidden,
             IntermediateSize = Optional("feed_forward_length") ?? experts?.FfnSize ?? Required("feed_forward_length"),
-            NumLayers = Required("block_count"),
+            NumLayers = layers,
             NumHeads = heads,
             NumKvHeads = Optional("attention.head_count_kv") ?? heads,
             HeadDim = Optional("attention.key_length") ?? hidden / heads,
@@ -61,6 +72,11 @@ public static class GgufConfigReader
             Rope = rope,
             Activation = arch.DefaultActivation,
             TiedEmbeddings = gguf.TensorShape(TensorRoles.Output.Gguf) is null,
+            SlidingWindow = window,
+            AttnLogitSoftcap = Softcap("attn_logit_softcapping"),
+            FinalLogitSoftcap = Softcap("final_logit_softcapping"),
+            QueryPreAttnScalar = arch.GgufWideQueryScalarLayers == layers ? (double)hidden / heads : null,
+            LocalRope = arch.GgufLocalRopeTheta is double local ? new RopeConfig { Theta = local, Interleaved = rope.Interleaved } : null,
             BosTokenId = bos is >= 0 and < int.MaxValue ? (int)bos : null,
             EosTokenIds = eosIds.ToArray(),
             Experts = experts,

@@ -39,13 +39,16 @@ public static class HfConfigReader
                 null => arch.DefaultActivation,
                 "silu" or "swish" => Activation.Silu,
                 "relu2" => Activation.ReluSquared,
-                _ => throw Bad($"hidden_act '{act}' is not supported (silu, relu2)"),
+                "gelu_pytorch_tanh" or "gelu_new" => Activation.GeluTanh,
+                _ => throw Bad($"hidden_act '{act}' is not supported (silu, relu2, gelu_pytorch_tanh)"),
             };
 
             bool slidingUsed = arch.SlidingWindowAlwaysOn || (Bool(root, "use_sliding_window") ?? false);
             int? window = slidingUsed ? Int(root, "sliding_window") : null;
 
             var experts = ReadExperts(root, arch, Required);
+            var rope = ReadRope(root, Bad);
+            float? Softcap(string key) => Num(root, key) is double v && v > 0 ? (float)v : null;
             var config = new ModelConfig
             {
                 Architecture = arch,
@@ -58,10 +61,15 @@ public static class HfConfigReader
                 VocabSize = Required("vocab_size"),
                 MaxPositions = Int(root, "max_position_embeddings") ?? 4096,
                 RmsNormEps = (float)(Num(root, "rms_norm_eps") ?? 1e-6),
-                Rope = ReadRope(root, Bad),
+                Rope = rope,
                 Activation = activation,
                 TiedEmbeddings = Bool(root, "tie_word_embeddings") ?? false,
                 SlidingWindow = window,
+                AttnLogitSoftcap = Softcap("attn_logit_softcapping"),
+                FinalLogitSoftcap = Softcap("final_logit_softcapping"),
+                QueryPreAttnScalar = Num(root, "query_pre_attn_scalar"),
+                // Gemma 3's sliding-window layers rotate with their own base and no scaling.
+                LocalRope = Num(root, "rope_local_base_freq") is double local ? new RopeConfig { Theta = local } : null,
                 BosTokenId = Int(root, "bos_token_id"),
                 EosTokenIds = IntOrList(root, "eos_token_id"),
                 Experts = experts,
@@ -121,7 +129,30 @@ public static class HfConfigReader
                 HighFreqFactor = Num(s, "high_freq_factor") ?? throw bad("llama3 rope scaling without 'high_freq_factor'"),
                 OriginalMaxPositions = Int(s, "original_max_position_embeddings") ?? throw bad("llama3 rope scaling without 'original_max_position_embeddings'"),
             },
-            _ => throw bad($"rope type '{type}' is not supported (default, linear, llama3)"),
+            "longrope" or "su" => LongRope(root, s, theta, bad),
+            _ => throw bad($"rope type '{type}' is not supported (default, linear, llama3, longrope)"),
+        };
+    }
+
+    /// <summary>
+    /// Phi-3's LongRoPE as transformers computes it: short and long divisors, and the attention factor
+    /// √(1 + ln(s)/ln(original)) with s = max_position_embeddings / original_max_position_embeddings (unless given).
+    /// </summary>
+    private static RopeConfig LongRope(JsonElement root, JsonElement s, double theta, Func<string, InvalidModelFileException> bad)
+    {
+        float[] Factors(string key) => s.TryGetProperty(key, out var v) && v.ValueKind == JsonValueKind.Array
+            && v.EnumerateArray().All(x => x.ValueKind == JsonValueKind.Number)
+            ? v.EnumerateArray().Select(x => (float)x.GetDouble()).ToArray()
+            : throw bad($"longrope rope scaling without a '{key}' list");
+        int maxPositions = Int(root, "max_position_embeddings") ?? 4096;
+        int original = Int(root, "original_max_position_embeddings") ?? Int(s, "original_max_position_embeddings") ?? maxPositions;
+        // transformers takes the scale from the two lengths when the config has the original one at the top level.
+        double scale = Int(root, "original_max_position_embeddings") is not null ? (double)maxPositions / original : Num(s, "factor") ?? (double)maxPositions / original;
+        double attention = Num(s, "attention_factor") ?? (scale <= 1 ? 1.0 : Math.Sqrt(1 + Math.Log(scale) / Math.Log(original)));
+        return new RopeConfig
+        {
+            Theta = theta, Scaling = RopeScalingType.LongRope, ShortFactors = Factors("short_factor"), LongFactors = Factors("long_factor"),
+            OriginalMaxPositions = original, AttentionFactor = attention, Factor = scale,
         };
     }
 

@@ -15,6 +15,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
     private readonly ModelConfig _c;
     private readonly WorkerPool _pool;
     private readonly RotaryEmbedding _rope;
+    private readonly RotaryEmbedding _ropeLocal; // the sliding-window layers' (Gemma 3's local base); _rope itself otherwise
     private readonly int _maxBatch;
     private readonly NativeBuffer _keyCache, _valueCache; // (layer, kv_head, position, head_dim)
     private readonly NativeBuffer _x, _xn, _q, _k, _v, _att, _gate, _up, _logits;
@@ -30,7 +31,8 @@ public sealed unsafe partial class InferenceSession : IDisposable
         _model = model; _c = model.Config; _pool = pool;
         ContextSize = contextSize;
         _maxBatch = Math.Max(1, Math.Min(maxBatch, contextSize));
-        _rope = new RotaryEmbedding(_c.Rope, _c.HeadDim, contextSize, model.Weights.RopeFreqFactors);
+        _rope = new RotaryEmbedding(_c.Rope, _c.HeadDim, contextSize, model.Weights.RopeFactorsFor(_c, contextSize));
+        _ropeLocal = _c.LocalRope is { } local ? new RotaryEmbedding(local, _c.HeadDim, contextSize) : _rope;
         long cacheSize = (long)_c.NumLayers * _c.NumKvHeads * contextSize * _c.HeadDim;
         _keyCache = new NativeBuffer(cacheSize);
         _valueCache = new NativeBuffer(cacheSize);
@@ -177,6 +179,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
 
         for (int t = 0; t < n; t++)
             new Span<float>(w.TokenEmbedding.Pointer + (long)tokens[t] * d, d).CopyTo(_x.Slice((long)t * d, d));
+        if (_c.Architecture.ScalesEmbedding) TensorPrimitives.Multiply(_x.Slice(0, n * d), MathF.Sqrt(d), _x.Slice(0, n * d));
 
         for (int l = 0; l < _c.NumLayers; l++)
         {
@@ -218,6 +221,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
                 Ops.RmsNorm(_x.Slice((long)t * d, d), w.OutputNorm.Span, eps, _xn.Slice((long)(t - first) * d, d));
             Observer?.Observe(-1, LinearInput.Output, _xn.Slice(0, outRows * d), outRows, d);
             Linear(w.Output, _xn.Pointer, outRows, d, _c.VocabSize, _logits.Pointer);
+            if (_c.FinalLogitSoftcap is float cap) SoftCap(_logits.Slice(0, outRows * _c.VocabSize), cap);
         }
         if (_rowOwners is null) Position += n;
     }
@@ -278,17 +282,18 @@ public sealed unsafe partial class InferenceSession : IDisposable
         bool perHead = !c.Architecture.QkNormAcrossHeads;
         if (!perHead && L.QNorm is not null) Ops.RmsNorm(qt, L.QNorm.Span, eps, qt);
         if (!perHead && L.KNorm is not null) Ops.RmsNorm(kt, L.KNorm.Span, eps, kt);
+        var rope = c.IsSlidingLayer(l) ? owner._ropeLocal : owner._rope;
         for (int h = 0; h < c.NumHeads; h++)
         {
             var head = qt.Slice(h * hd, hd);
             if (perHead && L.QNorm is not null) Ops.RmsNorm(head, L.QNorm.Span, eps, head);
-            owner._rope.Apply(head, pos);
+            rope.Apply(head, pos);
         }
         for (int h = 0; h < c.NumKvHeads; h++)
         {
             var head = kt.Slice(h * hd, hd);
             if (perHead && L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
-            owner._rope.Apply(head, pos);
+            rope.Apply(head, pos);
             long cacheAt = owner.CacheOffset(l, h, pos);
             head.CopyTo(owner._keyCache.Slice(cacheAt, hd));
             vt.Slice(h * hd, hd).CopyTo(owner._valueCache.Slice(cacheAt, hd));
@@ -314,6 +319,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
         var o = s._xn.Slice((long)t * d, d);
         var bias = s._model.Weights.Layers[l].Bo;
         if (bias is not null) TensorPrimitives.Add(o, bias.Span, o);
+        if (s._model.Weights.Layers[l].AttnPostNorm is { } post) Ops.RmsNorm(o, post.Span, s._c.RmsNormEps, o);
         var x = s._x.Slice((long)t * d, d);
         TensorPrimitives.Add(x, o, x);
     }
@@ -324,6 +330,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
         var g = s._gate.Slice((long)t * f, f);
         var u = s._up.Slice((long)t * f, f);
         if (s._c.Activation == Activation.Silu) Ops.SiluMultiply(g, u);
+        else if (s._c.Activation == Activation.GeluTanh) Ops.GeluTanhMultiply(g, u);
         else Ops.ReluSquaredMultiply(g, u);
         SubNormed(s, g, s._model.Weights.Layers[l].FfnSubNorm);
     }
@@ -332,7 +339,17 @@ public sealed unsafe partial class InferenceSession : IDisposable
     {
         int d = s._c.HiddenSize;
         var x = s._x.Slice((long)t * d, d);
-        TensorPrimitives.Add(x, s._xn.Slice((long)t * d, d), x);
+        var o = s._xn.Slice((long)t * d, d);
+        if (s._model.Weights.Layers[l].FfnPostNorm is { } post) Ops.RmsNorm(o, post.Span, s._c.RmsNormEps, o);
+        TensorPrimitives.Add(x, o, x);
+    }
+
+    /// <summary>Gemma's soft-cap: v ← cap · tanh(v / cap).</summary>
+    private static void SoftCap(Span<float> v, float cap)
+    {
+        TensorPrimitives.Multiply(v, 1f / cap, v);
+        TensorPrimitives.Tanh(v, v);
+        TensorPrimitives.Multiply(v, cap, v);
     }
 
     /// <summary>
@@ -423,12 +440,12 @@ public sealed unsafe partial class InferenceSession : IDisposable
             int kvh = h / (c.NumHeads / c.NumKvHeads);
             int pos = s.RowPosition(t);
             var owner = s.RowOwner(t);
-            int lo = c.SlidingWindow is int win && win > 0 ? Math.Max(0, pos - win + 1) : 0;
+            int lo = c.WindowOf(_layer) is int win ? Math.Max(0, pos - win + 1) : 0;
             long baseOffset = owner.CacheOffset(_layer, kvh, lo);
             fixed (float* scores = _scores[worker])
                 AttentionKernel.Head(s._q.Pointer + (long)t * c.QueryWidth + h * hd, owner._keyCache.Pointer + baseOffset,
-                    owner._valueCache.Pointer + baseOffset, hd, pos - lo + 1, 1f / MathF.Sqrt(hd), scores,
-                    s._att.Pointer + (long)t * c.QueryWidth + h * hd);
+                    owner._valueCache.Pointer + baseOffset, hd, pos - lo + 1, c.AttentionScale, scores,
+                    s._att.Pointer + (long)t * c.QueryWidth + h * hd, c.AttnLogitSoftcap ?? 0);
         }
     }
 

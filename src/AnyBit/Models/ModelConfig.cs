@@ -1,10 +1,10 @@
 namespace AnyBit.Models;
 
-/// <summary>Feed-forward activation: SwiGLU's SiLU, or BitNet's squared ReLU.</summary>
-public enum Activation { Silu, ReluSquared }
+/// <summary>Feed-forward activation: SwiGLU's SiLU, BitNet's squared ReLU, or Gemma's GeGLU (GELU, tanh approximation).</summary>
+public enum Activation { Silu, ReluSquared, GeluTanh }
 
 /// <summary>How rotary embedding frequencies are rescaled for long context.</summary>
-public enum RopeScalingType { None, Linear, Llama3 }
+public enum RopeScalingType { None, Linear, Llama3, LongRope }
 
 /// <summary>RoPE parameters (Hugging Face <c>rope_parameters</c> / <c>rope_scaling</c>, or GGUF <c>rope.*</c>).</summary>
 public sealed record RopeConfig
@@ -21,6 +21,15 @@ public sealed record RopeConfig
     /// halves (i, i + d/2) of Hugging Face's rotate_half.
     /// </summary>
     public bool Interleaved { get; init; }
+    /// <summary>Multiplier of cos and sin (LongRoPE's √(1 + ln(s)/ln(original)), llama.cpp's <c>rope.scaling.attn_factor</c>).</summary>
+    public double AttentionFactor { get; init; } = 1.0;
+    /// <summary>
+    /// LongRoPE's per-frequency divisors (Phi-3 <c>rope_scaling.short_factor</c> / <c>long_factor</c>; GGUF stores them as
+    /// <c>rope_factors_short.weight</c> / <c>rope_factors_long.weight</c>): the short ones for a context up to
+    /// <see cref="OriginalMaxPositions"/>, the long ones beyond, as llama.cpp chooses by context size.
+    /// </summary>
+    public float[]? ShortFactors { get; init; }
+    public float[]? LongFactors { get; init; }
 }
 
 /// <summary>Everything the forward pass needs to know about a model's shape and numerics.</summary>
@@ -45,6 +54,14 @@ public sealed record ModelConfig
     public int? SlidingWindow { get; init; }
     /// <summary>The feed-forward blocks are Mixtures of Experts; null for a dense model.</summary>
     public ExpertConfig? Experts { get; init; }
+    /// <summary>Gemma 2's attention-score soft-cap c (scores become c·tanh(s/c)); null for none.</summary>
+    public float? AttnLogitSoftcap { get; init; }
+    /// <summary>Gemma 2's final logit soft-cap; null for none.</summary>
+    public float? FinalLogitSoftcap { get; init; }
+    /// <summary>Gemma's <c>query_pre_attn_scalar</c>: scores are scaled by its inverse square root (null: the head dimension's).</summary>
+    public double? QueryPreAttnScalar { get; init; }
+    /// <summary>RoPE of the sliding-window layers where it differs from <see cref="Rope"/> (Gemma 3's local base); null when it does not.</summary>
+    public RopeConfig? LocalRope { get; init; }
     public int? BosTokenId { get; init; }
     public int[] EosTokenIds { get; init; } = [];
 
@@ -52,6 +69,19 @@ public sealed record ModelConfig
     public int QueryWidth => NumHeads * HeadDim;
     /// <summary>Width of the concatenated key (or value) heads.</summary>
     public int KvWidth => NumKvHeads * HeadDim;
+
+    /// <summary>Score multiplier of attention: 1/√query_pre_attn_scalar, or 1/√head_dim.</summary>
+    public float AttentionScale => 1f / MathF.Sqrt((float)(QueryPreAttnScalar ?? HeadDim));
+
+    /// <summary>
+    /// Layer <paramref name="layer"/> attends within <see cref="SlidingWindow"/>: every layer, or for families that
+    /// alternate (<see cref="Architecture.SlidingLayerPeriod"/> p) the layers l with (l + 1) mod p ≠ 0.
+    /// </summary>
+    public bool IsSlidingLayer(int layer) =>
+        SlidingWindow is > 0 && (Architecture.SlidingLayerPeriod is not int p || (layer + 1) % p != 0);
+
+    /// <summary>The attention window of layer <paramref name="layer"/>; null for full attention.</summary>
+    public int? WindowOf(int layer) => IsSlidingLayer(layer) ? SlidingWindow : null;
 
     /// <summary>Checks internal consistency; <paramref name="source"/> names the file in the error.</summary>
     public void Validate(string source)
@@ -71,5 +101,11 @@ public sealed record ModelConfig
         Require(RmsNormEps > 0 && float.IsFinite(RmsNormEps), $"rms_norm_eps {RmsNormEps} is invalid");
         Require(Rope.Theta > 0 && double.IsFinite(Rope.Theta), $"rope theta {Rope.Theta} is invalid");
         Experts?.Validate(source);
+        Require(AttnLogitSoftcap is null or > 0 && FinalLogitSoftcap is null or > 0, "logit soft-caps must be positive");
+        Require(QueryPreAttnScalar is null or > 0, $"query_pre_attn_scalar {QueryPreAttnScalar} must be positive");
+        Require(LocalRope is null || LocalRope.Theta > 0 && double.IsFinite(LocalRope.Theta), $"local rope theta {LocalRope?.Theta} is invalid");
+        foreach (var factors in new[] { Rope.ShortFactors, Rope.LongFactors })
+            Require(factors is null || factors.Length == HeadDim / 2 && factors.All(f => f > 0 && float.IsFinite(f)),
+                $"LongRoPE factors must be {HeadDim / 2} positive numbers (head_dim / 2)");
     }
 }

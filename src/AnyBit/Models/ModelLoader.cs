@@ -130,7 +130,9 @@ public static class ModelLoader
                 rotaryHeads = name => TensorRoles.FromGguf(name) is ({ RotaryHeads: { } heads }, _) ? heads(c0) : 0;
                 config = config with { Rope = config.Rope with { Interleaved = true } };
             }
-            var weights = new StoreWeights(store, TensorRoles.GgufNameOfHuggingFace, rotaryHeads);
+            var arch = config.Architecture;
+            var weights = new StoreWeights(store, name => TensorRoles.GgufNameOfHuggingFace(name, arch), rotaryHeads, arch.NormWeightOffset);
+            weights.SplitFused(config);
             string tokenizerJson = options.TokenizerPath ?? System.IO.Path.Combine(folder, "tokenizer.json");
             ITokenizer? tokenizer = File.Exists(tokenizerJson)
                 ? TokenizerJson.Load(tokenizerJson, System.IO.Path.Combine(System.IO.Path.GetDirectoryName(tokenizerJson)!, "tokenizer_config.json"))
@@ -161,6 +163,7 @@ public static class ModelLoader
             var config = GgufConfigReader.Read(gguf);
             var tokenizer = options.TokenizerPath is not null ? LoadSeparateTokenizer(options.TokenizerPath, config.VocabSize) : GgufTokenizer.TryLoad(gguf);
             var weights = new StoreWeights(gguf, name => name);
+            weights.SplitFused(config);
             return new ModelFiles
             {
                 Path = path, Format = $"GGUF v{gguf.Version}", Config = config, Weights = weights, Tokenizer = tokenizer, Gguf = gguf,

@@ -58,6 +58,8 @@ public sealed class TensorRole
     /// order (see <see cref="Architecture.GgufAdjacentRopePairs"/>).
     /// </summary>
     public Func<ModelConfig, int>? RotaryHeads { get; init; }
+    /// <summary>For a fused tensor (<see cref="TensorRoles.Fused"/>), the roles whose rows it holds, in row order.</summary>
+    public IReadOnlyList<TensorRole>? Parts { get; init; }
     /// <summary>Shape the config implies, outermost dimension first.</summary>
     public required Func<ModelConfig, long[]> Shape { get; init; }
     /// <summary>

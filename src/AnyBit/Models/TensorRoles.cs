@@ -87,6 +87,12 @@ public static class TensorRoles
         Gguf = "blk.{i}.attn_sub_norm.weight", HuggingFace = "model.layers.{i}.self_attn.attn_sub_norm.weight",
         Kind = TensorKind.Norm, Shape = Q, BufferOf = (w, l) => w.Layers[l].AttnSubNorm,
     };
+    /// <summary>Gemma 2/3's norm of the attention output before the residual add (Hugging Face names it per family).</summary>
+    public static readonly TensorRole AttnPostNorm = new()
+    {
+        Gguf = "blk.{i}.post_attention_norm.weight",
+        Kind = TensorKind.Norm, Shape = D, BufferOf = (w, l) => w.Layers[l].AttnPostNorm,
+    };
     public static readonly TensorRole FfnNorm = new()
     {
         Gguf = "blk.{i}.ffn_norm.weight", HuggingFace = "model.layers.{i}.post_attention_layernorm.weight", Llama2c = "rms_ffn_weight",
@@ -172,6 +178,12 @@ public static class TensorRoles
         Kind = TensorKind.Linear, Input = LinearInput.FeedForwardDown,
         Shape = c => [c.HiddenSize, Ffs(c)], LinearOf = (w, l) => w.Layers[l].Experts?.SharedDown,
     };
+    /// <summary>Gemma 2/3's norm of the feed-forward output before the residual add.</summary>
+    public static readonly TensorRole FfnPostNorm = new()
+    {
+        Gguf = "blk.{i}.post_ffw_norm.weight", HuggingFace = "model.layers.{i}.post_feedforward_layernorm.weight",
+        Kind = TensorKind.Norm, Shape = D, BufferOf = (w, l) => w.Layers[l].FfnPostNorm,
+    };
     public static readonly TensorRole OutputNorm = new()
     {
         Gguf = "output_norm.weight", HuggingFace = "model.norm.weight", Llama2c = "rms_final_weight",
@@ -190,14 +202,25 @@ public static class TensorRoles
         Gguf = "rope_freqs.weight", Kind = TensorKind.RopeFactors, Shape = c => [c.HeadDim / 2],
     };
 
+    /// <summary>Phi-3's LongRoPE divisors for contexts beyond the original (llama.cpp's names; Hugging Face keeps them in config.json).</summary>
+    public static readonly TensorRole RopeFactorsLong = new()
+    {
+        Gguf = "rope_factors_long.weight", Kind = TensorKind.RopeFactors, Shape = c => [c.HeadDim / 2],
+    };
+    /// <summary>Phi-3's LongRoPE divisors for contexts up to the original.</summary>
+    public static readonly TensorRole RopeFactorsShort = new()
+    {
+        Gguf = "rope_factors_short.weight", Kind = TensorKind.RopeFactors, Shape = c => [c.HeadDim / 2],
+    };
+
     /// <summary>Every role, in file order: global roles before the blocks, the per-layer roles, global roles after.</summary>
     public static readonly IReadOnlyList<TensorRole> All =
     [
         TokenEmbd,
         AttnNorm, AttnQ, AttnQBias, AttnK, AttnKBias, AttnV, AttnVBias, AttnOutput, AttnOutputBias,
-        AttnQNorm, AttnKNorm, AttnSubNorm, FfnNorm, FfnGate, FfnUp, FfnDown, FfnSubNorm,
+        AttnQNorm, AttnKNorm, AttnSubNorm, AttnPostNorm, FfnNorm, FfnGate, FfnUp, FfnDown, FfnSubNorm, FfnPostNorm,
         FfnGateInp, FfnGateExps, FfnUpExps, FfnDownExps, FfnGateInpShexp, FfnGateShexp, FfnUpShexp, FfnDownShexp,
-        OutputNorm, Output, RopeFreqs,
+        OutputNorm, Output, RopeFreqs, RopeFactorsLong, RopeFactorsShort,
     ];
 
     /// <summary>The dense feed-forward block's linears (SwiGLU), which a Mixture-of-Experts layer has instead as experts.</summary>
@@ -207,6 +230,27 @@ public static class TensorRoles
     /// <summary>The roles of a shared expert beside the routed ones (Qwen2-MoE).</summary>
     public static readonly IReadOnlyList<TensorRole> SharedExpert = [FfnGateInpShexp, FfnGateShexp, FfnUpShexp, FfnDownShexp];
 
+    /// <summary>Phi-3's fused Q, K and V rows (<c>qkv_proj</c>), split at load into <see cref="AttnQ"/>, <see cref="AttnK"/>, <see cref="AttnV"/>.</summary>
+    public static readonly TensorRole AttnQkv = new()
+    {
+        Gguf = "blk.{i}.attn_qkv.weight", HuggingFace = "model.layers.{i}.self_attn.qkv_proj.weight",
+        Kind = TensorKind.Linear, Input = LinearInput.Attention, Parts = [AttnQ, AttnK, AttnV],
+        Shape = c => [c.QueryWidth + 2 * c.KvWidth, c.HiddenSize],
+    };
+    /// <summary>
+    /// Phi-3's fused gate and up rows (<c>gate_up_proj</c>, gate first), which llama.cpp stores as a [2F, D]
+    /// <c>ffn_up</c>; split at load into <see cref="FfnGate"/> and <see cref="FfnUp"/>.
+    /// </summary>
+    public static readonly TensorRole FfnGateUp = new()
+    {
+        Gguf = "blk.{i}.ffn_up.weight", HuggingFace = "model.layers.{i}.mlp.gate_up_proj.weight",
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForward, Parts = [FfnGate, FfnUp],
+        Shape = c => [2L * c.IntermediateSize, c.HiddenSize],
+    };
+
+    /// <summary>Fused tensors, outside <see cref="All"/>: files store them, the loaded model holds their parts.</summary>
+    public static readonly IReadOnlyList<TensorRole> Fused = [AttnQkv, FfnGateUp];
+
     /// <summary>The single linear layers of a decoder block, in file order (not the experts).</summary>
     public static readonly IReadOnlyList<TensorRole> LayerLinears = All.Where(r => r.IsLayerLinear).ToArray();
 
@@ -214,7 +258,7 @@ public static class TensorRoles
     private static readonly Dictionary<string, TensorRole> GgufGlobal = All.Where(r => !r.PerLayer).ToDictionary(r => r.Gguf);
     private static readonly Dictionary<string, TensorRole> GgufLayer = All.Where(r => r.PerLayer).ToDictionary(r => Suffix(r.Gguf, GgufLayerPrefix));
     private static readonly Dictionary<string, TensorRole> HfGlobal = All.Where(r => r.HuggingFace is not null && !r.PerLayer).ToDictionary(r => r.HuggingFace!);
-    private static readonly Dictionary<string, TensorRole> HfLayer = All.Where(r => r.HuggingFace is not null && r.PerLayer)
+    private static readonly Dictionary<string, TensorRole> HfLayer = All.Concat(Fused).Where(r => r.HuggingFace is not null && r.PerLayer)
         .SelectMany(r => r.HuggingFaceAliases.Prepend(r.HuggingFace!).Select(name => (Suffix(name, HfLayerPrefix), r)))
         .ToDictionary(p => p.Item1, p => p.r);
 
@@ -255,6 +299,27 @@ public static class TensorRoles
         if (end == start || end == name.Length || name[end] != '.') return null;
         return (name[start..end], string.Concat(name.AsSpan(0, start), "{e}", name.AsSpan(end)));
     }
+
+    /// <summary>
+    /// The GGUF name of a Hugging Face tensor of <paramref name="architecture"/>, whose own names
+    /// (<see cref="Architecture.HfRoleNames"/>) come before the table's; null for tensors the forward pass does not use.
+    /// </summary>
+    public static string? GgufNameOfHuggingFace(string hfName, Architecture architecture)
+    {
+        foreach (var (role, pattern) in architecture.HfRoleNames)
+        {
+            if (!role.PerLayer) { if (hfName == pattern) return role.Gguf; continue; }
+            if (SplitLayer(hfName, "model.layers.") is (string digits, string rest) && rest == Suffix(pattern, HfLayerPrefix))
+                return role.Gguf.Replace("{i}", digits, StringComparison.Ordinal);
+        }
+        string? name = GgufNameOfHuggingFace(hfName);
+        // A table name the family gives another meaning is not read as the table's role.
+        return name is not null && FromGguf(name) is ({ } r, _) && architecture.HfRoleNames.ContainsKey(r) ? null : name;
+    }
+
+    /// <summary>The Hugging Face name pattern of <paramref name="role"/> in <paramref name="architecture"/>'s checkpoints, if it has one.</summary>
+    public static string? HuggingFaceName(TensorRole role, Architecture architecture) =>
+        architecture.HfRoleNames.TryGetValue(role, out var name) ? name : role.HuggingFace;
 
     /// <summary>The role held in a llama2.c checkpoint field (<c>wq</c>).</summary>
     public static TensorRole FromLlama2c(string field) =>

@@ -21,16 +21,18 @@ public sealed class LayerWeights : IDisposable
     public NativeBuffer? QNorm { get; init; }              // (head_dim) Qwen3
     public NativeBuffer? KNorm { get; init; }              // (head_dim) Qwen3
     public NativeBuffer? AttnSubNorm { get; init; }        // (Q)  BitNet
+    public NativeBuffer? AttnPostNorm { get; init; }       // (D)  Gemma 2/3
     public required NativeBuffer FfnNorm { get; init; }    // (D)
     public LinearWeight? WGate { get; init; }              // (F, D) dense layers
     public LinearWeight? WUp { get; init; }                // (F, D) dense layers
     public LinearWeight? WDown { get; init; }              // (D, F) dense layers
     public NativeBuffer? FfnSubNorm { get; init; }         // (F)  BitNet
     public ExpertWeights? Experts { get; init; }           // Mixture-of-Experts layers
+    public NativeBuffer? FfnPostNorm { get; init; }        // (D)  Gemma 2/3
 
     public void Dispose()
     {
-        foreach (var b in new[] { AttnNorm, Bq, Bk, Bv, Bo, QNorm, KNorm, AttnSubNorm, FfnNorm, FfnSubNorm })
+        foreach (var b in new[] { AttnNorm, Bq, Bk, Bv, Bo, QNorm, KNorm, AttnSubNorm, AttnPostNorm, FfnNorm, FfnSubNorm, FfnPostNorm })
             b?.Dispose();
         foreach (var w in Linears) w.Dispose();
         Experts?.Dispose();
@@ -85,6 +87,16 @@ public sealed class TransformerWeights : IDisposable
     public bool OutputIsEmbedding => ReferenceEquals(Output.Dense, TokenEmbedding);
     /// <summary>GGUF's per-frequency RoPE divisors (Llama-3 scaling as llama.cpp stores it), if present.</summary>
     public float[]? RopeFreqFactors { get; init; }
+    /// <summary>LongRoPE's divisors (Phi-3), from the file's rope_factors tensors or the config: (head_dim / 2) each.</summary>
+    public float[]? RopeFactorsShort { get; init; }
+    public float[]? RopeFactorsLong { get; init; }
+
+    /// <summary>
+    /// The per-frequency divisors for a session of <paramref name="contextSize"/> positions: Llama-3's, or LongRoPE's
+    /// long ones when the context exceeds the original (llama.cpp's choice by context size) and its short ones otherwise.
+    /// </summary>
+    public float[]? RopeFactorsFor(ModelConfig c, int contextSize) =>
+        RopeFreqFactors ?? (contextSize > c.Rope.OriginalMaxPositions ? RopeFactorsLong : RopeFactorsShort);
 
     /// <summary>Some weight's columns are stored permuted (<see cref="LinearWeight.InputOrder"/>).</summary>
     public bool HasInputOrders => Output.InputOrder is not null || Layers.Any(l => l.Linears.Any(w => w.InputOrder is not null)

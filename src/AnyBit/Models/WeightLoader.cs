@@ -137,6 +137,12 @@ public static class WeightLoader
             };
         }
         bool dense = c.Experts is null;
+        float[]? RopeFactors(TensorRole r)
+        {
+            if (!c.Architecture.Has(r) || !w.Contains(r.Gguf)) return null;
+            using var factors = Read(r.Gguf, r.Shape(c));
+            return factors.Span.ToArray();
+        }
         var layers = new LayerWeights[c.NumLayers];
         for (int l = 0; l < c.NumLayers; l++)
         {
@@ -154,12 +160,14 @@ public static class WeightLoader
                 QNorm = OptionalVector(TensorRoles.AttnQNorm, l),
                 KNorm = OptionalVector(TensorRoles.AttnKNorm, l),
                 AttnSubNorm = OptionalVector(TensorRoles.AttnSubNorm, l),
+                AttnPostNorm = OptionalVector(TensorRoles.AttnPostNorm, l),
                 FfnNorm = Vector(TensorRoles.FfnNorm, l),
                 WGate = dense ? LinearRole(TensorRoles.FfnGate, l) : null,
                 WUp = dense ? LinearRole(TensorRoles.FfnUp, l) : null,
                 WDown = dense ? LinearRole(TensorRoles.FfnDown, l) : null,
                 FfnSubNorm = OptionalVector(TensorRoles.FfnSubNorm, l),
                 Experts = ExpertsOf(l),
+                FfnPostNorm = OptionalVector(TensorRoles.FfnPostNorm, l),
             };
         }
         string embd = TensorRoles.TokenEmbd.Gguf, output = TensorRoles.Output.Gguf, ropeFreqs = TensorRoles.RopeFreqs.Gguf;
@@ -178,6 +186,8 @@ public static class WeightLoader
                     : new LinearWeight(embedding, owns: false) { StoredType = TypeOf(embd) })
                 : LinearRole(TensorRoles.Output, -1),
             RopeFreqFactors = freqs,
+            RopeFactorsShort = RopeFactors(TensorRoles.RopeFactorsShort) ?? c.Rope.ShortFactors,
+            RopeFactorsLong = RopeFactors(TensorRoles.RopeFactorsLong) ?? c.Rope.LongFactors,
         };
     }
 }

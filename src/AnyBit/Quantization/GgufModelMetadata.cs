@@ -36,6 +36,16 @@ public static class GgufModelMetadata
             w.Add($"{a}.rope.scaling.type", "linear");
             w.Add($"{a}.rope.scaling.factor", (float)c.Rope.Factor);
         }
+        // Keys of the families that have them, as convert_hf_to_gguf.py writes them.
+        if (c.SlidingWindow is int window && Architecture.FromGgufName(a) is { } target && (target.SlidingWindowAlwaysOn || target.SlidingLayerPeriod is not null))
+            w.Add($"{a}.attention.sliding_window", (uint)window);
+        if (c.AttnLogitSoftcap is float attnCap) w.Add($"{a}.attn_logit_softcapping", attnCap);
+        if (c.FinalLogitSoftcap is float finalCap) w.Add($"{a}.final_logit_softcapping", finalCap);
+        if (c.Rope.Scaling == RopeScalingType.LongRope)
+        {
+            w.Add($"{a}.rope.scaling.attn_factor", (float)c.Rope.AttentionFactor);
+            w.Add($"{a}.rope.scaling.original_context_length", (uint)c.Rope.OriginalMaxPositions);
+        }
     }
 
     /// <summary>The per-frequency divisors llama.cpp stores as rope_freqs.weight for Llama-3 scaling.</summary>

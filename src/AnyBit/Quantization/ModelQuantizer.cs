@@ -210,6 +210,11 @@ public static class ModelQuantizer
             var factors = GgufModelMetadata.RopeFrequencyFactors(c);
             tensors.Add(new PlannedTensor(TensorRoles.RopeFreqs.Gguf, [factors.Length], FormatRegistry.Parse("f32"), () => factors));
         }
+        if (c.Rope.Scaling == RopeScalingType.LongRope)
+            foreach (var (role, factors) in new[] { (TensorRoles.RopeFactorsLong, c.Rope.LongFactors), (TensorRoles.RopeFactorsShort, c.Rope.ShortFactors) })
+                if (factors is not null && !files.Weights.Contains(role.Gguf))
+                    tensors.Add(new PlannedTensor(role.Gguf, [factors.Length], FormatRegistry.Parse("f32"), () => factors));
+        FuseParts(c, tensors);
         string? sourceArch = files.Gguf?.GetString("general.architecture");
         string? arch = OutputArchitecture(c, sourceArch, tensors, problems);
         Check(problems);
@@ -261,6 +266,26 @@ public static class ModelQuantizer
             return null;
         }
         return sourceArch is not null && sourceArch != a.GgufName && a.BitnetCppGgufNames.Contains(sourceArch) ? a.GgufWriteName : null;
+    }
+
+    /// <summary>
+    /// Fused tensors go back as the family's files hold them (Phi-3's attn_qkv and [2F, D] ffn_up, the only form
+    /// llama.cpp loads): the parts' rows concatenated at the first part's place, in the first part's format (the parts
+    /// read one input, so they share its importance).
+    /// </summary>
+    private static void FuseParts(ModelConfig c, List<PlannedTensor> tensors)
+    {
+        foreach (var fused in c.Architecture.FusedRoles)
+            for (int l = 0; l < c.NumLayers; l++)
+            {
+                int[] at = fused.Parts!.Select(p => tensors.FindIndex(t => t.Name == p.GgufName(l))).ToArray();
+                if (at.Any(i => i < 0)) continue;
+                var parts = at.Select(i => tensors[i]).ToArray();
+                var whole = new PlannedTensor(fused.GgufName(l), [parts.Sum(t => t.Shape[0]), parts[0].Shape[1]], parts[0].Format,
+                    () => parts.SelectMany(t => t.Source()).ToArray());
+                foreach (int i in at.OrderDescending()) tensors.RemoveAt(i);
+                tensors.Insert(at.Min(), whole);
+            }
     }
 
     /// <summary>The architecture's tensors the file holds, in llama.cpp's order (the role table's): token_embd, the blocks, output_norm, output.</summary>
