@@ -97,7 +97,7 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     /// <summary>The GPT-2 pattern tokenizers uses when ByteLevel has <c>use_regex: true</c>.</summary>
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-    private static readonly Regex Gpt2 = new(Gpt2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+    private static readonly Regex Gpt2 = CodePointRegex.Create(Gpt2Pattern, RegexOptions.Compiled);
 
     public override void Apply(List<TextPiece> pieces)
     {
@@ -117,8 +117,10 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     }
 }
 
-internal sealed class SplitPreTokenizer(Regex pattern, string behavior) : PreTokenizerStep
+/// <summary>tokenizers' Split: <paramref name="source"/> is the pattern as the file writes it, <paramref name="pattern"/> its compiled form.</summary>
+internal sealed class SplitPreTokenizer(string source, Regex pattern, string behavior) : PreTokenizerStep
 {
+    public string Source => source;
     public Regex Pattern => pattern;
     public string Behavior => behavior;
 
@@ -134,7 +136,7 @@ internal sealed class DigitsPreTokenizer(bool individual) : PreTokenizerStep
 
 internal sealed class WhitespacePreTokenizer : PreTokenizerStep
 {
-    private static readonly Regex Words = new(@"\w+|[^\w\s]+", RegexOptions.Compiled);
+    private static readonly Regex Words = CodePointRegex.Create(@"\w+|[^\w\s]+", RegexOptions.Compiled);
     public override void Apply(List<TextPiece> pieces)
     {
         var result = new List<TextPiece>();

@@ -169,7 +169,7 @@ public static class TokenizerJson
     {
         Regex? pattern = steps switch
         {
-            [ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: true }] => new Regex(ByteLevelPreTokenizer.Gpt2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant),
+            [ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: true }] => CodePointRegex.Create(ByteLevelPreTokenizer.Gpt2Pattern, RegexOptions.Compiled),
             [SplitPreTokenizer { Behavior: "Isolated" } split, ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: false }] => split.Pattern,
             _ => null,
         };
@@ -190,7 +190,7 @@ public static class TokenizerJson
         string? pattern = steps switch
         {
             [ByteLevelPreTokenizer { UseRegex: true }] => ByteLevelPreTokenizer.Gpt2Pattern,
-            [SplitPreTokenizer split, ByteLevelPreTokenizer { UseRegex: false }] => split.Pattern.ToString(),
+            [SplitPreTokenizer split, ByteLevelPreTokenizer { UseRegex: false }] => split.Source,
             _ => null,
         };
         return pattern switch
@@ -219,13 +219,16 @@ public static class TokenizerJson
         return vocab.TryGetValue(content, out int id) ? id : null;
     }
 
-    private static Regex PatternOf(JsonElement pattern)
+    /// <summary>A Split or Replace pattern: its text as written, and the .NET regex that matches as tokenizers does.</summary>
+    private static (string Source, Regex Regex) PatternOf(JsonElement pattern)
     {
         if (pattern.TryGetProperty("Regex", out var r))
-            // Oniguruma and .NET agree on the patterns tokenizers ship (GPT-2, Llama-3, Qwen). One known gap: .NET
-            // matches \p{L} per UTF-16 unit, so a letter outside the BMP counts as punctuation here.
-            return new Regex(r.GetString()!, RegexOptions.Compiled | RegexOptions.CultureInvariant);
-        if (pattern.TryGetProperty("String", out var s)) return new Regex(Regex.Escape(s.GetString()!), RegexOptions.CultureInvariant);
+        {
+            // Written for Oniguruma, which matches code points; CodePointRegex makes .NET's UTF-16 regex do the same.
+            string source = r.GetString()!;
+            return (source, CodePointRegex.Create(source, RegexOptions.Compiled));
+        }
+        if (pattern.TryGetProperty("String", out var s)) return (s.GetString()!, new Regex(Regex.Escape(s.GetString()!), RegexOptions.CultureInvariant));
         throw new FormatException("pattern is neither Regex nor String");
     }
 
@@ -244,7 +247,7 @@ public static class TokenizerJson
             case "NFKD": steps.Add(new UnicodeNormalizer(NormalizationForm.FormKD)); break;
             case "Lowercase": steps.Add(new LowercaseNormalizer()); break;
             case "Prepend": steps.Add(new PrependNormalizer(n.GetProperty("prepend").GetString()!)); break;
-            case "Replace": steps.Add(new ReplaceNormalizer(PatternOf(n.GetProperty("pattern")), n.GetProperty("content").GetString()!)); break;
+            case "Replace": steps.Add(new ReplaceNormalizer(PatternOf(n.GetProperty("pattern")).Regex, n.GetProperty("content").GetString()!)); break;
             default: throw bad($"normalizer '{type}' is not supported (NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Replace, Sequence)");
         }
     }
@@ -263,7 +266,8 @@ public static class TokenizerJson
                 break;
             case "Split":
                 if (Flag(p, "invert")) throw bad("Split pre-tokenizer with invert: true is not supported");
-                steps.Add(new SplitPreTokenizer(PatternOf(p.GetProperty("pattern")), p.GetProperty("behavior").GetString()!));
+                var (source, regex) = PatternOf(p.GetProperty("pattern"));
+                steps.Add(new SplitPreTokenizer(source, regex, p.GetProperty("behavior").GetString()!));
                 break;
             case "Metaspace":
                 string replacement = p.TryGetProperty("replacement", out var rep) ? rep.GetString()! : "▁";
