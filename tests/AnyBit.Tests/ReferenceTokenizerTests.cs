@@ -58,6 +58,17 @@ public class ReferenceTokenizerTests
         Assert.Equal(expected.Chat, actual);
     }
 
+    [Theory]
+    [InlineData("NFC")]
+    [InlineData("NFD")]
+    [InlineData("NFKC")]
+    [InlineData("NFKD")]
+    public void Unicode_normalization_equals_the_reference(string form)
+    {
+        var f = form switch { "NFC" => NormalizationForm.FormC, "NFD" => NormalizationForm.FormD, "NFKC" => NormalizationForm.FormKC, _ => NormalizationForm.FormKD };
+        AssertAllEqual(form, TokenizerReference.Normalized(form), i => UnicodeNormalization.Normalize(TokenizerReference.Texts[i], f), Escape);
+    }
+
     private static void AssertAllEqual<T>(string name, T[] expected, Func<int, T> actual, Func<T, string> show)
     {
         Assert.Equal(TokenizerReference.Texts.Count, expected.Length);

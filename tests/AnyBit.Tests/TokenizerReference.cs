@@ -26,7 +26,7 @@ public static class TokenizerReference
         ("user", "And in Chinese? 谢谢 🙏"),
     ];
 
-    public sealed record Expected(int[][] Ids, int[][] IdsWithSpecial, string[] Decoded, string? ChatTemplate, string? Chat);
+    public sealed record Expected(int[][] Ids, int[][] IdsWithSpecial, string[] Decoded, string? ChatTemplate, string? Chat, string? ChatError);
 
     public static IReadOnlyList<string> Texts { get; } = TokenizerCorpus.Lines();
 
@@ -41,9 +41,12 @@ public static class TokenizerReference
         return folder;
     }
 
-    private static readonly Lazy<Dictionary<string, Expected>> All = new(Compute);
+    private static readonly Lazy<(Dictionary<string, Expected> Tokenizers, Dictionary<string, string[]> Normalized)> All = new(Compute);
 
-    public static Expected For(string name) => All.Value[name];
+    public static Expected For(string name) => All.Value.Tokenizers[name];
+
+    /// <summary>The corpus in a normalization form ("NFC", "NFD", "NFKC", "NFKD"), by Node's String.normalize.</summary>
+    public static string[] Normalized(string form) => All.Value.Normalized[form];
 
     private static string FindPackageFolder()
     {
@@ -56,7 +59,7 @@ public static class TokenizerReference
     private static Exception MissingPackages() => new InvalidOperationException(
         $"the reference tokenizers are not installed in {Path.Combine(PackageFolder, "node_modules")}: run tests/tokenizers/install.sh (needs Node 18+ and npm)");
 
-    private static Dictionary<string, Expected> Compute()
+    private static (Dictionary<string, Expected>, Dictionary<string, string[]>) Compute()
     {
         if (!Directory.Exists(Path.Combine(PackageFolder, "node_modules", "@lenml", "tokenizers"))) throw MissingPackages();
         string request = JsonSerializer.Serialize(new
@@ -77,9 +80,11 @@ public static class TokenizerReference
             result[name] = new Expected(
                 IdLists(e.GetProperty("ids")), IdLists(e.GetProperty("idsWithSpecial")),
                 e.GetProperty("decoded").EnumerateArray().Select(x => x.GetString()!).ToArray(),
-                e.GetProperty("chatTemplate").GetString(), e.GetProperty("chat").GetString());
+                e.GetProperty("chatTemplate").GetString(), e.GetProperty("chat").GetString(), e.GetProperty("chatError").GetString());
         }
-        return result;
+        var normalized = doc.RootElement.GetProperty("normalized").EnumerateObject()
+            .ToDictionary(f => f.Name, f => f.Value.EnumerateArray().Select(x => x.GetString()!).ToArray());
+        return (result, normalized);
     }
 
     private static int[][] IdLists(JsonElement e) => e.EnumerateArray().Select(l => l.EnumerateArray().Select(x => x.GetInt32()).ToArray()).ToArray();

@@ -5,7 +5,8 @@
 // usage: node reference.js REQUEST.json OUTPUT.json
 //   REQUEST: { "tokenizers": ["gemma3", ...], "texts": ["...", ...], "conversation": [{ "role", "content" }, ...] }
 //   OUTPUT:  { "<name>": { "ids": [[...]], "idsWithSpecial": [[...]], "decoded": ["..."],
-//                          "chatTemplate": "..." | null, "chat": "..." | null, "chatError": "..." | null } }
+//                          "chatTemplate": "..." | null, "chat": "..." | null, "chatError": "..." | null },
+//            "normalized": { "NFC": ["..."], "NFD": [...], "NFKC": [...], "NFKD": [...] } }
 "use strict";
 const fs = require("fs");
 const path = require("path");
@@ -47,4 +48,7 @@ for (const name of request.tokenizers) {
   }
   output[name] = { ids, idsWithSpecial, decoded, chatTemplate: typeof template === "string" ? template : null, chat, chatError };
 }
+// Unicode normalization of every text, as V8's ICU does it: the reference for AnyBit's own tables.
+output.normalized = {};
+for (const form of ["NFC", "NFD", "NFKC", "NFKD"]) output.normalized[form] = request.texts.map((t) => t.normalize(form));
 fs.writeFileSync(outputPath, JSON.stringify(output));

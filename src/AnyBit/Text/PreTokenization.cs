@@ -13,9 +13,10 @@ internal abstract class NormalizerStep
     public abstract string Apply(string text);
 }
 
+/// <summary>NFC/NFD/NFKC/NFKD by AnyBit's own tables: string.Normalize does nothing under InvariantGlobalization.</summary>
 internal sealed class UnicodeNormalizer(NormalizationForm form) : NormalizerStep
 {
-    public override string Apply(string text) => text.IsNormalized(form) ? text : text.Normalize(form);
+    public override string Apply(string text) => UnicodeNormalization.Normalize(text, form);
 }
 
 internal sealed class LowercaseNormalizer : NormalizerStep
