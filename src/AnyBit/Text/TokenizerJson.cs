@@ -122,6 +122,7 @@ public static class TokenizerJson
 
         // BOS/EOS: tokenizer_config.json names them; fall back to the post-processor's first prefix id.
         int? bos = prefix.Length > 0 ? prefix[0] : null, eos = null;
+        bool cleanUp = false;
         if (configPath is not null && File.Exists(configPath))
         {
             try
@@ -129,6 +130,8 @@ public static class TokenizerJson
                 using var cfg = JsonDocument.Parse(File.ReadAllBytes(configPath));
                 bos = LookupSpecial(cfg.RootElement, "bos_token", vocab, added) ?? bos;
                 eos = LookupSpecial(cfg.RootElement, "eos_token", vocab, added);
+                // Only when set: transformers' default is false (transformers.js still defaults to true).
+                cleanUp = Flag(cfg.RootElement, "clean_up_tokenization_spaces");
             }
             catch (JsonException e)
             {
@@ -157,6 +160,7 @@ public static class TokenizerJson
             BosId = bos,
             EosId = eos,
             LeadingSpacesToStrip = strip,
+            CleanUpTokenizationSpaces = cleanUp,
         };
     }
 
