@@ -45,6 +45,20 @@ public class ReferenceTokenizerTests
         AssertAllEqual(name, expected.Decoded, i => tok.Decode(expected.Ids[i]), Escape);
     }
 
+    /// <summary>
+    /// The prompts the model cards document for <see cref="TokenizerReference.Conversation"/>, for the templates the
+    /// reference's Jinja engine cannot render (it lacks "is string" and Qwen3's slicing): Gemma 3 folds the system
+    /// prompt into the first user turn and calls the assistant "model"; Qwen3 is ChatML, and an assistant turn
+    /// before the last user message has no reasoning block.
+    /// </summary>
+    private static readonly Dictionary<string, string> DocumentedPrompts = new()
+    {
+        ["gemma3"] = "<bos><start_of_turn>user\nYou are a helpful assistant.\n\nHi! What's 2 + 2?<end_of_turn>\n" +
+            "<start_of_turn>model\n2 + 2 = 4.<end_of_turn>\n<start_of_turn>user\nAnd in Chinese? 谢谢 🙏<end_of_turn>\n<start_of_turn>model\n",
+        ["qwen3"] = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nHi! What's 2 + 2?<|im_end|>\n" +
+            "<|im_start|>assistant\n2 + 2 = 4.<|im_end|>\n<|im_start|>user\nAnd in Chinese? 谢谢 🙏<|im_end|>\n<|im_start|>assistant\n",
+    };
+
     [Theory]
     [MemberData(nameof(Names))]
     public void Chat_template_renders_as_the_reference(string name)
@@ -53,9 +67,18 @@ public class ReferenceTokenizerTests
         var folder = Load(name);
         // The package's tokenizer_config.json has no chat_template for gpt-oss and Llama 2: then neither side has one.
         Assert.Equal(expected.ChatTemplate, folder.ChatTemplateSource);
-        if (expected.Chat is null) return;
+        if (expected.ChatTemplate is null) return;
+        string want = expected.Chat ?? (DocumentedPrompts.TryGetValue(name, out var documented) ? documented
+            : throw new Xunit.Sdk.XunitException($"{name}: the reference cannot render its template ({expected.ChatError}) and no documented prompt is given"));
         string actual = folder.ChatTemplate.Apply(TokenizerReference.Conversation.Select(t => new ChatTurn(t.Role, t.Content)).ToList(), addGenerationPrompt: true);
-        Assert.Equal(expected.Chat, actual);
+        Assert.Equal(want, actual);
+    }
+
+    [Fact]
+    public void Documented_prompts_are_used_only_where_the_reference_cannot_render()
+    {
+        foreach (var name in TokenizerReference.Names)
+            Assert.Equal(TokenizerReference.For(name).ChatError is not null, DocumentedPrompts.ContainsKey(name));
     }
 
     [Theory]
