@@ -92,6 +92,34 @@ public class ReferenceTokenizerTests
         AssertAllEqual(form, TokenizerReference.Normalized(form), i => UnicodeNormalization.Normalize(TokenizerReference.Texts[i], f), Escape);
     }
 
+    [Fact]
+    public void Tokenize_command_reads_a_tokenizer_only_folder()
+    {
+        // The line with emoji that DeepSeek V3 used to split differently from the reference.
+        int line = TokenizerReference.Texts.ToList().IndexOf(" 😀");
+        string folder = TokenizerReference.ModelFolder("deepseek_v3");
+        var r = CliRunner.Run("tokenize", "--model", folder, "--text", TokenizerReference.Texts[line], "--no-special");
+        Assert.True(r.ExitCode == 0, r.Stderr);
+        Assert.Equal(string.Join(" ", TokenizerReference.For("deepseek_v3").Ids[line]), r.Stdout.Trim());
+
+        // Commands that need weights say in one line that the folder has none.
+        var run = CliRunner.Run("run", "--model", folder, "--prompt", "Hi");
+        Assert.Equal(1, run.ExitCode);
+        Assert.Equal($"error: {folder}: holds a tokenizer but no model (tokenizer.json, no config.json or weights): anybit tokenize works with it, this command needs a model", run.Stderr.Trim());
+    }
+
+    [Fact]
+    public void Unsupported_pattern_is_a_one_line_error_naming_it()
+    {
+        string dir = Shared.TempDir();
+        File.WriteAllText(Path.Combine(dir, "tokenizer.json"),
+            """{"model":{"type":"BPE","vocab":{"a":0}},"pre_tokenizer":{"type":"Split","pattern":{"Regex":"\\p{Han}+"},"behavior":"Isolated"}}""");
+        var r = CliRunner.Run("tokenize", "--model", dir, "--text", "a");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+        Assert.Contains("pattern '\\p{Han}+' is not supported", r.Stderr);
+    }
+
     private static void AssertAllEqual<T>(string name, T[] expected, Func<int, T> actual, Func<T, string> show)
     {
         Assert.Equal(TokenizerReference.Texts.Count, expected.Length);

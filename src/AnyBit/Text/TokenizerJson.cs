@@ -230,7 +230,15 @@ public static class TokenizerJson
         {
             // Written for Oniguruma, which matches code points; CodePointRegex makes .NET's UTF-16 regex do the same.
             string source = r.GetString()!;
-            return (source, CodePointRegex.Create(source, RegexOptions.Compiled));
+            try
+            {
+                return (source, CodePointRegex.Create(source, RegexOptions.Compiled));
+            }
+            catch (ArgumentException e)
+            {
+                // .NET's message quotes the rewritten pattern; name the file's instead.
+                throw new FormatException($"pattern '{source}' is not supported: {e.Message.Split(". ").Last().TrimEnd('.')}");
+            }
         }
         if (pattern.TryGetProperty("String", out var s)) return (s.GetString()!, new Regex(Regex.Escape(s.GetString()!), RegexOptions.CultureInvariant));
         throw new FormatException("pattern is neither Regex nor String");
