@@ -21,7 +21,7 @@ internal sealed class AstralSet
 
     public bool IsEmpty => _ranges.Count == 0;
 
-    private static readonly ConcurrentDictionary<string, AstralSet> ByCategory = new();
+    private static readonly ConcurrentDictionary<string, AstralSet?> ByCategory = new();
 
     /// <summary>
     /// The astral code points of a general category, by its one- or two-letter name (L, Lu, N, Nd, S, So, ...), as
@@ -29,8 +29,9 @@ internal sealed class AstralSet
     /// </summary>
     public static AstralSet? Category(string name) => ByCategory.GetOrAdd(name, n =>
     {
-        var categories = Enum.GetValues<UnicodeCategory>().Where(c => CategoryName(c).StartsWith(n, StringComparison.Ordinal) && n.Length is 1 or 2).ToHashSet();
-        return categories.Count == 0 ? null! : Where(cp => categories.Contains(CharUnicodeInfo.GetUnicodeCategory(cp)));
+        if (n.Length is not (1 or 2)) return null;
+        var categories = Enum.GetValues<UnicodeCategory>().Where(c => CategoryName(c).StartsWith(n, StringComparison.Ordinal)).ToHashSet();
+        return categories.Count == 0 ? null : Where(cp => categories.Contains(CharUnicodeInfo.GetUnicodeCategory(cp)));
     });
 
     /// <summary>The astral code points for which <paramref name="member"/> holds.</summary>
