@@ -16,8 +16,7 @@ internal static class TokenizeCommand
         var cmd = new Command("tokenize", "Tokenize text with the model's tokenizer") { model, tokenizer, text, noSpecial, json };
         cmd.SetAction(parse =>
         {
-            using var files = ModelLoader.Open(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer) });
-            var tok = files.Tokenizer ?? throw new AnyBitException($"{files.Path}: the model has no tokenizer; pass --tokenizer FILE");
+            var tok = Load(parse.GetValue(model)!, parse.GetValue(tokenizer));
             var ids = tok.Encode(parse.GetValue(text)!, addSpecial: !parse.GetValue(noSpecial));
             if (parse.GetValue(json))
                 CommonOptions.WriteJson(new { Ids = ids, Pieces = ids.Select(tok.Piece).ToArray() });
@@ -26,5 +25,18 @@ internal static class TokenizeCommand
             return 0;
         });
         return cmd;
+    }
+
+    /// <summary>
+    /// The tokenizer of a model path. A tokenizer-only folder (tokenizer.json without config.json, as tokenizers are
+    /// published) needs no model: it is read alone, without the weights ModelLoader would look for.
+    /// </summary>
+    private static AnyBit.Text.ITokenizer Load(string path, string? tokenizerPath)
+    {
+        string resolved = ModelLoader.Resolve(path);
+        if (AnyBit.Text.TokenizerFolder.IsTokenizerOnly(resolved))
+            return tokenizerPath is null ? AnyBit.Text.TokenizerFolder.Open(resolved).Tokenizer : AnyBit.Text.TokenizerJson.Load(tokenizerPath, Path.Combine(Path.GetDirectoryName(Path.GetFullPath(tokenizerPath))!, "tokenizer_config.json"));
+        using var files = ModelLoader.Open(path, new LoadOptions { TokenizerPath = tokenizerPath });
+        return files.Tokenizer ?? throw new AnyBitException($"{files.Path}: the model has no tokenizer; pass --tokenizer FILE");
     }
 }

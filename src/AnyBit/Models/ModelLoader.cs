@@ -104,7 +104,10 @@ public static class ModelLoader
     private static ModelFiles OpenHfFolder(string folder, LoadOptions options)
     {
         string configPath = System.IO.Path.Combine(folder, "config.json");
-        if (!File.Exists(configPath)) throw new InvalidModelFileException(folder, "no config.json in the folder (is it a Hugging Face model folder?)");
+        if (!File.Exists(configPath))
+            throw new InvalidModelFileException(folder, TokenizerFolder.IsTokenizerOnly(folder)
+                ? "holds a tokenizer but no model (tokenizer.json, no config.json or weights): anybit tokenize works with it, this command needs a model"
+                : "no config.json in the folder (is it a Hugging Face model folder?)");
         var config = HfConfigReader.Read(configPath);
         var raw = SafetensorsCheckpoint.OpenFolder(folder);
         ITensorStore store;

@@ -32,6 +32,7 @@ public sealed class BpeTokenizer : ITokenizer
     public int? BosId { get; init; }
     public int? EosId { get; init; }
     public int LeadingSpacesToStrip { get; init; }
+    public bool CleanUpTokenizationSpaces { get; init; }
 
     /// <summary>
     /// When set, ordinary text segments (between added tokens, after normalization) are encoded by this

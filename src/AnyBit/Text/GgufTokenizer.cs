@@ -74,7 +74,7 @@ public static class GgufTokenizer
                     Kind = $"GGUF gpt2 (byte-level BPE, pre-tokenizer '{pre}')",
                     PreTokenizerName = pre,
                     Normalizers = [],
-                    PreTokenizers = [new SplitPreTokenizer(new Regex(pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant), "Isolated"), new ByteLevelPreTokenizer(false, false)],
+                    PreTokenizers = [new SplitPreTokenizer(pattern, CodePointRegex.Create(pattern, RegexOptions.Compiled), "Isolated"), new ByteLevelPreTokenizer(false, false)],
                     PrefixIds = addBos && bos is int b ? [b] : [],
                     SuffixIds = (gguf.GetBool("tokenizer.ggml.add_eos_token") ?? false) && eos is int e ? [e] : [],
                     IgnoreMerges = pre is "llama3" or "llama-bpe" or "llama-v3",

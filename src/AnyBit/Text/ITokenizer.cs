@@ -34,6 +34,13 @@ public interface ITokenizer
 
     /// <summary>How many leading spaces the decoder removes from the very start of the text (SentencePiece's dummy prefix).</summary>
     int LeadingSpacesToStrip { get; }
+
+    /// <summary>
+    /// True when the tokenizer's config asks for <c>clean_up_tokenization_spaces</c>: <see cref="TokenizerExtensions.Decode"/>
+    /// then removes spaces before punctuation and contractions (<see cref="TokenizationSpaces"/>), as transformers does.
+    /// Streaming output (<see cref="StreamingDecoder"/>) is not cleaned up.
+    /// </summary>
+    bool CleanUpTokenizationSpaces => false;
 }
 
 /// <summary>Decoding helpers shared by every tokenizer.</summary>
@@ -46,6 +53,6 @@ public static class TokenizerExtensions
         var sb = new System.Text.StringBuilder();
         foreach (int id in ids) sb.Append(decoder.Append(id));
         sb.Append(decoder.Flush());
-        return sb.ToString();
+        return tokenizer.CleanUpTokenizationSpaces ? TokenizationSpaces.CleanUp(sb.ToString()) : sb.ToString();
     }
 }

@@ -13,9 +13,10 @@ internal abstract class NormalizerStep
     public abstract string Apply(string text);
 }
 
+/// <summary>NFC/NFD/NFKC/NFKD by AnyBit's own tables: string.Normalize does nothing under InvariantGlobalization.</summary>
 internal sealed class UnicodeNormalizer(NormalizationForm form) : NormalizerStep
 {
-    public override string Apply(string text) => text.IsNormalized(form) ? text : text.Normalize(form);
+    public override string Apply(string text) => UnicodeNormalization.Normalize(text, form);
 }
 
 internal sealed class LowercaseNormalizer : NormalizerStep
@@ -97,7 +98,7 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     /// <summary>The GPT-2 pattern tokenizers uses when ByteLevel has <c>use_regex: true</c>.</summary>
     public const string Gpt2Pattern = @"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+";
 
-    private static readonly Regex Gpt2 = new(Gpt2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant);
+    private static readonly Regex Gpt2 = CodePointRegex.Create(Gpt2Pattern, RegexOptions.Compiled);
 
     public override void Apply(List<TextPiece> pieces)
     {
@@ -117,8 +118,10 @@ internal sealed class ByteLevelPreTokenizer(bool addPrefixSpace, bool useRegex) 
     }
 }
 
-internal sealed class SplitPreTokenizer(Regex pattern, string behavior) : PreTokenizerStep
+/// <summary>tokenizers' Split: <paramref name="source"/> is the pattern as the file writes it, <paramref name="pattern"/> its compiled form.</summary>
+internal sealed class SplitPreTokenizer(string source, Regex pattern, string behavior) : PreTokenizerStep
 {
+    public string Source => source;
     public Regex Pattern => pattern;
     public string Behavior => behavior;
 
@@ -134,7 +137,7 @@ internal sealed class DigitsPreTokenizer(bool individual) : PreTokenizerStep
 
 internal sealed class WhitespacePreTokenizer : PreTokenizerStep
 {
-    private static readonly Regex Words = new(@"\w+|[^\w\s]+", RegexOptions.Compiled);
+    private static readonly Regex Words = CodePointRegex.Create(@"\w+|[^\w\s]+", RegexOptions.Compiled);
     public override void Apply(List<TextPiece> pieces)
     {
         var result = new List<TextPiece>();

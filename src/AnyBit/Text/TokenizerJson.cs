@@ -122,6 +122,7 @@ public static class TokenizerJson
 
         // BOS/EOS: tokenizer_config.json names them; fall back to the post-processor's first prefix id.
         int? bos = prefix.Length > 0 ? prefix[0] : null, eos = null;
+        bool cleanUp = false;
         if (configPath is not null && File.Exists(configPath))
         {
             try
@@ -129,6 +130,8 @@ public static class TokenizerJson
                 using var cfg = JsonDocument.Parse(File.ReadAllBytes(configPath));
                 bos = LookupSpecial(cfg.RootElement, "bos_token", vocab, added) ?? bos;
                 eos = LookupSpecial(cfg.RootElement, "eos_token", vocab, added);
+                // Only when set: transformers' default is false (transformers.js still defaults to true).
+                cleanUp = Flag(cfg.RootElement, "clean_up_tokenization_spaces");
             }
             catch (JsonException e)
             {
@@ -157,6 +160,7 @@ public static class TokenizerJson
             BosId = bos,
             EosId = eos,
             LeadingSpacesToStrip = strip,
+            CleanUpTokenizationSpaces = cleanUp,
         };
     }
 
@@ -169,7 +173,7 @@ public static class TokenizerJson
     {
         Regex? pattern = steps switch
         {
-            [ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: true }] => new Regex(ByteLevelPreTokenizer.Gpt2Pattern, RegexOptions.Compiled | RegexOptions.CultureInvariant),
+            [ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: true }] => CodePointRegex.Create(ByteLevelPreTokenizer.Gpt2Pattern, RegexOptions.Compiled),
             [SplitPreTokenizer { Behavior: "Isolated" } split, ByteLevelPreTokenizer { AddPrefixSpace: false, UseRegex: false }] => split.Pattern,
             _ => null,
         };
@@ -190,7 +194,7 @@ public static class TokenizerJson
         string? pattern = steps switch
         {
             [ByteLevelPreTokenizer { UseRegex: true }] => ByteLevelPreTokenizer.Gpt2Pattern,
-            [SplitPreTokenizer split, ByteLevelPreTokenizer { UseRegex: false }] => split.Pattern.ToString(),
+            [SplitPreTokenizer split, ByteLevelPreTokenizer { UseRegex: false }] => split.Source,
             _ => null,
         };
         return pattern switch
@@ -219,13 +223,24 @@ public static class TokenizerJson
         return vocab.TryGetValue(content, out int id) ? id : null;
     }
 
-    private static Regex PatternOf(JsonElement pattern)
+    /// <summary>A Split or Replace pattern: its text as written, and the .NET regex that matches as tokenizers does.</summary>
+    private static (string Source, Regex Regex) PatternOf(JsonElement pattern)
     {
         if (pattern.TryGetProperty("Regex", out var r))
-            // Oniguruma and .NET agree on the patterns tokenizers ship (GPT-2, Llama-3, Qwen). One known gap: .NET
-            // matches \p{L} per UTF-16 unit, so a letter outside the BMP counts as punctuation here.
-            return new Regex(r.GetString()!, RegexOptions.Compiled | RegexOptions.CultureInvariant);
-        if (pattern.TryGetProperty("String", out var s)) return new Regex(Regex.Escape(s.GetString()!), RegexOptions.CultureInvariant);
+        {
+            // Written for Oniguruma, which matches code points; CodePointRegex makes .NET's UTF-16 regex do the same.
+            string source = r.GetString()!;
+            try
+            {
+                return (source, CodePointRegex.Create(source, RegexOptions.Compiled));
+            }
+            catch (ArgumentException e)
+            {
+                // .NET's message quotes the rewritten pattern; name the file's instead.
+                throw new FormatException($"pattern '{source}' is not supported: {e.Message.Split(". ").Last().TrimEnd('.')}");
+            }
+        }
+        if (pattern.TryGetProperty("String", out var s)) return (s.GetString()!, new Regex(Regex.Escape(s.GetString()!), RegexOptions.CultureInvariant));
         throw new FormatException("pattern is neither Regex nor String");
     }
 
@@ -244,7 +259,7 @@ public static class TokenizerJson
             case "NFKD": steps.Add(new UnicodeNormalizer(NormalizationForm.FormKD)); break;
             case "Lowercase": steps.Add(new LowercaseNormalizer()); break;
             case "Prepend": steps.Add(new PrependNormalizer(n.GetProperty("prepend").GetString()!)); break;
-            case "Replace": steps.Add(new ReplaceNormalizer(PatternOf(n.GetProperty("pattern")), n.GetProperty("content").GetString()!)); break;
+            case "Replace": steps.Add(new ReplaceNormalizer(PatternOf(n.GetProperty("pattern")).Regex, n.GetProperty("content").GetString()!)); break;
             default: throw bad($"normalizer '{type}' is not supported (NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Replace, Sequence)");
         }
     }
@@ -263,7 +278,8 @@ public static class TokenizerJson
                 break;
             case "Split":
                 if (Flag(p, "invert")) throw bad("Split pre-tokenizer with invert: true is not supported");
-                steps.Add(new SplitPreTokenizer(PatternOf(p.GetProperty("pattern")), p.GetProperty("behavior").GetString()!));
+                var (source, regex) = PatternOf(p.GetProperty("pattern"));
+                steps.Add(new SplitPreTokenizer(source, regex, p.GetProperty("behavior").GetString()!));
                 break;
             case "Metaspace":
                 string replacement = p.TryGetProperty("replacement", out var rep) ? rep.GetString()! : "▁";
