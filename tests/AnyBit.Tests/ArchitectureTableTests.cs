@@ -40,7 +40,9 @@ public class ArchitectureTableTests
             Experts = new ExpertConfig { Count = 4, Used = 2, FfnSize = 32, SharedFfnSize = 48 },
         };
         var shape = role.Shape(c);
-        Assert.Equal(role.IsExperts ? 3 : role.IsQuantizable || role == TensorRoles.FfnGateInp ? 2 : 1, shape.Length);
+        // gpt-oss's gate, up and down biases hold a row per expert.
+        bool perExpertBias = TensorRoles.ExpertBiases.Contains(role) && role != TensorRoles.FfnGateInpBias;
+        Assert.Equal(role.IsExperts ? 3 : role.IsQuantizable || role == TensorRoles.FfnGateInp || perExpertBias ? 2 : 1, shape.Length);
         Assert.All(shape, d => Assert.True(d > 0));
     }
 

@@ -26,21 +26,23 @@ public static unsafe class AttentionKernel
     /// <param name="scores">scratch of at least <paramref name="count"/> floats (left holding the probabilities)</param>
     /// <param name="output">the head's output, <paramref name="headDim"/> floats</param>
     /// <param name="softCap">Gemma 2's score soft-cap c (scores become c·tanh(s/c) before the softmax); 0 for none</param>
+    /// <param name="sink">gpt-oss's attention sink: a logit that joins the softmax with no value row (its share of the
+    /// probability attends to nothing); −∞ for none</param>
     public static void Head(float* query, float* keys, float* values, int headDim, int count, float scale, float* scores, float* output,
-        float softCap = 0)
+        float softCap = 0, float sink = float.NegativeInfinity)
     {
         if (!Vector256.IsHardwareAccelerated || headDim % 16 != 0)
         {
-            HeadReference(query, keys, values, headDim, count, scale, scores, output, softCap);
+            HeadReference(query, keys, values, headDim, count, scale, scores, output, softCap, sink);
             return;
         }
         for (int j = 0; j < count; j++) scores[j] = Dot(query, keys + (long)j * headDim, headDim) * scale;
         var p = new Span<float>(scores, count);
         if (softCap > 0) SoftCap(p, softCap);
-        float max = TensorPrimitives.Max(p);
+        float max = MathF.Max(TensorPrimitives.Max(p), sink);
         TensorPrimitives.Subtract(p, max, p);
         TensorPrimitives.Exp(p, p);
-        TensorPrimitives.Divide(p, TensorPrimitives.Sum(p), p);
+        TensorPrimitives.Divide(p, TensorPrimitives.Sum(p) + MathF.Exp(sink - max), p);
         int d = 0;
         for (; d + 64 <= headDim; d += 64) WeightedSum64(values + d, headDim, scores, count, output + d);
         for (; d < headDim; d += 16) WeightedSum16(values + d, headDim, scores, count, output + d);
@@ -100,9 +102,9 @@ public static unsafe class AttentionKernel
 
     /// <summary>The scalar definition (double sums) the SIMD path is tested against; also the path for odd head sizes.</summary>
     public static void HeadReference(float* query, float* keys, float* values, int headDim, int count, float scale, float* scores, float* output,
-        float softCap = 0)
+        float softCap = 0, float sink = float.NegativeInfinity)
     {
-        float max = float.NegativeInfinity;
+        float max = sink;
         for (int j = 0; j < count; j++)
         {
             double dot = 0;
@@ -111,7 +113,7 @@ public static unsafe class AttentionKernel
             if (softCap > 0) scores[j] = MathF.Tanh(scores[j] / softCap) * softCap;
             max = MathF.Max(max, scores[j]);
         }
-        double sum = 0;
+        double sum = MathF.Exp(sink - max);
         for (int j = 0; j < count; j++) sum += scores[j] = MathF.Exp(scores[j] - max);
         for (int j = 0; j < count; j++) scores[j] = (float)(scores[j] / sum);
         for (int i = 0; i < headDim; i++)

@@ -21,6 +21,20 @@ public static class Ops
     }
 
     /// <summary>SwiGLU gate: g = silu(g) · u = g / (1 + e^−g) · u.</summary>
+    /// <summary>
+    /// gpt-oss's clamped SwiGLU in place of <paramref name="gate"/> (ggml's <c>swiglu_oai</c>): g = min(gate, limit),
+    /// u = clamp(up, ±limit), gate ← g·σ(1.702·g)·(u + 1).
+    /// </summary>
+    public static void SwiGluOaiMultiply(Span<float> gate, ReadOnlySpan<float> up, float limit)
+    {
+        const float alpha = 1.702f;
+        for (int i = 0; i < gate.Length; i++)
+        {
+            float g = MathF.Min(gate[i], limit), u = MathF.Max(MathF.Min(up[i], limit), -limit);
+            gate[i] = g / (1f + MathF.Exp(alpha * -g)) * (u + 1f);
+        }
+    }
+
     public static void SiluMultiply(Span<float> gate, ReadOnlySpan<float> up)
     {
         // TensorPrimitives' vectorized sigmoid, a stack chunk at a time: a scalar MathF.Exp per element cost a few

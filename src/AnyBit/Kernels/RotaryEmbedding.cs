@@ -4,7 +4,7 @@ namespace AnyBit.Kernels;
 
 /// <summary>
 /// Rotary position embedding. Frequencies follow Hugging Face's float32 computation: inv_freq[i] = 1 / θ^(2i/d)
-/// (optionally rescaled: linear, or Llama-3's wavelength-dependent smoothing), angle = position · inv_freq in
+/// (optionally rescaled: linear, Llama-3's wavelength-dependent smoothing, or YaRN's ramp), angle = position · inv_freq in
 /// float32, then cos/sin. Tables are built once for the context in use.
 /// </summary>
 public sealed class RotaryEmbedding
@@ -62,6 +62,20 @@ public sealed class RotaryEmbedding
                 if (wavelen > lowWavelen) { inv[i] = (float)(inv[i] / factor); continue; }
                 double smooth = (old / wavelen - low) / (high - low);
                 inv[i] = (float)((1 - smooth) * inv[i] / factor + smooth * inv[i]);
+            }
+        }
+        if (rope.Scaling == RopeScalingType.Yarn)
+        {
+            // The correction range in dimension pairs: where a frequency turns BetaFast (BetaSlow) times over the original context.
+            double Dim(double rotations) => headDim * Math.Log(rope.OriginalMaxPositions / (rotations * 2 * Math.PI)) / (2 * Math.Log(rope.Theta));
+            double low = Dim(rope.BetaFast), high = Dim(rope.BetaSlow);
+            if (rope.YarnTruncate) { low = Math.Floor(low); high = Math.Ceiling(high); }
+            low = Math.Max(low, 0); high = Math.Min(high, headDim - 1);
+            for (int i = 0; i < half; i++)
+            {
+                // 1 keeps the original frequency (extrapolation), 0 divides it by the factor (interpolation).
+                double keep = 1 - Math.Clamp((i - low) / Math.Max(0.001, high - low), 0, 1);
+                inv[i] = (float)(inv[i] / rope.Factor * (1 - keep) + inv[i] * keep);
             }
         }
         return inv;

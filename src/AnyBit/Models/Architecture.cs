@@ -97,6 +97,42 @@ public sealed partial class Architecture
     /// </summary>
     public IReadOnlyList<TensorRole> FusedRoles { get; init; } = [];
 
+    /// <summary>
+    /// GGUF names that differ from the table's for this family (gpt-oss's FFN norm is llama.cpp's
+    /// <c>post_attention_norm</c>): read under the table's name, written back under the family's by <c>quantize</c>.
+    /// </summary>
+    public IReadOnlyDictionary<TensorRole, string> GgufRoleNames { get; init; } = new Dictionary<TensorRole, string>();
+    /// <summary>Router gating when the file does not say (GGUF <c>expert_gating_func</c>; Hugging Face configs never do).</summary>
+    public ExpertGating DefaultExpertGating { get; init; } = ExpertGating.Softmax;
+    /// <summary>
+    /// Experts run gpt-oss's clamped SwiGLU (<see cref="ExpertConfig.SwigluLimit"/>) with this limit when the config
+    /// does not give one (llama.cpp's graph: 7); null for the plain SwiGLU.
+    /// </summary>
+    public float? DefaultSwigluLimit { get; init; }
+
+    /// <summary>
+    /// Hugging Face stores the experts as transformers' GptOssExperts: one interleaved <c>gate_up_proj</c>
+    /// (<see cref="TensorRoles.FfnGateUpExps"/>) and its bias, float tensors input-major ([E, in, out]), MXFP4 ones
+    /// [E, out, in]; split and transposed at load by <see cref="InterleavedExperts"/>.
+    /// </summary>
+    public bool HfInterleavedExperts { get; init; }
+
+    /// <summary>The table name of a tensor stored in this family's GGUF files under <paramref name="fileName"/>.</summary>
+    public string CanonicalGgufName(string fileName)
+    {
+        foreach (var (role, pattern) in GgufRoleNames)
+            if (TensorRoles.MatchLayerPattern(fileName, pattern) is int layer) return role.GgufName(layer);
+        return fileName;
+    }
+
+    /// <summary>The name this family's GGUF files store the table's tensor <paramref name="canonical"/> under.</summary>
+    public string FileGgufName(string canonical)
+    {
+        if (GgufRoleNames.Count > 0 && TensorRoles.FromGguf(canonical) is ({ } role, int layer) && GgufRoleNames.TryGetValue(role, out var pattern))
+            return layer < 0 ? pattern : pattern.Replace("{i}", layer.ToString(System.Globalization.CultureInfo.InvariantCulture), StringComparison.Ordinal);
+        return canonical;
+    }
+
     /// <summary>True when the architecture has tensor role <paramref name="role"/>.</summary>
     public bool Has(TensorRole role) => Roles.Contains(role);
 

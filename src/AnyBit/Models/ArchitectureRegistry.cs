@@ -6,7 +6,7 @@ public sealed partial class Architecture
     private static Architecture[]? s_all;
 
     /// <summary>Every supported family, in the order error messages list them.</summary>
-    public static IReadOnlyList<Architecture> All => s_all ??= [Llama, Mistral, Qwen2, Qwen3, Gemma2, Gemma3, Phi3, BitNet, Mixtral, Qwen2Moe, Qwen3Moe, Olmoe];
+    public static IReadOnlyList<Architecture> All => s_all ??= [Llama, Mistral, Qwen2, Qwen3, Gemma2, Gemma3, Phi3, BitNet, Mixtral, Qwen2Moe, Qwen3Moe, Olmoe, GptOss];
 
     /// <summary>The family a Hugging Face <c>model_type</c> names; null when none does.</summary>
     public static Architecture? FromHfModelType(string modelType) => All.FirstOrDefault(a => a.HfModelTypes.Contains(modelType));

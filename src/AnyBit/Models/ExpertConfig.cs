@@ -1,7 +1,10 @@
 namespace AnyBit.Models;
 
-/// <summary>How a router turns its logits into expert weights: softmax over all experts, or a sigmoid of each.</summary>
-public enum ExpertGating { Softmax, Sigmoid }
+/// <summary>
+/// How a router turns its logits into expert weights: softmax over all experts, a sigmoid of each, or (gpt-oss,
+/// llama.cpp's <c>SOFTMAX_WEIGHT</c>) the top k of the raw logits with a softmax over the chosen ones.
+/// </summary>
+public enum ExpertGating { Softmax, Sigmoid, SoftmaxWeight }
 
 /// <summary>
 /// A Mixture-of-Experts feed-forward block (llama.cpp's <c>build_moe_ffn</c>, transformers' sparse MoE blocks): a
@@ -23,6 +26,11 @@ public sealed record ExpertConfig
     public bool NormalizeWeights { get; init; }
     /// <summary>Factor on the selected experts' weights (GGUF <c>expert_weights_scale</c>); 1 for most models.</summary>
     public float WeightsScale { get; init; } = 1;
+    /// <summary>
+    /// gpt-oss's clamped SwiGLU (llama.cpp's <c>swiglu_oai</c>, transformers' GptOssExperts): gate clamped above at the
+    /// limit, up to ±limit, output (up + 1)·gate·σ(1.702·gate). Null: the plain SwiGLU.
+    /// </summary>
+    public float? SwigluLimit { get; init; }
 
     /// <summary>Checks the counts; <paramref name="source"/> names the file in the error.</summary>
     public void Validate(string source)
@@ -32,5 +40,6 @@ public sealed record ExpertConfig
         if (FfnSize <= 0 || FfnSize > 1 << 20) throw new InvalidModelFileException(source, $"expert feed-forward size {FfnSize} is out of range");
         if (SharedFfnSize < 0 || SharedFfnSize > 1 << 20) throw new InvalidModelFileException(source, $"shared expert feed-forward size {SharedFfnSize} is out of range");
         if (!float.IsFinite(WeightsScale) || WeightsScale <= 0) throw new InvalidModelFileException(source, $"expert weights scale {WeightsScale} is invalid");
+        if (SwigluLimit is float limit && !(limit > 0 && float.IsFinite(limit))) throw new InvalidModelFileException(source, $"swiglu_limit {limit} must be positive");
     }
 }

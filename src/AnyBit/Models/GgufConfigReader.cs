@@ -42,6 +42,17 @@ public static class GgufConfigReader
         int? window = arch.SlidingWindowAlwaysOn || arch.SlidingLayerPeriod is not null ? Optional("attention.sliding_window") : null;
         float? Softcap(string key) => gguf.GetFloat($"{archName}.{key}") is double v && v > 0 ? (float)v : null;
         // LongRoPE (Phi-3): llama.cpp's rope_factors tensors, its attention factor and original context.
+        // YaRN (gpt-oss): llama.cpp's magnitude scale is rope.scaling.attn_factor · (1 + 0.1·ln factor).
+        if (scalingType == "yarn")
+            rope = rope with
+            {
+                Scaling = RopeScalingType.Yarn,
+                OriginalMaxPositions = Optional("rope.scaling.original_context_length") ?? Optional("context_length") ?? 2048,
+                AttentionFactor = (gguf.GetFloat($"{archName}.rope.scaling.attn_factor") ?? 1.0)
+                    * (rope.Factor > 1 ? 1 + 0.1 * Math.Log(rope.Factor) : 1.0),
+                BetaFast = gguf.GetFloat($"{archName}.rope.scaling.yarn_beta_fast") is double fast and > 0 ? fast : 32.0,
+                BetaSlow = gguf.GetFloat($"{archName}.rope.scaling.yarn_beta_slow") is double slow and > 0 ? slow : 1.0,
+            };
         if (gguf.TensorShape(TensorRoles.RopeFactorsShort.Gguf) is not null || gguf.TensorShape(TensorRoles.RopeFactorsLong.Gguf) is not null)
             rope = rope with
             {
@@ -110,13 +121,16 @@ public static class GgufConfigReader
             SharedFfnSize = arch.Has(TensorRoles.FfnGateShexp) ? Key("expert_shared_feed_forward_length", null) : 0,
             NormalizeWeights = gguf.GetBool($"{archName}.expert_weights_norm") ?? arch.NormalizesExpertWeights,
             WeightsScale = (float)(gguf.GetFloat($"{archName}.expert_weights_scale") is double scale and not 0 ? scale : 1.0),
-            // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE: 1 softmax (the default), 2 sigmoid.
+            // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE: 1 softmax (the default), 2 sigmoid, 3 softmax of the chosen.
             Gating = gating switch
             {
-                null or 0 or 1 => ExpertGating.Softmax,
+                null or 0 => arch.DefaultExpertGating,
+                1 => ExpertGating.Softmax,
                 2 => ExpertGating.Sigmoid,
-                _ => throw bad($"'{archName}.expert_gating_func' = {gating} is not a gating function this version knows (1 softmax, 2 sigmoid)"),
+                3 => ExpertGating.SoftmaxWeight,
+                _ => throw bad($"'{archName}.expert_gating_func' = {gating} is not a gating function this version knows (1 softmax, 2 sigmoid, 3 softmax of the chosen)"),
             },
+            SwigluLimit = gguf.GetFloat($"{archName}.swiglu_limit") is double limit and > 0 ? (float)limit : arch.DefaultSwigluLimit,
         };
         experts.Validate(gguf.Source);
         return experts;

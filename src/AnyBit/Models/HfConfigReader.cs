@@ -95,6 +95,8 @@ public static class HfConfigReader
             FfnSize = Int(root, "moe_intermediate_size") ?? required("intermediate_size"),
             SharedFfnSize = arch.Has(TensorRoles.FfnGateShexp) ? required("shared_expert_intermediate_size") : 0,
             NormalizeWeights = Bool(root, "norm_topk_prob") ?? arch.NormalizesExpertWeights,
+            Gating = arch.DefaultExpertGating,
+            SwigluLimit = arch.DefaultSwigluLimit is null ? null : Num(root, "swiglu_limit") is double limit ? (float)limit : arch.DefaultSwigluLimit,
         };
     }
 
@@ -130,7 +132,8 @@ public static class HfConfigReader
                 OriginalMaxPositions = Int(s, "original_max_position_embeddings") ?? throw bad("llama3 rope scaling without 'original_max_position_embeddings'"),
             },
             "longrope" or "su" => LongRope(root, s, theta, bad),
-            _ => throw bad($"rope type '{type}' is not supported (default, linear, llama3, longrope)"),
+            "yarn" => Yarn(root, s, theta, bad),
+            _ => throw bad($"rope type '{type}' is not supported (default, linear, llama3, longrope, yarn)"),
         };
     }
 
@@ -153,6 +156,25 @@ public static class HfConfigReader
         {
             Theta = theta, Scaling = RopeScalingType.LongRope, ShortFactors = Factors("short_factor"), LongFactors = Factors("long_factor"),
             OriginalMaxPositions = original, AttentionFactor = attention, Factor = scale,
+        };
+    }
+
+    /// <summary>
+    /// YaRN as transformers' <c>_compute_yarn_parameters</c> reads it: the factor, the original context, the
+    /// correction range (beta_fast, beta_slow, truncate) and the magnitude scale (attention_factor, else
+    /// 0.1·ln(factor) + 1, or the ratio of the mscale and mscale_all_dim forms where both are given).
+    /// </summary>
+    private static RopeConfig Yarn(JsonElement root, JsonElement s, double theta, Func<string, InvalidModelFileException> bad)
+    {
+        double factor = Num(s, "factor") ?? throw bad("yarn rope scaling without 'factor'");
+        static double MScale(double scale, double m) => scale <= 1 ? 1.0 : 0.1 * m * Math.Log(scale) + 1.0;
+        double attention = Num(s, "attention_factor")
+            ?? (Num(s, "mscale") is double m && Num(s, "mscale_all_dim") is double all ? MScale(factor, m) / MScale(factor, all) : MScale(factor, 1));
+        return new RopeConfig
+        {
+            Theta = theta, Scaling = RopeScalingType.Yarn, Factor = factor, AttentionFactor = attention,
+            OriginalMaxPositions = Int(s, "original_max_position_embeddings") ?? Int(root, "max_position_embeddings") ?? 4096,
+            BetaFast = Num(s, "beta_fast") ?? 32.0, BetaSlow = Num(s, "beta_slow") ?? 1.0, YarnTruncate = Bool(s, "truncate") ?? true,
         };
     }
 

@@ -114,6 +114,9 @@ public sealed class StoreWeights : IModelWeights
             }
     }
 
+    /// <summary>gpt-oss's Hugging Face experts (<see cref="Architecture.HfInterleavedExperts"/>) as the table's 3-D tensors.</summary>
+    public void SplitInterleavedExperts(ModelConfig c) => InterleavedExperts.Split(_byCanonical, _stacked, c);
+
     private static int RowLength(StoredTensor t) => t.Shape.Length < 2 ? 1 : (int)t.RowLength;
     public void Dispose()
     {

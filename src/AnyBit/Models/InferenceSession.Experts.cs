@@ -59,6 +59,8 @@ public sealed unsafe partial class InferenceSession
         var m = _moe!;
         int d = _c.HiddenSize, count = e.Count, k = e.Used, fe = e.FfnSize;
         Linear(w.Router, _xn.Pointer, n, d, count, m.Logits.Pointer);
+        if (w.RouterBias is { } routerBias)
+            for (int t = 0; t < n; t++) TensorPrimitives.Add(m.Logits.Slice((long)t * count, count), routerBias.Span, m.Logits.Slice((long)t * count, count));
         for (int t = 0; t < n; t++) Route(e, m.Logits.Slice((long)t * count, count), m.Chosen.AsSpan(t * k, k), m.ChosenWeights.AsSpan(t * k, k));
         GroupByExpert(m, n, count, k);
 
@@ -76,7 +78,8 @@ public sealed unsafe partial class InferenceSession
                 for (int j = 0; j < rows; j++)
                     _xn.Slice((long)m.Rows[first + j] * d, d).CopyTo(m.Input.Slice((long)j * d, d));
             }
-            SwiGlu(w.Gate[x], w.Up[x], w.Down[x], input, rows, fe, m);
+            if (w.GateBias is null && e.SwigluLimit is null) SwiGlu(w.Gate[x], w.Up[x], w.Down[x], input, rows, fe, m);
+            else BiasedSwiGlu(w, x, input, rows, fe, e.SwigluLimit, m);
             for (int j = 0; j < rows; j++)
             {
                 var acc = m.Sum.Slice((long)m.Rows[first + j] * d, d);
@@ -108,13 +111,35 @@ public sealed unsafe partial class InferenceSession
     }
 
     /// <summary>
+    /// gpt-oss's expert <paramref name="x"/>: gate and up with their biases, the clamped SwiGLU where the model has a
+    /// limit, down with its bias, for <paramref name="rows"/> rows of <paramref name="input"/>, into the scratch's Output.
+    /// </summary>
+    private void BiasedSwiGlu(ExpertWeights w, int x, float* input, int rows, int width, float? limit, ExpertScratch m)
+    {
+        int d = _c.HiddenSize;
+        LinearsOfOneInput(input, rows, d, w.Gate[x], width, m.Gate.Pointer, w.Up[x], width, m.Up.Pointer);
+        for (int j = 0; j < rows; j++)
+        {
+            var g = m.Gate.Slice((long)j * width, width);
+            var u = m.Up.Slice((long)j * width, width);
+            if (w.GateBias is { } gb) TensorPrimitives.Add(g, gb.Slice((long)x * width, width), g);
+            if (w.UpBias is { } ub) TensorPrimitives.Add(u, ub.Slice((long)x * width, width), u);
+            if (limit is float lim) Ops.SwiGluOaiMultiply(g, u, lim);
+            else Ops.SiluMultiply(g, u);
+        }
+        Linear(w.Down[x], m.Gate.Pointer, rows, width, d, m.Output.Pointer);
+        if (w.DownBias is { } db)
+            for (int j = 0; j < rows; j++) TensorPrimitives.Add(m.Output.Slice((long)j * d, d), db.Slice((long)x * d, d), m.Output.Slice((long)j * d, d));
+    }
+
+    /// <summary>
     /// One token's routing: the gating function of the logits, the k largest (ggml_top_k: best first), their
     /// probabilities as weights, renormalized and scaled where the model says so.
     /// </summary>
     internal static void Route(ExpertConfig e, Span<float> logits, Span<int> chosen, Span<float> weights)
     {
         if (e.Gating == ExpertGating.Softmax) Ops.Softmax(logits);
-        else TensorPrimitives.Sigmoid(logits, logits);
+        else if (e.Gating == ExpertGating.Sigmoid) TensorPrimitives.Sigmoid(logits, logits);
         int k = chosen.Length;
         for (int j = 0; j < k; j++)
         {
@@ -129,6 +154,7 @@ public sealed unsafe partial class InferenceSession
             chosen[j] = best;
             weights[j] = logits[best];
         }
+        if (e.Gating == ExpertGating.SoftmaxWeight) Ops.Softmax(weights); // top k of the raw logits, softmaxed among themselves
         if (e.NormalizeWeights)
         {
             float total = 0;

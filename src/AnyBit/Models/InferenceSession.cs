@@ -442,10 +442,11 @@ public sealed unsafe partial class InferenceSession : IDisposable
             var owner = s.RowOwner(t);
             int lo = c.WindowOf(_layer) is int win ? Math.Max(0, pos - win + 1) : 0;
             long baseOffset = owner.CacheOffset(_layer, kvh, lo);
+            float sink = s._model.Weights.Layers[_layer].AttnSinks is { } sinks ? sinks.Pointer[h] : float.NegativeInfinity;
             fixed (float* scores = _scores[worker])
                 AttentionKernel.Head(s._q.Pointer + (long)t * c.QueryWidth + h * hd, owner._keyCache.Pointer + baseOffset,
                     owner._valueCache.Pointer + baseOffset, hd, pos - lo + 1, c.AttentionScale, scores,
-                    s._att.Pointer + (long)t * c.QueryWidth + h * hd, c.AttnLogitSoftcap ?? 0);
+                    s._att.Pointer + (long)t * c.QueryWidth + h * hd, c.AttnLogitSoftcap ?? 0, sink);
         }
     }
 

@@ -4,7 +4,7 @@ namespace AnyBit.Models;
 public enum Activation { Silu, ReluSquared, GeluTanh }
 
 /// <summary>How rotary embedding frequencies are rescaled for long context.</summary>
-public enum RopeScalingType { None, Linear, Llama3, LongRope }
+public enum RopeScalingType { None, Linear, Llama3, LongRope, Yarn }
 
 /// <summary>RoPE parameters (Hugging Face <c>rope_parameters</c> / <c>rope_scaling</c>, or GGUF <c>rope.*</c>).</summary>
 public sealed record RopeConfig
@@ -30,6 +30,18 @@ public sealed record RopeConfig
     /// </summary>
     public float[]? ShortFactors { get; init; }
     public float[]? LongFactors { get; init; }
+    /// <summary>
+    /// YaRN's correction range (gpt-oss): the frequencies that turn fewer than <see cref="BetaFast"/> times over the
+    /// original context keep their angle, those that turn more than <see cref="BetaSlow"/> times are divided by
+    /// <see cref="Factor"/>, with a linear ramp between (ggml's <c>rope_yarn</c>, transformers' <c>_compute_yarn_parameters</c>).
+    /// </summary>
+    public double BetaFast { get; init; } = 32.0;
+    public double BetaSlow { get; init; } = 1.0;
+    /// <summary>
+    /// YaRN's correction range is rounded outwards to whole dimensions (ggml always; transformers unless the config
+    /// says <c>truncate: false</c>).
+    /// </summary>
+    public bool YarnTruncate { get; init; } = true;
 }
 
 /// <summary>Everything the forward pass needs to know about a model's shape and numerics.</summary>

@@ -136,6 +136,7 @@ public static class ModelLoader
             var arch = config.Architecture;
             var weights = new StoreWeights(store, name => TensorRoles.GgufNameOfHuggingFace(name, arch), rotaryHeads, arch.NormWeightOffset);
             weights.SplitFused(config);
+            if (arch.HfInterleavedExperts) weights.SplitInterleavedExperts(config);
             string tokenizerJson = options.TokenizerPath ?? System.IO.Path.Combine(folder, "tokenizer.json");
             ITokenizer? tokenizer = File.Exists(tokenizerJson)
                 ? TokenizerJson.Load(tokenizerJson, System.IO.Path.Combine(System.IO.Path.GetDirectoryName(tokenizerJson)!, "tokenizer_config.json"))
@@ -165,7 +166,7 @@ public static class ModelLoader
         {
             var config = GgufConfigReader.Read(gguf);
             var tokenizer = options.TokenizerPath is not null ? LoadSeparateTokenizer(options.TokenizerPath, config.VocabSize) : GgufTokenizer.TryLoad(gguf);
-            var weights = new StoreWeights(gguf, name => name);
+            var weights = new StoreWeights(gguf, config.Architecture.CanonicalGgufName);
             weights.SplitFused(config);
             return new ModelFiles
             {

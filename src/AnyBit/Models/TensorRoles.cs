@@ -87,6 +87,15 @@ public static class TensorRoles
         Gguf = "blk.{i}.attn_sub_norm.weight", HuggingFace = "model.layers.{i}.self_attn.attn_sub_norm.weight",
         Kind = TensorKind.Norm, Shape = Q, BufferOf = (w, l) => w.Layers[l].AttnSubNorm,
     };
+    /// <summary>
+    /// gpt-oss's attention sinks: one learned logit per query head that joins each softmax (its probability mass
+    /// attends to nothing).
+    /// </summary>
+    public static readonly TensorRole AttnSinks = new()
+    {
+        Gguf = "blk.{i}.attn_sinks.weight", HuggingFace = "model.layers.{i}.self_attn.sinks",
+        Kind = TensorKind.Bias, Shape = c => [c.NumHeads], BufferOf = (w, l) => w.Layers[l].AttnSinks,
+    };
     /// <summary>Gemma 2/3's norm of the attention output before the residual add (Hugging Face names it per family).</summary>
     public static readonly TensorRole AttnPostNorm = new()
     {
@@ -133,6 +142,12 @@ public static class TensorRoles
         HuggingFaceAliases = ["model.layers.{i}.block_sparse_moe.gate.weight"],
         Kind = TensorKind.Router, Shape = c => [E(c), c.HiddenSize], LinearOf = (w, l) => w.Layers[l].Experts?.Router,
     };
+    /// <summary>gpt-oss's router bias: one per expert, added to the logits.</summary>
+    public static readonly TensorRole FfnGateInpBias = new()
+    {
+        Gguf = "blk.{i}.ffn_gate_inp.bias", HuggingFace = "model.layers.{i}.mlp.router.bias",
+        Kind = TensorKind.Bias, Shape = c => [E(c)], BufferOf = (w, l) => w.Layers[l].Experts?.RouterBias,
+    };
     public static readonly TensorRole FfnGateExps = new()
     {
         Gguf = "blk.{i}.ffn_gate_exps.weight", GgufPerExpert = "blk.{i}.ffn_gate.{e}.weight",
@@ -153,6 +168,21 @@ public static class TensorRoles
         HuggingFace = "model.layers.{i}.mlp.experts.{e}.down_proj.weight", HuggingFaceAliases = ["model.layers.{i}.block_sparse_moe.experts.{e}.w2.weight"],
         Kind = TensorKind.Linear, Input = LinearInput.FeedForwardDown,
         Shape = c => [E(c), c.HiddenSize, Ffe(c)], ExpertsOf = (w, l) => w.Layers[l].Experts?.Down,
+    };
+    // gpt-oss's expert biases, one row per expert ([experts, rows]); Hugging Face holds gate and up in one interleaved
+    // tensor (FfnGateUpExpsBias).
+    public static readonly TensorRole FfnGateExpsBias = new()
+    {
+        Gguf = "blk.{i}.ffn_gate_exps.bias", Kind = TensorKind.Bias, Shape = c => [E(c), Ffe(c)], BufferOf = (w, l) => w.Layers[l].Experts?.GateBias,
+    };
+    public static readonly TensorRole FfnUpExpsBias = new()
+    {
+        Gguf = "blk.{i}.ffn_up_exps.bias", Kind = TensorKind.Bias, Shape = c => [E(c), Ffe(c)], BufferOf = (w, l) => w.Layers[l].Experts?.UpBias,
+    };
+    public static readonly TensorRole FfnDownExpsBias = new()
+    {
+        Gguf = "blk.{i}.ffn_down_exps.bias", HuggingFace = "model.layers.{i}.mlp.experts.down_proj_bias",
+        Kind = TensorKind.Bias, Shape = c => [E(c), c.HiddenSize], BufferOf = (w, l) => w.Layers[l].Experts?.DownBias,
     };
     /// <summary>Qwen2-MoE's gate on the shared expert's output: sigmoid(x · w), one number per token.</summary>
     public static readonly TensorRole FfnGateInpShexp = new()
@@ -218,8 +248,9 @@ public static class TensorRoles
     [
         TokenEmbd,
         AttnNorm, AttnQ, AttnQBias, AttnK, AttnKBias, AttnV, AttnVBias, AttnOutput, AttnOutputBias,
-        AttnQNorm, AttnKNorm, AttnSubNorm, AttnPostNorm, FfnNorm, FfnGate, FfnUp, FfnDown, FfnSubNorm, FfnPostNorm,
-        FfnGateInp, FfnGateExps, FfnUpExps, FfnDownExps, FfnGateInpShexp, FfnGateShexp, FfnUpShexp, FfnDownShexp,
+        AttnQNorm, AttnKNorm, AttnSubNorm, AttnSinks, AttnPostNorm, FfnNorm, FfnGate, FfnUp, FfnDown, FfnSubNorm, FfnPostNorm,
+        FfnGateInp, FfnGateInpBias, FfnGateExps, FfnUpExps, FfnDownExps, FfnGateExpsBias, FfnUpExpsBias, FfnDownExpsBias,
+        FfnGateInpShexp, FfnGateShexp, FfnUpShexp, FfnDownShexp,
         OutputNorm, Output, RopeFreqs, RopeFactorsLong, RopeFactorsShort,
     ];
 
@@ -227,6 +258,8 @@ public static class TensorRoles
     public static readonly IReadOnlyList<TensorRole> DenseFeedForward = [FfnGate, FfnUp, FfnDown];
     /// <summary>The roles of a Mixture-of-Experts feed-forward block without a shared expert.</summary>
     public static readonly IReadOnlyList<TensorRole> Experts = [FfnGateInp, FfnGateExps, FfnUpExps, FfnDownExps];
+    /// <summary>The biases of the router and the experts (gpt-oss).</summary>
+    public static readonly IReadOnlyList<TensorRole> ExpertBiases = [FfnGateInpBias, FfnGateExpsBias, FfnUpExpsBias, FfnDownExpsBias];
     /// <summary>The roles of a shared expert beside the routed ones (Qwen2-MoE).</summary>
     public static readonly IReadOnlyList<TensorRole> SharedExpert = [FfnGateInpShexp, FfnGateShexp, FfnUpShexp, FfnDownShexp];
 
@@ -248,8 +281,27 @@ public static class TensorRoles
         Shape = c => [2L * c.IntermediateSize, c.HiddenSize],
     };
 
+    /// <summary>
+    /// gpt-oss's experts as transformers holds them (<c>mlp.experts.gate_up_proj</c>): gate and up of every expert in
+    /// one tensor, their outputs interleaved (gate j at 2j, up j at 2j + 1), stored [E, D, 2F] (input-major) in float
+    /// and [E, 2F, D] as MXFP4 blocks. Split at load into <see cref="FfnGateExps"/> and <see cref="FfnUpExps"/>
+    /// (<see cref="InterleavedExperts"/>); GGUF files never hold it.
+    /// </summary>
+    public static readonly TensorRole FfnGateUpExps = new()
+    {
+        Gguf = "blk.{i}.ffn_gate_up_exps.weight", HuggingFace = "model.layers.{i}.mlp.experts.gate_up_proj",
+        Kind = TensorKind.Linear, Input = LinearInput.FeedForward, Parts = [FfnGateExps, FfnUpExps],
+        Shape = c => [E(c), 2L * Ffe(c), c.HiddenSize],
+    };
+    /// <summary>The biases of <see cref="FfnGateUpExps"/>, [E, 2F], interleaved likewise.</summary>
+    public static readonly TensorRole FfnGateUpExpsBias = new()
+    {
+        Gguf = "blk.{i}.ffn_gate_up_exps.bias", HuggingFace = "model.layers.{i}.mlp.experts.gate_up_proj_bias",
+        Kind = TensorKind.Bias, Parts = [FfnGateExpsBias, FfnUpExpsBias], Shape = c => [E(c), 2L * Ffe(c)],
+    };
+
     /// <summary>Fused tensors, outside <see cref="All"/>: files store them, the loaded model holds their parts.</summary>
-    public static readonly IReadOnlyList<TensorRole> Fused = [AttnQkv, FfnGateUp];
+    public static readonly IReadOnlyList<TensorRole> Fused = [AttnQkv, FfnGateUp, FfnGateUpExps, FfnGateUpExpsBias];
 
     /// <summary>The single linear layers of a decoder block, in file order (not the experts).</summary>
     public static readonly IReadOnlyList<TensorRole> LayerLinears = All.Where(r => r.IsLayerLinear).ToArray();
@@ -345,6 +397,18 @@ public static class TensorRoles
                 foreach (var r in All)
                     if (r.PerLayer && roles.Contains(r)) yield return (r, l, r.GgufName(l));
         }
+    }
+
+    /// <summary>The layer of <paramref name="name"/> when it is <paramref name="pattern"/> with <c>{i}</c> a layer number (−1 for a global pattern); null otherwise.</summary>
+    internal static int? MatchLayerPattern(string name, string pattern)
+    {
+        int at = pattern.IndexOf("{i}", StringComparison.Ordinal);
+        if (at < 0) return name == pattern ? -1 : null;
+        string head = pattern[..at], tail = pattern[(at + 3)..];
+        if (name.Length <= head.Length + tail.Length || !name.StartsWith(head, StringComparison.Ordinal) || !name.EndsWith(tail, StringComparison.Ordinal)) return null;
+        var digits = name.AsSpan(head.Length, name.Length - head.Length - tail.Length);
+        foreach (char ch in digits) if (ch is < '0' or > '9') return null;
+        return int.Parse(digits, CultureInfo.InvariantCulture);
     }
 
     /// <summary>Splits <c>{prefix}{digits}.{rest}</c>; null when the name is not of that form.</summary>

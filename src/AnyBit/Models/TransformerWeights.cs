@@ -22,6 +22,7 @@ public sealed class LayerWeights : IDisposable
     public NativeBuffer? KNorm { get; init; }              // (head_dim) Qwen3
     public NativeBuffer? AttnSubNorm { get; init; }        // (Q)  BitNet
     public NativeBuffer? AttnPostNorm { get; init; }       // (D)  Gemma 2/3
+    public NativeBuffer? AttnSinks { get; init; }          // (heads) gpt-oss: one extra softmax logit per query head
     public required NativeBuffer FfnNorm { get; init; }    // (D)
     public LinearWeight? WGate { get; init; }              // (F, D) dense layers
     public LinearWeight? WUp { get; init; }                // (F, D) dense layers
@@ -32,7 +33,7 @@ public sealed class LayerWeights : IDisposable
 
     public void Dispose()
     {
-        foreach (var b in new[] { AttnNorm, Bq, Bk, Bv, Bo, QNorm, KNorm, AttnSubNorm, AttnPostNorm, FfnNorm, FfnSubNorm, FfnPostNorm })
+        foreach (var b in new[] { AttnNorm, Bq, Bk, Bv, Bo, QNorm, KNorm, AttnSubNorm, AttnPostNorm, AttnSinks, FfnNorm, FfnSubNorm, FfnPostNorm })
             b?.Dispose();
         foreach (var w in Linears) w.Dispose();
         Experts?.Dispose();
@@ -54,6 +55,10 @@ public sealed class ExpertWeights : IDisposable
     public required LinearWeight[] Gate { get; init; }          // E × (Fe, D)
     public required LinearWeight[] Up { get; init; }            // E × (Fe, D)
     public required LinearWeight[] Down { get; init; }          // E × (D, Fe)
+    public NativeBuffer? RouterBias { get; init; }              // (E) gpt-oss
+    public NativeBuffer? GateBias { get; init; }                // (E, Fe) gpt-oss
+    public NativeBuffer? UpBias { get; init; }                  // (E, Fe) gpt-oss
+    public NativeBuffer? DownBias { get; init; }                // (E, D) gpt-oss
     public NativeBuffer? SharedGateInput { get; init; }         // (D) Qwen2-MoE: sigmoid(x · w) gates the shared expert
     public LinearWeight? SharedGate { get; init; }              // (Fs, D)
     public LinearWeight? SharedUp { get; init; }                // (Fs, D)
@@ -72,6 +77,7 @@ public sealed class ExpertWeights : IDisposable
         Router.Dispose();
         foreach (var w in Gate.Concat(Up).Concat(Down).Concat(SharedLinears)) w.Dispose();
         SharedGateInput?.Dispose();
+        RouterBias?.Dispose(); GateBias?.Dispose(); UpBias?.Dispose(); DownBias?.Dispose();
     }
 }
 

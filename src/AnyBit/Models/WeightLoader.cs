@@ -127,6 +127,10 @@ public static class WeightLoader
             return new ExpertWeights
             {
                 Router = LinearRole(TensorRoles.FfnGateInp, l),
+                RouterBias = OptionalVector(TensorRoles.FfnGateInpBias, l),
+                GateBias = OptionalVector(TensorRoles.FfnGateExpsBias, l),
+                UpBias = OptionalVector(TensorRoles.FfnUpExpsBias, l),
+                DownBias = OptionalVector(TensorRoles.FfnDownExpsBias, l),
                 Gate = ExpertRole(TensorRoles.FfnGateExps, l),
                 Up = ExpertRole(TensorRoles.FfnUpExps, l),
                 Down = ExpertRole(TensorRoles.FfnDownExps, l),
@@ -161,6 +165,7 @@ public static class WeightLoader
                 KNorm = OptionalVector(TensorRoles.AttnKNorm, l),
                 AttnSubNorm = OptionalVector(TensorRoles.AttnSubNorm, l),
                 AttnPostNorm = OptionalVector(TensorRoles.AttnPostNorm, l),
+                AttnSinks = OptionalVector(TensorRoles.AttnSinks, l),
                 FfnNorm = Vector(TensorRoles.FfnNorm, l),
                 WGate = dense ? LinearRole(TensorRoles.FfnGate, l) : null,
                 WUp = dense ? LinearRole(TensorRoles.FfnUp, l) : null,

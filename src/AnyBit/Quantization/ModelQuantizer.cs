@@ -215,6 +215,9 @@ public static class ModelQuantizer
                 if (factors is not null && !files.Weights.Contains(role.Gguf))
                     tensors.Add(new PlannedTensor(role.Gguf, [factors.Length], FormatRegistry.Parse("f32"), () => factors));
         FuseParts(c, tensors);
+        // Tensors the family's GGUF files name otherwise (gpt-oss's FFN norm) go back under those names.
+        for (int i = 0; i < tensors.Count; i++)
+            if (c.Architecture.FileGgufName(tensors[i].Name) is var fileName && fileName != tensors[i].Name) tensors[i] = tensors[i] with { Name = fileName };
         string? sourceArch = files.Gguf?.GetString("general.architecture");
         string? arch = OutputArchitecture(c, sourceArch, tensors, problems);
         Check(problems);

@@ -15,6 +15,10 @@ internal sealed class MoeReference
     private readonly int _d, _heads, _kvHeads, _hd, _experts, _used, _layers;
     private readonly double _eps, _theta;
     private readonly bool _normalize;
+    // gpt-oss: sinks, biases, a window on even layers, SOFTMAX_WEIGHT routing, the clamped SwiGLU, YaRN.
+    private readonly bool _gptOss;
+    private readonly int _window;
+    private readonly double _yarnFactor, _yarnOriginal;
 
     public MoeReference(GgufFile g)
     {
@@ -29,6 +33,10 @@ internal sealed class MoeReference
         // transformers: Mixtral always renormalizes the top-k weights; Qwen2-MoE and OLMoE do not (norm_topk_prob
         // false); Qwen3-MoE's published configs set norm_topk_prob, which llama.cpp's graph always applies.
         _normalize = _arch is "llama" or "qwen3moe";
+        _gptOss = _arch == "gpt-oss";
+        _window = (int)(g.GetInteger($"{_arch}.attention.sliding_window") ?? 0);
+        _yarnFactor = g.GetString($"{_arch}.rope.scaling.type") == "yarn" ? g.GetFloat($"{_arch}.rope.scaling.factor")!.Value : 1;
+        _yarnOriginal = g.GetInteger($"{_arch}.rope.scaling.original_context_length") ?? 0;
     }
 
     private double[] T(string name) => _g.Find(name) is { } t ? t.ToFloat32().Select(v => (double)v).ToArray() : null!;
@@ -64,20 +72,28 @@ internal sealed class MoeReference
                 for (int h = 0; h < _heads; h++)
                 {
                     int kh = h / (_heads / _kvHeads);
-                    var scores = new double[t + 1];
+                    // gpt-oss: even layers see the last _window positions; a sink logit per head joins the softmax.
+                    int lo = _gptOss && l % 2 == 0 ? Math.Max(0, t - _window + 1) : 0;
+                    bool sink = Has(b + "attn_sinks.weight");
+                    var scores = new double[t + 1 + (sink ? 1 : 0)];
                     for (int s = 0; s <= t; s++)
                     {
                         double dot = 0;
                         for (int i = 0; i < _hd; i++) dot += Q[t][h * _hd + i] * K[s][kh * _hd + i];
-                        scores[s] = dot / Math.Sqrt(_hd);
+                        scores[s] = s < lo ? double.NegativeInfinity : dot / Math.Sqrt(_hd);
                     }
+                    if (sink) scores[t + 1] = T(b + "attn_sinks.weight")[h];
                     Softmax(scores);
-                    for (int s = 0; s <= t; s++)
+                    for (int s = lo; s <= t; s++)
                         for (int i = 0; i < _hd; i++) att[h * _hd + i] += scores[s] * V[s][kh * _hd + i];
                 }
-                Add(x[t], MatVec(wo, att, d));
+                var o = MatVec(wo, att, d);
+                if (Has(b + "attn_output.bias")) Add(o, T(b + "attn_output.bias"));
+                Add(x[t], o);
             }
-            for (int t = 0; t < n; t++) Add(x[t], FeedForward(b, RmsNorm(x[t], T(b + "ffn_norm.weight"))));
+            // llama.cpp's gpt-oss files name the FFN norm post_attention_norm.
+            string ffnNorm = _gptOss ? "post_attention_norm.weight" : "ffn_norm.weight";
+            for (int t = 0; t < n; t++) Add(x[t], FeedForward(b, RmsNorm(x[t], T(b + ffnNorm))));
         }
         var head = T("output.weight");
         var norm = T("output_norm.weight");
@@ -95,9 +111,11 @@ internal sealed class MoeReference
     {
         int d = _d;
         var probs = MatVec(T(b + "ffn_gate_inp.weight"), x, _experts);
-        Softmax(probs);
+        if (Has(b + "ffn_gate_inp.bias")) Add(probs, T(b + "ffn_gate_inp.bias"));
+        if (!_gptOss) Softmax(probs);
         var chosen = Enumerable.Range(0, _experts).OrderByDescending(e => probs[e]).Take(_used).ToArray();
         var weights = chosen.Select(e => probs[e]).ToArray();
+        if (_gptOss) Softmax(weights); // transformers' GptOssTopKRouter: softmax over the top k logits
         if (_normalize) { double s = weights.Sum(); for (int i = 0; i < weights.Length; i++) weights[i] /= s; }
         var gate = T(b + "ffn_gate_exps.weight"); var up = T(b + "ffn_up_exps.weight"); var down = T(b + "ffn_down_exps.weight");
         int f = gate.Length / _experts / d;
@@ -105,7 +123,8 @@ internal sealed class MoeReference
         for (int j = 0; j < chosen.Length; j++)
         {
             int e = chosen[j];
-            var o = SwiGlu(gate.AsSpan(e * f * d, f * d).ToArray(), up.AsSpan(e * f * d, f * d).ToArray(), down.AsSpan(e * d * f, d * f).ToArray(), x, f);
+            var o = _gptOss ? ClampedSwiGlu(b, e, gate.AsSpan(e * f * d, f * d).ToArray(), up.AsSpan(e * f * d, f * d).ToArray(), down.AsSpan(e * d * f, d * f).ToArray(), x, f)
+                : SwiGlu(gate.AsSpan(e * f * d, f * d).ToArray(), up.AsSpan(e * f * d, f * d).ToArray(), down.AsSpan(e * d * f, d * f).ToArray(), x, f);
             for (int i = 0; i < d; i++) y[i] += weights[j] * o[i];
         }
         if (Has(b + "ffn_gate_shexp.weight"))
@@ -126,18 +145,53 @@ internal sealed class MoeReference
         return MatVec(down, g, _d);
     }
 
+    /// <summary>
+    /// gpt-oss's expert: gate and up with their biases, g = min(gate, 7), u = clamp(up, ±7), (u + 1)·g·σ(1.702·g),
+    /// down with its bias (transformers' GptOssExperts).
+    /// </summary>
+    private double[] ClampedSwiGlu(string b, int e, double[] gate, double[] up, double[] down, double[] x, int f)
+    {
+        var g = MatVec(gate, x, f); var u = MatVec(up, x, f);
+        var gb = T(b + "ffn_gate_exps.bias"); var ub = T(b + "ffn_up_exps.bias"); var db = T(b + "ffn_down_exps.bias");
+        for (int i = 0; i < f; i++)
+        {
+            double gi = Math.Min(g[i] + gb[e * f + i], 7), ui = Math.Clamp(u[i] + ub[e * f + i], -7, 7);
+            g[i] = gi / (1 + Math.Exp(-1.702 * gi)) * (ui + 1);
+        }
+        var y = MatVec(down, g, _d);
+        for (int i = 0; i < _d; i++) y[i] += db[e * _d + i];
+        return y;
+    }
+
+    /// <summary>
+    /// The rotation angle's frequency of pair i: θ^(−2i/d), and with YaRN (ggml's rope_yarn) a ramp between it and
+    /// it divided by the factor over the correction range of dimensions, floor/ceil of
+    /// d·ln(original / (β·2π)) / (2 ln θ) for β = 32 and 1.
+    /// </summary>
+    private double Frequency(int i)
+    {
+        double f = Math.Pow(_theta, -2.0 * i / _hd);
+        if (_yarnFactor == 1) return f;
+        double Dim(double beta) => _hd * Math.Log(_yarnOriginal / (beta * 2 * Math.PI)) / (2 * Math.Log(_theta));
+        double low = Math.Max(0, Math.Floor(Dim(32))), high = Math.Min(_hd - 1, Math.Ceiling(Dim(1)));
+        double keep = 1 - Math.Clamp((i - low) / Math.Max(0.001, high - low), 0, 1);
+        return f / _yarnFactor * (1 - keep) + f * keep;
+    }
+
     private void Rope(double[] v, int heads, int pos)
     {
         bool adjacent = _arch == "llama";
         int half = _hd / 2;
+        // YaRN scales cos and sin by 1 + 0.1·ln(factor).
+        double m = _yarnFactor == 1 ? 1 : 1 + 0.1 * Math.Log(_yarnFactor);
         for (int h = 0; h < heads; h++)
             for (int i = 0; i < half; i++)
             {
-                double angle = pos * Math.Pow(_theta, -2.0 * i / _hd);
+                double angle = pos * Frequency(i);
                 int a = h * _hd + (adjacent ? 2 * i : i), c = h * _hd + (adjacent ? 2 * i + 1 : i + half);
                 double x0 = v[a], x1 = v[c];
-                v[a] = x0 * Math.Cos(angle) - x1 * Math.Sin(angle);
-                v[c] = x0 * Math.Sin(angle) + x1 * Math.Cos(angle);
+                v[a] = m * (x0 * Math.Cos(angle) - x1 * Math.Sin(angle));
+                v[c] = m * (x0 * Math.Sin(angle) + x1 * Math.Cos(angle));
             }
     }
 

@@ -13,6 +13,15 @@ namespace AnyBit.Tests.Experts;
 internal sealed record TinyMoe(string Arch, int Layers = 2, int Hidden = 64, int Heads = 4, int KvHeads = 2, int HeadDim = 16,
     int Experts = 4, int Used = 2, int ExpertFfn = 32, int SharedFfn = 0, bool Biases = false, bool QkNorm = false, int Seed = 1)
 {
+    /// <summary>
+    /// gpt-oss: Q/K/V/O biases, attention sinks, a sliding window of 8 on even layers, YaRN (factor 32 over an original
+    /// context of 4096, base 150000, as gpt-oss-20b), router and expert biases, experts wide enough that the clamped
+    /// SwiGLU's limit of 7 is reached; the FFN norm under llama.cpp's name for it, post_attention_norm.
+    /// </summary>
+    public static readonly TinyMoe GptOss = new("gpt-oss", Layers: 3, Experts: 6, Used: 3, Biases: true, Seed: 5);
+    public const int GptOssWindow = 8;
+    private bool IsGptOss => Arch == "gpt-oss";
+
     public static readonly TinyMoe Mixtral = new("llama");
     public static readonly TinyMoe Qwen2Moe = new("qwen2moe", SharedFfn: 48, Biases: true, Experts: 6, Seed: 2);
     public static readonly TinyMoe Qwen3Moe = new("qwen3moe", QkNorm: true, HeadDim: 24, Experts: 8, Used: 3, Seed: 3);
@@ -52,7 +61,14 @@ internal sealed record TinyMoe(string Arch, int Layers = 2, int Hidden = 64, int
         w.Add($"{Arch}.attention.key_length", (uint)HeadDim);
         w.Add($"{Arch}.attention.value_length", (uint)HeadDim);
         w.Add($"{Arch}.rope.dimension_count", (uint)HeadDim);
-        w.Add($"{Arch}.rope.freq_base", 10000f);
+        w.Add($"{Arch}.rope.freq_base", IsGptOss ? 150000f : 10000f);
+        if (IsGptOss)
+        {
+            w.Add($"{Arch}.rope.scaling.type", "yarn");
+            w.Add($"{Arch}.rope.scaling.factor", 32f);
+            w.Add($"{Arch}.rope.scaling.original_context_length", 4096u);
+            w.Add($"{Arch}.attention.sliding_window", (uint)GptOssWindow);
+        }
         w.Add($"{Arch}.attention.layer_norm_rms_epsilon", 1e-5f);
         w.Add($"{Arch}.expert_count", (uint)Experts);
         w.Add($"{Arch}.expert_used_count", (uint)Used);
@@ -92,14 +108,33 @@ internal sealed record TinyMoe(string Arch, int Layers = 2, int Hidden = 64, int
             var wo = Normal((long)d * q, 0.1f);
             for (int j = 0; j < q; j++) wo[j] = 0; // row 0 is the prior's dimension: layers leave it alone
             Tensor(b + "attn_output.weight", [d, q], wo);
-            Tensor(b + "ffn_norm.weight", [d], Near1(d));
+            if (IsGptOss)
+            {
+                var bo = Normal(d, 0.1f);
+                bo[0] = 0;
+                Tensor(b + "attn_output.bias", [d], bo);
+                Tensor(b + "attn_sinks.weight", [Heads], Normal(Heads, 1f));
+            }
+            Tensor(b + (IsGptOss ? "post_attention_norm.weight" : "ffn_norm.weight"), [d], Near1(d));
             Tensor(b + "ffn_gate_inp.weight", [Experts, d], Normal((long)Experts * d, 0.3f));
-            Tensor(b + "ffn_gate_exps.weight", [Experts, ExpertFfn, d], Normal((long)Experts * ExpertFfn * d, 0.2f));
-            Tensor(b + "ffn_up_exps.weight", [Experts, ExpertFfn, d], Normal((long)Experts * ExpertFfn * d, 0.2f));
-            var down = Normal((long)Experts * d * ExpertFfn, 0.2f);
+            if (IsGptOss) Tensor(b + "ffn_gate_inp.bias", [Experts], Normal(Experts, 0.3f));
+            // gpt-oss's experts are wide enough to reach the clamped SwiGLU's limit.
+            float std = IsGptOss ? 0.5f : 0.2f;
+            Tensor(b + "ffn_gate_exps.weight", [Experts, ExpertFfn, d], Normal((long)Experts * ExpertFfn * d, std));
+            Tensor(b + "ffn_up_exps.weight", [Experts, ExpertFfn, d], Normal((long)Experts * ExpertFfn * d, std));
+            // (and their outputs scaled down, so that the unigram prior still shows through)
+            var down = Normal((long)Experts * d * ExpertFfn, IsGptOss ? 0.03f : 0.2f);
             for (int e = 0; e < Experts; e++)
                 for (int j = 0; j < ExpertFfn; j++) down[(long)e * d * ExpertFfn + j] = 0;
             Tensor(b + "ffn_down_exps.weight", [Experts, d, ExpertFfn], down);
+            if (IsGptOss)
+            {
+                Tensor(b + "ffn_gate_exps.bias", [Experts, ExpertFfn], Normal((long)Experts * ExpertFfn, 0.5f));
+                Tensor(b + "ffn_up_exps.bias", [Experts, ExpertFfn], Normal((long)Experts * ExpertFfn, 0.5f));
+                var downBias = Normal((long)Experts * d, 0.05f);
+                for (int e = 0; e < Experts; e++) downBias[(long)e * d] = 0;
+                Tensor(b + "ffn_down_exps.bias", [Experts, d], downBias);
+            }
             if (SharedFfn > 0)
             {
                 Tensor(b + "ffn_gate_inp_shexp.weight", [d], Normal(d, 0.3f));
