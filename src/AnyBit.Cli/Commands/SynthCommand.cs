@@ -8,7 +8,9 @@ internal static class SynthCommand
 {
     public static Command Create()
     {
-        var preset = new Option<string>("--preset") { Description = "tiny, 1b (2048×16, 32/8 heads, FFN 5632, vocab 32000), 3b or 8b", DefaultValueFactory = _ => "tiny" };
+        var preset = new Option<string>("--preset") { Description = "tiny, 1b (2048×16, 32/8 heads, FFN 5632, vocab 32000), 3b, 8b, olmoe (OLMoE-1B-7B: 64 experts, 8 per token) or tiny-moe", DefaultValueFactory = _ => "tiny" };
+        var experts = new Option<int?>("--experts") { Description = "Override the expert count (Mixture-of-Experts presets)" };
+        var expertsUsed = new Option<int?>("--experts-used") { Description = "Override the experts per token" };
         var hidden = new Option<int?>("--hidden") { Description = "Override the hidden size" };
         var layers = new Option<int?>("--layers") { Description = "Override the layer count" };
         var heads = new Option<int?>("--heads") { Description = "Override the head count" };
@@ -18,7 +20,7 @@ internal static class SynthCommand
         var format = new Option<string>("--format", "-f") { Description = "Weight format (any quantize spec)", DefaultValueFactory = _ => "f16" };
         var seed = new Option<ulong>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 42 };
         var output = new Option<string>("--output", "-o") { Description = "Output .gguf file", Required = true };
-        var cmd = new Command("synth", "Write a synthetic Llama model of realistic shape as GGUF") { preset, hidden, layers, heads, kvHeads, ffn, vocab, format, seed, output };
+        var cmd = new Command("synth", "Write a synthetic Llama model of realistic shape as GGUF") { preset, hidden, layers, heads, kvHeads, ffn, vocab, experts, expertsUsed, format, seed, output };
         cmd.SetAction((parse, cancellation) =>
         {
             var s = SyntheticShape.Preset(parse.GetValue(preset)!);
@@ -30,6 +32,8 @@ internal static class SynthCommand
                 KvHeads = parse.GetValue(kvHeads) ?? s.KvHeads,
                 Ffn = parse.GetValue(ffn) ?? s.Ffn,
                 Vocab = parse.GetValue(vocab) ?? s.Vocab,
+                Experts = parse.GetValue(experts) ?? s.Experts,
+                ExpertsUsed = parse.GetValue(expertsUsed) ?? s.ExpertsUsed,
             };
             var plan = SyntheticModel.Plan(s, parse.GetValue(format)!, parse.GetValue(seed));
             string path = parse.GetValue(output)!;

@@ -41,6 +41,13 @@ public static class GgufModelMetadata
             w.Add($"{a}.attention.sliding_window", (uint)window);
         if (c.AttnLogitSoftcap is float attnCap) w.Add($"{a}.attn_logit_softcapping", attnCap);
         if (c.FinalLogitSoftcap is float finalCap) w.Add($"{a}.final_logit_softcapping", finalCap);
+        if (c.Experts is { } e)
+        {
+            w.Add($"{a}.expert_count", (uint)e.Count);
+            w.Add($"{a}.expert_used_count", (uint)e.Used);
+            w.Add($"{a}.expert_feed_forward_length", (uint)e.FfnSize);
+            if (e.SharedFfnSize > 0) w.Add($"{a}.expert_shared_feed_forward_length", (uint)e.SharedFfnSize);
+        }
         if (c.Rope.Scaling == RopeScalingType.LongRope)
         {
             w.Add($"{a}.rope.scaling.attn_factor", (float)c.Rope.AttentionFactor);

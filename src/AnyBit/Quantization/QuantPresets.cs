@@ -14,7 +14,7 @@ public sealed record MixModel(int Layers, int Heads, int KvHeads, int Experts = 
 
     /// <summary>The facts of a model AnyBit runs (dense, never Falcon). LLM_TYPE_70B as llama-model.cpp sets it for the
     /// architectures AnyBit has: llama with 80 layers and grouped keys/values, qwen2 with 80 layers.</summary>
-    public static MixModel Of(ModelConfig c) => new(c.NumLayers, c.NumHeads, c.NumKvHeads,
+    public static MixModel Of(ModelConfig c) => new(c.NumLayers, c.NumHeads, c.NumKvHeads, c.Experts?.Count ?? 0,
         Is70B: c.NumLayers == 80 && c.Architecture.GgufWriteName switch
         {
             "llama" => c.NumHeads != c.NumKvHeads,

@@ -3,9 +3,18 @@ using AnyBit.Models;
 
 namespace AnyBit.Quantization;
 
-/// <summary>Shape of a synthetic Llama-architecture model.</summary>
+/// <summary>
+/// Shape of a synthetic model: Llama's by default, or another family's (<see cref="Arch"/>, its GGUF name), with
+/// <see cref="Experts"/> experts of width <see cref="Ffn"/> of which <see cref="ExpertsUsed"/> run per token.
+/// </summary>
 public sealed record SyntheticShape(int Hidden, int Layers, int Heads, int KvHeads, int Ffn, int Vocab, int Context = 4096)
 {
+    public string Arch { get; init; } = "llama";
+    public int Experts { get; init; }
+    public int ExpertsUsed { get; init; }
+    /// <summary>Per-head width; 0 for hidden / heads.</summary>
+    public int HeadDim { get; init; }
+
     /// <summary>Presets of realistic shape (hidden, layers, heads, KV heads, FFN, vocabulary).</summary>
     public static SyntheticShape Preset(string name) => name.ToLowerInvariant() switch
     {
@@ -13,18 +22,24 @@ public sealed record SyntheticShape(int Hidden, int Layers, int Heads, int KvHea
         "1b" => new SyntheticShape(2048, 16, 32, 8, 5632, 32000),
         "3b" => new SyntheticShape(3072, 28, 24, 8, 8192, 32000),
         "8b" => new SyntheticShape(4096, 32, 32, 8, 14336, 32000),
-        _ => throw new AnyBitException($"unknown preset '{name}' (tiny, 1b, 3b, 8b)"),
+        // OLMoE-1B-7B: 64 experts of width 1024, 8 per token.
+        "olmoe" => new SyntheticShape(2048, 16, 16, 16, 1024, 50304) { Arch = "olmoe", Experts = 64, ExpertsUsed = 8 },
+        "tiny-moe" => new SyntheticShape(256, 2, 4, 2, 256, 1024, 512) { Arch = "qwen3moe", Experts = 8, ExpertsUsed = 2 },
+        _ => throw new AnyBitException($"unknown preset '{name}' (tiny, 1b, 3b, 8b, olmoe, tiny-moe)"),
     };
 
     /// <summary>The config of the synthetic model, of the family synthetic models have.</summary>
     public ModelConfig ToConfig()
     {
-        var family = Architecture.OfSyntheticModels;
+        var family = Architecture.FromGgufName(Arch) ?? throw new AnyBitException($"architecture '{Arch}' is not supported ({Architecture.SupportedGgufNames})");
         return new()
         {
             Architecture = family, HiddenSize = Hidden, IntermediateSize = Ffn, NumLayers = Layers, NumHeads = Heads,
-            NumKvHeads = KvHeads, HeadDim = Hidden / Heads, VocabSize = Vocab, MaxPositions = Context, RmsNormEps = 1e-5f,
+            NumKvHeads = KvHeads, HeadDim = HeadDim > 0 ? HeadDim : Hidden / Heads, VocabSize = Vocab, MaxPositions = Context, RmsNormEps = 1e-5f,
             Rope = new RopeConfig { Theta = 10000, Interleaved = family.GgufAdjacentRopePairs }, TiedEmbeddings = false, BosTokenId = 1, EosTokenIds = [2],
+            Experts = Experts > 0 || !family.Has(TensorRoles.FfnGate)
+                ? new ExpertConfig { Count = Experts, Used = ExpertsUsed, FfnSize = Ffn, NormalizeWeights = family.NormalizesExpertWeights }
+                : null,
         };
     }
 }
@@ -44,20 +59,30 @@ public static class SyntheticModel
         if (shape.Hidden % shape.Heads != 0) throw new AnyBitException($"hidden {shape.Hidden} is not a multiple of heads {shape.Heads}");
         if (shape.Vocab < 300) throw new AnyBitException($"vocabulary {shape.Vocab} is too small (at least 300: 3 control + 256 byte tokens)");
         var tensors = new List<PlannedTensor>();
+        // The required roles, the feed-forward block (dense or experts), the family's QK-norms and an untied head,
+        // in file order, with the shapes the table gives them.
+        var feedForward = c.Experts is null ? TensorRoles.DenseFeedForward : TensorRoles.Experts;
+        var roles = c.Architecture.Roles.Where(r => r.Required || r == TensorRoles.Output || feedForward.Contains(r)
+            || r == TensorRoles.AttnQNorm || r == TensorRoles.AttnKNorm).ToArray();
+        var layout = TensorRoles.InFileOrder(roles, shape.Layers).ToList();
+        // A preset (q4_k_m) mixes types per tensor as llama-quantize does.
+        var mix = QuantPresets.IsPreset(format)
+            ? QuantPresets.Choose(format, layout.Where(t => t.Role.IsQuantizable).Select(t => (t.Name, t.Role.Shape(c))), MixModel.Of(c), hasImportance: true)
+            : null;
         int index = 0;
-        void Add(string name, long[] shapeDims, bool isNorm)
+        void Add(string name, long[] shapeDims, bool isNorm, bool float32)
         {
             long rowLength = shapeDims[^1];
-            var f = FormatRegistry.Parse(isNorm ? "f32" : format).Bind(rowLength);
+            // Norms and routers stay float32, as llama-quantize keeps them.
+            string spec = float32 ? "f32" : mix is not null ? QuantPresets.Spec(mix[name]) : format;
+            var f = FormatRegistry.Parse(spec).Bind(rowLength);
             if (f.CheckRowLength(rowLength) is string why) throw new AnyBitException($"{name}: {why}");
             ulong tensorSeed = seed * 1_000_003UL + (ulong)index++;
             long n = TensorTypes.ElementCount(shapeDims);
             tensors.Add(new PlannedTensor(name, shapeDims, f, () => isNorm ? Ones(n) : Normal(n, tensorSeed, 0.02f)));
         }
-        // The required roles and an untied head, in file order, with the shapes the table gives them.
-        var roles = c.Architecture.Roles.Where(r => r.Required || r == TensorRoles.Output).ToArray();
-        foreach (var (role, _, name) in TensorRoles.InFileOrder(roles, shape.Layers))
-            Add(name, role.Shape(c), role.Kind == TensorKind.Norm);
+        foreach (var (role, _, name) in layout)
+            Add(name, role.Shape(c), role.Kind == TensorKind.Norm, float32: !role.IsQuantizable);
         return new QuantPlan
         {
             Tensors = tensors,
