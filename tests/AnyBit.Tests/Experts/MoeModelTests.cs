@@ -83,4 +83,82 @@ public class MoeModelTests
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) < 1e-4, $"{arch} logit {i}: folder {actual[i]}, GGUF {expected[i]}");
     }
+
+    /// <summary>
+    /// llama.cpp's numbers for the tiny GGUF files (<see cref="ModelPath"/>) on the first 6000 characters of
+    /// <see cref="TinyMoe.Text"/>, n_ctx 128, n_batch 128: the running perplexity after each window as llama-perplexity
+    /// prints it, and the argmax at window 1's 63 scored positions (from its --kl-divergence-base logits file).
+    /// Mainline llama.cpp (a snapshot printing "build: unknown (0)") for llama with experts, qwen2moe and olmoe;
+    /// ik_llama.cpp for qwen3moe, which that snapshot predates. CPU builds, -t 2.
+    /// </summary>
+    private static readonly Dictionary<string, (double[] Running, int[] Greedy)> LlamaCpp = new()
+    {
+        ["llama"] = ([134.9769, 132.6039, 135.2834, 134.4910, 133.2182, 137.2047, 138.5326, 136.6385, 137.0438, 135.5539, 136.5735, 135.2309, 134.4041, 133.1171, 131.2686, 131.4604, 131.0406, 129.6234, 128.1185, 128.5984, 129.6219, 128.4436, 128.4353, 129.7088],
+            [426, 419, 432, 280, 426, 413, 419, 276, 412, 276, 426, 414, 426, 414, 426, 426, 426, 412, 412, 414, 261, 419, 426, 426, 426, 414, 411, 412, 414, 414, 265, 412, 412, 414, 413, 426, 261, 261, 265, 413, 412, 412, 412, 261, 414, 412, 261, 412, 426, 412, 262, 432, 411, 410, 265, 411, 419, 426, 426, 265, 412, 412, 426]),
+        ["qwen2moe"] = ([170.8606, 169.9788, 181.4929, 176.7614, 174.1146, 178.9447, 180.2556, 176.7895, 177.6859, 175.9747, 176.1820, 174.9633, 174.1112, 171.9680, 170.2658, 171.3213, 171.2750, 170.4089, 168.9056, 168.6896, 170.1286, 169.6092, 169.5956, 170.7387],
+            [426, 429, 429, 412, 413, 413, 410, 420, 413, 412, 412, 419, 426, 426, 413, 412, 413, 413, 412, 419, 412, 429, 426, 426, 412, 417, 412, 426, 413, 413, 413, 426, 429, 412, 261, 412, 412, 429, 412, 432, 419, 413, 411, 412, 426, 413, 413, 412, 412, 412, 412, 429, 420, 276, 412, 412, 429, 413, 413, 432, 419, 429, 412]),
+        ["qwen3moe"] = ([130.8890, 134.3191, 142.2810, 138.4454, 137.3926, 141.6233, 141.2515, 135.7470, 134.4757, 133.3386, 132.8213, 129.9768, 127.8821, 125.6816, 123.9036, 124.6247, 124.2169, 122.2126, 120.0946, 120.0122, 122.1157, 121.0315, 121.1188, 122.0894],
+            [419, 419, 419, 419, 412, 410, 419, 426, 419, 419, 419, 426, 419, 419, 426, 419, 419, 419, 261, 419, 426, 419, 426, 426, 261, 419, 419, 419, 412, 412, 419, 426, 419, 419, 419, 426, 410, 269, 419, 419, 426, 419, 261, 410, 419, 426, 276, 426, 426, 419, 419, 419, 412, 419, 419, 419, 419, 412, 412, 419, 426, 419, 419]),
+        ["olmoe"] = ([117.4422, 119.0882, 131.6908, 129.6981, 124.8210, 132.0748, 132.4008, 128.1811, 128.2803, 125.5370, 125.6889, 121.8952, 119.4583, 117.2834, 115.0466, 116.0851, 116.5427, 114.4264, 111.9351, 111.8445, 114.1811, 113.1199, 113.4531, 115.3500],
+            [426, 411, 419, 426, 419, 411, 426, 426, 426, 426, 419, 411, 411, 411, 411, 419, 426, 426, 426, 426, 419, 411, 411, 411, 419, 426, 426, 411, 419, 419, 411, 426, 426, 426, 426, 426, 411, 426, 426, 419, 426, 426, 426, 419, 411, 426, 426, 419, 419, 411, 411, 419, 426, 426, 426, 426, 411, 419, 419, 432, 426, 426, 419]),
+    };
+
+    [Theory, MemberData(nameof(Families))]
+    public void Gguf_gives_llama_cpp_perplexity_per_window_and_greedy_ids(string arch)
+    {
+        var expected = LlamaCpp[arch];
+        string dir = Shared.TempDir(), text = Path.Combine(dir, "text.txt");
+        File.WriteAllText(text, PriorText.Value[..6000]);
+        using var model = ModelLoader.Load(ModelPath(arch));
+        var ids = Evaluation.Perplexity.TokenizeForEvaluation(model.Tokenizer!, text, null, Evaluation.WindowMethod.LlamaCpp);
+        var r = Evaluation.Perplexity.Evaluate(model, null, ids, 128, Evaluation.WindowMethod.LlamaCpp);
+        Assert.Equal(expected.Running.Length, r.RunningPerplexity.Count);
+        for (int w = 0; w < expected.Running.Length; w++)
+            Assert.True(Math.Abs(r.RunningPerplexity[w] / expected.Running[w] - 1) < 1e-3,
+                $"{arch} window {w + 1}: {r.RunningPerplexity[w]:F4}, llama.cpp {expected.Running[w]:F4}");
+        // Greedy ids of window 1's scored positions (64..126), its first token replaced by BOS as llama.cpp does.
+        using var session = model.CreateSession(128);
+        var window = ids[..127].ToArray();
+        window[0] = 1;
+        int vocab = model.Config.VocabSize;
+        var logits = new float[window.Length * vocab];
+        session.Forward(window, logits);
+        var greedy = Enumerable.Range(64, 63).Select(t => ArgMax(logits.AsSpan(t * vocab, vocab))).ToArray();
+        Assert.Equal(expected.Greedy, greedy);
+    }
+
+    private static int ArgMax(ReadOnlySpan<float> v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+
+    public static TheoryData<string, string> HostileConfigs() => new()
+    {
+        { "experts0", "expert count 0" },
+        { "used>count", "experts used per token 9 must be between 1 and the expert count 8" },
+        { "shapes", "ffn_up_exps" },
+    };
+
+    /// <summary>Expert counts and shapes a file can get wrong are one-line errors naming the file, with a non-zero exit.</summary>
+    [Theory, MemberData(nameof(HostileConfigs))]
+    public void Hostile_expert_configs_are_one_line_errors(string hostility, string message)
+    {
+        var m = hostility switch
+        {
+            "experts0" => TinyMoe.Qwen3Moe with { WrittenExpertCount = 0 },
+            "used>count" => TinyMoe.Qwen3Moe with { Used = 9 },
+            _ => TinyMoe.Qwen3Moe with { UpFfnDelta = 8 },
+        };
+        string path = Path.Combine(Shared.TempDir(), "hostile.gguf");
+        m.Write(path, PriorText.Value[..2000]);
+        var r = CliRunner.Run("run", "--model", path, "--prompt", "Once", "-n", "4");
+        Assert.NotEqual(0, r.ExitCode);
+        string error = r.Stderr.Trim();
+        Assert.DoesNotContain('\n', error);
+        Assert.Contains(message, error);
+        Assert.Contains("hostile.gguf", error);
+        Assert.DoesNotContain("   at ", error);
+    }
 }

@@ -13,6 +13,11 @@ namespace AnyBit.Tests.Experts;
 internal sealed record TinyMoe(string Arch, int Layers = 2, int Hidden = 64, int Heads = 4, int KvHeads = 2, int HeadDim = 16,
     int Experts = 4, int Used = 2, int ExpertFfn = 32, int SharedFfn = 0, bool Biases = false, bool QkNorm = false, int Seed = 1)
 {
+    /// <summary>A hostile file: the expert count written in place of the real one.</summary>
+    public int? WrittenExpertCount { get; init; }
+    /// <summary>A hostile file: extra rows in every expert's up projection.</summary>
+    public int UpFfnDelta { get; init; }
+
     /// <summary>
     /// gpt-oss: Q/K/V/O biases, attention sinks, a sliding window of 8 on even layers, YaRN (factor 32 over an original
     /// context of 4096, base 150000, as gpt-oss-20b), router and expert biases, experts wide enough that the clamped
@@ -70,7 +75,7 @@ internal sealed record TinyMoe(string Arch, int Layers = 2, int Hidden = 64, int
             w.Add($"{Arch}.attention.sliding_window", (uint)GptOssWindow);
         }
         w.Add($"{Arch}.attention.layer_norm_rms_epsilon", 1e-5f);
-        w.Add($"{Arch}.expert_count", (uint)Experts);
+        w.Add($"{Arch}.expert_count", (uint)(WrittenExpertCount ?? Experts));
         w.Add($"{Arch}.expert_used_count", (uint)Used);
         if (Arch != "llama" && Arch != "olmoe") w.Add($"{Arch}.expert_feed_forward_length", (uint)ExpertFfn);
         if (SharedFfn > 0) w.Add($"{Arch}.expert_shared_feed_forward_length", (uint)SharedFfn);
@@ -121,7 +126,7 @@ internal sealed record TinyMoe(string Arch, int Layers = 2, int Hidden = 64, int
             // gpt-oss's experts are wide enough to reach the clamped SwiGLU's limit.
             float std = IsGptOss ? 0.5f : 0.2f;
             Tensor(b + "ffn_gate_exps.weight", [Experts, ExpertFfn, d], Normal((long)Experts * ExpertFfn * d, std));
-            Tensor(b + "ffn_up_exps.weight", [Experts, ExpertFfn, d], Normal((long)Experts * ExpertFfn * d, std));
+            Tensor(b + "ffn_up_exps.weight", [Experts, ExpertFfn + UpFfnDelta, d], Normal((long)Experts * (ExpertFfn + UpFfnDelta) * d, std));
             // (and their outputs scaled down, so that the unigram prior still shows through)
             var down = Normal((long)Experts * d * ExpertFfn, IsGptOss ? 0.03f : 0.2f);
             for (int e = 0; e < Experts; e++)
