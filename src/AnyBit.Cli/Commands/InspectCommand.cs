@@ -20,6 +20,12 @@ internal static class InspectCommand
             var c = files.Config;
             long totalBytes = files.Weights.Weights.Sum(w => w.Bytes);
             long totalParams = files.Weights.Weights.Sum(w => TensorTypes.ElementCount(w.Shape));
+            // A token runs k of the E experts: the experts' weights count k/E toward the active parameters.
+            var e = c.Experts;
+            long expertParams = e is null ? 0 : TensorRoles.All.Where(r => r.IsExperts)
+                .SelectMany(r => Enumerable.Range(0, c.NumLayers).Select(r.GgufName)).Where(files.Weights.Contains)
+                .Sum(n => TensorTypes.ElementCount(files.Weights.Shape(n)));
+            long activeParams = e is null ? totalParams : totalParams - expertParams / e.Count * (e.Count - e.Used);
             var tensors = files.Weights.Weights.Select(w => new
             {
                 w.Name, Shape = w.Shape, Dtype = w.Type, w.Bytes,
@@ -44,8 +50,14 @@ internal static class InspectCommand
                     RopeTheta = c.Rope.Theta,
                     RopeScaling = c.Rope.Scaling.ToString().ToLowerInvariant(),
                     TiedEmbeddings = c.TiedEmbeddings,
+                    Experts = e is null ? null : new
+                    {
+                        e.Count, e.Used, FfnSize = e.FfnSize, SharedFfnSize = e.SharedFfnSize,
+                        Gating = e.Gating.ToString().ToLowerInvariant(), NormalizeWeights = e.NormalizeWeights,
+                    },
                     Tokenizer = files.Tokenizer?.Kind,
                     Parameters = totalParams,
+                    ActiveParameters = activeParams,
                     Bytes = totalBytes,
                     BitsPerWeight = Math.Round(8.0 * totalBytes / Math.Max(1, totalParams), 4),
                     Tensors = tensors,
@@ -57,6 +69,9 @@ internal static class InspectCommand
             o.WriteLine($"architecture   {c.Architecture.DisplayName}");
             o.WriteLine($"hidden {c.HiddenSize}, ffn {c.IntermediateSize}, layers {c.NumLayers}, heads {c.NumHeads}, kv heads {c.NumKvHeads}, head dim {c.HeadDim}");
             o.WriteLine($"vocab {c.VocabSize}, context {c.MaxPositions}, rms eps {c.RmsNormEps:G}, rope θ {c.Rope.Theta:G} ({c.Rope.Scaling}{(c.Rope.Interleaved ? ", interleaved pairs" : "")}), tied embeddings {c.TiedEmbeddings}");
+            if (e is not null)
+                o.WriteLine($"experts        {e.Count}, {e.Used} per token, width {e.FfnSize}{(e.SharedFfnSize > 0 ? $", shared expert {e.SharedFfnSize}" : "")}, "
+                    + $"{e.Gating.ToString().ToLowerInvariant()} router{(e.NormalizeWeights ? ", weights renormalized" : "")}; {activeParams:N0} active parameters per token");
             o.WriteLine($"tokenizer      {files.Tokenizer?.Kind ?? "none"}{(files.Tokenizer is null ? "" : $" ({files.Tokenizer.VocabSize} tokens, bos {files.Tokenizer.BosId?.ToString() ?? "-"}, eos {files.Tokenizer.EosId?.ToString() ?? "-"})")}");
             o.WriteLine($"parameters     {totalParams:N0} in {tensors.Length} tensors, {totalBytes:N0} bytes ({8.0 * totalBytes / Math.Max(1, totalParams):F2} bits per weight)");
             o.WriteLine();

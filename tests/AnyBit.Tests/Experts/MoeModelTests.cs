@@ -161,4 +161,21 @@ public class MoeModelTests
         Assert.Contains("hostile.gguf", error);
         Assert.DoesNotContain("   at ", error);
     }
+
+    [Fact]
+    public void Inspect_shows_the_experts_and_the_active_parameters()
+    {
+        var m = TinyMoe.Qwen2Moe;
+        var r = CliRunner.Run("inspect", "--model", ModelPath("qwen2moe"), "--json");
+        Assert.Equal(0, r.ExitCode);
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
+        var root = doc.RootElement;
+        var experts = root.GetProperty("experts");
+        Assert.Equal(m.Experts, experts.GetProperty("count").GetInt32());
+        Assert.Equal(m.Used, experts.GetProperty("used").GetInt32());
+        Assert.Equal(m.SharedFfn, experts.GetProperty("shared_ffn_size").GetInt32());
+        // Each layer's gate, up and down experts: 3 · E · Fe · D weights, of which a token runs k/E.
+        long expertWeights = 3L * m.Layers * m.Experts * m.ExpertFfn * m.Hidden;
+        Assert.Equal(root.GetProperty("parameters").GetInt64() - expertWeights / m.Experts * (m.Experts - m.Used), root.GetProperty("active_parameters").GetInt64());
+    }
 }
