@@ -46,6 +46,30 @@ public class ReferenceTokenizerTests
     }
 
     /// <summary>
+    /// The byte-level BPE tokenizers as <c>quantize</c> writes them into GGUF (tokens, merges, llama.cpp's pre-tokenizer
+    /// name) and reads them back: the same ids as the reference. llama.cpp picks the split by that name ("gpt-4o" for
+    /// o200k, "llama-bpe"), so a name AnyBit does not map would change the split. (Qwen3's tokenizer.json also
+    /// NFC-normalizes, which llama.cpp's GGUF tokenizer does not, and AnyBit's GGUF tokenizer follows llama.cpp.)
+    /// </summary>
+    [Theory]
+    [InlineData("gptoss")]
+    [InlineData("llama3_1")]
+    public void Gguf_tokenizer_metadata_gives_the_reference_ids(string name)
+    {
+        var expected = TokenizerReference.For(name);
+        var json = Load(name).Tokenizer;
+        var w = new AnyBit.IO.GgufWriter();
+        w.Add("general.architecture", "llama");
+        var c = new AnyBit.Models.ModelConfig { Architecture = AnyBit.Models.Architecture.Llama, VocabSize = json.VocabSize };
+        AnyBit.Quantization.GgufModelMetadata.WriteTokenizer(w, json, c);
+        string path = Path.Combine(Shared.TempDir(), name + ".gguf");
+        w.Write(path);
+        using var gguf = AnyBit.IO.GgufFile.Open(path);
+        var tok = AnyBit.Text.GgufTokenizer.TryLoad(gguf) ?? throw new InvalidOperationException("no tokenizer in the GGUF");
+        AssertAllEqual(name, expected.Ids, i => tok.Encode(TokenizerReference.Texts[i], addSpecial: false), Ids);
+    }
+
+    /// <summary>
     /// The prompts the model cards document for <see cref="TokenizerReference.Conversation"/>, for the templates the
     /// reference's Jinja engine cannot render (it lacks "is string" and Qwen3's slicing): Gemma 3 folds the system
     /// prompt into the first user turn and calls the assistant "model"; Qwen3 is ChatML, and an assistant turn

@@ -11,6 +11,8 @@ public static class GgufTokenizer
     private const int TypeUnknown = 2, TypeControl = 3, TypeUserDefined = 4;
 
     internal const string Llama3Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    /// <summary>o200k's split (gpt-oss, GPT-4o; GGUF pre-tokenizer "gpt-4o"), as its tokenizer.json writes it.</summary>
+    internal const string O200kPattern = @"[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+";
     internal const string Qwen2Pattern = @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
     /// <summary>The tokenizer, or null when the file carries no vocabulary.</summary>
@@ -66,6 +68,7 @@ public static class GgufTokenizer
                     "llama3" or "llama-bpe" or "llama-v3" or "smaug-bpe" => Llama3Pattern,
                     "gpt-2" or "gpt2" or "default" => ByteLevelPreTokenizer.Gpt2Pattern,
                     "qwen2" => Qwen2Pattern,
+                    "gpt-4o" => O200kPattern,
                     _ => ByteLevelPreTokenizer.Gpt2Pattern,
                 };
                 bool addBos = gguf.GetBool("tokenizer.ggml.add_bos_token") ?? false;

@@ -202,6 +202,7 @@ public static class TokenizerJson
             ByteLevelPreTokenizer.Gpt2Pattern => "gpt-2",
             GgufTokenizer.Llama3Pattern => "llama-bpe",
             GgufTokenizer.Qwen2Pattern => "qwen2",
+            GgufTokenizer.O200kPattern => "gpt-4o",
             _ => "default",
         };
     }
