@@ -178,4 +178,26 @@ public class MoeModelTests
         long expertWeights = 3L * m.Layers * m.Experts * m.ExpertFfn * m.Hidden;
         Assert.Equal(root.GetProperty("parameters").GetInt64() - expertWeights / m.Experts * (m.Experts - m.Used), root.GetProperty("active_parameters").GetInt64());
     }
+
+    /// <summary>
+    /// Quantized experts run packed on the integer kernels, each expert a slice of the 3-D tensor: the fast kernels give
+    /// the scalar reference kernels' perplexity to the last bit, in prefill chunks that group tokens by expert.
+    /// </summary>
+    [Theory]
+    [InlineData("qwen3moe", "q8_0")]
+    [InlineData("olmoe", "q4_0")]
+    public void Quantized_experts_give_the_reference_kernels_perplexity(string arch, string format)
+    {
+        string file = Path.Combine(Shared.TempDir(), $"{arch}-{format}.gguf");
+        var (plan, input) = Quantization.ModelQuantizer.Plan(ModelPath(arch), new Quantization.QuantizeOptions { Format = format });
+        using (input) Quantization.ModelQuantizer.Write(plan, file);
+        using var fast = ModelLoader.Load(file, new LoadOptions { Kernels = Kernels.Quantized.KernelMode.Fast });
+        using var reference = ModelLoader.Load(file, new LoadOptions { Kernels = Kernels.Quantized.KernelMode.Reference });
+        Assert.NotNull(fast.Weights.Layers[0].Experts!.Gate[0].Packed);
+        Assert.Equal(Family(arch).Experts, fast.Weights.Layers[0].Experts!.Down.Length);
+        var ids = Prompt(96);
+        double a = Evaluation.Perplexity.Evaluate(fast, ids, 95).Perplexity;
+        double b = Evaluation.Perplexity.Evaluate(reference, ids, 95).Perplexity;
+        Assert.Equal(b, a);
+    }
 }
