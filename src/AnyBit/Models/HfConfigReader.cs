@@ -46,7 +46,7 @@ public static class HfConfigReader
             bool slidingUsed = arch.SlidingWindowAlwaysOn || (Bool(root, "use_sliding_window") ?? false);
             int? window = slidingUsed ? Int(root, "sliding_window") : null;
 
-            var experts = ReadExperts(root, arch, Required);
+            var experts = ReadExperts(root, arch, Required, Bad);
             var rope = ReadRope(root, Bad);
             float? Softcap(string key) => Num(root, key) is double v && v > 0 ? (float)v : null;
             var config = new ModelConfig
@@ -84,9 +84,13 @@ public static class HfConfigReader
     /// OLMoE <c>num_experts</c>); null for a dense family. Without <c>norm_topk_prob</c> the family's llama.cpp choice
     /// applies (published Qwen3-MoE configs set it; Mixtral's code always renormalizes and has no key).
     /// </summary>
-    private static ExpertConfig? ReadExperts(JsonElement root, Architecture arch, Func<string, int> required)
+    private static ExpertConfig? ReadExperts(JsonElement root, Architecture arch, Func<string, int> required, Func<string, InvalidModelFileException> bad)
     {
         if (!arch.HasExperts || arch.Has(TensorRoles.FfnGate)) return null;
+        // Qwen's MoE configs can make some layers dense; llama.cpp's graphs (and AnyBit's) have experts in every layer.
+        if (Int(root, "decoder_sparse_step") is int step && step != 1
+            || root.TryGetProperty("mlp_only_layers", out var dense) && dense.ValueKind == JsonValueKind.Array && dense.GetArrayLength() > 0)
+            throw bad("dense layers among the expert layers (decoder_sparse_step, mlp_only_layers) are not supported");
         int count = Int(root, "num_local_experts") ?? required("num_experts");
         return new ExpertConfig
         {

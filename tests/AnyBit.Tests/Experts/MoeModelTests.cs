@@ -200,4 +200,18 @@ public class MoeModelTests
         double b = Evaluation.Perplexity.Evaluate(reference, ids, 95).Perplexity;
         Assert.Equal(b, a);
     }
+
+    [Fact]
+    public void Dense_layers_among_expert_layers_are_a_one_line_error()
+    {
+        string folder = Path.Combine(Shared.TempDir(), "qwen2moe");
+        MoeHfFolder.Write(ModelPath("qwen2moe"), folder);
+        string config = Path.Combine(folder, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).TrimEnd('}') + ",\"mlp_only_layers\":[1]}");
+        var r = CliRunner.Run("run", "--model", folder, "--prompt", "Once", "-n", "2");
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("config.json", r.Stderr);
+        Assert.Contains("mlp_only_layers", r.Stderr);
+        Assert.Single(r.Stderr.Trim().Split('\n'));
+    }
 }
