@@ -9,7 +9,7 @@ namespace AnyBit.Models;
 /// <c>blk.N.ffn_gate.3.weight</c>, which older llama.cpp GGUF files hold too) into the 3-D tensor every other part of
 /// AnyBit reads (<c>blk.N.ffn_gate_exps.weight</c>, [experts, rows, columns]), as llama.cpp's converter does. The
 /// stacked bytes are a copy in memory: the loader then slices them per expert again, but the quantizer and the
-/// loader see one tensor per projection whatever the file held.
+/// loader see one tensor per projection whatever the file held. Experts of mixed types are left apart (see Stack).
 /// </summary>
 internal static partial class ExpertStacking
 {
@@ -41,8 +41,11 @@ internal static partial class ExpertStacking
             if (experts.Keys.Last() != count - 1)
                 throw new InvalidModelFileException(file, $"the experts of {stacked} are not numbered 0..{count - 1} (expert {Enumerable.Range(0, count).First(e => !experts.ContainsKey(e))} is missing)");
             foreach (var (_, t) in experts.Values)
-                if (!t.Shape.SequenceEqual(first.Shape) || t.Type != first.Type || t.TypeName != first.TypeName || t.Shape.Length != 2 || t.InputOrder is not null)
+                if (!t.Shape.SequenceEqual(first.Shape) || t.Shape.Length != 2 || t.InputOrder is not null)
                     throw new InvalidModelFileException(t.File.Path, $"expert tensor {t.Name} is {t.TypeName} {t.ShapeText}, unlike {first.Name} ({first.TypeName} {first.ShapeText}): experts of one layer must match");
+            // Experts of different types (AnyBit's per-expert mixed precision) cannot be one tensor: they stay under
+            // their per-expert names, which the weight loader reads expert by expert.
+            if (experts.Values.Any(x => x.Tensor.Type != first.Type || x.Tensor.TypeName != first.TypeName)) continue;
             long each = first.ByteLength;
             var memory = MappedFile.InMemory(file, each * count);
             owned.Add(memory);

@@ -23,4 +23,12 @@ public enum LinearInput
 public interface IActivationObserver
 {
     void Observe(int layer, LinearInput input, ReadOnlySpan<float> rows, int tokens, int width);
+
+    /// <summary>
+    /// The rows one expert of a Mixture-of-Experts layer computes on: the tokens routed to <paramref name="expert"/>
+    /// (<see cref="LinearInput.FeedForward"/>: the normed rows its gate and up read; <see cref="LinearInput.FeedForwardDown"/>:
+    /// its gated activation). The router's input is <see cref="Observe"/>d as the layer's FeedForward input, as before.
+    /// Observers that do not calibrate experts ignore it.
+    /// </summary>
+    void ObserveExpert(int layer, LinearInput input, int expert, ReadOnlySpan<float> rows, int tokens, int width) { }
 }

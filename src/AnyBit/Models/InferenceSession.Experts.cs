@@ -53,7 +53,7 @@ public sealed unsafe partial class InferenceSession
     }
 
     /// <summary>The expert block on the normed rows in _xn; its output replaces them.</summary>
-    private void ExpertFeedForward(ExpertWeights w, int n)
+    private void ExpertFeedForward(ExpertWeights w, int layer, int n)
     {
         var e = _c.Experts!;
         var m = _moe!;
@@ -78,8 +78,11 @@ public sealed unsafe partial class InferenceSession
                 for (int j = 0; j < rows; j++)
                     _xn.Slice((long)m.Rows[first + j] * d, d).CopyTo(m.Input.Slice((long)j * d, d));
             }
+            Observer?.ObserveExpert(layer, LinearInput.FeedForward, x, new ReadOnlySpan<float>(input, rows * d), rows, d);
             if (w.GateBias is null && e.SwigluLimit is null) SwiGlu(w.Gate[x], w.Up[x], w.Down[x], input, rows, fe, m);
             else BiasedSwiGlu(w, x, input, rows, fe, e.SwigluLimit, m);
+            // The gated activation down read is still in Gate (calibration of each expert's down projection).
+            Observer?.ObserveExpert(layer, LinearInput.FeedForwardDown, x, m.Gate.Slice(0, rows * fe), rows, fe);
             for (int j = 0; j < rows; j++)
             {
                 var acc = m.Sum.Slice((long)m.Rows[first + j] * d, d);

@@ -198,7 +198,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
             // ---- feed-forward block ----
             ForRows(&FeedForwardInputRow, l, n);
             Observer?.Observe(l, LinearInput.FeedForward, _xn.Slice(0, n * d), n, d);
-            if (L.Experts is { } experts) ExpertFeedForward(experts, n);
+            if (L.Experts is { } experts) ExpertFeedForward(experts, l, n);
             else
             {
                 LinearsOfOneInput(_xn.Pointer, n, d, L.WGate!, f, _gate.Pointer, L.WUp!, f, _up.Pointer);

@@ -118,6 +118,10 @@ public static class WeightLoader
         LinearWeight[] ExpertRole(TensorRole r, int l)
         {
             var shape = r.Shape(c);
+            // Experts of different types (a per-expert mixed-precision plan) are stored apart, under llama.cpp's
+            // per-expert names (ExpertStacking leaves them so).
+            if (!w.Contains(r.GgufName(l)) && r.GgufPerExpert is not null && w.Contains(r.ExpertName(l, 0)))
+                return Enumerable.Range(0, (int)shape[0]).Select(e => Linear(r.ExpertName(l, e), shape[1], shape[2])).ToArray();
             return Experts(r.GgufName(l), (int)shape[0], shape[1], shape[2]);
         }
         ExpertWeights? ExpertsOf(int l)

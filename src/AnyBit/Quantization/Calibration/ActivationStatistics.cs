@@ -47,10 +47,15 @@ public sealed class InputStatistics(int width, int sampleRows)
     public float[] MeanAbs() => SumAbs.Select(s => (float)(s / Math.Max(1, Tokens))).ToArray();
 }
 
-/// <summary>Collects <see cref="InputStatistics"/> for every (layer, input) while calibration text runs through the model.</summary>
+/// <summary>
+/// Collects <see cref="InputStatistics"/> for every (layer, input) while calibration text runs through the model, and
+/// in Mixture-of-Experts layers for every (layer, input, expert) over the tokens routed to that expert: each expert is
+/// calibrated on its own tokens, and their count is its routing frequency.
+/// </summary>
 public sealed class ActivationStatistics : IActivationObserver
 {
-    private readonly Dictionary<(int, LinearInput), InputStatistics> _stats = new();
+    private const int Dense = -1;
+    private readonly Dictionary<(int, LinearInput, int), InputStatistics> _stats = new();
     private readonly MatMulF32 _matmul = new();
     private readonly WorkerPool _pool;
     private readonly int _sampleRows;
@@ -63,17 +68,32 @@ public sealed class ActivationStatistics : IActivationObserver
     }
 
     public InputStatistics For(int layer, LinearInput input) =>
-        _stats.TryGetValue((layer, input), out var s) ? s : throw new AnyBitException($"no calibration statistics for layer {layer} {input}");
+        _stats.TryGetValue((layer, input, Dense), out var s) ? s : throw new AnyBitException($"no calibration statistics for layer {layer} {input}");
 
-    public IEnumerable<((int Layer, LinearInput Input) Key, InputStatistics Stats)> All => _stats.Select(kv => (kv.Key, kv.Value));
+    /// <summary>One expert's statistics, over the tokens routed to it; null when calibration never routed a token to it.</summary>
+    public InputStatistics? ForExpert(int layer, LinearInput input, int expert) =>
+        _stats.TryGetValue((layer, input, expert), out var s) && s.Tokens > 0 ? s : null;
+
+    /// <summary>The tokens calibration routed to <paramref name="expert"/> of <paramref name="layer"/>.</summary>
+    public long RoutedTokens(int layer, int expert) => ForExpert(layer, LinearInput.FeedForward, expert)?.Tokens ?? 0;
+
+    /// <summary>The statistics of the dense inputs (the experts' are in <see cref="ForExpert"/>).</summary>
+    public IEnumerable<((int Layer, LinearInput Input) Key, InputStatistics Stats)> All =>
+        _stats.Where(kv => kv.Key.Item3 == Dense).Select(kv => ((kv.Key.Item1, kv.Key.Item2), kv.Value));
 
     /// <summary>When set, only this layer's inputs are recorded (−1: the output head's).</summary>
     public int? Layer { get; init; }
 
-    public void Observe(int layer, LinearInput input, ReadOnlySpan<float> rows, int tokens, int width)
+    public void Observe(int layer, LinearInput input, ReadOnlySpan<float> rows, int tokens, int width) =>
+        Add((layer, input, Dense), rows, tokens, width);
+
+    public void ObserveExpert(int layer, LinearInput input, int expert, ReadOnlySpan<float> rows, int tokens, int width) =>
+        Add((layer, input, expert), rows, tokens, width);
+
+    private void Add((int Layer, LinearInput Input, int Expert) key, ReadOnlySpan<float> rows, int tokens, int width)
     {
-        if (Layer is int only && layer != only) return;
-        if (!_stats.TryGetValue((layer, input), out var s)) _stats[(layer, input)] = s = new InputStatistics(width, _sampleRows);
+        if (Layer is int only && key.Layer != only) return;
+        if (!_stats.TryGetValue(key, out var s)) _stats[key] = s = new InputStatistics(width, _sampleRows);
         if (_transpose.Length < (long)tokens * width) _transpose = new float[(long)tokens * width];
         if (_product.Length < (long)width * width) _product = new float[(long)width * width];
         s.Add(rows, tokens, _transpose, _product, _pool, _matmul);

@@ -27,8 +27,10 @@ public static class AccuracyPipeline
         Transformer? model = null;
         try
         {
-            if (files is ModelFiles { Config: { Experts: not null } mc } && (accuracy.Rotate || accuracy.NeedsCalibration))
-                throw new AnyBitException($"calibrated methods (GPTQ, AWQ, rotation, --target-bpw) do not handle Mixture-of-Experts layers yet; {mc.Architecture.DisplayName} models quantize with plain formats and presets");
+            // AWQ and rotation transform the norm ahead of a linear and the linear together; in a Mixture-of-Experts
+            // layer that norm feeds the router and every expert, which they do not handle yet.
+            if (files is ModelFiles { Config: { Experts: not null } mc } && (accuracy.Rotate || accuracy.Awq))
+                throw new AnyBitException($"AWQ and rotation do not handle Mixture-of-Experts layers yet; {mc.Architecture.DisplayName} models quantize with GPTQ, --target-bpw, plain formats and presets");
             status?.Invoke("loading float weights");
             model = FloatModel.Load(plan0, input);
             // Tensors the runtime does not hold (rope_freqs.weight) are read now, before the input closes.
@@ -57,6 +59,30 @@ public static class AccuracyPipeline
                 shapes[output] = shapes[embd];
                 names.Add(output);
             }
+            // Each expert of a 3-D expert tensor is its own unit from here on (ExpertUnits): calibrated on the tokens
+            // routed to it, planned and encoded on its own; Regroup joins units of one format into the 3-D tensor again.
+            var stackedShapes = new Dictionary<string, long[]>();
+            if (c.Experts is not null)
+            {
+                var units = new List<string>();
+                foreach (string n in names)
+                {
+                    if (ExpertUnits.Stacked(n) is not (TensorRole role, int layer)) { units.Add(n); continue; }
+                    var s3 = shapes[n];
+                    stackedShapes[n] = s3;
+                    for (int e = 0; e < s3[0]; e++)
+                    {
+                        string u = role.ExpertName(layer, e);
+                        units.Add(u);
+                        formats[u] = formats[n];
+                        shapes[u] = [s3[1], s3[2]];
+                    }
+                    formats.Remove(n);
+                    shapes.Remove(n);
+                }
+                names = units;
+            }
+            int expertCount = c.Experts?.Count ?? 0;
 
             ActivationStatistics? stats = null;
             int[][]? windows = null;
@@ -76,12 +102,13 @@ public static class AccuracyPipeline
             }
             var importance = accuracy.ImatrixFile is not null ? ImportanceMatrix.Read(accuracy.ImatrixFile) : null;
             float[]? ImportanceOf(string name) =>
-                ImportanceFor(name, importance, stats) is float[] imp && imp.Length == shapes[name][^1] ? imp : null;
+                ImportanceFor(name, importance, stats, expertCount) is float[] imp && imp.Length == shapes[name][^1] ? imp : null;
             string? mixedPlan = null;
             if (accuracy.TargetBitsPerWeight is not null || accuracy.TargetBytes is not null)
             {
                 status?.Invoke("measuring per-tensor sensitivity for the mixed-precision plan");
-                var chosen = MixedPrecisionPlanner.Choose(model, formats, shapes, accuracy, windows!, ImportanceOf, status, cancellation);
+                var chosen = MixedPrecisionPlanner.Choose(model, formats, shapes, accuracy, windows!, ImportanceOf, status, cancellation,
+                    name => ExpertUnits.InputOf(name) is (int l, _, int e) ? stats!.RoutedTokens(l, e) : 0);
                 foreach (var (name, f) in chosen) formats[name] = f;
                 mixedPlan = string.Join(",", chosen.Select(kv => $"{kv.Key}={kv.Value.Name}"));
             }
@@ -95,7 +122,8 @@ public static class AccuracyPipeline
                 .ToList();
             ModelQuantizer.Check(missing);
 
-            var factors = new Dictionary<(int, LinearInput), (double[] Factor, bool[] Dead, int[]? Order)>();
+            var factors = new Dictionary<(int, LinearInput, int), (double[] Factor, bool[] Dead, int[]? Order)>();
+            var unrouted = new List<string>();
             var tensors = new List<PlannedTensor>();
             var jobs = new List<SequentialGptq.Job>();
             foreach (string name in names)
@@ -115,20 +143,27 @@ public static class AccuracyPipeline
                 // model), except for the token embedding. Expert tensors (3-D) are not weighted yet.
                 if (importance is not null && importance.TryGetValue(name, out var named) && named.Length != cols && shape.Length == 2 && name != embd)
                     throw new AnyBitException($"importance matrix has {named.Length} values for {name}, which has {cols} columns");
+                // GPTQ's Hessian: a dense input's, or an expert's over the tokens routed to it; an expert calibration never
+                // routed a token to has none and is rounded to nearest (reported).
+                var expertInput = ExpertUnits.InputOf(name);
+                InputStatistics? gptqStats = !accuracy.Gptq || !format.IsQuantized ? null
+                    : reads is (int hl, LinearInput hk) ? stats!.For(hl, hk)
+                    : expertInput is (int el, LinearInput ek, int ex) ? stats!.ForExpert(el, ek, ex) : null;
+                if (accuracy.Gptq && format.IsQuantized && expertInput is not null && gptqStats is null) unrouted.Add(name);
                 if (accuracy.Gptq && accuracy.GptqOptions.Sequential && reads is (int seqLayer, LinearInput seqKind) && format.IsQuantized)
                 {
                     jobs.Add(new SequentialGptq.Job(tensors.Count, name, seqLayer, seqKind, buffer, format, rows, cols));
                 }
-                else if (accuracy.Gptq && reads is (int layer, LinearInput kind) && format.IsQuantized)
+                else if (gptqStats is { } inputStats)
                 {
-                    var key = (layer, kind);
+                    var key = reads is (int l, LinearInput k) ? (l, k, -1) : expertInput!.Value;
                     planned = planned with
                     {
                         Encoded = () =>
                         {
                             if (!factors.TryGetValue(key, out var f))
                             {
-                                var h = stats!.For(layer, kind).Hessian;
+                                var h = inputStats.Hessian;
                                 int[]? order = accuracy.GptqOptions.ActOrder ? Gptq.ActOrder(h, cols) : null;
                                 var factor = Gptq.InverseHessianFactor(h, cols, accuracy.GptqOptions.Damping, order, out var dead);
                                 factors[key] = f = (factor, dead, order);
@@ -142,11 +177,11 @@ public static class AccuracyPipeline
                         },
                     };
                 }
-                else if (format is IntFormat intFormat && format.IsQuantized && ImportanceFor(name, importance, stats) is float[] imp && imp.Length == cols)
+                else if (format is IntFormat intFormat && format.IsQuantized && ImportanceFor(name, importance, stats, expertCount) is float[] imp && imp.Length == cols)
                 {
                     planned = planned with { Encoded = () => WeightedRounding.Quantize(intFormat, buffer.Span.ToArray(), rows, cols, imp) };
                 }
-                else if (format.UsesImportance && ImportanceFor(name, importance, stats) is float[] channels && channels.Length == cols)
+                else if (format.UsesImportance && ImportanceFor(name, importance, stats, expertCount) is float[] channels && channels.Length == cols)
                 {
                     planned = planned with
                     {
@@ -160,6 +195,9 @@ public static class AccuracyPipeline
                 }
                 tensors.Add(planned);
             }
+            if (unrouted.Count > 0)
+                status?.Invoke($"GPTQ: calibration routed no token to {unrouted.Count} expert tensor(s), rounded to nearest instead: {string.Join(", ", unrouted)}");
+            tensors = Regroup(tensors, stackedShapes);
             if (jobs.Count > 0)
             {
                 var encoded = SequentialGptq.Run(model, windows!, jobs, accuracy.GptqOptions, status, cancellation);
@@ -193,9 +231,16 @@ public static class AccuracyPipeline
         }
     }
 
-    private static float[]? ImportanceFor(string name, Dictionary<string, float[]>? imatrix, ActivationStatistics? stats)
+    private static float[]? ImportanceFor(string name, Dictionary<string, float[]>? imatrix, ActivationStatistics? stats, int experts)
     {
         if (imatrix is not null && imatrix.TryGetValue(name, out var imp)) return imp;
+        if (ExpertUnits.InputOf(name) is (int layer_, LinearInput kind_, int expert))
+        {
+            // llama.cpp's imatrix holds a 3-D expert tensor's importance as its experts' vectors one after another.
+            if (imatrix is not null && imatrix.TryGetValue(ExpertUnits.StackedOf(name)!, out var all) && experts > 0 && all.Length % experts == 0)
+                return all.AsSpan(expert * (all.Length / experts), all.Length / experts).ToArray();
+            return stats?.ForExpert(layer_, kind_, expert)?.Importance();
+        }
         if (stats is not null && InputOf(name) is (int layer, LinearInput kind)) return stats.For(layer, kind).Importance();
         return null;
     }
@@ -206,9 +251,39 @@ public static class AccuracyPipeline
     public static (int Layer, LinearInput Input)? InputOf(string name) =>
         TensorRoles.FromGguf(name) is ({ Input: LinearInput input }, int layer) ? (layer, input) : null;
 
-    /// <summary>The float32 buffer holding a tensor of the loaded model, by GGUF name.</summary>
+    /// <summary>
+    /// Joins the expert units of each 3-D tensor that ended with one format into that tensor again (their encodings,
+    /// row-wise, one after another, are the 3-D tensor's); units of mixed formats stay apart, under their per-expert names.
+    /// </summary>
+    private static List<PlannedTensor> Regroup(List<PlannedTensor> tensors, Dictionary<string, long[]> stackedShapes)
+    {
+        if (stackedShapes.Count == 0) return tensors;
+        var groups = tensors.Where(t => ExpertUnits.StackedOf(t.Name) is not null).GroupBy(t => ExpertUnits.StackedOf(t.Name)!)
+            .ToDictionary(g => g.Key, g => g.ToList());
+        var result = new List<PlannedTensor>();
+        foreach (var t in tensors)
+        {
+            if (ExpertUnits.StackedOf(t.Name) is not string stacked) { result.Add(t); continue; }
+            var units = groups[stacked];
+            if (units.Select(u => u.Format.Name).Distinct().Count() > 1) { result.Add(t); continue; }
+            if (!ReferenceEquals(units[0], t)) continue;
+            Func<float[]> source = () => units.SelectMany(u => u.Source()).ToArray();
+            Func<byte[]>? encoded = units.All(u => u.Encoded is null) ? null : () => units.SelectMany(u =>
+            {
+                if (u.Encoded is { } enc) return enc();
+                var bytes = new byte[u.Format.ByteSize(TensorTypes.ElementCount(u.Shape))];
+                u.Format.Quantize(u.Source(), (int)u.Shape[^1], bytes);
+                return bytes;
+            }).ToArray();
+            result.Add(new PlannedTensor(stacked, stackedShapes[stacked], t.Format, source) { Encoded = encoded });
+        }
+        return result;
+    }
+
+    /// <summary>The float32 buffer holding a tensor of the loaded model, by GGUF name (an expert unit by its per-expert name).</summary>
     public static NativeBuffer BufferOf(TransformerWeights w, string name) =>
-        TensorRoles.FromGguf(name) is (TensorRole role, int layer) && role.Float32Of(w, layer) is { } buffer
+        ExpertUnits.Parse(name) is not null ? ExpertUnits.BufferOf(w, name)
+        : TensorRoles.FromGguf(name) is (TensorRole role, int layer) && role.Float32Of(w, layer) is { } buffer
             ? buffer
             : throw new AnyBitException($"the accuracy pipeline does not know tensor '{name}'");
 }

@@ -37,7 +37,8 @@ public static class MixedPrecisionPlanner
     /// llama.cpp refuses without it are skipped for tensors that have none.
     /// </summary>
     public static Dictionary<string, TensorFormat> Choose(Transformer model, IReadOnlyDictionary<string, TensorFormat> planned, IReadOnlyDictionary<string, long[]> shapes, AccuracyOptions options,
-        int[][] windows, Func<string, float[]?> importanceOf, Action<string>? status, CancellationToken cancellation)
+        int[][] windows, Func<string, float[]?> importanceOf, Action<string>? status, CancellationToken cancellation,
+        Func<string, long>? routedTokens = null)
     {
         var c = model.Config;
         var candidates = options.Candidates.Select(FormatRegistry.Parse).ToList();
@@ -52,7 +53,27 @@ public static class MixedPrecisionPlanner
 
         var options_ = new Dictionary<string, List<Choice>>();
         int done = 0;
-        foreach (var name in tensors)
+        List<TensorFormat> Fitting(string name, int cols, float[]? importance)
+        {
+            var fitting = candidates.Select(f => f.Bind(cols))
+                .Where(f => f.CheckRowLength(cols) is null && !(importance is null && f.GgmlType is IO.TensorType t && QuantPresets.NeedsImportance(t, name, null)))
+                .OrderBy(f => f.BitsPerWeight)
+                .ToList();
+            return fitting.Count > 0 ? fitting : throw new AnyBitException($"no candidate format fits {name} (rows of {cols}{(importance is null ? ", no importance" : "")})");
+        }
+        double MeasureKl() => evalWindows.Select((w, k) => MeanKl(baseLogits[k], Logits(model, w), c.VocabSize)).Average();
+
+        // Expert units (ExpertUnits), by their 3-D tensor: see ExpertChoices.
+        var expertGroups = tensors.Where(n => ExpertUnits.Parse(n) is not null).GroupBy(n => ExpertUnits.StackedOf(n)!).ToList();
+        foreach (var group in expertGroups)
+        {
+            cancellation.ThrowIfCancellationRequested();
+            foreach (var (unit, list) in ExpertChoices(group.ToList(), model, shapes, importanceOf, routedTokens ?? (_ => 0), Fitting, MeasureKl))
+                options_[unit] = list;
+            done += group.Count();
+            status?.Invoke($"sensitivity {done}/{tensors.Count}: {group.Key} (per expert)");
+        }
+        foreach (var name in tensors.Where(n => ExpertUnits.Parse(n) is null))
         {
             cancellation.ThrowIfCancellationRequested();
             var buffer = AccuracyPipeline.BufferOf(model.Weights, name);
@@ -60,11 +81,7 @@ public static class MixedPrecisionPlanner
             var original = buffer.Span.ToArray();
             var importance = importanceOf(name);
             // Smallest first: the first is the one whose loss is measured on the model.
-            var fitting = candidates.Select(f => f.Bind(cols))
-                .Where(f => f.CheckRowLength(cols) is null && !(importance is null && f.GgmlType is IO.TensorType t && QuantPresets.NeedsImportance(t, name, null)))
-                .OrderBy(f => f.BitsPerWeight)
-                .ToList();
-            if (fitting.Count == 0) throw new AnyBitException($"no candidate format fits {name} (rows of {cols}{(importance is null ? ", no importance" : "")})");
+            var fitting = Fitting(name, cols, importance);
             var errors = fitting.Select(f => SquaredError(original, Dequantized(f, original, cols, importance))).ToList();
             var list = new List<Choice>();
             bool hasHessian = AccuracyPipeline.InputOf(name) is not null;
@@ -88,6 +105,57 @@ public static class MixedPrecisionPlanner
 
         var plan = Solve(options_, budgetForPlan);
         return plan.ToDictionary(ch => ch.Tensor, ch => ch.Format);
+    }
+
+    /// <summary>
+    /// The candidates of each expert of one 3-D tensor, with losses in the manner of MC-MoE (routing frequency times
+    /// weight importance), anchored to a measured KL: all experts of the tensor are quantized to their smallest candidate
+    /// at once and the KL divergence is measured (one measurement per tensor, not per expert: a rarely routed expert's
+    /// own KL over the few sensitivity tokens would be mostly noise). That KL is shared among the experts, and each
+    /// other candidate scaled, in proportion to the expert's output error over the calibration tokens routed to it,
+    /// Σ_rows Σ_j s_j (w − q)², with s_j = Σ x_j² over its routed tokens (the Hessian's diagonal: tokens × importance,
+    /// so the routing frequency is in it). An expert calibration never routed to gets 1% of the tensor's mean energy
+    /// per column, so it is cheap but not free to squeeze.
+    /// </summary>
+    private static IEnumerable<(string Unit, List<Choice> Choices)> ExpertChoices(List<string> units, Transformer model, IReadOnlyDictionary<string, long[]> shapes,
+        Func<string, float[]?> importanceOf, Func<string, long> routedTokens, Func<string, int, float[]?, List<TensorFormat>> fitting, Func<double> measureKl)
+    {
+        var (_, cols, _) = Shape(shapes, units[0]);
+        var energy = units.Select(u => importanceOf(u) is float[] imp && imp.Length == cols
+            ? imp.Select(v => (double)v * routedTokens(u)).ToArray() : null).ToList();
+        var routed = energy.Where(e => e is not null).ToList();
+        var floor = new double[cols];
+        for (int j = 0; j < cols; j++) floor[j] = routed.Count == 0 ? 1 : 0.01 * routed.Sum(e => e![j]) / units.Count;
+        var fits = new List<TensorFormat>[units.Count];
+        var errors = new double[units.Count][];
+        var originals = new float[units.Count][];
+        for (int u = 0; u < units.Count; u++)
+        {
+            var (rows, _, _) = Shape(shapes, units[u]);
+            var importance = importanceOf(units[u]);
+            var buffer = AccuracyPipeline.BufferOf(model.Weights, units[u]);
+            originals[u] = buffer.Span.ToArray();
+            fits[u] = fitting(units[u], cols, importance);
+            var weights = new double[cols];
+            for (int j = 0; j < cols; j++) weights[j] = (energy[u]?[j] ?? 0) + floor[j];
+            errors[u] = fits[u].Select(f => WeightedError(originals[u], Dequantized(f, originals[u], cols, importance), cols, weights)).ToArray();
+            Dequantized(fits[u][0], originals[u], cols, importance).CopyTo(buffer.Span);
+        }
+        double kl = measureKl();
+        for (int u = 0; u < units.Count; u++) originals[u].CopyTo(AccuracyPipeline.BufferOf(model.Weights, units[u]).Span);
+        double total = errors.Sum(e => e[0]);
+        for (int u = 0; u < units.Count; u++)
+        {
+            long elements = Shape(shapes, units[u]).Elements;
+            yield return (units[u], fits[u].Select((f, i) => new Choice(units[u], f, total > 0 ? kl * errors[u][i] / total : 0, f.ByteSize(elements))).ToList());
+        }
+    }
+
+    private static double WeightedError(float[] w, float[] q, int cols, double[] columnWeights)
+    {
+        double total = 0;
+        for (long i = 0; i < w.Length; i++) { double e = w[i] - q[i]; total += columnWeights[i % cols] * e * e; }
+        return total;
     }
 
     /// <summary>Minimizes Σ loss subject to Σ bytes ≤ budget over one choice per tensor.</summary>
@@ -126,8 +194,10 @@ public static class MixedPrecisionPlanner
         return plan.Values.ToList();
     }
 
+    // The router stays as planned (llama.cpp keeps ffn_gate_inp in float32: it is small and decides every token's experts).
     private static bool IsQuantizable(string name) =>
-        name == TensorRoles.TokenEmbd.Gguf || AccuracyPipeline.InputOf(name) is not null;
+        name == TensorRoles.TokenEmbd.Gguf || ExpertUnits.Parse(name) is not null
+        || AccuracyPipeline.InputOf(name) is not null && TensorRoles.FromGguf(name)?.Role != TensorRoles.FfnGateInp;
 
     private static (int Rows, int Cols, long Elements) Shape(IReadOnlyDictionary<string, long[]> shapes, string name)
     {
