@@ -151,7 +151,7 @@ public class AccuracyMethodTests
         try
         {
             string path = Path.Combine(dir, "imatrix.gguf");
-            ImportanceMatrix.Write(stats, model.Config.NumLayers, path, "test");
+            ImportanceMatrix.Write(stats, model.Config, path, "test");
             var read = ImportanceMatrix.Read(path);
             Assert.Equal(model.Config.NumLayers * 7, read.Count);
             var expected = stats.For(1, LinearInput.FeedForwardDown).Importance();

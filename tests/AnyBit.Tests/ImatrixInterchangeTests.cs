@@ -23,8 +23,8 @@ public class ImatrixInterchangeTests
         try
         {
             string dat = Path.Combine(dir, "a.dat"), gguf = Path.Combine(dir, "a.gguf");
-            ImportanceMatrix.Write(stats, model.Config.NumLayers, dat, "text.txt", chunks: 2, chunkSize: 8);
-            ImportanceMatrix.Write(stats, model.Config.NumLayers, gguf, "text.txt", chunks: 2, chunkSize: 8);
+            ImportanceMatrix.Write(stats, model.Config, dat, "text.txt", chunks: 2, chunkSize: 8);
+            ImportanceMatrix.Write(stats, model.Config, gguf, "text.txt", chunks: 2, chunkSize: 8);
             Assert.False(GgufFile.HasMagic(dat));
             var fromDat = ImportanceMatrix.Read(dat);
             var fromGguf = ImportanceMatrix.Read(gguf);

@@ -24,7 +24,7 @@ internal static class ImatrixCommand
             var tokenizer = CommonOptions.RequireTokenizer(m);
             var sample = CalibrationText.Sample(tokenizer, parse.GetValue(text)!, parse.GetValue(windows), Math.Min(parse.GetValue(length), m.Config.MaxPositions), parse.GetValue(seed));
             var stats = ActivationStatistics.Collect(m, sample, null, cancellation);
-            ImportanceMatrix.Write(stats, m.Config.NumLayers, parse.GetValue(output)!, Path.GetFileName(parse.GetValue(text)!),
+            ImportanceMatrix.Write(stats, m.Config, parse.GetValue(output)!, Path.GetFileName(parse.GetValue(text)!),
                 chunks: sample.Length, chunkSize: sample[0].Length, cancellation: cancellation);
             Console.Out.WriteLine($"wrote {parse.GetValue(output)}: {m.Config.NumLayers * 7} tensors from {sample.Length} windows of {sample[0].Length} tokens");
             return Task.FromResult(0);

@@ -214,4 +214,35 @@ public class MoeModelTests
         Assert.Contains("mlp_only_layers", r.Stderr);
         Assert.Single(r.Stderr.Trim().Split('\n'));
     }
+
+    /// <summary>
+    /// imatrix of an MoE model: entries for the linears its layers have (no dense ffn_gate/up/down), and each expert
+    /// tensor's entry holds one slice per expert, the mean x² over that expert's routed tokens, as llama-quantize reads it.
+    /// </summary>
+    [Fact]
+    public void Imatrix_of_experts_holds_each_experts_routed_statistics()
+    {
+        using var model = ModelLoader.Load(ModelPath("qwen3moe"));
+        var stats = Quantization.Calibration.ActivationStatistics.Collect(model, [Prompt(48)]);
+        string path = Path.Combine(Shared.TempDir(), "imatrix.gguf");
+        Quantization.Methods.ImportanceMatrix.Write(stats, model.Config, path, "t");
+        var read = Quantization.Methods.ImportanceMatrix.Read(path);
+        Assert.DoesNotContain("blk.0.ffn_gate.weight", read.Keys);
+        Assert.Contains("blk.0.attn_q.weight", read.Keys);
+        int experts = model.Config.Experts!.Count, d = model.Config.HiddenSize, f = model.Config.Experts.FfnSize;
+        foreach (var (name, input, width) in new[] { ("ffn_up_exps", LinearInput.FeedForward, d), ("ffn_down_exps", LinearInput.FeedForwardDown, f) })
+        {
+            var values = read[$"blk.1.{name}.weight"];
+            Assert.Equal(experts * width, values.Length);
+            for (int e = 0; e < experts; e++)
+            {
+                var x = stats.ForExpert(1, input, e);
+                for (int i = 0; i < width; i++)
+                {
+                    double expected = x is null ? 1 : x.SumSquares[i] / x.Tokens;
+                    Assert.True(Math.Abs(values[e * width + i] - expected) <= 1e-5 * Math.Max(1, expected), $"{name} expert {e} column {i}: {values[e * width + i]} vs {expected}");
+                }
+            }
+        }
+    }
 }

@@ -17,7 +17,7 @@ public class MoeQuantizationTests(ITestOutputHelper output)
         return Perplexity.TokenizeForEvaluation(m.Tokenizer!, Shared.Data("text", "eval", "sherlock.txt"), 1024);
     });
 
-    [Fact]
+    [SlowFact] // building the sparse model takes most of a minute: with ANYBIT_SLOW_TESTS=1, as the acceptance test below
     public void The_sparse_model_is_usable()
     {
         var ids = Eval.Value;

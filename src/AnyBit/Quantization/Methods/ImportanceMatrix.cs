@@ -19,18 +19,38 @@ namespace AnyBit.Quantization.Methods;
 public static class ImportanceMatrix
 {
     /// <summary>
-    /// Writes the statistics of <paramref name="layers"/> layers; <paramref name="chunks"/> and
+    /// Writes the statistics of the linears <paramref name="c"/>'s layers have; <paramref name="chunks"/> and
     /// <paramref name="chunkSize"/> are the calibration windows and their length in tokens (llama-imatrix's chunks).
+    /// An expert tensor's entry holds one slice per expert (llama-imatrix's [experts × columns] layout), each the mean
+    /// over that expert's routed tokens, scaled to the layer's token count so that one count divides them all; an
+    /// expert calibration never routed to reads as all 1, as llama.cpp reads an unseen slice.
     /// </summary>
-    public static void Write(ActivationStatistics stats, int layers, string output, string dataset, int chunks = 1, int chunkSize = 0,
+    public static void Write(ActivationStatistics stats, ModelConfig c, string output, string dataset, int chunks = 1, int chunkSize = 0,
         CancellationToken cancellation = default)
     {
         var entries = new List<(string, float[], long)>();
-        for (int l = 0; l < layers; l++)
-            foreach (var role in TensorRoles.LayerLinears)
+        bool sparse = c.Experts is not null;
+        for (int l = 0; l < c.NumLayers; l++)
+            foreach (var role in c.Architecture.Roles)
             {
-                var s = stats.For(l, role.Input!.Value);
-                entries.Add((role.GgufName(l), s.SumSquares.Select(v => (float)v).ToArray(), s.Tokens));
+                if (role.Kind != TensorKind.Linear || !role.PerLayer || (sparse ? TensorRoles.DenseFeedForward.Contains(role) : role.IsExperts)) continue;
+                if (!role.IsExperts)
+                {
+                    var s = stats.For(l, role.Input!.Value);
+                    entries.Add((role.GgufName(l), s.SumSquares.Select(v => (float)v).ToArray(), s.Tokens));
+                    continue;
+                }
+                // Every expert slice is scaled to the layer's tokens (the router's input count).
+                var tokens = stats.For(l, LinearInput.FeedForward).Tokens;
+                int experts = c.Experts!.Count, width = (int)role.Shape(c)[^1];
+                var sums = new float[(long)experts * width];
+                for (int e = 0; e < experts; e++)
+                {
+                    var x = stats.ForExpert(l, role.Input!.Value, e);
+                    for (int i = 0; i < width; i++)
+                        sums[(long)e * width + i] = x is null ? tokens : (float)(x.SumSquares[i] / x.Tokens * tokens);
+                }
+                entries.Add((role.GgufName(l), sums, tokens));
             }
         Write(entries, output, dataset, chunks, chunkSize, cancellation);
     }
