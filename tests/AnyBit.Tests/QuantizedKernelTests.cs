@@ -333,11 +333,19 @@ public unsafe class QuantizedKernelTests
     [InlineData("Q8_0", "Q4_0", "", 5, 1)]
     [InlineData("Q4_K", "Q4_0", "Q6_K", 1, 2)]
     [InlineData("TQ2_0", "Q4_K", "TQ2_0", 1, 2)]
-    public void Fused_products_of_one_input_equal_separate_ones(string a, string b, string c, int tokens, int workers)
+    public void Fused_products_of_one_input_equal_separate_ones(string a, string b, string c, int tokens, int workers) =>
+        FusedEqualsSeparate(new[] { a, b, c }.Where(t => t.Length > 0).ToArray(), [200, 56, 72], tokens, workers);
+
+    /// <summary>A decode step's four chosen experts' gates and ups (MXFP4, as gpt-oss's), eight products in one run.</summary>
+    [Theory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void Fused_products_of_a_tokens_experts_equal_separate_ones(int workers) =>
+        FusedEqualsSeparate(Enumerable.Repeat("MXFP4", 8).ToArray(), [64, 64, 200, 200, 72, 72, 56, 56], 1, workers);
+
+    private static void FusedEqualsSeparate(string[] specs, int[] rows, int tokens, int workers)
     {
         int cols = 512;
-        var specs = new[] { a, b, c }.Where(t => t.Length > 0).ToArray();
-        int[] rows = [200, 56, 72];
         var ms = specs.Select((t, i) => Pack(t, rows[i], cols, RandomMatrix(t, rows[i], cols, 60 + i).Bytes)).ToArray();
         try
         {

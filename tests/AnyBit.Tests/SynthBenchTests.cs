@@ -43,6 +43,37 @@ public class SynthBenchTests
     }
 
     [Fact]
+    public void Synth_writes_gpt_oss_shapes_with_mxfp4_experts_and_the_published_mix()
+    {
+        string path = Path.Combine(Shared.TempDir(), "g.gguf");
+        var r = CliRunner.Run("synth", "--preset", "gpt-oss-20b", "--layers", "2", "--hidden", "128", "--heads", "4", "--kv-heads", "2",
+            "--ffn", "64", "--experts", "8", "--vocab", "512", "-o", path);
+        Assert.Equal(0, r.ExitCode);
+        using (var g = GgufFile.Open(path))
+        {
+            Assert.Equal(38u, (uint)g.GetInteger("general.file_type")!);
+            Assert.Equal("yarn", g.GetString("gpt-oss.rope.scaling.type"));
+            Assert.Equal(3, g.GetInteger("gpt-oss.expert_gating_func"));
+            Assert.Equal(128, g.GetInteger("gpt-oss.attention.sliding_window"));
+            Assert.Equal(TensorType.MXFP4, g.Find("blk.1.ffn_gate_exps.weight")!.Type);
+            Assert.Equal(TensorType.MXFP4, g.Find("blk.1.ffn_down_exps.weight")!.Type);
+            foreach (string q8 in new[] { "token_embd.weight", "output.weight", "blk.0.attn_q.weight", "blk.0.attn_output.weight" })
+                Assert.Equal(TensorType.Q8_0, g.Find(q8)!.Type);
+            foreach (string f32 in new[] { "blk.0.attn_sinks.weight", "blk.0.attn_q.bias", "blk.0.attn_output.bias", "blk.0.ffn_gate_inp.weight",
+                "blk.0.ffn_gate_inp.bias", "blk.0.ffn_gate_exps.bias", "blk.0.ffn_down_exps.bias", "blk.0.post_attention_norm.weight" })
+                Assert.Equal(TensorType.F32, g.Find(f32)!.Type);
+        }
+        using var model = ModelLoader.Load(path);
+        var c = model.Config;
+        Assert.Same(Architecture.GptOss, c.Architecture);
+        Assert.Equal((64, 128, 131072), (c.HeadDim, c.SlidingWindow, c.MaxPositions));
+        Assert.Equal((RopeScalingType.Yarn, 150000.0, 32.0, 4096), (c.Rope.Scaling, c.Rope.Theta, c.Rope.Factor, c.Rope.OriginalMaxPositions));
+        Assert.Equal(1 + 0.1 * Math.Log(32), c.Rope.AttentionFactor, 6);
+        Assert.Equal((8, 4, 64, ExpertGating.SoftmaxWeight, 7f), (c.Experts!.Count, c.Experts.Used, c.Experts.FfnSize, c.Experts.Gating, c.Experts.SwigluLimit));
+        Assert.Equal(5, Generator.Greedy(model, [1, 300, 301], 5, stopAtEos: false).Length);
+    }
+
+    [Fact]
     public void Bench_reports_llama_bench_rows()
     {
         string path = Path.Combine(Shared.TempDir(), "m.gguf");

@@ -8,7 +8,7 @@ internal static class SynthCommand
 {
     public static Command Create()
     {
-        var preset = new Option<string>("--preset") { Description = "tiny, 1b (2048×16, 32/8 heads, FFN 5632, vocab 32000), 3b, 8b, olmoe (OLMoE-1B-7B: 64 experts, 8 per token) or tiny-moe", DefaultValueFactory = _ => "tiny" };
+        var preset = new Option<string>("--preset") { Description = "tiny, 1b (2048×16, 32/8 heads, FFN 5632, vocab 32000), 3b, 8b, olmoe (OLMoE-1B-7B: 64 experts, 8 per token), tiny-moe or gpt-oss-20b (32 experts, 4 per token, MXFP4 experts)", DefaultValueFactory = _ => "tiny" };
         var experts = new Option<int?>("--experts") { Description = "Override the expert count (Mixture-of-Experts presets)" };
         var expertsUsed = new Option<int?>("--experts-used") { Description = "Override the experts per token" };
         var hidden = new Option<int?>("--hidden") { Description = "Override the hidden size" };
@@ -17,10 +17,10 @@ internal static class SynthCommand
         var kvHeads = new Option<int?>("--kv-heads") { Description = "Override the key/value head count" };
         var ffn = new Option<int?>("--ffn") { Description = "Override the feed-forward size" };
         var vocab = new Option<int?>("--vocab") { Description = "Override the vocabulary size" };
-        var format = new Option<string>("--format", "-f") { Description = "Weight format (any quantize spec)", DefaultValueFactory = _ => "f16" };
+        var format = new Option<string?>("--format", "-f") { Description = "Weight format: any quantize spec, a preset mix, or mxfp4_moe (experts MXFP4, other matrices Q8_0); default f16, mxfp4_moe for gpt-oss-20b" };
         var seed = new Option<ulong>("--seed") { Description = "Random seed", DefaultValueFactory = _ => 42 };
         var output = new Option<string>("--output", "-o") { Description = "Output .gguf file", Required = true };
-        var cmd = new Command("synth", "Write a synthetic Llama model of realistic shape as GGUF") { preset, hidden, layers, heads, kvHeads, ffn, vocab, experts, expertsUsed, format, seed, output };
+        var cmd = new Command("synth", "Write a synthetic model of realistic shape (Llama, or a Mixture-of-Experts family) as GGUF") { preset, hidden, layers, heads, kvHeads, ffn, vocab, experts, expertsUsed, format, seed, output };
         cmd.SetAction((parse, cancellation) =>
         {
             var s = SyntheticShape.Preset(parse.GetValue(preset)!);
@@ -35,7 +35,7 @@ internal static class SynthCommand
                 Experts = parse.GetValue(experts) ?? s.Experts,
                 ExpertsUsed = parse.GetValue(expertsUsed) ?? s.ExpertsUsed,
             };
-            var plan = SyntheticModel.Plan(s, parse.GetValue(format)!, parse.GetValue(seed));
+            var plan = SyntheticModel.Plan(s, parse.GetValue(format) ?? s.DefaultFormat, parse.GetValue(seed));
             string path = parse.GetValue(output)!;
             ModelQuantizer.Write(plan, path, null, cancellation);
             Console.Out.WriteLine($"wrote {path}: {plan.Parameters:N0} parameters, {new FileInfo(path).Length:N0} bytes, {plan.BitsPerWeight:F3} bits per weight");

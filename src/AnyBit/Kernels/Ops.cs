@@ -20,21 +20,33 @@ public static class Ops
         TensorPrimitives.Multiply(y, weight, y);
     }
 
-    /// <summary>SwiGLU gate: g = silu(g) · u = g / (1 + e^−g) · u.</summary>
     /// <summary>
     /// gpt-oss's clamped SwiGLU in place of <paramref name="gate"/> (ggml's <c>swiglu_oai</c>): g = min(gate, limit),
-    /// u = clamp(up, ±limit), gate ← g·σ(1.702·g)·(u + 1).
+    /// u = clamp(up, ±limit), gate ← g·σ(1.702·g)·(u + 1). Vectorized a stack chunk at a time as SiluMultiply
+    /// (TensorPrimitives' sigmoid differs from the scalar g / (1 + e^−1.702·g) by an ulp or so).
     /// </summary>
     public static void SwiGluOaiMultiply(Span<float> gate, ReadOnlySpan<float> up, float limit)
     {
         const float alpha = 1.702f;
-        for (int i = 0; i < gate.Length; i++)
+        Span<float> sigmoid = stackalloc float[256];
+        Span<float> linear = stackalloc float[256];
+        for (int i = 0; i < gate.Length; i += sigmoid.Length)
         {
-            float g = MathF.Min(gate[i], limit), u = MathF.Max(MathF.Min(up[i], limit), -limit);
-            gate[i] = g / (1f + MathF.Exp(alpha * -g)) * (u + 1f);
+            var g = gate.Slice(i, Math.Min(sigmoid.Length, gate.Length - i));
+            var s = sigmoid.Slice(0, g.Length);
+            var u = linear.Slice(0, g.Length);
+            TensorPrimitives.Min(g, limit, g);
+            TensorPrimitives.Min(up.Slice(i, g.Length), limit, u);
+            TensorPrimitives.Max(u, -limit, u);
+            TensorPrimitives.Add(u, 1f, u);
+            TensorPrimitives.Multiply(g, alpha, s);
+            TensorPrimitives.Sigmoid(s, s);
+            TensorPrimitives.Multiply(g, s, g);
+            TensorPrimitives.Multiply(g, u, g);
         }
     }
 
+    /// <summary>SwiGLU gate: g = silu(g) · u = g / (1 + e^−g) · u.</summary>
     public static void SiluMultiply(Span<float> gate, ReadOnlySpan<float> up)
     {
         // TensorPrimitives' vectorized sigmoid, a stack chunk at a time: a scalar MathF.Exp per element cost a few

@@ -1,5 +1,6 @@
 using System.Numerics.Tensors;
 using AnyBit.Kernels;
+using AnyBit.Kernels.Quantized;
 
 namespace AnyBit.Models;
 
@@ -35,8 +36,9 @@ public sealed unsafe partial class InferenceSession
             int width = Math.Max(e.FfnSize, e.SharedFfnSize), d = c.HiddenSize;
             Logits = new NativeBuffer((long)batch * e.Count);
             Input = new NativeBuffer((long)batch * d);
-            Gate = new NativeBuffer((long)batch * width);
-            Up = new NativeBuffer((long)batch * width);
+            // (a decode step holds its k experts' gate and up rows at once: DecodeGatesAndUps)
+            Gate = new NativeBuffer((long)Math.Max(batch, e.Used) * width);
+            Up = new NativeBuffer((long)Math.Max(batch, e.Used) * width);
             Output = new NativeBuffer((long)batch * d);
             Sum = new NativeBuffer((long)batch * d);
             Starts = new int[e.Count + 1];
@@ -66,7 +68,19 @@ public sealed unsafe partial class InferenceSession
 
         var sum = m.Sum.Slice(0, n * d);
         sum.Clear();
-        for (int x = 0; x < count; x++)
+        if (n == 1 && DecodeGatesAndUps(w, m, count, fe))
+        {
+            // The chosen experts in expert order, as below (the same sums in the same order); their gate and up rows
+            // were made in one run of the pool.
+            for (int x = 0, slot = 0; x < count; x++)
+            {
+                if (m.Starts[x + 1] == m.Starts[x]) continue;
+                ExpertDown(w, x, slot, m.Gate.Pointer + (long)slot * fe, fe, e.SwigluLimit, m);
+                TensorPrimitives.MultiplyAdd(m.Output.Slice(0, d), m.Weights[m.Starts[x]], sum, sum);
+                slot++;
+            }
+        }
+        else for (int x = 0; x < count; x++)
         {
             int first = m.Starts[x], rows = m.Starts[x + 1] - first;
             if (rows == 0) continue;
@@ -111,6 +125,67 @@ public sealed unsafe partial class InferenceSession
         LinearsOfOneInput(x, rows, d, gate, width, m.Gate.Pointer, up, width, m.Up.Pointer);
         for (int j = 0; j < rows; j++) Ops.SiluMultiply(m.Gate.Slice((long)j * width, width), m.Up.Slice((long)j * width, width));
         Linear(down, m.Gate.Pointer, rows, width, d, m.Output.Pointer);
+    }
+
+    /// <summary>
+    /// A decode step's k chosen experts' gate and up products of its one row, all 2k in one run of the pool
+    /// (<see cref="QuantizedMatMul.RunFused"/>: one quantization of the row and one barrier instead of k), into
+    /// rows 0..k−1 of the scratch's Gate and Up in expert order. False (nothing done) where the products cannot be
+    /// joined: a weight not packed or stored permuted, a shared expert's plain SwiGLU path, or too many experts.
+    /// </summary>
+    private bool DecodeGatesAndUps(ExpertWeights w, ExpertScratch m, int count, int fe)
+    {
+        int k = _c.Experts!.Used;
+        if (2 * k > QuantizedMatMul.MaxFused) return false;
+        var ws = _expertFused ??= new PackedMatrix[QuantizedMatMul.MaxFused];
+        Span<nint> ys = stackalloc nint[2 * k];
+        int used = 0;
+        for (int x = 0; x < count; x++)
+        {
+            if (m.Starts[x + 1] == m.Starts[x]) continue;
+            if (w.Gate[x].Packed is not { } g || w.Up[x].Packed is not { } u || w.Gate[x].InputOrder is not null || w.Up[x].InputOrder is not null)
+            {
+                Array.Clear(ws);
+                return false;
+            }
+            ws[2 * used] = g; ys[2 * used] = (nint)(m.Gate.Pointer + (long)used * fe);
+            ws[2 * used + 1] = u; ys[2 * used + 1] = (nint)(m.Up.Pointer + (long)used * fe);
+            used++;
+        }
+        bool fusable = QuantizedMatMul.CanFuse(ws.AsSpan(0, 2 * used), _model.Kernels);
+        if (fusable)
+        {
+            _quantized.RunFused(_pool, _xn.Pointer, 1, ws.AsSpan(0, 2 * used), ys[..(2 * used)], _model.Kernels,
+                perTokenScale: _model.Activations == ActivationMode.Int8PerToken);
+            for (int x = 0, slot = 0; x < count; x++)
+            {
+                if (m.Starts[x + 1] == m.Starts[x]) continue;
+                ScaleOutput(w.Gate[x], (float*)ys[2 * slot], fe); ScaleOutput(w.Up[x], (float*)ys[2 * slot + 1], fe);
+                slot++;
+            }
+        }
+        Array.Clear(ws);
+        return fusable;
+    }
+
+    private PackedMatrix[]? _expertFused;
+
+    /// <summary>
+    /// The rest of a decode step's expert <paramref name="x"/> after <see cref="DecodeGatesAndUps"/>: its gate and up
+    /// rows (row <paramref name="slot"/>) with their biases, the (clamped) SwiGLU, down with its bias, into row 0 of
+    /// the scratch's Output.
+    /// </summary>
+    private void ExpertDown(ExpertWeights w, int x, int slot, float* gate, int width, float? limit, ExpertScratch m)
+    {
+        int d = _c.HiddenSize;
+        var g = new Span<float>(gate, width);
+        var u = m.Up.Slice((long)slot * width, width);
+        if (w.GateBias is { } gb) TensorPrimitives.Add(g, gb.Slice((long)x * width, width), g);
+        if (w.UpBias is { } ub) TensorPrimitives.Add(u, ub.Slice((long)x * width, width), u);
+        if (limit is float lim) Ops.SwiGluOaiMultiply(g, u, lim);
+        else Ops.SiluMultiply(g, u);
+        Linear(w.Down[x], gate, 1, width, d, m.Output.Pointer);
+        if (w.DownBias is { } db) TensorPrimitives.Add(m.Output.Slice(0, d), db.Slice((long)x * d, d), m.Output.Slice(0, d));
     }
 
     /// <summary>

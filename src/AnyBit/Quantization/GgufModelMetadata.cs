@@ -47,6 +47,22 @@ public static class GgufModelMetadata
             w.Add($"{a}.expert_used_count", (uint)e.Used);
             w.Add($"{a}.expert_feed_forward_length", (uint)e.FfnSize);
             if (e.SharedFfnSize > 0) w.Add($"{a}.expert_shared_feed_forward_length", (uint)e.SharedFfnSize);
+            // llama.cpp's LLAMA_EXPERT_GATING_FUNC_TYPE (1 softmax, the default, is left out); gpt-oss's clamped SwiGLU.
+            if (e.Gating != ExpertGating.Softmax) w.Add($"{a}.expert_gating_func", e.Gating == ExpertGating.Sigmoid ? 2u : 3u);
+            if (e.SwigluLimit is float limit) w.Add($"{a}.swiglu_limit", limit);
+        }
+        if (c.Rope.Scaling == RopeScalingType.Yarn)
+        {
+            // As convert_hf_to_gguf.py writes gpt-oss's: the factor and original context; llama.cpp derives the magnitude
+            // scale 1 + 0.1·ln factor, so an attn_factor key only carries what differs from it, and the correction range
+            // only where it is not ggml's default (32, 1).
+            w.Add($"{a}.rope.scaling.type", "yarn");
+            w.Add($"{a}.rope.scaling.factor", (float)c.Rope.Factor);
+            w.Add($"{a}.rope.scaling.original_context_length", (uint)c.Rope.OriginalMaxPositions);
+            double derived = c.Rope.Factor > 1 ? 1 + 0.1 * Math.Log(c.Rope.Factor) : 1.0;
+            if (Math.Abs(c.Rope.AttentionFactor / derived - 1) > 1e-6) w.Add($"{a}.rope.scaling.attn_factor", (float)(c.Rope.AttentionFactor / derived));
+            if (c.Rope.BetaFast != 32.0) w.Add($"{a}.rope.scaling.yarn_beta_fast", (float)c.Rope.BetaFast);
+            if (c.Rope.BetaSlow != 1.0) w.Add($"{a}.rope.scaling.yarn_beta_slow", (float)c.Rope.BetaSlow);
         }
         if (c.Rope.Scaling == RopeScalingType.LongRope)
         {

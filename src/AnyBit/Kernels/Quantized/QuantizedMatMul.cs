@@ -21,7 +21,8 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
 
     // The matrices of one run of the pool (one, or the products of one input that RunFused joins), and per work
     // item which of them it belongs to and its groups.
-    private const int MaxFused = 3;
+    /// <summary>The most matrices <see cref="RunFused"/> joins (Q, K and V; a decode step's chosen experts' gates and ups).</summary>
+    public const int MaxFused = 16;
     private readonly PackedMatrix?[] _ms = new PackedMatrix?[MaxFused];
     private readonly GroupKernel?[] _kernels = new GroupKernel?[MaxFused];
     private readonly nint[] _ys = new nint[MaxFused];
@@ -48,7 +49,8 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
     }
 
     /// <summary>
-    /// The products of one input by up to three matrices (Q, K and V; gate and up), as one run of the pool where
+    /// The products of one input by up to <see cref="MaxFused"/> matrices (Q, K and V; gate and up; the gates and ups
+    /// of the experts a token chose), as one run of the pool where
     /// <see cref="CanFuse"/> allows: every matrix's work items in one queue, so that no worker waits for the other
     /// at the end of Q before K starts (a decode step's barriers and end-of-product imbalance, once instead of
     /// three times). The same kernels on the same items as <see cref="Run"/>, so the same bits; where the matrices
@@ -56,7 +58,7 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
     /// </summary>
     public void RunFused(WorkerPool pool, float* x, int tokens, ReadOnlySpan<PackedMatrix> ws, ReadOnlySpan<nint> ys, KernelMode mode, bool perTokenScale)
     {
-        if (ws.Length != ys.Length || ws.Length is 0 or > MaxFused) throw new ArgumentException("one output per matrix, one to three matrices");
+        if (ws.Length != ys.Length || ws.Length is 0 or > MaxFused) throw new ArgumentException($"one output per matrix, one to {MaxFused} matrices");
         if (!CanFuse(ws, mode))
         {
             for (int i = 0; i < ws.Length; i++) Run(pool, x, tokens, ws[i], (float*)ys[i], mode, perTokenScale, sameInput: i > 0);
