@@ -17,6 +17,8 @@ public class ArchitectureTableTests
         int layer = role.PerLayer ? 7 : -1;
         string name = role.GgufName(layer);
         Assert.Equal((role, layer), TensorRoles.FromGguf(name));
+        if (role.IsExperts) Assert.Equal((role, 7, 5), TensorRoles.FromGgufPerExpert(role.ExpertName(7, 5)));
+        else Assert.Null(TensorRoles.FromGgufPerExpert(name));
         // An expert's Hugging Face tensor is that expert's slice, under llama.cpp's per-expert GGUF name.
         foreach (string hf in role.HuggingFaceAliases.Prepend(role.HuggingFace).OfType<string>())
             Assert.Equal(role.IsExperts ? role.ExpertName(7, 5) : name, TensorRoles.GgufNameOfHuggingFace(hf.Replace("{i}", "7").Replace("{e}", "5")));

@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text.RegularExpressions;
 using AnyBit.IO;
 
 namespace AnyBit.Models;
@@ -11,12 +9,8 @@ namespace AnyBit.Models;
 /// stacked bytes are a copy in memory: the loader then slices them per expert again, but the quantizer and the
 /// loader see one tensor per projection whatever the file held. Experts of mixed types are left apart (see Stack).
 /// </summary>
-internal static partial class ExpertStacking
+internal static class ExpertStacking
 {
-    // blk.{layer}.ffn_{gate|up|down}.{expert}.weight
-    [GeneratedRegex(@"^blk\.(\d+)\.ffn_(gate|up|down)\.(\d+)\.weight$", RegexOptions.CultureInvariant)]
-    private static partial Regex PerExpertName();
-
     /// <summary>
     /// Replaces the per-expert entries of <paramref name="byName"/> by stacked tensors; the memory holding them is
     /// added to <paramref name="owned"/>. A set with a missing expert or mixed shapes or types is refused by name.
@@ -26,11 +20,10 @@ internal static partial class ExpertStacking
         var groups = new Dictionary<string, SortedDictionary<int, (string Key, StoredTensor Tensor)>>(StringComparer.Ordinal);
         foreach (var (name, tensor) in byName)
         {
-            var m = PerExpertName().Match(name);
-            if (!m.Success) continue;
-            string stacked = $"blk.{m.Groups[1].Value}.ffn_{m.Groups[2].Value}_exps.weight";
+            if (TensorRoles.FromGgufPerExpert(name) is not (TensorRole role, int layer, int expert)) continue;
+            string stacked = role.GgufName(layer);
             if (!groups.TryGetValue(stacked, out var experts)) groups[stacked] = experts = new SortedDictionary<int, (string, StoredTensor)>();
-            experts[int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture)] = (name, tensor);
+            experts[expert] = (name, tensor);
         }
         foreach (var (stacked, experts) in groups)
         {

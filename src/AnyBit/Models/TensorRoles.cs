@@ -345,11 +345,33 @@ public static class TensorRoles
     {
         const string marker = ".experts.";
         int at = name.IndexOf(marker, StringComparison.Ordinal);
-        if (at < 0) return null;
-        int start = at + marker.Length, end = start;
+        return at < 0 ? null : NumberAt(name, at + marker.Length);
+    }
+
+    /// <summary>
+    /// The number at <paramref name="start"/> of <paramref name="name"/> (digits followed by a dot) and the name with
+    /// <c>{e}</c> in its place; null when no such number is there.
+    /// </summary>
+    private static (string Number, string Pattern)? NumberAt(string name, int start)
+    {
+        int end = start;
         while (end < name.Length && name[end] is >= '0' and <= '9') end++;
         if (end == start || end == name.Length || name[end] != '.') return null;
         return (name[start..end], string.Concat(name.AsSpan(0, start), "{e}", name.AsSpan(end)));
+    }
+
+    private static readonly Dictionary<string, TensorRole> GgufPerExpertNames = All.Where(r => r.IsExperts).ToDictionary(r => Suffix(r.GgufPerExpert!, GgufLayerPrefix));
+
+    /// <summary>
+    /// The 3-D expert role, layer and expert of one expert's GGUF name (llama.cpp's per-expert
+    /// <c>blk.3.ffn_gate.5.weight</c>, <see cref="TensorRole.GgufPerExpert"/>); null for other names.
+    /// </summary>
+    public static (TensorRole Role, int Layer, int Expert)? FromGgufPerExpert(string name)
+    {
+        if (SplitLayer(name, "blk.") is not (string layer, string rest)) return null;
+        int dot = rest.IndexOf('.');
+        return dot > 0 && NumberAt(rest, dot + 1) is (string expert, string pattern) && GgufPerExpertNames.TryGetValue(pattern, out var role)
+            ? (role, int.Parse(layer, CultureInfo.InvariantCulture), int.Parse(expert, CultureInfo.InvariantCulture)) : null;
     }
 
     /// <summary>

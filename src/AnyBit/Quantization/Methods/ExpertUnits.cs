@@ -1,5 +1,3 @@
-using System.Globalization;
-using System.Text.RegularExpressions;
 using AnyBit.Kernels;
 using AnyBit.Models;
 
@@ -11,24 +9,14 @@ namespace AnyBit.Quantization.Methods;
 /// calibrated on the tokens routed to it and given its own format by the mixed-precision plan. Units of one tensor that
 /// end with one format are written as the 3-D tensor again; otherwise each is written under its per-expert name.
 /// </summary>
-public static partial class ExpertUnits
+public static class ExpertUnits
 {
-    [GeneratedRegex(@"^blk\.(\d+)\.ffn_(gate|up|down)\.(\d+)\.weight$", RegexOptions.CultureInvariant)]
-    private static partial Regex PerExpertName();
-
     /// <summary>The 3-D role, layer and expert of a per-expert name; null for other names.</summary>
-    public static (TensorRole Role, int Layer, int Expert)? Parse(string name)
-    {
-        var m = PerExpertName().Match(name);
-        if (!m.Success) return null;
-        var role = m.Groups[2].Value switch { "gate" => TensorRoles.FfnGateExps, "up" => TensorRoles.FfnUpExps, _ => TensorRoles.FfnDownExps };
-        return (role, int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture), int.Parse(m.Groups[3].Value, CultureInfo.InvariantCulture));
-    }
+    public static (TensorRole Role, int Layer, int Expert)? Parse(string name) => TensorRoles.FromGgufPerExpert(name);
 
     /// <summary>The role and layer of a stacked expert tensor (<c>blk.N.ffn_gate_exps.weight</c>); null for other names.</summary>
     public static (TensorRole Role, int Layer)? Stacked(string name) =>
-        TensorRoles.FromGguf(name) is (TensorRole role, int layer) && (role == TensorRoles.FfnGateExps || role == TensorRoles.FfnUpExps || role == TensorRoles.FfnDownExps)
-            ? (role, layer) : null;
+        TensorRoles.FromGguf(name) is (TensorRole role, int layer) && role.IsExperts ? (role, layer) : null;
 
     /// <summary>The stacked tensor a per-expert name belongs to.</summary>
     public static string? StackedOf(string name) => Parse(name) is var (role, layer, _) ? role.GgufName(layer) : null;
@@ -41,8 +29,7 @@ public static partial class ExpertUnits
     public static NativeBuffer BufferOf(TransformerWeights w, string name)
     {
         var (role, layer, expert) = Parse(name) ?? throw new AnyBitException($"'{name}' is not a per-expert tensor");
-        var experts = w.Layers[layer].Experts ?? throw new AnyBitException($"layer {layer} has no experts for '{name}'");
-        var weights = role == TensorRoles.FfnGateExps ? experts.Gate : role == TensorRoles.FfnUpExps ? experts.Up : experts.Down;
+        var weights = role.ExpertsOf!(w, layer) ?? throw new AnyBitException($"layer {layer} has no experts for '{name}'");
         if (expert >= weights.Length) throw new AnyBitException($"'{name}': layer {layer} has {weights.Length} experts");
         return weights[expert].F32;
     }

@@ -194,10 +194,9 @@ public static class MixedPrecisionPlanner
         return plan.Values.ToList();
     }
 
-    // The router stays as planned (llama.cpp keeps ffn_gate_inp in float32: it is small and decides every token's experts).
+    // The router stays as planned: its role reads no calibration input (TensorKind.Router, kept float32 as llama.cpp keeps it).
     private static bool IsQuantizable(string name) =>
-        name == TensorRoles.TokenEmbd.Gguf || ExpertUnits.Parse(name) is not null
-        || AccuracyPipeline.InputOf(name) is not null && TensorRoles.FromGguf(name)?.Role != TensorRoles.FfnGateInp;
+        name == TensorRoles.TokenEmbd.Gguf || ExpertUnits.Parse(name) is not null || AccuracyPipeline.InputOf(name) is not null;
 
     private static (int Rows, int Cols, long Elements) Shape(IReadOnlyDictionary<string, long[]> shapes, string name)
     {
