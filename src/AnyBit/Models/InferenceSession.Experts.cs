@@ -93,8 +93,7 @@ public sealed unsafe partial class InferenceSession
                     _xn.Slice((long)m.Rows[first + j] * d, d).CopyTo(m.Input.Slice((long)j * d, d));
             }
             Observer?.ObserveExpert(layer, LinearInput.FeedForward, x, new ReadOnlySpan<float>(input, rows * d), rows, d);
-            if (w.GateBias is null && e.SwigluLimit is null) SwiGlu(w.Gate[x], w.Up[x], w.Down[x], input, rows, fe, m);
-            else BiasedSwiGlu(w, x, input, rows, fe, e.SwigluLimit, m);
+            ExpertSwiGlu(w, x, input, rows, fe, e.SwigluLimit, m);
             // The gated activation down read is still in Gate (calibration of each expert's down projection).
             Observer?.ObserveExpert(layer, LinearInput.FeedForwardDown, x, m.Gate.Slice(0, rows * fe), rows, fe);
             for (int j = 0; j < rows; j++)
@@ -172,40 +171,44 @@ public sealed unsafe partial class InferenceSession
 
     /// <summary>
     /// The rest of a decode step's expert <paramref name="x"/> after <see cref="DecodeGatesAndUps"/>: its gate and up
-    /// rows (row <paramref name="slot"/>) with their biases, the (clamped) SwiGLU, down with its bias, into row 0 of
-    /// the scratch's Output.
+    /// rows (row <paramref name="slot"/>) activated, then down, into row 0 of the scratch's Output.
     /// </summary>
     private void ExpertDown(ExpertWeights w, int x, int slot, float* gate, int width, float? limit, ExpertScratch m)
     {
-        int d = _c.HiddenSize;
-        var g = new Span<float>(gate, width);
-        var u = m.Up.Slice((long)slot * width, width);
-        if (w.GateBias is { } gb) TensorPrimitives.Add(g, gb.Slice((long)x * width, width), g);
-        if (w.UpBias is { } ub) TensorPrimitives.Add(u, ub.Slice((long)x * width, width), u);
-        if (limit is float lim) Ops.SwiGluOaiMultiply(g, u, lim);
-        else Ops.SiluMultiply(g, u);
-        Linear(w.Down[x], gate, 1, width, d, m.Output.Pointer);
-        if (w.DownBias is { } db) TensorPrimitives.Add(m.Output.Slice(0, d), db.Slice((long)x * d, d), m.Output.Slice(0, d));
+        ActivateExpertRow(w, x, new Span<float>(gate, width), m.Up.Slice((long)slot * width, width), limit);
+        ExpertDownRows(w, x, gate, 1, width, m);
     }
 
     /// <summary>
-    /// gpt-oss's expert <paramref name="x"/>: gate and up with their biases, the clamped SwiGLU where the model has a
-    /// limit, down with its bias, for <paramref name="rows"/> rows of <paramref name="input"/>, into the scratch's Output.
+    /// Expert <paramref name="x"/> on <paramref name="rows"/> rows of <paramref name="input"/>: gate and up, activated
+    /// (<see cref="ActivateExpertRow"/>), then down, into the scratch's Output.
     /// </summary>
-    private void BiasedSwiGlu(ExpertWeights w, int x, float* input, int rows, int width, float? limit, ExpertScratch m)
+    private void ExpertSwiGlu(ExpertWeights w, int x, float* input, int rows, int width, float? limit, ExpertScratch m)
+    {
+        LinearsOfOneInput(input, rows, _c.HiddenSize, w.Gate[x], width, m.Gate.Pointer, w.Up[x], width, m.Up.Pointer);
+        for (int j = 0; j < rows; j++)
+            ActivateExpertRow(w, x, m.Gate.Slice((long)j * width, width), m.Up.Slice((long)j * width, width), limit);
+        ExpertDownRows(w, x, m.Gate.Pointer, rows, width, m);
+    }
+
+    /// <summary>
+    /// One row of expert <paramref name="x"/>'s gate and up products, with their biases (gpt-oss), through the SwiGLU
+    /// (clamped where the model has a limit, gpt-oss's); the result replaces <paramref name="gate"/>.
+    /// </summary>
+    private static void ActivateExpertRow(ExpertWeights w, int x, Span<float> gate, Span<float> up, float? limit)
+    {
+        int width = gate.Length;
+        if (w.GateBias is { } gb) TensorPrimitives.Add(gate, gb.Slice((long)x * width, width), gate);
+        if (w.UpBias is { } ub) TensorPrimitives.Add(up, ub.Slice((long)x * width, width), up);
+        if (limit is float lim) Ops.SwiGluOaiMultiply(gate, up, lim);
+        else Ops.SiluMultiply(gate, up);
+    }
+
+    /// <summary>Expert <paramref name="x"/>'s down product of <paramref name="rows"/> activated rows, with its bias, into the scratch's Output.</summary>
+    private void ExpertDownRows(ExpertWeights w, int x, float* activated, int rows, int width, ExpertScratch m)
     {
         int d = _c.HiddenSize;
-        LinearsOfOneInput(input, rows, d, w.Gate[x], width, m.Gate.Pointer, w.Up[x], width, m.Up.Pointer);
-        for (int j = 0; j < rows; j++)
-        {
-            var g = m.Gate.Slice((long)j * width, width);
-            var u = m.Up.Slice((long)j * width, width);
-            if (w.GateBias is { } gb) TensorPrimitives.Add(g, gb.Slice((long)x * width, width), g);
-            if (w.UpBias is { } ub) TensorPrimitives.Add(u, ub.Slice((long)x * width, width), u);
-            if (limit is float lim) Ops.SwiGluOaiMultiply(g, u, lim);
-            else Ops.SiluMultiply(g, u);
-        }
-        Linear(w.Down[x], m.Gate.Pointer, rows, width, d, m.Output.Pointer);
+        Linear(w.Down[x], activated, rows, width, d, m.Output.Pointer);
         if (w.DownBias is { } db)
             for (int j = 0; j < rows; j++) TensorPrimitives.Add(m.Output.Slice((long)j * d, d), db.Slice((long)x * d, d), m.Output.Slice((long)j * d, d));
     }
