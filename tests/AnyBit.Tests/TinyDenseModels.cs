@@ -145,7 +145,8 @@ internal sealed class TinyDenseModel
             w.Add($"{a}.rope.scaling.original_context_length", (uint)PhiOriginal);
             w.Add($"{a}.rope.scaling.attn_factor", (float)PhiAttentionFactor);
         }
-        WriteVocabulary(w);
+        // synth's SentencePiece vocabulary, with these files' own filler pieces ("▁zz{i}") and no space prefix.
+        AnyBit.Quantization.SyntheticModel.WriteVocabulary(w, Vocab, filler: "▁zz", addSpacePrefix: false);
         void T(string name, long[] shape, float[] values) =>
             w.AddTensor(name, shape, 0, values.Length * 4L, dst => System.Runtime.InteropServices.MemoryMarshal.AsBytes(values.AsSpan()).CopyTo(dst));
         float[] N(float[] norm) => Gemma ? norm.Select(x => 1f + x).ToArray() : norm;
@@ -188,28 +189,6 @@ internal sealed class TinyDenseModel
         w.Write(path);
     }
 
-    /// <summary>A SentencePiece-style vocabulary llama.cpp tokenizes: control tokens, 256 byte tokens, "▁", fillers.</summary>
-    private static void WriteVocabulary(GgufWriter w)
-    {
-        var tokens = new string[Vocab];
-        var scores = new float[Vocab];
-        var types = new int[Vocab];
-        tokens[0] = "<unk>"; types[0] = 2;
-        tokens[1] = "<s>"; types[1] = 3;
-        tokens[2] = "</s>"; types[2] = 3;
-        for (int b = 0; b < 256; b++) { tokens[3 + b] = $"<0x{b:X2}>"; types[3 + b] = 6; }
-        tokens[259] = "▁"; types[259] = 1;
-        for (int i = 260; i < Vocab; i++) { tokens[i] = $"▁zz{i}"; types[i] = 1; scores[i] = -i; }
-        w.Add("tokenizer.ggml.model", "llama");
-        w.Add("tokenizer.ggml.tokens", tokens);
-        w.Add("tokenizer.ggml.scores", scores);
-        w.Add("tokenizer.ggml.token_type", types);
-        w.Add("tokenizer.ggml.bos_token_id", 1u);
-        w.Add("tokenizer.ggml.eos_token_id", 2u);
-        w.Add("tokenizer.ggml.unknown_token_id", 0u);
-        w.Add("tokenizer.ggml.add_bos_token", true);
-        w.Add("tokenizer.ggml.add_space_prefix", false);
-    }
 
     // ---- Hugging Face folder, as transformers names it ----
 

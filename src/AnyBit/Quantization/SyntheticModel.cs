@@ -135,7 +135,11 @@ public static class SyntheticModel
         };
     }
 
-    private static void WriteVocabulary(GgufWriter w, int vocab)
+    /// <summary>
+    /// The synthetic SentencePiece vocabulary llama.cpp tokenizes: unk, BOS, EOS, the 256 byte tokens, "▁", then
+    /// <paramref name="filler"/>{i} pieces; <paramref name="addSpacePrefix"/> is written when given.
+    /// </summary>
+    internal static void WriteVocabulary(GgufWriter w, int vocab, string filler = "▁t", bool? addSpacePrefix = null)
     {
         var tokens = new string[vocab];
         var scores = new float[vocab];
@@ -145,7 +149,7 @@ public static class SyntheticModel
         tokens[2] = "</s>"; types[2] = 3;
         for (int b = 0; b < 256; b++) { tokens[3 + b] = $"<0x{b:X2}>"; types[3 + b] = 6; }
         tokens[259] = "▁"; types[259] = 1;
-        for (int i = 260; i < vocab; i++) { tokens[i] = $"▁t{i}"; types[i] = 1; scores[i] = -i; }
+        for (int i = 260; i < vocab; i++) { tokens[i] = $"{filler}{i}"; types[i] = 1; scores[i] = -i; }
         w.Add("tokenizer.ggml.model", "llama");
         w.Add("tokenizer.ggml.tokens", tokens);
         w.Add("tokenizer.ggml.scores", scores);
@@ -154,6 +158,7 @@ public static class SyntheticModel
         w.Add("tokenizer.ggml.eos_token_id", 2u);
         w.Add("tokenizer.ggml.unknown_token_id", 0u);
         w.Add("tokenizer.ggml.add_bos_token", true);
+        if (addSpacePrefix is bool prefix) w.Add("tokenizer.ggml.add_space_prefix", prefix);
     }
 
     private static float[] Ones(long n)
