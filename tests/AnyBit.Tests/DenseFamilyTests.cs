@@ -95,20 +95,13 @@ public class DenseFamilyTests
             window[0] = 1;
             var logits = new float[window.Length * TinyDenseModel.Vocab];
             session.Forward(window, logits);
-            var greedy = Enumerable.Range(32, 31).Select(t => ArgMax(logits.AsSpan(t * TinyDenseModel.Vocab, TinyDenseModel.Vocab))).ToArray();
+            var greedy = Enumerable.Range(32, 31).Select(t => Sampler.ArgMax(logits.AsSpan(t * TinyDenseModel.Vocab, TinyDenseModel.Vocab))).ToArray();
             Assert.Equal(expected.Greedy, greedy);
         }
         finally
         {
             Directory.Delete(dir, true);
         }
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> v)
-    {
-        int best = 0;
-        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
-        return best;
     }
 
     /// <summary>

@@ -123,15 +123,8 @@ public class MoeModelTests
         int vocab = model.Config.VocabSize;
         var logits = new float[window.Length * vocab];
         session.Forward(window, logits);
-        var greedy = Enumerable.Range(64, 63).Select(t => ArgMax(logits.AsSpan(t * vocab, vocab))).ToArray();
+        var greedy = Enumerable.Range(64, 63).Select(t => Sampler.ArgMax(logits.AsSpan(t * vocab, vocab))).ToArray();
         Assert.Equal(expected.Greedy, greedy);
-    }
-
-    private static int ArgMax(ReadOnlySpan<float> v)
-    {
-        int best = 0;
-        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
-        return best;
     }
 
     public static TheoryData<string, string> HostileConfigs() => new()
