@@ -61,6 +61,8 @@ public sealed partial class Architecture
     /// GGUF files use).
     /// </summary>
     public bool HasExperts => Roles.Contains(TensorRoles.FfnGateExps);
+    /// <summary>Every feed-forward block is experts: the family has no dense one (Llama has both, by its file).</summary>
+    public bool ExpertsOnly => HasExperts && !Has(TensorRoles.FfnGate);
     /// <summary>
     /// llama.cpp's graph divides the selected experts' weights by their sum (its <c>norm_w</c>), when the GGUF file
     /// does not say (<c>expert_weights_norm</c>); Hugging Face configs say it with <c>norm_topk_prob</c>, whose

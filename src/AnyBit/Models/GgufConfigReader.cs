@@ -103,8 +103,7 @@ public static class GgufConfigReader
     private static ExpertConfig? ReadExperts(GgufMetadata gguf, Architecture arch, string archName, Func<string, InvalidModelFileException> bad)
     {
         long? count = gguf.GetInteger($"{archName}.expert_count");
-        bool sparseOnly = !arch.Has(TensorRoles.FfnGate);
-        if (count is null or 0 && !sparseOnly) return null;
+        if (count is null or 0 && !arch.ExpertsOnly) return null;
         if (count is null) throw bad($"missing required key '{archName}.expert_count'");
         int Key(string key, long? fallback)
         {

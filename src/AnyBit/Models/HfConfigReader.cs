@@ -86,7 +86,7 @@ public static class HfConfigReader
     /// </summary>
     private static ExpertConfig? ReadExperts(JsonElement root, Architecture arch, Func<string, int> required, Func<string, InvalidModelFileException> bad)
     {
-        if (!arch.HasExperts || arch.Has(TensorRoles.FfnGate)) return null;
+        if (!arch.ExpertsOnly) return null;
         // Qwen's MoE configs can make some layers dense; llama.cpp's graphs (and AnyBit's) have experts in every layer.
         if (Int(root, "decoder_sparse_step") is int step && step != 1
             || root.TryGetProperty("mlp_only_layers", out var dense) && dense.ValueKind == JsonValueKind.Array && dense.GetArrayLength() > 0)

@@ -61,7 +61,7 @@ public sealed record SyntheticShape(int Hidden, int Layers, int Heads, int KvHea
             Architecture = family, HiddenSize = Hidden, IntermediateSize = Ffn, NumLayers = Layers, NumHeads = Heads,
             NumKvHeads = KvHeads, HeadDim = HeadDim > 0 ? HeadDim : Hidden / Heads, VocabSize = Vocab, MaxPositions = Context, RmsNormEps = 1e-5f,
             Rope = rope, TiedEmbeddings = false, BosTokenId = 1, EosTokenIds = [2], SlidingWindow = SlidingWindow,
-            Experts = Experts > 0 || !family.Has(TensorRoles.FfnGate)
+            Experts = Experts > 0 || family.ExpertsOnly
                 ? new ExpertConfig
                 {
                     Count = Experts, Used = ExpertsUsed, FfnSize = Ffn, NormalizeWeights = family.NormalizesExpertWeights,
