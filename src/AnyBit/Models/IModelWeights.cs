@@ -21,6 +21,9 @@ public interface IModelWeights : IDisposable
 
     /// <summary>Decodes a whole tensor to float32.</summary>
     float[] ReadFloat32(string name);
+
+    /// <summary>The loader has copied <paramref name="name"/> out (decoded or repacked): its file pages may leave memory.</summary>
+    void Release(string name) { }
 }
 
 /// <summary>
@@ -70,6 +73,11 @@ public sealed class StoreWeights : IModelWeights
             for (int i = 0; i < values.Length; i++) values[i] += 1f; // float32, as transformers' (1.0 + weight.float())
         int heads = _rotaryHeads?.Invoke(name) ?? 0;
         return heads > 0 ? RopeRows.ToAdjacentPairs<float>(values, heads, RowLength(t)) : values;
+    }
+
+    public void Release(string name)
+    {
+        if (_byCanonical.TryGetValue(name, out var t)) t.File.Release(t.Offset, t.ByteLength);
     }
 
     /// <summary>A tensor's stored bytes, rows in the order <see cref="ReadFloat32"/> gives them.</summary>

@@ -21,14 +21,20 @@ public static class WeightLoader
         int v = c.VocabSize, d = c.HiddenSize;
         bool bitnet = c.Architecture.TernaryWeights;
 
-        NativeBuffer Read(string name, params long[] shape)
+        void Check(string name, long[] shape)
         {
             if (!w.Contains(name)) throw new InvalidModelFileException(source, $"missing tensor '{name}'");
             var actual = w.Shape(name);
             // Leading 1s aside: Hugging Face stores some vectors as [1, n] (Qwen2-MoE's shared_expert_gate).
             if (!actual.SkipWhile(n => n == 1).SequenceEqual(shape.SkipWhile(n => n == 1)))
                 throw new InvalidModelFileException(source, $"tensor '{name}' has shape [{string.Join(", ", actual)}], the config implies [{string.Join(", ", shape)}]");
-            return new NativeBuffer(w.ReadFloat32(name));
+        }
+        NativeBuffer Read(string name, params long[] shape)
+        {
+            Check(name, shape);
+            var values = new NativeBuffer(w.ReadFloat32(name));
+            w.Release(name);
+            return values;
         }
         NativeBuffer? Optional(string name, params long[] shape) => w.Contains(name) ? Read(name, shape) : null;
         // A 2-D weight's bytes, or with expert ≥ 0 that expert's slice of a 3-D [experts, rows, cols] tensor.
@@ -45,7 +51,9 @@ public static class WeightLoader
             if (kernels == KernelMode.Float32 || bitnet || w is not StoreWeights store || !w.Contains(name)) return null;
             var t = store.Tensor(name);
             if (!PackedMatrix.Supports(t.Format, t.Type) || !t.Shape.SequenceEqual(StoredShape(rows, cols, experts))) return null;
-            return PackedMatrix.Create(t.Format, t.Type, (int)rows, (int)cols, Bytes(store, name, expert), keepSource: kernels == KernelMode.Reference);
+            var packed = PackedMatrix.Create(t.Format, t.Type, (int)rows, (int)cols, Bytes(store, name, expert), keepSource: kernels == KernelMode.Reference);
+            if (expert < 0 || expert == experts - 1) w.Release(name);
+            return packed;
         }
         NarrowMatrix? Narrow(string name, NativeBuffer values, int rows, int cols, int expert)
         {
