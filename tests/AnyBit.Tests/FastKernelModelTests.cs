@@ -62,6 +62,47 @@ public class FastKernelModelTests
     }
 
     /// <summary>
+    /// The integer kernels' sessions keep a quantized embedding as stored and decode a row per token: each row equals
+    /// that row of the whole tensor decoded, and the table holds the stored bytes, not floats. The float path keeps floats.
+    /// </summary>
+    [Theory]
+    [InlineData("q8_0", "Q8_0")]
+    [InlineData("q4_k_m", "Q6_K")] // llama.cpp's mix gives the tied embedding/head Q6_K
+    public void A_quantized_embedding_stays_as_stored_and_decodes_row_by_row(string format, string storedType)
+    {
+        string dir = Shared.TempDir();
+        try
+        {
+            string file = Path.Combine(dir, "e.gguf");
+            var (plan, input) = ModelQuantizer.Plan(ModelPath, new QuantizeOptions { Format = format });
+            using (input) ModelQuantizer.Write(plan, file);
+            using var fast = ModelLoader.Load(file, new LoadOptions { Kernels = KernelMode.Fast });
+            using var float32 = ModelLoader.Load(file, new LoadOptions { Kernels = KernelMode.Float32 });
+            using var gguf = GgufFile.Open(file);
+            var stored = gguf.Find("token_embd.weight")!;
+            var all = stored.ToFloat32();
+            var table = fast.Weights.TokenEmbedding;
+            Assert.Equal(storedType, table.StoredType);
+            Assert.Null(table.Float);
+            Assert.Equal(stored.ByteLength, table.Bytes);
+            Assert.NotNull(float32.Weights.TokenEmbedding.Float);
+            int d = fast.Config.HiddenSize, v = fast.Config.VocabSize;
+            var row = new float[d];
+            foreach (int token in new[] { 0, 1, 2, 777, v / 2, v - 1 })
+            {
+                table.CopyRow(token, row);
+                Assert.Equal(all.AsSpan(token * d, d).ToArray(), row);
+                float32.Weights.TokenEmbedding.CopyRow(token, row);
+                Assert.Equal(all.AsSpan(token * d, d).ToArray(), row);
+            }
+        }
+        finally
+        {
+            Directory.Delete(dir, true);
+        }
+    }
+
+    /// <summary>
     /// Float formats the integer kernels do not run are held narrow on the fast path and give the float path's
     /// perplexity to the last bit: F16 and BF16 in 16 bits, MXFP8 blocks as stored (8.25 bits).
     /// </summary>

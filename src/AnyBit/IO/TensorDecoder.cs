@@ -13,7 +13,7 @@ public static class TensorDecoder
     {
         if (destination.Length != tensor.ElementCount)
             throw new ArgumentException($"destination holds {destination.Length} floats, tensor {tensor.Name} has {tensor.ElementCount}");
-        var format = tensor.Format is { GgmlType: null } custom ? custom : FormatTable.ByType(tensor.Type)
+        var format = FormatOf(tensor)
             ?? throw new AnyBitException($"{tensor.Name}: tensor type {TensorTypes.Traits(tensor.Type).Name} cannot be decoded yet");
         if (format.TensorTrailerBytes > 0)
         {
@@ -32,6 +32,10 @@ public static class TensorDecoder
             format.Dequantize(src, destination.Slice((int)(b * format.BlockSize), n * format.BlockSize));
         }
     }
+
+    /// <summary>The format that decodes <paramref name="tensor"/>: its AnyBit format, else its ggml type's row; null if none.</summary>
+    public static Quantization.TensorFormat? FormatOf(StoredTensor tensor) =>
+        tensor.Format is { GgmlType: null } custom ? custom : FormatTable.ByType(tensor.Type);
 
     /// <summary>Decodes a run of whole blocks of <paramref name="type"/>.</summary>
     public static void Decode(TensorType type, ReadOnlySpan<byte> src, Span<float> dst) =>

@@ -178,7 +178,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
         var w = _model.Weights;
 
         for (int t = 0; t < n; t++)
-            new Span<float>(w.TokenEmbedding.Pointer + (long)tokens[t] * d, d).CopyTo(_x.Slice((long)t * d, d));
+            w.TokenEmbedding.CopyRow(tokens[t], _x.Slice((long)t * d, d));
         if (_c.Architecture.ScalesEmbedding) TensorPrimitives.Multiply(_x.Slice(0, n * d), MathF.Sqrt(d), _x.Slice(0, n * d));
 
         for (int l = 0; l < _c.NumLayers; l++)

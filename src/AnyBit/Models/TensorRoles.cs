@@ -21,7 +21,7 @@ public static class TensorRoles
     public static readonly TensorRole TokenEmbd = new()
     {
         Gguf = "token_embd.weight", HuggingFace = "model.embed_tokens.weight", Llama2c = "token_embedding_table",
-        Kind = TensorKind.Embedding, Required = true, Shape = c => [c.VocabSize, c.HiddenSize], BufferOf = (w, _) => w.TokenEmbedding,
+        Kind = TensorKind.Embedding, Required = true, Shape = c => [c.VocabSize, c.HiddenSize], BufferOf = (w, _) => w.TokenEmbedding.Float,
     };
     public static readonly TensorRole AttnNorm = new()
     {

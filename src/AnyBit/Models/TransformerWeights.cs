@@ -81,16 +81,16 @@ public sealed class ExpertWeights : IDisposable
     }
 }
 
-/// <summary>All weights of a decoder-only transformer: the embedding in float32 (rows are copied out per token), linear weights float32 or packed.</summary>
+/// <summary>All weights of a decoder-only transformer: the embedding (rows copied out per token), linear weights float32 or packed.</summary>
 public sealed class TransformerWeights : IDisposable
 {
-    public required NativeBuffer TokenEmbedding { get; init; } // (V, D)
+    public required EmbeddingTable TokenEmbedding { get; init; } // (V, D)
     public required LayerWeights[] Layers { get; init; }
     public required NativeBuffer OutputNorm { get; init; }     // (D)
-    /// <summary>(V, D); its float32 buffer is <see cref="TokenEmbedding"/> when embeddings are tied and the head is float.</summary>
+    /// <summary>(V, D); its float32 buffer is the embedding's when embeddings are tied and the head is float.</summary>
     public required LinearWeight Output { get; init; }
     /// <summary>The float head is the embedding buffer itself.</summary>
-    public bool OutputIsEmbedding => ReferenceEquals(Output.Dense, TokenEmbedding);
+    public bool OutputIsEmbedding => TokenEmbedding.Float is { } f && ReferenceEquals(Output.Dense, f);
     /// <summary>GGUF's per-frequency RoPE divisors (Llama-3 scaling as llama.cpp stores it), if present.</summary>
     public float[]? RopeFreqFactors { get; init; }
     /// <summary>LongRoPE's divisors (Phi-3), from the file's rope_factors tensors or the config: (head_dim / 2) each.</summary>

@@ -188,9 +188,17 @@ public static class WeightLoader
             };
         }
         string embd = TensorRoles.TokenEmbd.Gguf, output = TensorRoles.Output.Gguf, ropeFreqs = TensorRoles.RopeFreqs.Gguf;
-        var embedding = Vector(TensorRoles.TokenEmbd, -1);
         // Hugging Face ties the head to the embedding whenever the config says so, even if a copy is stored.
         bool tied = c.TiedEmbeddings || !w.Contains(output);
+        Check(embd, TensorRoles.TokenEmbd.Shape(c));
+        var head = tied ? TryPack(embd, v, d) : null;
+        // The integer kernels' sessions keep a quantized embedding as stored (rows decoded at lookup), unless a tied
+        // float head needs its floats.
+        var embedding = kernels != KernelMode.Float32 && (!tied || head is not null) && w is StoreWeights stored
+            && EmbeddingTable.TryKeepStored(stored.Tensor(embd)) is { } rows
+            ? rows
+            : EmbeddingTable.FromFloat(Vector(TensorRoles.TokenEmbd, -1), d);
+        w.Release(embd);
         float[]? freqs = w.Contains(ropeFreqs) ? w.ReadFloat32(ropeFreqs) : null;
         return new TransformerWeights
         {
@@ -198,9 +206,9 @@ public static class WeightLoader
             Layers = layers,
             OutputNorm = Vector(TensorRoles.OutputNorm, -1),
             Output = tied
-                ? (TryPack(embd, v, d) is { } head
+                ? (head is not null
                     ? new LinearWeight(head) { StoredType = TypeOf(embd) }
-                    : new LinearWeight(embedding, owns: false) { StoredType = TypeOf(embd) })
+                    : new LinearWeight(embedding.Float!, owns: false) { StoredType = TypeOf(embd) })
                 : LinearRole(TensorRoles.Output, -1),
             RopeFreqFactors = freqs,
             RopeFactorsShort = RopeFactors(TensorRoles.RopeFactorsShort) ?? c.Rope.ShortFactors,

@@ -28,7 +28,7 @@ public static class Rotation
         var rng = new Random(unchecked((int)seed ^ 0x5bd1e995));
         var signs = Enumerable.Range(0, d).Select(_ => rng.Next(2) == 0 ? 1f : -1f).ToArray();
 
-        var output = w.OutputIsEmbedding ? new NativeBuffer(w.TokenEmbedding.Span) : w.Output.F32;
+        var output = w.OutputIsEmbedding ? new NativeBuffer(w.TokenEmbedding.Float!.Span) : w.Output.F32;
         // The role table says which linears read a normed copy of the stream (their input is a norm's output) and
         // which write into it (attn_output, ffn_down).
         NativeBuffer[] Readers(int l, LinearInput input) =>
@@ -40,7 +40,7 @@ public static class Rotation
         }
         FoldNorm(w.OutputNorm, [output], d);
 
-        RotateRows(w.TokenEmbedding, d, signs);
+        RotateRows(w.TokenEmbedding.Float!, d, signs);
         RotateRows(output, d, signs);
         for (int l = 0; l < w.Layers.Length; l++)
         {
