@@ -18,7 +18,9 @@ internal static unsafe partial class LargePageMemory
         void* p = NativeMemory.AlignedAlloc(Math.Max(bytes, 64), large ? HugePage : 64);
         if (large && OperatingSystem.IsLinux())
         {
-            try { _ = Madvise(p, (bytes + HugePage - 1) & ~(HugePage - 1), MADV_HUGEPAGE); }
+            // Whole huge pages inside the allocation only: advising the partial last one made the kernel back it with a
+            // full 2 MiB page, a third more memory than the weights for the 4.4 MB experts of a gpt-oss-20b layer.
+            try { _ = Madvise(p, bytes & ~(HugePage - 1), MADV_HUGEPAGE); }
             catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { /* advice only */ }
         }
         return p;
