@@ -35,6 +35,23 @@ public class QuantizeTests
         Assert.Equal(2L, a.GetInteger("general.quantization_version"));
     }
 
+    /// <summary>
+    /// The planned file's length, counted without producing a tensor (what a size budget plans against), is the
+    /// written file's, for a mix of types and for an AnyBit type with its metadata key.
+    /// </summary>
+    [Theory]
+    [InlineData("q4_k_m")]
+    [InlineData("int3:g64")]
+    public void A_plans_file_length_is_known_before_writing(string format)
+    {
+        string output = Path.Combine(Shared.TempDir(), "len.gguf");
+        var (plan, input) = ModelQuantizer.Plan(Shared.Data("models", "gutenberg-llama"), new QuantizeOptions { Format = format });
+        long planned = ModelQuantizer.FileBytes(plan);
+        using (input) ModelQuantizer.Write(plan, output);
+        Assert.Equal(new FileInfo(output).Length, planned);
+        Assert.True(planned > plan.OutputBytes);
+    }
+
     /// <summary>An f32 GGUF made from each fixture folder computes the fixture's logits and tokenizes its cases alike.</summary>
     [Theory]
     [InlineData("llama2-sp")]

@@ -83,29 +83,7 @@ public sealed class GgufWriter
     {
         AtomicFile.Write(path, stream =>
         {
-            var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
-            w.Write(0x46554747u);
-            w.Write(3u);
-            w.Write((ulong)_tensors.Count);
-            w.Write((ulong)_kvs.Count);
-            foreach (var (key, type, value) in _kvs)
-            {
-                WriteString(w, key);
-                w.Write((uint)type);
-                WriteValue(w, type, value);
-            }
-            ulong offset = 0;
-            foreach (var t in _tensors)
-            {
-                WriteString(w, t.Name);
-                w.Write((uint)t.Shape.Length);
-                for (int d = t.Shape.Length - 1; d >= 0; d--) w.Write((ulong)t.Shape[d]); // ne[0] = innermost
-                w.Write(t.TypeId);
-                w.Write(offset);
-                offset += (ulong)Pad(t.ByteLength);
-            }
-            w.Flush();
-            WritePadding(stream);
+            WriteHeader(stream);
             int index = 0;
             foreach (var t in _tensors)
             {
@@ -118,6 +96,63 @@ public sealed class GgufWriter
                 progress?.Invoke(++index, _tensors.Count, t.Name);
             }
         }, cancellation);
+    }
+
+    /// <summary>The length of the file <see cref="Write"/> makes, without producing any tensor.</summary>
+    public long Length
+    {
+        get
+        {
+            using var counter = new CountingStream();
+            WriteHeader(counter);
+            return counter.Position + _tensors.Sum(t => Pad(t.ByteLength));
+        }
+    }
+
+    // Header, metadata and tensor infos, padded to the alignment where the tensor data starts.
+    private void WriteHeader(Stream stream)
+    {
+        var w = new BinaryWriter(stream, Encoding.UTF8, leaveOpen: true);
+        w.Write(0x46554747u);
+        w.Write(3u);
+        w.Write((ulong)_tensors.Count);
+        w.Write((ulong)_kvs.Count);
+        foreach (var (key, type, value) in _kvs)
+        {
+            WriteString(w, key);
+            w.Write((uint)type);
+            WriteValue(w, type, value);
+        }
+        ulong offset = 0;
+        foreach (var t in _tensors)
+        {
+            WriteString(w, t.Name);
+            w.Write((uint)t.Shape.Length);
+            for (int d = t.Shape.Length - 1; d >= 0; d--) w.Write((ulong)t.Shape[d]); // ne[0] = innermost
+            w.Write(t.TypeId);
+            w.Write(offset);
+            offset += (ulong)Pad(t.ByteLength);
+        }
+        w.Flush();
+        WritePadding(stream);
+    }
+
+    /// <summary>A write-only stream that only counts: <see cref="Length"/> measures the header with it.</summary>
+    private sealed class CountingStream : Stream
+    {
+        private long _position;
+        public override bool CanRead => false;
+        public override bool CanSeek => false;
+        public override bool CanWrite => true;
+        public override long Length => _position;
+        public override long Position { get => _position; set => throw new NotSupportedException(); }
+        public override void Flush() { }
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+        public override void SetLength(long value) => throw new NotSupportedException();
+        public override void Write(byte[] buffer, int offset, int count) => _position += count;
+        public override void Write(ReadOnlySpan<byte> buffer) => _position += buffer.Length;
+        public override void WriteByte(byte value) => _position++;
     }
 
     private long Pad(long n) => (n + Alignment - 1) / Alignment * Alignment;

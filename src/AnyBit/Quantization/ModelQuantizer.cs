@@ -50,7 +50,13 @@ public static class ModelQuantizer
     }
 
     /// <summary>Writes the plan to <paramref name="output"/> (through a temporary file).</summary>
-    public static void Write(QuantPlan plan, string output, Action<int, int, string>? progress = null, CancellationToken cancellation = default)
+    public static void Write(QuantPlan plan, string output, Action<int, int, string>? progress = null, CancellationToken cancellation = default) =>
+        WriterFor(plan, output).Write(output, progress, cancellation);
+
+    /// <summary>The length of the file <see cref="Write"/> makes of <paramref name="plan"/>: tensors, metadata and padding.</summary>
+    public static long FileBytes(QuantPlan plan) => WriterFor(plan, "(planned file)").Length;
+
+    private static GgufWriter WriterFor(QuantPlan plan, string output)
     {
         var writer = new GgufWriter();
         plan.WriteMetadata(writer);
@@ -87,7 +93,7 @@ public static class ModelQuantizer
         if (customIds.Count > 0) writer.Add("anybit.format_version", 1u);
         if (plan.Tensors.Any(t => t.Format.IsQuantized))
             writer.Add("general.quantization_version", 2u);
-        writer.Write(output, progress, cancellation);
+        return writer;
     }
 
     /// <summary>True for a GGUF or safetensors file that holds tensors but no model (no architecture hyperparameters).</summary>

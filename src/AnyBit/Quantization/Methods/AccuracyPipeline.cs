@@ -107,7 +107,12 @@ public static class AccuracyPipeline
             if (accuracy.TargetBitsPerWeight is not null || accuracy.TargetBytes is not null)
             {
                 status?.Invoke("measuring per-tensor sensitivity for the mixed-precision plan");
-                var chosen = MixedPrecisionPlanner.Choose(model, formats, shapes, accuracy, windows!, ImportanceOf, status, cancellation,
+                // A size budget is the file's: the header, metadata and padding of the planned file leave the tensors
+                // less, and so does what the plan adds (its list of choices, an expert per tensor where experts differ).
+                var budget = accuracy.TargetBytes is long target
+                    ? accuracy with { TargetBytes = target - (ModelQuantizer.FileBytes(plan0) - plan0.OutputBytes) - PlanMetadataBound(shapes, expertCount) }
+                    : accuracy;
+                var chosen = MixedPrecisionPlanner.Choose(model, formats, shapes, budget, windows!, ImportanceOf, status, cancellation,
                     name => ExpertUnits.InputOf(name) is (int l, _, int e) ? stats!.RoutedTokens(l, e) : 0);
                 foreach (var (name, f) in chosen) formats[name] = f;
                 mixedPlan = string.Join(",", chosen.Select(kv => $"{kv.Key}={kv.Value.Name}"));
@@ -281,6 +286,14 @@ public static class AccuracyPipeline
     }
 
     /// <summary>The float32 buffer holding a tensor of the loaded model, by GGUF name (an expert unit by its per-expert name).</summary>
+    /// <summary>
+    /// A bound on the bytes a mixed plan adds to the file beyond the input plan's: its "name=format," list (format names
+    /// under 32 characters) and, for a 3-D expert tensor whose experts differ, each expert's list entry, tensor info
+    /// (name, dimensions, type, offset) and alignment padding; plus room for the method's keys.
+    /// </summary>
+    private static long PlanMetadataBound(IReadOnlyDictionary<string, long[]> shapes, int experts) =>
+        4096 + shapes.Sum(kv => kv.Value.Length == 3 && experts > 0 ? kv.Value[0] * (3L * kv.Key.Length + 160) : kv.Key.Length + 34L);
+
     public static NativeBuffer BufferOf(TransformerWeights w, string name) =>
         ExpertUnits.Parse(name) is not null ? ExpertUnits.BufferOf(w, name)
         : TensorRoles.FromGguf(name) is (TensorRole role, int layer) && role.Float32Of(w, layer) is { } buffer
