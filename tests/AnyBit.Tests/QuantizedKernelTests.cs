@@ -233,14 +233,14 @@ public unsafe class QuantizedKernelTests
     /// <summary>
     /// Q8_0's extreme codes (−128 and 127) against activations of ±127, where a pair of products reaches ±32512:
     /// within int16, but only if the AVX2 sign trick takes |w| (not |x|) as the unsigned operand — −128's sign flip
-    /// would wrap otherwise. Every SIMD path, one and four tokens, 8- and 16-row tiles, against the reference and
-    /// against the integer sum computed here.
+    /// would wrap otherwise. Every SIMD path, one, four and eight tokens, 8- and 16-row tiles, against the reference
+    /// and against the integer sum computed here.
     /// </summary>
     [Theory]
     [MemberData(nameof(SimdPaths))]
     public void Extreme_q8_0_codes_against_extreme_activations_are_exact(string path)
     {
-        int rows = 16, cols = 256, tokens = 4, blocks = cols / 32;
+        int rows = 16, cols = 256, tokens = QuantizedMatMul.MaxTokensPerCall, blocks = cols / 32;
         var q = new sbyte[rows * cols];
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
@@ -251,21 +251,21 @@ public unsafe class QuantizedKernelTests
             BitConverter.TryWriteBytes(bytes.AsSpan(b * 34, 2), (ushort)0x3C00); // d = 1
             for (int i = 0; i < 32; i++) bytes[b * 34 + 2 + i] = (byte)q[b * 32 + i];
         }
-        // Token 0 all −1, token 1 all +1, tokens 2 and 3 alternating: every code becomes ±127.
+        // Tokens all −1, all +1, and alternating both ways (twice over): every code becomes ±127.
         var x = new float[tokens * cols];
         for (int t = 0; t < tokens; t++)
             for (int c = 0; c < cols; c++)
-                x[t * cols + c] = t switch { 0 => -1, 1 => 1, 2 => (c & 1) == 0 ? 1 : -1, _ => (c & 1) == 0 ? -1 : 1 };
+                x[t * cols + c] = (t % 4) switch { 0 => -1, 1 => 1, 2 => (c & 1) == 0 ? 1 : -1, _ => (c & 1) == 0 ? -1 : 1 };
         using var m = Pack("Q8_0", rows, cols, bytes, MatrixLayout.Interleaved);
         var kernel = KernelFor(path, PackedKind.For(TensorType.Q8_0)!);
         using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
         fixed (float* px = x) a.Quantize(px, tokens, cols);
         foreach (int width in new[] { 8, 16 })
-            foreach (int step in new[] { 1, 4 })
+            foreach (int step in new[] { 1, 4, 8 })
                 for (int t = 0; t + step <= tokens; t += step)
                     for (int g = 0; g < m.Groups; g += width / 8)
                     {
-                        var y = new float[4 * width];
+                        var y = new float[tokens * width];
                         fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), a.LaneSums(t), py, width, step, width);
                         for (int u = 0; u < step; u++)
                             for (int r = 0; r < width; r++)

@@ -19,7 +19,7 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// </summary>
     public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, int* xLaneSums, float* y, int rows, int tokens, int yStride)
     {
-        if (tokens > 4 && !(tokens == 8 && SmallTableTokens))
+        if (tokens > 4 && !(tokens == 8 && EightTokenTile))
         {
             // Up to eight tokens per call for the tiles that take them; every other tile takes four, then the rest.
             int columns = superBlocks * TK.SuperBlock;
@@ -85,6 +85,12 @@ internal static unsafe partial class PackedKernel<TK, TD>
             else SmallTableTile<C4>(w, superBlocks, x, xScales, xLaneSums, y, rows, yStride);
             return;
         }
+        if (tokens >= 4 && SignedBytesTokens)
+        {
+            if (tokens == 8) SignedByteTile<C8>(w, superBlocks, x, xScales, y, rows, yStride);
+            else SignedByteTile<C4>(w, superBlocks, x, xScales, y, rows, yStride);
+            return;
+        }
         if (tokens == 1 && CrumbsInPlace) { Decode8Crumbs(w, superBlocks, x, xScales, xSums16, y, rows); return; }
         // Any other count as pairs and a single: token u's activations are u rows of codes, scales and sums on.
         int xStride = superBlocks * TK.SuperBlock;
@@ -112,6 +118,7 @@ internal static unsafe partial class PackedKernel<TK, TD>
         ((SixteenRowTile ? "16-row tiles (paired 8-row groups)" : "8-row interleaved")
             + (Signed16Pairs ? ", sub-scales in the pair widening" : "")
             + (SmallTableTokens ? ", prefill 8 tokens per table lookup" : "")
+            + (SignedBytesTokens ? ", prefill 8 tokens per code vector" : "")
             + (TD.CodeBias != 0 ? ", signed codes" + (FourTokenSixteenRowTile && WordTile ? " (prefill: int16 products)" : "") : ""),
          SixteenRowTile ? "paired groups, and AVX-512VL's 32 registers hold two groups' sums"
             : !Avx512F.VL.IsSupported ? "no AVX-512VL: 8-row groups, each its own run of memory (GroupLayout.Paired)"
@@ -139,6 +146,21 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// multiplies and the float ones on. gpt-oss's experts are MXFP4: their products are most of its prefill
     /// (see docs/performance.md#gpt-oss).
     /// </summary>
+    /// <summary>
+    /// Prompt processing's tile of byte codes on AVX2's sign-trick product (<see cref="Avx2SignedDot"/>: Q8_0, mxint8),
+    /// eight tokens × 8 rows (four for a chunk's last four to seven; <see cref="SignedByteTile{TN}"/>). The product's
+    /// pairs reach 2·128·127, so nothing sums in int16 and each product vector is widened on its own, but
+    /// <see cref="Tile{TN}"/> also makes each code vector signed and takes its magnitudes once per token: here once
+    /// per chunk for eight tokens, five instructions per token and chunk instead of seven. gpt-oss's attention and
+    /// embedding are Q8_0 (see docs/performance.md#gpt-oss).
+    /// </summary>
+    private static bool SignedBytesTokens =>
+        TK.Bits == 8 && !TK.HasLut && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
+        && TD.CodeBias == 128 && TK.Offset + TD.CodeBias == 0 && !TD.SumsPairs;
+
+    /// <summary>The tiles that take eight tokens per call (<see cref="QuantizedMatMul.MaxTokensPerCall"/>).</summary>
+    private static bool EightTokenTile => SmallTableTokens || SignedBytesTokens;
+
     private static bool SmallTableTokens =>
         TK.HasLut && !TK.WideLut && TK.Bits == 4 && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
         && TK.MaxTableEntry <= 32 && Math.Max(TK.MaxTableEntry + TK.Offset, -TK.Offset) <= 16 && TD.SumsPairs && TD.CodeBias == 0;
