@@ -139,20 +139,19 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// <summary>
     /// Prompt processing's tile of E2M1 tables (MXFP4, mxfp4_e2m1, e2m1 groups) on AVX2 without VNNI: eight tokens × 8
     /// rows (four for a chunk's last four to seven; <see cref="SmallTableTile{TN}"/>). <see cref="Tile{TN}"/> looks
-    /// each code vector up for two tokens and widens every product vector on its own, then adds offset·Σx with a
-    /// third multiply: here each lookup serves eight tokens, and the entries are small enough (|entry + offset| ≤ 16)
-    /// that a token's eight product vectors and its offset term sum exactly in int16 lanes, widened by one vpmaddwd —
-    /// ten multiplies per token and block instead of seventeen, on the two pipes AMD's Zen 3 runs both the integer
-    /// multiplies and the float ones on. gpt-oss's experts are MXFP4: their products are most of its prefill
-    /// (see docs/performance.md#gpt-oss).
+    /// each code vector up for two tokens and widens every product vector on its own: here each lookup serves eight
+    /// tokens, and the entries are small enough (|entry + offset| ≤ 16) that a token's eight product vectors and its
+    /// offset term sum exactly in int16 lanes, widened by one vpmaddwd — ten multiplies per token and block instead of
+    /// sixteen, on the two pipes AMD's Zen 3 runs both the integer multiplies and the float ones on. gpt-oss's experts
+    /// are MXFP4: their products are most of its prefill (see docs/performance.md#prefill).
     /// </summary>
     /// <summary>
     /// Prompt processing's tile of byte codes on AVX2's sign-trick product (<see cref="Avx2SignedDot"/>: Q8_0, mxint8),
     /// eight tokens × 8 rows (four for a chunk's last four to seven; <see cref="SignedByteTile{TN}"/>). The product's
     /// pairs reach 2·128·127, so nothing sums in int16 and each product vector is widened on its own, but
     /// <see cref="Tile{TN}"/> also makes each code vector signed and takes its magnitudes once per token: here once
-    /// per chunk for eight tokens, five instructions per token and chunk instead of seven. gpt-oss's attention and
-    /// embedding are Q8_0 (see docs/performance.md#gpt-oss).
+    /// per chunk for eight tokens, five instructions per token and chunk instead of seven. gpt-oss's attention
+    /// matrices are Q8_0 (see docs/performance.md#prefill).
     /// </summary>
     private static bool SignedBytesTokens =>
         TK.Bits == 8 && !TK.HasLut && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
