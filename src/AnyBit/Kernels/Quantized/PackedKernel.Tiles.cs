@@ -13,9 +13,10 @@ namespace AnyBit.Kernels.Quantized;
 internal static unsafe partial class PackedKernel<TK, TD>
 {
     /// <summary>
-    /// One or two tokens: with two, each code vector is unpacked (and looked up) once and meets both tokens'
-    /// activations — prompt processing's register tile. Token t+1's activations follow token t's (strides of one
-    /// row of codes, scales and sums); its outputs go <paramref name="yStride"/> floats after token t's.
+    /// One to eight tokens: with several, each code vector is unpacked (and looked up) once and meets all their
+    /// activations — prompt processing's register tiles (two tokens for every kind; four or eight where a flag below
+    /// says so; other counts split into those). Token t+1's activations follow token t's (strides of one row of codes,
+    /// scales, sums and lane sums); its outputs go <paramref name="yStride"/> floats after token t's.
     /// </summary>
     public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, int* xLaneSums, float* y, int rows, int tokens, int yStride)
     {
@@ -137,15 +138,6 @@ internal static unsafe partial class PackedKernel<TK, TD>
     private static bool FourTokenTile => !TK.HasLut && !TK.HasMins && TK.Bits >= 4 && Avx512F.VL.IsSupported;
 
     /// <summary>
-    /// Prompt processing's tile of E2M1 tables (MXFP4, mxfp4_e2m1, e2m1 groups) on AVX2 without VNNI: eight tokens × 8
-    /// rows (four for a chunk's last four to seven; <see cref="SmallTableTile{TN}"/>). <see cref="Tile{TN}"/> looks
-    /// each code vector up for two tokens and widens every product vector on its own: here each lookup serves eight
-    /// tokens, and the entries are small enough (|entry + offset| ≤ 16) that a token's eight product vectors and its
-    /// offset term sum exactly in int16 lanes, widened by one vpmaddwd — ten multiplies per token and block instead of
-    /// sixteen, on the two pipes AMD's Zen 3 runs both the integer multiplies and the float ones on. gpt-oss's experts
-    /// are MXFP4: their products are most of its prefill (see docs/performance.md#prefill).
-    /// </summary>
-    /// <summary>
     /// Prompt processing's tile of byte codes on AVX2's sign-trick product (<see cref="Avx2SignedDot"/>: Q8_0, mxint8),
     /// eight tokens × 8 rows (four for a chunk's last four to seven; <see cref="SignedByteTile{TN}"/>). The product's
     /// pairs reach 2·128·127, so nothing sums in int16 and each product vector is widened on its own, but
@@ -160,6 +152,15 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// <summary>The tiles that take eight tokens per call (<see cref="QuantizedMatMul.MaxTokensPerCall"/>).</summary>
     private static bool EightTokenTile => SmallTableTokens || SignedBytesTokens;
 
+    /// <summary>
+    /// Prompt processing's tile of E2M1 tables (MXFP4, mxfp4_e2m1, e2m1 groups) on AVX2 without VNNI: eight tokens × 8
+    /// rows (four for a chunk's last four to seven; <see cref="SmallTableTile{TN}"/>). <see cref="Tile{TN}"/> looks
+    /// each code vector up for two tokens and widens every product vector on its own: here each lookup serves eight
+    /// tokens, and the entries are small enough (|entry + offset| ≤ 16) that a token's eight product vectors and its
+    /// offset term sum exactly in int16 lanes, widened by one vpmaddwd — ten multiplies per token and block instead of
+    /// sixteen, on the two pipes AMD's Zen 3 runs both the integer multiplies and the float ones on. gpt-oss's experts
+    /// are MXFP4: their products are most of its prefill (see docs/performance.md#prefill).
+    /// </summary>
     private static bool SmallTableTokens =>
         TK.HasLut && !TK.WideLut && TK.Bits == 4 && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
         && TK.MaxTableEntry <= 32 && Math.Max(TK.MaxTableEntry + TK.Offset, -TK.Offset) <= 16 && TD.SumsPairs && TD.CodeBias == 0;
