@@ -24,6 +24,17 @@ public unsafe class PrefillPathTests
                 for (int i = 0; i < 16; i++) sum += serial.Codes(t)[16 * g + i];
                 Assert.Equal(sum, (int)serial.Sums16(t)[g]);
             }
+        // Lane sums: per 32 codes, Σ of columns 4k and 4k+1 in the low int16, of 4k+2 and 4k+3 in the high.
+        for (int t = 0; t < tokens; t++)
+            for (int b = 0; b < cols / 32; b++)
+            {
+                int even = 0, odd = 0;
+                for (int i = 0; i < 32; i++)
+                    if (i % 4 < 2) even += serial.Codes(t)[32 * b + i];
+                    else odd += serial.Codes(t)[32 * b + i];
+                int lanes = serial.LaneSums(t)[b];
+                Assert.Equal((even, odd), ((int)(short)lanes, lanes >> 16));
+            }
 
         // The same rows through a matrix product on a 3-worker pool (rows quantized as pool items) give the product
         // of the serially quantized rows, computed by the scalar reference.

@@ -190,33 +190,34 @@ public unsafe class QuantizedKernelTests
     {
         var kind = KindOf(spec);
         // 29 rows: three full groups of 8 and a padded group of 5 (so the second pair of groups is 8 + the padded 5).
-        int rows = 29, cols = 1024, tokens = 5;
+        int rows = 29, cols = 1024, tokens = 9;
         var (_, bytes) = RandomMatrix(spec, rows, cols, 5);
         using var m = Pack(spec, rows, cols, bytes, MatrixLayout.Interleaved); // the bit-serial layout has its own tests
         Assert.False(m.RawExponents); // real weights' MX scales: the biased-exponent kernels
         var kernel = KernelFor(path, kind, m.RawExponents);
         using var a = RandomActivations(tokens, cols, m.ActivationBlock, 6, out _);
-        // One token at a time, then 2, 3 and 4 at a time (the prefill tiles: tokens t..t+step−1; four is its own tile
-        // where the kind has one, three is a pair and a single), on one group (8 rows, outputs 8 floats apart) and on
-        // two adjacent groups as QuantizedMatMul hands them out (16 rows, then 13, from a pair's first group: paired
-        // kinds store the two groups' blocks alternately; outputs 16 floats apart).
+        // One token at a time, then 2 to 8 at a time (the prefill tiles: tokens t..t+step−1; four and eight are tiles
+        // of their own where the kind has them, the other counts fours, pairs and singles), on one group (8 rows,
+        // outputs 8 floats apart) and on two adjacent groups as QuantizedMatMul hands them out (16 rows, then 13, from
+        // a pair's first group: paired kinds store the two groups' blocks alternately; outputs 16 floats apart).
+        int most = QuantizedMatMul.MaxTokensPerCall;
         foreach (int span in new[] { 1, 2 })
         {
             int width = 8 * span;
-            var y = new float[4 * width];
-            foreach (int step in new[] { 1, 2, 3, 4 })
-                for (int t = 0; t + step <= tokens; t++)
+            var y = new float[most * width];
+            foreach (int step in Enumerable.Range(1, most))
+                for (int t = 0; t + step <= tokens; t += step <= 2 ? 1 : 2)
                     for (int g = 0; g + span <= m.Groups; g += span)
                     {
                         int n = Math.Min(width, rows - g * 8);
                         Array.Fill(y, float.NaN);
-                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n, step, width);
+                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), a.LaneSums(t), py, n, step, width);
                         for (int u = 0; u < step; u++)
                         {
                             for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t + u), y[width * u + r]);
                             for (int r = n; r < width; r++) Assert.True(float.IsNaN(y[width * u + r]), "a padded row was written");
                         }
-                        for (int u = step; u < 4; u++) Assert.True(float.IsNaN(y[width * u]), $"{step} tokens wrote token {u}'s outputs");
+                        for (int u = step; u < most; u++) Assert.True(float.IsNaN(y[width * u]), $"{step} tokens wrote token {u}'s outputs");
                     }
         }
     }
@@ -232,14 +233,14 @@ public unsafe class QuantizedKernelTests
     /// <summary>
     /// Q8_0's extreme codes (−128 and 127) against activations of ±127, where a pair of products reaches ±32512:
     /// within int16, but only if the AVX2 sign trick takes |w| (not |x|) as the unsigned operand — −128's sign flip
-    /// would wrap otherwise. Every SIMD path, one and four tokens, 8- and 16-row tiles, against the reference and
-    /// against the integer sum computed here.
+    /// would wrap otherwise. Every SIMD path, one, four and eight tokens, 8- and 16-row tiles, against the reference
+    /// and against the integer sum computed here.
     /// </summary>
     [Theory]
     [MemberData(nameof(SimdPaths))]
     public void Extreme_q8_0_codes_against_extreme_activations_are_exact(string path)
     {
-        int rows = 16, cols = 256, tokens = 4, blocks = cols / 32;
+        int rows = 16, cols = 256, tokens = QuantizedMatMul.MaxTokensPerCall, blocks = cols / 32;
         var q = new sbyte[rows * cols];
         for (int r = 0; r < rows; r++)
             for (int c = 0; c < cols; c++)
@@ -250,22 +251,22 @@ public unsafe class QuantizedKernelTests
             BitConverter.TryWriteBytes(bytes.AsSpan(b * 34, 2), (ushort)0x3C00); // d = 1
             for (int i = 0; i < 32; i++) bytes[b * 34 + 2 + i] = (byte)q[b * 32 + i];
         }
-        // Token 0 all −1, token 1 all +1, tokens 2 and 3 alternating: every code becomes ±127.
+        // Tokens all −1, all +1, and alternating both ways (twice over): every code becomes ±127.
         var x = new float[tokens * cols];
         for (int t = 0; t < tokens; t++)
             for (int c = 0; c < cols; c++)
-                x[t * cols + c] = t switch { 0 => -1, 1 => 1, 2 => (c & 1) == 0 ? 1 : -1, _ => (c & 1) == 0 ? -1 : 1 };
+                x[t * cols + c] = (t % 4) switch { 0 => -1, 1 => 1, 2 => (c & 1) == 0 ? 1 : -1, _ => (c & 1) == 0 ? -1 : 1 };
         using var m = Pack("Q8_0", rows, cols, bytes, MatrixLayout.Interleaved);
         var kernel = KernelFor(path, PackedKind.For(TensorType.Q8_0)!);
         using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
         fixed (float* px = x) a.Quantize(px, tokens, cols);
         foreach (int width in new[] { 8, 16 })
-            foreach (int step in new[] { 1, 4 })
+            foreach (int step in new[] { 1, 4, 8 })
                 for (int t = 0; t + step <= tokens; t += step)
                     for (int g = 0; g < m.Groups; g += width / 8)
                     {
-                        var y = new float[4 * width];
-                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, width, step, width);
+                        var y = new float[tokens * width];
+                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), a.LaneSums(t), py, width, step, width);
                         for (int u = 0; u < step; u++)
                             for (int r = 0; r < width; r++)
                             {
@@ -314,7 +315,7 @@ public unsafe class QuantizedKernelTests
                 foreach (int step in new[] { 1, 4 })
                 {
                     var y = new float[4 * width];
-                    fixed (float* py = y) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), py, width, step, width);
+                    fixed (float* py = y) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), a.LaneSums(0), py, width, step, width);
                     for (int u = 0; u < step; u++)
                         for (int r = 0; r < width; r++)
                             Assert.True(ReferenceKernel.Row(m, r, a, u) == y[width * u + r], $"{path}, {width} rows, {step} tokens: row {r} token {u}");
@@ -440,14 +441,14 @@ public unsafe class QuantizedKernelTests
             for (int t = 0; t < 2; t++)
                 for (int g = 0; g < m.Groups; g++)
                 {
-                    fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, 8, 1, 0);
+                    fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), a.LaneSums(t), py, 8, 1, 0);
                     for (int r = 0; r < 8; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t), y[r]);
                 }
         // Both groups at once (the 16-row decode of paired kinds).
         var y16 = new float[16];
         foreach (var kernel in PathsFor(kind, m.RawExponents))
         {
-            fixed (float* py = y16) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), py, 16, 1, 0);
+            fixed (float* py = y16) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), a.LaneSums(0), py, 16, 1, 0);
             for (int r = 0; r < 16; r++) Assert.Equal(ReferenceKernel.Row(m, r, a, 0), y16[r]);
         }
     }
@@ -661,7 +662,7 @@ public unsafe class QuantizedKernelTests
                 foreach (int step in new[] { 1, 2, 4 })
                 {
                     var y = new float[4 * width];
-                    fixed (float* py = y) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), py, width, step, width);
+                    fixed (float* py = y) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), a.LaneSums(0), py, width, step, width);
                     for (int u = 0; u < step; u++)
                         for (int r = 0; r < width; r++)
                             Assert.True(ReferenceKernel.Row(m, r, a, u) == y[width * u + r], $"{path}, {width} rows, {step} tokens: row {r} token {u}");
@@ -675,5 +676,53 @@ public unsafe class QuantizedKernelTests
             expected += 0.5 * sc * v * 127 * 256 * a.Scales(0)[b];
         }
         Assert.Equal(expected, ReferenceKernel.Row(m, 0, a, 0), 1e-3 * Math.Abs(expected));
+    }
+
+    /// <summary>
+    /// MXFP4's extreme entries (±6, doubled: table entries 0 and 24 around the offset −12) against activations of ±127,
+    /// where a token's eight product vectors overflow int16 before the offset term joins them (the AVX2 prefill tile
+    /// sums them in wrapping int16 lanes: exact only because the final lane fits). Whole blocks of one sign and blocks
+    /// of alternating signs, every SIMD path, 1 to 8 tokens and 8, 16 and 13 rows, against the reference, and the
+    /// reference against the integers written here.
+    /// </summary>
+    [Fact]
+    public void Mxfp4_extreme_entries_against_extreme_activations_are_exact()
+    {
+        int rows = 16, cols = 256, tokens = QuantizedMatMul.MaxTokensPerCall, blocks = rows * cols / 32;
+        var bytes = new byte[blocks * 17]; // e (E8M0), qs[16]: element j in qs[j % 16]'s low nibble (j < 16) or high
+        for (int b = 0; b < blocks; b++)
+        {
+            bytes[b * 17] = 127;
+            // index 7 is +6 (entry 24), 15 is −6 (entry 0): by block, all +6 (twice), all −6, or +6 at columns 4k and
+            // 4k+1 and −6 at 4k+2 and 4k+3 (one sign per int16 lane of the tile's pairs)
+            for (int i = 0; i < 16; i++)
+                bytes[b * 17 + 1 + i] = (b % 4) switch { 0 or 1 => 0x77, 2 => 0xFF, _ => i % 4 < 2 ? (byte)0x77 : (byte)0xFF };
+        }
+        using var m = Pack("MXFP4", rows, cols, bytes, MatrixLayout.Interleaved);
+        var kind = KindOf("MXFP4");
+        var x = new float[tokens * cols];
+        for (int i = 0; i < x.Length; i++)
+        {
+            int t = i / cols, c = i % cols;
+            x[i] = (t % 4) switch { 0 => 1, 1 => -1, 2 => c % 4 < 2 ? 1 : -1, _ => c % 2 == 0 ? -1 : 1 };
+        }
+        using var a = new QuantizedActivations(tokens, cols, m.ActivationBlock);
+        fixed (float* px = x) a.Quantize(px, tokens, cols);
+        foreach (var (path, kernel) in SimdPaths().Select(p => (string)p[0]).Select(p => (p, KernelFor(p, kind))))
+            foreach (int width in new[] { 8, 16, 13 })
+                foreach (int step in Enumerable.Range(1, tokens))
+                {
+                    var y = new float[tokens * 16];
+                    fixed (float* py = y) kernel(m.Group(0), m.SuperBlocks, a.Codes(0), a.Scales(0), a.Sums16(0), a.LaneSums(0), py, width, step, 16);
+                    for (int u = 0; u < step; u++)
+                        for (int r = 0; r < width; r++)
+                            Assert.True(ReferenceKernel.Row(m, r, a, u) == y[16 * u + r], $"{path}, {width} rows, {step} tokens: row {r} token {u}");
+                }
+        // Row 0, token 0 (codes 127 everywhere): its blocks are the first cols/32, d = 2^(127 − 128) · dx.
+        double expected = 0;
+        for (int b = 0; b < cols / 32; b++)
+            expected += 0.5 * ((b % 4) switch { 0 or 1 => 12, 2 => -12, _ => 0 }) * 32 * 127 * a.Scales(0)[b];
+        Assert.NotEqual(0, expected);
+        Assert.Equal(expected, ReferenceKernel.Row(m, 0, a, 0), 1e-3 * Math.Abs(expected) + 1e-6);
     }
 }

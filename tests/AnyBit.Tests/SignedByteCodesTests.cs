@@ -245,7 +245,7 @@ public unsafe class SignedByteCodesTests
                     {
                         int n = Math.Min(width, rows - g * 8);
                         Array.Fill(y, float.NaN);
-                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, n, step, width);
+                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), a.LaneSums(t), py, n, step, width);
                         for (int u = 0; u < step; u++)
                         {
                             for (int r = 0; r < n; r++) Assert.Equal(ReferenceKernel.Row(m, g * 8 + r, a, t + u), y[width * u + r]);
@@ -303,7 +303,7 @@ public unsafe class SignedByteCodesTests
                     for (int g = 0; g < m.Groups; g += width / 8)
                     {
                         var y = new float[4 * width];
-                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), py, width, step, width);
+                        fixed (float* py = y) kernel(m.Group(g), m.SuperBlocks, a.Codes(t), a.Scales(t), a.Sums16(t), a.LaneSums(t), py, width, step, width);
                         for (int u = 0; u < step; u++)
                             for (int r = 0; r < width; r++)
                             {

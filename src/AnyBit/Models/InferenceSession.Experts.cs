@@ -93,7 +93,7 @@ public sealed unsafe partial class InferenceSession
                     _xn.Slice((long)m.Rows[first + j] * d, d).CopyTo(m.Input.Slice((long)j * d, d));
             }
             Observer?.ObserveExpert(layer, LinearInput.FeedForward, x, new ReadOnlySpan<float>(input, rows * d), rows, d);
-            ExpertSwiGlu(w, x, input, rows, fe, e.SwigluLimit, m);
+            ExpertSwiGlu(w, layer, x, input, rows, fe, m);
             // The gated activation down read is still in Gate (calibration of each expert's down projection).
             Observer?.ObserveExpert(layer, LinearInput.FeedForwardDown, x, m.Gate.Slice(0, rows * fe), rows, fe);
             for (int j = 0; j < rows; j++)
@@ -180,15 +180,29 @@ public sealed unsafe partial class InferenceSession
     }
 
     /// <summary>
-    /// Expert <paramref name="x"/> on <paramref name="rows"/> rows of <paramref name="input"/>: gate and up, activated
-    /// (<see cref="ActivateExpertRow"/>), then down, into the scratch's Output.
+    /// Expert <paramref name="x"/> of <paramref name="layer"/> on <paramref name="rows"/> rows of <paramref name="input"/>:
+    /// gate and up, activated (<see cref="ActivateExpertRow"/>, the rows on the pool), then down, into the scratch's
+    /// Output.
     /// </summary>
-    private void ExpertSwiGlu(ExpertWeights w, int x, float* input, int rows, int width, float? limit, ExpertScratch m)
+    private void ExpertSwiGlu(ExpertWeights w, int layer, int x, float* input, int rows, int width, ExpertScratch m)
     {
         LinearsOfOneInput(input, rows, _c.HiddenSize, w.Gate[x], width, m.Gate.Pointer, w.Up[x], width, m.Up.Pointer);
-        for (int j = 0; j < rows; j++)
-            ActivateExpertRow(w, x, m.Gate.Slice((long)j * width, width), m.Up.Slice((long)j * width, width), limit);
+        _activatedExpert = x;
+        ForRows(&ActivatedExpertRow, layer, rows);
         ExpertDownRows(w, x, m.Gate.Pointer, rows, width, m);
+    }
+
+    // The expert whose gate and up rows ActivatedExpertRow activates (ForRows passes the layer and the row only).
+    private int _activatedExpert;
+
+    /// <summary>Row j of the expert being run (<see cref="ExpertSwiGlu"/>): <see cref="ActivateExpertRow"/> on its gate and up rows.</summary>
+    private static void ActivatedExpertRow(InferenceSession s, int layer, int j)
+    {
+        var e = s._c.Experts!;
+        int width = e.FfnSize;
+        var m = s._moe!;
+        ActivateExpertRow(s._model.Weights.Layers[layer].Experts!, s._activatedExpert, m.Gate.Slice((long)j * width, width),
+            m.Up.Slice((long)j * width, width), e.SwigluLimit);
     }
 
     /// <summary>

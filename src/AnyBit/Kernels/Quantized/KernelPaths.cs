@@ -18,10 +18,11 @@ public enum KernelMode
 }
 
 /// <summary>
-/// A kernel for one group of 8 rows and 1 to 4 <paramref name="tokens"/> (token u's activations follow token u−1's;
-/// its outputs start <paramref name="yStride"/> floats after token u−1's).
+/// A kernel for one group of 8 rows (or two adjacent ones) and 1 to <see cref="QuantizedMatMul.MaxTokensPerCall"/>
+/// <paramref name="tokens"/> (token u's activations — codes, scales, Σ16 and <see cref="QuantizedActivations.LaneSums"/>
+/// — follow token u−1's; its outputs start <paramref name="yStride"/> floats after token u−1's).
 /// </summary>
-internal unsafe delegate void GroupKernel(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int tokens, int yStride);
+internal unsafe delegate void GroupKernel(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, int* xLaneSums, float* y, int rows, int tokens, int yStride);
 
 /// <summary>Chooses the kernel per weight kind from the CPU features detected at start-up.</summary>
 public static class KernelPaths

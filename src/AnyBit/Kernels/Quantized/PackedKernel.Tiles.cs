@@ -13,12 +13,22 @@ namespace AnyBit.Kernels.Quantized;
 internal static unsafe partial class PackedKernel<TK, TD>
 {
     /// <summary>
-    /// One or two tokens: with two, each code vector is unpacked (and looked up) once and meets both tokens'
-    /// activations — prompt processing's register tile. Token t+1's activations follow token t's (strides of one
-    /// row of codes, scales and sums); its outputs go <paramref name="yStride"/> floats after token t's.
+    /// One to eight tokens: with several, each code vector is unpacked (and looked up) once and meets all their
+    /// activations — prompt processing's register tiles (two tokens for every kind; four or eight where a flag below
+    /// says so; other counts split into those). Token t+1's activations follow token t's (strides of one row of codes,
+    /// scales, sums and lane sums); its outputs go <paramref name="yStride"/> floats after token t's.
     /// </summary>
-    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int tokens, int yStride)
+    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, int* xLaneSums, float* y, int rows, int tokens, int yStride)
     {
+        if (tokens > 4 && !(tokens == 8 && EightTokenTile))
+        {
+            // Up to eight tokens per call for the tiles that take them; every other tile takes four, then the rest.
+            int columns = superBlocks * TK.SuperBlock;
+            Group(w, superBlocks, x, xScales, xSums16, xLaneSums, y, rows, 4, yStride);
+            Group(w, superBlocks, x + 4 * columns, xScales + 4 * superBlocks, xSums16 + 4 * (columns / 16), xLaneSums + 4 * (columns / 32),
+                y + 4 * yStride, rows, tokens - 4, yStride);
+            return;
+        }
         if (rows > PackedMatrix.GroupRows)
         {
             // Two adjacent groups (16 rows, the second possibly padded): one tile where the kind has it, else each
@@ -65,11 +75,23 @@ internal static unsafe partial class PackedKernel<TK, TD>
             }
             // The second group's first super-block: the next block where groups are paired, else a group's bytes on.
             long second = PairedGroups ? BlockBytes : (long)superBlocks * BlockBytes;
-            Group(w, superBlocks, x, xScales, xSums16, y, PackedMatrix.GroupRows, tokens, yStride);
-            Group(w + second, superBlocks, x, xScales, xSums16, y + PackedMatrix.GroupRows, rows - PackedMatrix.GroupRows, tokens, yStride);
+            Group(w, superBlocks, x, xScales, xSums16, xLaneSums, y, PackedMatrix.GroupRows, tokens, yStride);
+            Group(w + second, superBlocks, x, xScales, xSums16, xLaneSums, y + PackedMatrix.GroupRows, rows - PackedMatrix.GroupRows, tokens, yStride);
             return;
         }
         if (tokens == 4 && FourTokenTile) { Tile4(w, superBlocks, x, xScales, xSums16, y, rows, yStride); return; }
+        if (tokens >= 4 && SmallTableTokens)
+        {
+            if (tokens == 8) SmallTableTile<C8>(w, superBlocks, x, xScales, xLaneSums, y, rows, yStride);
+            else SmallTableTile<C4>(w, superBlocks, x, xScales, xLaneSums, y, rows, yStride);
+            return;
+        }
+        if (tokens >= 4 && SignedBytesTokens)
+        {
+            if (tokens == 8) SignedByteTile<C8>(w, superBlocks, x, xScales, y, rows, yStride);
+            else SignedByteTile<C4>(w, superBlocks, x, xScales, y, rows, yStride);
+            return;
+        }
         if (tokens == 1 && CrumbsInPlace) { Decode8Crumbs(w, superBlocks, x, xScales, xSums16, y, rows); return; }
         // Any other count as pairs and a single: token u's activations are u rows of codes, scales and sums on.
         int xStride = superBlocks * TK.SuperBlock;
@@ -96,6 +118,8 @@ internal static unsafe partial class PackedKernel<TK, TD>
     internal static (string Tile, string Reason) Tiles =>
         ((SixteenRowTile ? "16-row tiles (paired 8-row groups)" : "8-row interleaved")
             + (Signed16Pairs ? ", sub-scales in the pair widening" : "")
+            + (SmallTableTokens ? ", prefill 8 tokens per table lookup" : "")
+            + (SignedBytesTokens ? ", prefill 8 tokens per code vector" : "")
             + (TD.CodeBias != 0 ? ", signed codes" + (FourTokenSixteenRowTile && WordTile ? " (prefill: int16 products)" : "") : ""),
          SixteenRowTile ? "paired groups, and AVX-512VL's 32 registers hold two groups' sums"
             : !Avx512F.VL.IsSupported ? "no AVX-512VL: 8-row groups, each its own run of memory (GroupLayout.Paired)"
@@ -112,6 +136,34 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// their tables in registers (see docs/performance.md#register-tiles).
     /// </summary>
     private static bool FourTokenTile => !TK.HasLut && !TK.HasMins && TK.Bits >= 4 && Avx512F.VL.IsSupported;
+
+    /// <summary>
+    /// Prompt processing's tile of byte codes on AVX2's sign-trick product (<see cref="Avx2SignedDot"/>: Q8_0, mxint8),
+    /// eight tokens × 8 rows (four for a chunk's last four to seven; <see cref="SignedByteTile{TN}"/>). The product's
+    /// pairs reach 2·128·127, so nothing sums in int16 and each product vector is widened on its own, but
+    /// <see cref="Tile{TN}"/> also makes each code vector signed and takes its magnitudes once per token: here once
+    /// per chunk for eight tokens, five instructions per token and chunk instead of seven. gpt-oss's attention
+    /// matrices are Q8_0 (see docs/performance.md#prefill).
+    /// </summary>
+    private static bool SignedBytesTokens =>
+        TK.Bits == 8 && !TK.HasLut && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
+        && TD.CodeBias == 128 && TK.Offset + TD.CodeBias == 0 && !TD.SumsPairs;
+
+    /// <summary>The tiles that take eight tokens per call (<see cref="QuantizedMatMul.MaxTokensPerCall"/>).</summary>
+    private static bool EightTokenTile => SmallTableTokens || SignedBytesTokens;
+
+    /// <summary>
+    /// Prompt processing's tile of E2M1 tables (MXFP4, mxfp4_e2m1, e2m1 groups) on AVX2 without VNNI: eight tokens × 8
+    /// rows (four for a chunk's last four to seven; <see cref="SmallTableTile{TN}"/>). <see cref="Tile{TN}"/> looks
+    /// each code vector up for two tokens and widens every product vector on its own: here each lookup serves eight
+    /// tokens, and the entries are small enough (|entry + offset| ≤ 16) that a token's eight product vectors and its
+    /// offset term sum exactly in int16 lanes, widened by one vpmaddwd — ten multiplies per token and block instead of
+    /// sixteen, on the two pipes AMD's Zen 3 runs both the integer multiplies and the float ones on. gpt-oss's experts
+    /// are MXFP4: their products are most of its prefill (see docs/performance.md#prefill).
+    /// </summary>
+    private static bool SmallTableTokens =>
+        TK.HasLut && !TK.WideLut && TK.Bits == 4 && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
+        && TK.MaxTableEntry <= 32 && Math.Max(TK.MaxTableEntry + TK.Offset, -TK.Offset) <= 16 && TD.SumsPairs && TD.CodeBias == 0;
 
     /// <summary>
     /// The 8-row decode of 2-bit codes without sub-scales (int2 groups, TQ2_0/TQ1_0 where they stay interleaved)

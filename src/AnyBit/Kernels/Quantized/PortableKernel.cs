@@ -34,14 +34,14 @@ internal static unsafe class PortableKernel<TK, TD> where TK : struct, IKindTrai
     /// <summary>This kernel's one tile strategy, for the matrix's <see cref="KernelChoice"/> (see PackedKernel.Tiles).</summary>
     internal static (string Tile, string Reason) Tiles => ("8-row interleaved (two 4-row halves)", "the x86 kernels' layout read in 128-bit halves");
 
-    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, float* y, int rows, int tokens, int yStride)
+    public static void Group(byte* w, int superBlocks, sbyte* x, float* xScales, short* xSums16, int* xLaneSums, float* y, int rows, int tokens, int yStride)
     {
         if (rows > PackedMatrix.GroupRows)
         {
             // Two adjacent groups: the second's first super-block is the next block where groups are paired.
             long second = GroupLayout<TK>.PairedGroups ? GroupLayout<TK>.BlockBytes : (long)superBlocks * GroupLayout<TK>.BlockBytes;
-            Group(w, superBlocks, x, xScales, xSums16, y, PackedMatrix.GroupRows, tokens, yStride);
-            Group(w + second, superBlocks, x, xScales, xSums16, y + PackedMatrix.GroupRows, rows - PackedMatrix.GroupRows, tokens, yStride);
+            Group(w, superBlocks, x, xScales, xSums16, xLaneSums, y, PackedMatrix.GroupRows, tokens, yStride);
+            Group(w + second, superBlocks, x, xScales, xSums16, xLaneSums, y + PackedMatrix.GroupRows, rows - PackedMatrix.GroupRows, tokens, yStride);
             return;
         }
         // Token u's activations are u rows of codes, scales and sums on; its outputs yStride floats on.

@@ -9,13 +9,15 @@ namespace AnyBit.Kernels.Quantized;
 /// (32 for the legacy ggml types, 256 for K-quants and ternary types, whose integer sub-scales are summed across a
 /// super-block) with one float scale per block; the integer sum of every 16 codes is kept for the weight formats
 /// whose codes carry an offset (Q4_0's −8, Q6_K's −32, the mins of Q2_K and Q4_K...), as int16 (|Σ| ≤ 16·127): two
-/// adjacent sums are then one 32-bit load, the int16 pair a multiply-add meets.
+/// adjacent sums are then one 32-bit load, the int16 pair a multiply-add meets. Per 32 codes the sums of the two
+/// column sets a vpmaddubsw lane pair keeps apart (<see cref="LaneSums"/>) are kept too.
 /// </summary>
 public sealed unsafe class QuantizedActivations : IDisposable
 {
     private readonly sbyte* _codes;
     private readonly float* _scales;
     private readonly short* _sums16;
+    private readonly int* _laneSums;
 
     public QuantizedActivations(int maxTokens, int maxColumns, int blockSize)
     {
@@ -25,6 +27,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         _codes = (sbyte*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n), 64);
         _scales = (float*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n / blockSize * sizeof(float) + 64), 64);
         _sums16 = (short*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n / 16 * sizeof(short) + 64), 64);
+        _laneSums = (int*)NativeMemory.AlignedAlloc((nuint)Math.Max(64, n / 32 * sizeof(int) + 64), 64);
     }
 
     public int MaxTokens { get; }
@@ -40,6 +43,12 @@ public sealed unsafe class QuantizedActivations : IDisposable
     public float* Scales(int t) => _scales + (long)t * (Columns / BlockSize);
     /// <summary>Σ codes over each run of 16 of token <paramref name="t"/>.</summary>
     public short* Sums16(int t) => _sums16 + (long)t * (Columns / 16);
+    /// <summary>
+    /// Per 32 codes of token <paramref name="t"/>, the int16 pair (Σ of the codes at columns 4k and 4k+1, Σ of those at
+    /// 4k+2 and 4k+3) as one int32: the columns whose products vpmaddubsw sums into the even and the odd int16 lane of
+    /// a pair when 4 codes are broadcast per 32-bit lane (as the interleaved kernels do). |Σ| ≤ 16·127.
+    /// </summary>
+    public int* LaneSums(int t) => _laneSums + (long)t * (Columns / 32);
 
     /// <summary>
     /// Quantizes <paramref name="tokens"/> rows of <paramref name="columns"/> floats. Each block's scale is its
@@ -87,6 +96,20 @@ public sealed unsafe class QuantizedActivations : IDisposable
             ActivationQuantizer.Codes(block, d, new Span<sbyte>(q + b * BlockSize, BlockSize));
         }
         for (int g = 0; g < columns / 16; g++) sums[g] = (short)Sum16(q + 16 * g);
+        int* lanes = LaneSums(t);
+        for (int b = 0; b < columns / 32; b++) lanes[b] = LaneSum32(q + 32 * b);
+    }
+
+    /// <summary><see cref="LaneSums"/> of 32 codes: (Σ q[4k] + q[4k+1]) | (Σ q[4k+2] + q[4k+3]) &lt;&lt; 16.</summary>
+    internal static int LaneSum32(sbyte* q)
+    {
+        int even = 0, odd = 0;
+        for (int k = 0; k < 32; k += 4)
+        {
+            even += q[k] + q[k + 1];
+            odd += q[k + 2] + q[k + 3];
+        }
+        return (ushort)even | odd << 16;
     }
 
     /// <summary>Σ of 16 codes: widened to int16 and summed across the vector (exact: |Σ| ≤ 16·127).</summary>
@@ -109,5 +132,6 @@ public sealed unsafe class QuantizedActivations : IDisposable
         NativeMemory.AlignedFree(_codes);
         NativeMemory.AlignedFree(_scales);
         NativeMemory.AlignedFree(_sums16);
+        NativeMemory.AlignedFree(_laneSums);
     }
 }

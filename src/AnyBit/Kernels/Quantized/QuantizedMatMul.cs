@@ -31,6 +31,9 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
 
     public QuantizedMatMul(int maxTokens) => _maxTokens = maxTokens;
 
+    /// <summary>The most tokens one kernel call takes (<see cref="GroupKernel"/>): the widest prefill tile's.</summary>
+    internal const int MaxTokensPerCall = 8;
+
     /// <summary>
     /// Computes Y = X·Wᵀ (Y is [tokens, n] with n = W.Rows) on <paramref name="pool"/>. With
     /// <paramref name="sameInput"/> the caller promises that X is the X of the previous call, unchanged (Q, K and V
@@ -207,10 +210,10 @@ public sealed unsafe class QuantizedMatMul : IParallelWork, IDisposable
                     t++;
                     continue;
                 }
-                // Tokens four at a time: each code vector is unpacked once for all of them (the kernel splits
-                // what its kind cannot tile by four into pairs).
-                int count = Math.Min(4, _tokens - t);
-                kernel!(m.Group(g), m.SuperBlocks, x.Codes(t), x.Scales(t), x.Sums16(t), y, rows, count, n);
+                // Tokens up to eight at a time: each code vector is unpacked once for as many of them as the kind's
+                // tile takes (the kernel splits the rest into fours, pairs and singles).
+                int count = Math.Min(MaxTokensPerCall, _tokens - t);
+                kernel!(m.Group(g), m.SuperBlocks, x.Codes(t), x.Scales(t), x.Sums16(t), x.LaneSums(t), y, rows, count, n);
                 t += count;
             }
         }
