@@ -25,7 +25,7 @@ public class GptqTests
         public byte[] Encode() => [];
     }
 
-    private static (float[] W, double[] H) RandomLayer(int rows, int cols, int seed)
+    internal static (float[] W, double[] H) RandomLayer(int rows, int cols, int seed)
     {
         var rng = new Random(seed);
         var w = Enumerable.Range(0, rows * cols).Select(_ => (float)(rng.NextDouble() * 2 - 1)).ToArray();
@@ -161,7 +161,7 @@ public class GptqTests
         }
     }
 
-    private static double OutputError(float[] w0, float[] w, double[] h, int rows, int n)
+    internal static double OutputError(float[] w0, float[] w, double[] h, int rows, int n)
     {
         // Σ_r (w0 − w)_r H (w0 − w)_rᵀ = ‖(W0 − W) X‖² over the calibration inputs.
         double total = 0;

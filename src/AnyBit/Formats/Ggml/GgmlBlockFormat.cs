@@ -28,4 +28,11 @@ internal abstract class GgmlBlockFormat<TBlock, TKernel> : GgmlFormat
     internal sealed override PackedKind? Kind => HasKernel ? _kind ??= PackedKind.Of<TKernel>(this) : null;
 
     public sealed override void Dequantize(ReadOnlySpan<byte> src, Span<float> dst) => BlockDequantizer.Dequantize<TKernel>(this, src, dst);
+
+    /// <summary>The code levels the dequantizer uses (<see cref="IFixedScaleRounding.Levels"/> for the scalar types that declare it).</summary>
+    public float[] Levels => BlockDequantizer.Levels<TKernel>.Values;
+
+    /// <summary>A block's steps, shifts and codes as the dequantizer reads them (<see cref="IFixedScaleRounding.ReadBlock"/>).</summary>
+    public void ReadBlock(ReadOnlySpan<byte> block, Span<float> step16, Span<float> shift16, Span<byte> codes) =>
+        BlockDequantizer.ReadBlock(this, block, step16, shift16, codes);
 }

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 
 namespace AnyBit.Formats.Ggml;
 
@@ -18,7 +19,7 @@ internal struct BlockIQ4_NL
 /// its nearest code. (quantize_row_iq4_nl_ref skips the search and gives different bytes.) On the kernels an index
 /// stands for its table value + 128 (<see cref="Kernel.Lut"/>), offset −128.
 /// </summary>
-internal sealed class IQ4_NL : GgmlBlockFormat<BlockIQ4_NL, IQ4_NL.Kernel>
+internal sealed class IQ4_NL : GgmlBlockFormat<BlockIQ4_NL, IQ4_NL.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.IQ4_NL;
     public override uint? FileType => 25;
@@ -36,6 +37,8 @@ internal sealed class IQ4_NL : GgmlBlockFormat<BlockIQ4_NL, IQ4_NL.Kernel>
             blocks[b].D = NonLinear4.Fit(x.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), blocks[b].Qs, default, ref unused,
                 importance.IsEmpty ? default : importance.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK));
     }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes) => LegacyBlocks.PackNibbles(codes, MemoryMarshal.AsRef<BlockIQ4_NL>(block).Qs);
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)
     {

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 
 namespace AnyBit.Formats.Ggml;
 
@@ -19,7 +20,7 @@ internal struct BlockIQ4_XS
 /// when one is given). Its integer form is IQ4_NL's
 /// table with the block's signed scale per 32 (<see cref="Kernel"/>).
 /// </summary>
-internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
+internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.IQ4_XS;
     public override uint? FileType => 30;
@@ -38,6 +39,12 @@ internal sealed class IQ4_XS : GgmlBlockFormat<BlockIQ4_XS, IQ4_XS.Kernel>
             block.D = NonLinear4.Fit(x.Slice(b * 256, 256), block.Qs, block.ScalesL, ref block.ScalesH,
                 importance.IsEmpty ? default : importance.Slice(b * 256, 256));
         }
+    }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes)
+    {
+        Span<byte> qs = MemoryMarshal.AsRef<BlockIQ4_XS>(block).Qs;
+        for (int ib = 0; ib < 8; ib++) LegacyBlocks.PackNibbles(codes.Slice(32 * ib, 32), qs.Slice(16 * ib, 16));
     }
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)

@@ -1,4 +1,5 @@
 using System.Buffers.Binary;
+using System.Numerics;
 using static AnyBit.Formats.GgmlHelpers;
 
 namespace AnyBit.Formats.Ggml;
@@ -12,9 +13,9 @@ internal static class LegacyBlocks
     public const int QK = 32;
 
     /// <summary>Packs 32 codes in the nibble layout.</summary>
-    public static void PackNibbles(ReadOnlySpan<int> q, Span<byte> qs)
+    public static void PackNibbles<T>(ReadOnlySpan<T> q, Span<byte> qs) where T : IBinaryInteger<T>
     {
-        for (int j = 0; j < QK / 2; j++) qs[j] = (byte)((q[j] & 0x0F) | ((q[j + QK / 2] & 0x0F) << 4));
+        for (int j = 0; j < QK / 2; j++) qs[j] = (byte)((int.CreateTruncating(q[j]) & 0x0F) | ((int.CreateTruncating(q[j + QK / 2]) & 0x0F) << 4));
     }
 
     /// <summary>Unpacks the nibble layout into 32 codes in value order.</summary>
@@ -24,11 +25,11 @@ internal static class LegacyBlocks
     }
 
     /// <summary>Packs 32 five-bit codes: low nibbles as <see cref="PackNibbles"/>, fifth bits into <paramref name="qh"/>.</summary>
-    public static void PackFiveBit(ReadOnlySpan<int> q, Span<byte> qh, Span<byte> qs)
+    public static void PackFiveBit<T>(ReadOnlySpan<T> q, Span<byte> qh, Span<byte> qs) where T : IBinaryInteger<T>
     {
         PackNibbles(q, qs);
         uint high = 0;
-        for (int j = 0; j < QK; j++) high |= (uint)((q[j] & 0x10) >> 4) << j;
+        for (int j = 0; j < QK; j++) high |= (uint)((int.CreateTruncating(q[j]) & 0x10) >> 4) << j;
         BinaryPrimitives.WriteUInt32LittleEndian(qh, high);
     }
 

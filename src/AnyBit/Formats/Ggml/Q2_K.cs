@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 using static AnyBit.Formats.Ggml.KQuantFits;
 using static AnyBit.Formats.GgmlHelpers;
 
@@ -21,7 +22,7 @@ internal struct BlockQ2_K
 /// mins to 4 bits of the largest), or quantize_row_q2_K_impl given an importance matrix (make_qkx3_quants weighted by
 /// qw·sqrt(σ² + x²), scales and mins to 4 bits by make_qp_quants weighted by each sub-block's total weight).
 /// </summary>
-internal sealed class Q2_K : GgmlBlockFormat<BlockQ2_K, Q2_K.Kernel>
+internal sealed class Q2_K : GgmlBlockFormat<BlockQ2_K, Q2_K.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.Q2_K;
     public override uint? FileType => 10;
@@ -107,11 +108,18 @@ internal sealed class Q2_K : GgmlBlockFormat<BlockQ2_K, Q2_K.Kernel>
                     L[16 * j + i] = (byte)Math.Max(0, Math.Min(3, l));
                 }
             }
-            Span<byte> qs = block.Qs;
-            for (int j = 0; j < QK_K; j += 128)
-                for (int l = 0; l < 32; l++)
-                    qs[j / 4 + l] = (byte)(L[j + l] | (L[j + l + 32] << 2) | (L[j + l + 64] << 4) | (L[j + l + 96] << 6));
+            Pack(L, block.Qs);
         }
+    }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes) => Pack(codes, MemoryMarshal.AsRef<BlockQ2_K>(block).Qs);
+
+    /// <summary>Codes 0..3 into the crumb layout of <see cref="BlockQ2_K.Qs"/> (also Q3_K's low two bits).</summary>
+    internal static void Pack(ReadOnlySpan<byte> L, Span<byte> qs)
+    {
+        for (int j = 0; j < QK_K; j += 128)
+            for (int l = 0; l < 32; l++)
+                qs[j / 4 + l] = (byte)((L[j + l] & 3) | ((L[j + l + 32] & 3) << 2) | ((L[j + l + 64] & 3) << 4) | ((L[j + l + 96] & 3) << 6));
     }
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)

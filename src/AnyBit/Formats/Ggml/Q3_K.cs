@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 using static AnyBit.Formats.Ggml.KQuantFits;
 using static AnyBit.Formats.GgmlHelpers;
 
@@ -22,7 +23,7 @@ internal struct BlockQ3_K
 /// qw·sqrt(σ² + x²) per 16 weights, then the 16 scales themselves fitted to 6 bits by make_qx_quants weighted by each
 /// sub-block's total weight).
 /// </summary>
-internal sealed class Q3_K : GgmlBlockFormat<BlockQ3_K, Q3_K.Kernel>
+internal sealed class Q3_K : GgmlBlockFormat<BlockQ3_K, Q3_K.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.Q3_K;
     public override uint? FileType => 11; // LLAMA_FTYPE_MOSTLY_Q3_K_S
@@ -114,21 +115,22 @@ internal sealed class Q3_K : GgmlBlockFormat<BlockQ3_K, Q3_K.Kernel>
                 L[16 * j + i] = (sbyte)(Math.Max(-4, Math.Min(3, l)) + 4);
             }
         }
+        Pack(MemoryMarshal.Cast<sbyte, byte>(L), hmask, qs);
+    }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes)
+    {
+        ref var b = ref MemoryMarshal.AsRef<BlockQ3_K>(block);
+        Pack(codes, b.HMask, b.Qs);
+    }
+
+    /// <summary>Codes 0..7: the third bit into <paramref name="hmask"/> (bit k of byte l is weight 32k + l's), the low two as Q2_K's.</summary>
+    private static void Pack(ReadOnlySpan<byte> L, Span<byte> hmask, Span<byte> qs)
+    {
         hmask.Clear();
-        int m = 0;
-        byte hm = 1;
         for (int j = 0; j < QK_K; j++)
-        {
-            if (L[j] > 3)
-            {
-                hmask[m] |= hm;
-                L[j] -= 4;
-            }
-            if (++m == QK_K / 8) { m = 0; hm <<= 1; }
-        }
-        for (int j = 0; j < QK_K; j += 128)
-            for (int l = 0; l < 32; l++)
-                qs[j / 4 + l] = (byte)((byte)L[j + l] | ((byte)L[j + l + 32] << 2) | ((byte)L[j + l + 64] << 4) | ((byte)L[j + l + 96] << 6));
+            if (L[j] > 3) hmask[j % (QK_K / 8)] |= (byte)(1 << (j / (QK_K / 8)));
+        Q2_K.Pack(L, qs);
     }
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)

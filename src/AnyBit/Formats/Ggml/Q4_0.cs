@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 
 namespace AnyBit.Formats.Ggml;
 
@@ -16,7 +17,7 @@ internal struct BlockQ4_0
 /// Q4_0: d = max/−8 (signed value of largest magnitude), q = min(15, trunc(x/d + 8.5)) (quantize_row_q4_0_ref); given
 /// an importance matrix, quantize_row_q4_0_impl's weighted symmetric fit instead.
 /// </summary>
-internal sealed class Q4_0 : GgmlBlockFormat<BlockQ4_0, Q4_0.Kernel>
+internal sealed class Q4_0 : GgmlBlockFormat<BlockQ4_0, Q4_0.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.Q4_0;
     public override uint? FileType => 2;
@@ -37,9 +38,11 @@ internal sealed class Q4_0 : GgmlBlockFormat<BlockQ4_0, Q4_0.Kernel>
             blocks[b].D = (Half)(importance.IsEmpty
                 ? LegacyBlocks.SignedMaxCodes(xb, 8, q)
                 : LegacyBlocks.WeightedSymmetricCodes(xb, importance.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), sigma2, 8, q));
-            LegacyBlocks.PackNibbles(q, blocks[b].Qs);
+            LegacyBlocks.PackNibbles<int>(q, blocks[b].Qs);
         }
     }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes) => LegacyBlocks.PackNibbles(codes, MemoryMarshal.AsRef<BlockQ4_0>(block).Qs);
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)
     {

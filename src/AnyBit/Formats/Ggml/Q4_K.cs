@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 using static AnyBit.Formats.Ggml.KQuantFits;
 
 namespace AnyBit.Formats.Ggml;
@@ -16,7 +17,7 @@ internal struct BlockQ4_K
 }
 
 /// <summary>Q4_K as quantize_q4_K: quantize_row_q4_K_ref, or quantize_row_q4_K_impl given an importance matrix.</summary>
-internal sealed class Q4_K : GgmlBlockFormat<BlockQ4_K, Q4_K.Kernel>
+internal sealed class Q4_K : GgmlBlockFormat<BlockQ4_K, Q4_K.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.Q4_K;
     public override uint? FileType => 14; // LLAMA_FTYPE_MOSTLY_Q4_K_S
@@ -37,10 +38,17 @@ internal sealed class Q4_K : GgmlBlockFormat<BlockQ4_K, Q4_K.Kernel>
             (block.D, block.DMin) = importance.IsEmpty
                 ? FitScaleMin32(xb, five: false, block.Scales, L)
                 : FitScaleMin32(xb, importance.Slice(b * QK_K, QK_K), five: false, block.Scales, L);
-            Span<byte> q = block.Qs;
-            for (int j = 0; j < QK_K; j += 64)
-                for (int l = 0; l < 32; l++) q[j / 2 + l] = (byte)(L[j + l] | (L[j + l + 32] << 4));
+            Pack(L, block.Qs);
         }
+    }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes) => Pack(codes, MemoryMarshal.AsRef<BlockQ4_K>(block).Qs);
+
+    /// <summary>Codes 0..15 into the nibble layout of <see cref="BlockQ4_K.Qs"/>.</summary>
+    private static void Pack(ReadOnlySpan<byte> L, Span<byte> q)
+    {
+        for (int j = 0; j < QK_K; j += 64)
+            for (int l = 0; l < 32; l++) q[j / 2 + l] = (byte)(L[j + l] | (L[j + l + 32] << 4));
     }
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 
 namespace AnyBit.Formats.Ggml;
 
@@ -17,7 +18,7 @@ internal struct BlockQ5_0
 /// Q5_0: d = max/−16, q = min(31, trunc(x/d + 16.5)) (quantize_row_q5_0_ref); given an importance matrix,
 /// quantize_row_q5_0_impl's weighted symmetric fit instead.
 /// </summary>
-internal sealed class Q5_0 : GgmlBlockFormat<BlockQ5_0, Q5_0.Kernel>
+internal sealed class Q5_0 : GgmlBlockFormat<BlockQ5_0, Q5_0.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.Q5_0;
     public override uint? FileType => 8;
@@ -38,8 +39,14 @@ internal sealed class Q5_0 : GgmlBlockFormat<BlockQ5_0, Q5_0.Kernel>
             blocks[b].D = (Half)(importance.IsEmpty
                 ? LegacyBlocks.SignedMaxCodes(xb, 16, q)
                 : LegacyBlocks.WeightedSymmetricCodes(xb, importance.Slice(b * LegacyBlocks.QK, LegacyBlocks.QK), sigma2, 16, q));
-            LegacyBlocks.PackFiveBit(q, blocks[b].Qh, blocks[b].Qs);
+            LegacyBlocks.PackFiveBit<int>(q, blocks[b].Qh, blocks[b].Qs);
         }
+    }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes)
+    {
+        ref var b = ref MemoryMarshal.AsRef<BlockQ5_0>(block);
+        LegacyBlocks.PackFiveBit(codes, b.Qh, b.Qs);
     }
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 using static AnyBit.Formats.Ggml.KQuantFits;
 
 namespace AnyBit.Formats.Ggml;
@@ -17,7 +18,7 @@ internal struct BlockQ5_K
 }
 
 /// <summary>Q5_K as quantize_q5_K: quantize_row_q5_K_ref, or quantize_row_q5_K_impl given an importance matrix.</summary>
-internal sealed class Q5_K : GgmlBlockFormat<BlockQ5_K, Q5_K.Kernel>
+internal sealed class Q5_K : GgmlBlockFormat<BlockQ5_K, Q5_K.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.Q5_K;
     public override uint? FileType => 16; // LLAMA_FTYPE_MOSTLY_Q5_K_S
@@ -38,21 +39,32 @@ internal sealed class Q5_K : GgmlBlockFormat<BlockQ5_K, Q5_K.Kernel>
             (block.D, block.DMin) = importance.IsEmpty
                 ? FitScaleMin32(xb, five: true, block.Scales, L)
                 : FitScaleMin32(xb, importance.Slice(b * QK_K, QK_K), five: true, block.Scales, L);
-            Span<byte> qh = block.Qh, ql = block.Qs;
-            qh.Clear();
-            byte m1 = 1, m2 = 2;
-            for (int n = 0; n < QK_K; n += 64)
+            Pack(L, block.Qh, block.Qs);
+        }
+    }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes)
+    {
+        ref var b = ref MemoryMarshal.AsRef<BlockQ5_K>(block);
+        Pack(codes, b.Qh, b.Qs);
+    }
+
+    /// <summary>Codes 0..31: fifth bits into <paramref name="qh"/>, low nibbles into <paramref name="ql"/> (<see cref="BlockQ5_K"/>).</summary>
+    private static void Pack(ReadOnlySpan<byte> L, Span<byte> qh, Span<byte> ql)
+    {
+        qh.Clear();
+        byte m1 = 1, m2 = 2;
+        for (int n = 0; n < QK_K; n += 64)
+        {
+            for (int j = 0; j < 32; j++)
             {
-                for (int j = 0; j < 32; j++)
-                {
-                    int l1 = L[n + j];
-                    if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
-                    int l2 = L[n + j + 32];
-                    if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
-                    ql[n / 2 + j] = (byte)(l1 | (l2 << 4));
-                }
-                m1 <<= 2; m2 <<= 2;
+                int l1 = L[n + j];
+                if (l1 > 15) { l1 -= 16; qh[j] |= m1; }
+                int l2 = L[n + j + 32];
+                if (l2 > 15) { l2 -= 16; qh[j] |= m2; }
+                ql[n / 2 + j] = (byte)(l1 | (l2 << 4));
             }
+            m1 <<= 2; m2 <<= 2;
         }
     }
 

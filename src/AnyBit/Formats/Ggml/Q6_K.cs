@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 using static AnyBit.Formats.Ggml.KQuantFits;
 using static AnyBit.Formats.GgmlHelpers;
 
@@ -21,7 +22,7 @@ internal struct BlockQ6_K
 /// by the importance matrix itself (quantize_row_q6_K_impl, which unlike the other K-quants does not fold in σ² + x²),
 /// scales to int8.
 /// </summary>
-internal sealed class Q6_K : GgmlBlockFormat<BlockQ6_K, Q6_K.Kernel>
+internal sealed class Q6_K : GgmlBlockFormat<BlockQ6_K, Q6_K.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.Q6_K;
     public override uint? FileType => 18;
@@ -69,18 +70,29 @@ internal sealed class Q6_K : GgmlBlockFormat<BlockQ6_K, Q6_K.Kernel>
                     L[16 * j + i] = (sbyte)(Math.Max(-32, Math.Min(31, l)) + 32);
                 }
             }
-            Span<byte> ql = block.Ql, qh = block.Qh;
-            for (int j = 0; j < QK_K; j += 128)
+            Pack(MemoryMarshal.Cast<sbyte, byte>(L), block.Ql, block.Qh);
+        }
+    }
+
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes)
+    {
+        ref var b = ref MemoryMarshal.AsRef<BlockQ6_K>(block);
+        Pack(codes, b.Ql, b.Qh);
+    }
+
+    /// <summary>Codes 0..63: low 4 bits into <paramref name="ql"/>, high 2 into <paramref name="qh"/> (<see cref="BlockQ6_K"/>).</summary>
+    private static void Pack(ReadOnlySpan<byte> L, Span<byte> ql, Span<byte> qh)
+    {
+        for (int j = 0; j < QK_K; j += 128)
+        {
+            int qlo = j / 2, qho = j / 4;
+            for (int l = 0; l < 32; l++)
             {
-                int qlo = j / 2, qho = j / 4;
-                for (int l = 0; l < 32; l++)
-                {
-                    int q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
-                    ql[qlo + l] = (byte)(q1 | (q3 << 4));
-                    ql[qlo + l + 32] = (byte)(q2 | (q4 << 4));
-                    int h1 = (byte)L[j + l] >> 4, h2 = (byte)L[j + l + 32] >> 4, h3 = (byte)L[j + l + 64] >> 4, h4 = (byte)L[j + l + 96] >> 4;
-                    qh[qho + l] = (byte)(h1 | (h2 << 2) | (h3 << 4) | (h4 << 6));
-                }
+                int q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF, q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF;
+                ql[qlo + l] = (byte)(q1 | (q3 << 4));
+                ql[qlo + l + 32] = (byte)(q2 | (q4 << 4));
+                int h1 = L[j + l] >> 4, h2 = L[j + l + 32] >> 4, h3 = L[j + l + 64] >> 4, h4 = L[j + l + 96] >> 4;
+                qh[qho + l] = (byte)(h1 | (h2 << 2) | (h3 << 4) | (h4 << 6));
             }
         }
     }

@@ -1,6 +1,7 @@
 using System.Runtime.InteropServices;
 using AnyBit.IO;
 using AnyBit.Kernels.Quantized;
+using AnyBit.Quantization;
 using static AnyBit.Formats.GgmlHelpers;
 
 namespace AnyBit.Formats.Ggml;
@@ -14,7 +15,7 @@ internal struct BlockQ8_0
 }
 
 /// <summary>Q8_0: d = amax/127, q = roundf(x/d). Codes enter the kernels as q + 128 (unsigned) with offset −128.</summary>
-internal sealed class Q8_0 : GgmlBlockFormat<BlockQ8_0, Q8_0.Kernel>
+internal sealed class Q8_0 : GgmlBlockFormat<BlockQ8_0, Q8_0.Kernel>, IFixedScaleRounding
 {
     public override TensorType Type => TensorType.Q8_0;
     public override uint? FileType => 7;
@@ -34,6 +35,13 @@ internal sealed class Q8_0 : GgmlBlockFormat<BlockQ8_0, Q8_0.Kernel>
             Span<byte> qs = blocks[b].Qs;
             for (int j = 0; j < LegacyBlocks.QK; j++) qs[j] = (byte)(sbyte)RoundAway(xb[j] * id);
         }
+    }
+
+    /// <summary>Code c is the int8 c − 128 (<see cref="DecodeBlock"/>).</summary>
+    public void WriteCodes(Span<byte> block, ReadOnlySpan<byte> codes)
+    {
+        Span<byte> qs = MemoryMarshal.AsRef<BlockQ8_0>(block).Qs;
+        for (int i = 0; i < LegacyBlocks.QK; i++) qs[i] = (byte)(sbyte)(codes[i] - 128);
     }
 
     internal override void DecodeBlock(ReadOnlySpan<byte> bytes, ref DecodedBlock o)

@@ -157,7 +157,7 @@ public static class AccuracyPipeline
                 if (accuracy.Gptq && format.IsQuantized && expertInput is not null && gptqStats is null) unrouted.Add(name);
                 if (accuracy.Gptq && accuracy.GptqOptions.Sequential && reads is (int seqLayer, LinearInput seqKind) && format.IsQuantized)
                 {
-                    jobs.Add(new SequentialGptq.Job(tensors.Count, name, seqLayer, seqKind, buffer, format, rows, cols));
+                    jobs.Add(new SequentialGptq.Job(tensors.Count, name, seqLayer, seqKind, buffer, format, rows, cols, ImportanceOf(name)));
                 }
                 else if (gptqStats is { } inputStats)
                 {
@@ -176,7 +176,7 @@ public static class AccuracyPipeline
                             var w = buffer.Span.ToArray();
                             // Types llama.cpp only quantizes with importance round each block weighted by it.
                             var columnWeights = format.GgmlType is TensorType t && QuantPresets.NeedsImportance(t, name, options.Format) ? ImportanceOf(name) : null;
-                            IColumnRounder rounder = format is IntFormat fmt ? new IntColumnRounder(fmt, rows, cols) : new BlockColumnRounder(format, rows, cols, columnWeights);
+                            var rounder = ColumnRounders.For(format, w, rows, cols, ImportanceOf(name), columnWeights);
                             Gptq.Quantize(w, rows, cols, f.Factor, f.Dead, f.Order, rounder, accuracy.GptqOptions, cancellation);
                             return rounder.Encode();
                         },

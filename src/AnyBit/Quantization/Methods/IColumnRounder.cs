@@ -20,6 +20,21 @@ public interface IColumnRounder
     byte[] Encode();
 }
 
+/// <summary>Which rounder GPTQ uses for a format.</summary>
+public static class ColumnRounders
+{
+    /// <summary>
+    /// Integer formats round with their own group fit; the scalar block formats (<see cref="IFixedScaleRounding"/>)
+    /// with their blocks' parameters fitted once from <paramref name="weights"/>, weighted by
+    /// <paramref name="importance"/>; the rest (the lattice i-quants) by re-quantizing the block around each weight,
+    /// weighted by <paramref name="blockImportance"/>.
+    /// </summary>
+    public static IColumnRounder For(TensorFormat format, ReadOnlySpan<float> weights, int rows, int columns, float[]? importance, float[]? blockImportance) =>
+        format is IntFormat integer ? new IntColumnRounder(integer, rows, columns)
+        : format is IFixedScaleRounding ? new FixedScaleRounder(format, weights, rows, columns, importance)
+        : new BlockColumnRounder(format, rows, columns, blockImportance);
+}
+
 /// <summary>
 /// <see cref="IColumnRounder"/> for integer formats: exactly IntFormat's parameter fit and rounding, with codes
 /// kept so that the encoded bytes hold precisely the values GPTQ chose.
@@ -62,7 +77,7 @@ public sealed class IntColumnRounder(IntFormat format, int rows, int columns) : 
 }
 
 /// <summary>
-/// <see cref="IColumnRounder"/> for any block format: a weight is rounded by quantizing its whole block (with the
+/// <see cref="IColumnRounder"/> for any block format (used for those without <see cref="IFixedScaleRounding"/>): a weight is rounded by quantizing its whole block (with the
 /// columns already decided and the others as they stand now) through the format's own quantizer and reading the
 /// weight back. The result is re-encoded block by block at the end, so the bytes are the format's own. With
 /// <paramref name="importance"/> (one value per column) every block is quantized weighted by it.

@@ -12,8 +12,9 @@ namespace AnyBit.Quantization.Methods;
 /// </summary>
 internal static class SequentialGptq
 {
-    /// <summary>One weight to quantize: its index in the plan, name, the (layer, input) it reads, its float buffer in the model.</summary>
-    public sealed record Job(int Index, string Name, int Layer, LinearInput Input, NativeBuffer Buffer, TensorFormat Format, int Rows, int Columns);
+    /// <summary>One weight to quantize: its index in the plan, name, the (layer, input) it reads, its float buffer in the model,
+    /// and its columns' importance (what fixed block parameters are fitted with, <see cref="ColumnRounders"/>).</summary>
+    public sealed record Job(int Index, string Name, int Layer, LinearInput Input, NativeBuffer Buffer, TensorFormat Format, int Rows, int Columns, float[]? Importance);
 
     public static Dictionary<string, byte[]> Run(Transformer model, IReadOnlyList<int[]> windows, IReadOnlyList<Job> jobs, GptqOptions options,
         Action<string>? status, CancellationToken cancellation)
@@ -39,7 +40,7 @@ internal static class SequentialGptq
                     factors[job.Input] = f = (factor, dead, order);
                 }
                 var w = job.Buffer.Span.ToArray();
-                IColumnRounder rounder = job.Format is IntFormat fmt ? new IntColumnRounder(fmt, job.Rows, job.Columns) : new BlockColumnRounder(job.Format, job.Rows, job.Columns);
+                var rounder = ColumnRounders.For(job.Format, w, job.Rows, job.Columns, job.Importance, null);
                 Gptq.Quantize(w, job.Rows, job.Columns, f.Factor, f.Dead, f.Order, rounder, options, cancellation);
                 encoded[job.Name] = rounder.Encode();
                 results.Add((job, w));
