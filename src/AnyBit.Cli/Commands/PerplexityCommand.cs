@@ -20,7 +20,9 @@ internal static class PerplexityCommand
         var kernelsOption = CommonOptions.Kernels();
         var windows = new Option<string>("--windows") { Description = "full: windows of ctx+1 scoring all ctx predictions (default); llama.cpp: llama-perplexity's chunks scoring their second half", DefaultValueFactory = _ => "full" };
         var klBase = new Option<string?>("--kl-base") { Description = "Base model: also report KL divergence, top-1 agreement and Δp against it on the same windows" };
+        var kvCache = new CommonOptions.KvCache();
         var cmd = new Command("perplexity", "Measure perplexity (and KL divergence against a base model) on a text file") { model, tokenizer, text, ctx, maxTokens, json, floatRef, windows, klBase, kernelsOption };
+        kvCache.AddTo(cmd);
         cmd.SetAction((parse, cancellation) =>
         {
             int c = parse.GetValue(ctx);
@@ -33,6 +35,7 @@ internal static class PerplexityCommand
                 "llama.cpp" or "llamacpp" or "llama-cpp" => WindowMethod.LlamaCpp,
                 var other => throw new AnyBitException($"--windows '{other}' is not one of: full, llama.cpp"),
             };
+            var cache = kvCache.Parse(parse);
             var loadOptions = new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef), Kernels = CommonOptions.ParseKernels(parse.GetValue(kernelsOption)) };
             using var m = ModelLoader.Load(parse.GetValue(model)!, loadOptions);
             using var baseModel = parse.GetValue(klBase) is string basePath ? ModelLoader.Load(basePath, loadOptions with { TokenizerPath = null }) : null;
@@ -47,18 +50,19 @@ internal static class PerplexityCommand
                 console.Progress().Start(p =>
                 {
                     var task = p.AddTask("perplexity");
-                    result = Perplexity.Evaluate(m, baseModel, ids, c, method, new SyncProgress(x => { task.MaxValue = x.Total; task.Value = x.Done; }), cancellation);
+                    result = Perplexity.Evaluate(m, baseModel, ids, c, method, new SyncProgress(x => { task.MaxValue = x.Total; task.Value = x.Done; }), cancellation, cache);
                 });
             }
-            else result = Perplexity.Evaluate(m, baseModel, ids, c, method, null, cancellation);
+            else result = Perplexity.Evaluate(m, baseModel, ids, c, method, null, cancellation, cache);
 
             var k = result.Kl;
             if (parse.GetValue(json))
             {
-                if (k is null) CommonOptions.WriteJson(new { result.Perplexity, result.TokensScored, result.TokensPerSecond });
+                string cacheName = cache.ToString();
+                if (k is null) CommonOptions.WriteJson(new { result.Perplexity, result.TokensScored, result.TokensPerSecond, KvCache = cacheName });
                 else CommonOptions.WriteJson(new
                 {
-                    result.Perplexity, result.TokensScored, result.TokensPerSecond, result.BasePerplexity,
+                    result.Perplexity, result.TokensScored, result.TokensPerSecond, result.BasePerplexity, KvCache = cacheName,
                     KlDivergence = new { k.MeanKl, k.MedianKl, k.P99Kl, k.MaxKl },
                     k.SameTopPercent, DeltaPMean = k.MeanDeltaP, DeltaPRms = k.RmsDeltaP,
                 });
@@ -66,6 +70,7 @@ internal static class PerplexityCommand
             else
             {
                 Console.Out.WriteLine($"perplexity {result.Perplexity:F4} over {result.TokensScored} tokens ({result.Windows} windows of {c}, {method} method), {result.TokensPerSecond:F1} tokens/s");
+                if (!cache.IsPlainFloat32) Console.Out.WriteLine(CommonOptions.DescribeKvCache(cache, m.Config, c + 1));
                 if (k is not null)
                 {
                     Console.Out.WriteLine($"base perplexity {result.BasePerplexity:F4}");

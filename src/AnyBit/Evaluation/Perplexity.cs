@@ -63,8 +63,10 @@ public static class Perplexity
     /// Scores <paramref name="ids"/> under <paramref name="model"/>; with <paramref name="baseModel"/> also computes
     /// KL(base ‖ model) and agreement statistics on the same windows.
     /// </summary>
+    /// <remarks><paramref name="cache"/> is the KV cache of <paramref name="model"/>'s session; the base model's is
+    /// always float32, so comparing a model with itself measures what its cache type loses.</remarks>
     public static PerplexityResult Evaluate(Transformer model, Transformer? baseModel, int[] ids, int ctx, WindowMethod method,
-        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellation = default)
+        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellation = default, Inference.KvCacheOptions? cache = null)
     {
         if (ctx < 2) throw new AnyBitException($"context {ctx} must be at least 2");
         if (ctx > model.Config.MaxPositions)
@@ -79,7 +81,7 @@ public static class Perplexity
 
         int vocab = model.Config.VocabSize;
         int batch = Math.Min(ctx, 512);
-        using var session = model.CreateSession(ctx + 1, maxBatch: batch);
+        using var session = model.CreateSession(ctx + 1, maxBatch: batch, cache: cache);
         using var baseSession = baseModel?.CreateSession(ctx + 1, maxBatch: batch);
         var logits = new float[(long)(ctx + 1) * vocab];
         var baseLogits = baseModel is null ? null : new float[(long)(ctx + 1) * vocab];
