@@ -74,6 +74,20 @@ public sealed class KvCacheType
         return null;
     }
 
+    /// <summary>
+    /// Representative cache types: llama.cpp's, each AnyBit family along the head, per channel along tokens, and
+    /// rotated. The tests run each through its format's reference dequantization and the attention reference;
+    /// docs/kv-cache.md measures them.
+    /// </summary>
+    public static IReadOnlyList<string> Examples { get; } =
+    [
+        "f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "q5_0", "q5_1", "iq4_nl",
+        "int8:g32:sym", "int4:g32:min", "int4:g64:asym", "int3:g32:min", "int2:g32:min",
+        "e2m1:g32", "e4m3:g32", "mxfp4_e2m1", "mxfp6_e2m3", "nvfp4", "nf4:g32",
+        "int2:g32:min:tokens", "int4:g32:min:tokens", "q8_0:tokens",
+        "f32:rot", "q4_0:rot", "int4:g32:min:rot", "int2:g16:min:tokens:rot",
+    ];
+
     /// <summary>Every form a cache type can take, for error messages and help.</summary>
     public static string ValidForms =>
         "FORMAT[:tokens][:rot] where FORMAT is a format spec whose blocks fit a head (f32, f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, " +
