@@ -38,6 +38,28 @@ public sealed record KvCacheOptions
         Window = window >= 0 ? window : throw new AnyBitException($"cache window {window} must not be negative"),
     };
 
+    /// <summary>
+    /// Parses the short form of a whole cache, <c>KEY[/VALUE][@WINDOW]</c> (<c>q8_0/q4_0</c>, <c>q4_0:rot</c> for both
+    /// sides, <c>int2:g32:min:tokens/int2:g32:min@128</c>); the inverse of <see cref="ShortName"/>.
+    /// </summary>
+    public static KvCacheOptions ParseShort(string text)
+    {
+        string s = text.Trim();
+        int window = 0;
+        if (s.IndexOf('@') is int at and >= 0)
+        {
+            if (!int.TryParse(s[(at + 1)..], System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out window))
+                throw new AnyBitException($"cache '{text}': the window after '@' must be a number of positions");
+            s = s[..at];
+        }
+        var sides = s.Split('/');
+        if (sides.Length > 2 || sides.Any(x => x.Length == 0)) throw new AnyBitException($"cache '{text}' is not KEY[/VALUE][@WINDOW]");
+        return Parse(sides[0], sides.Length == 2 ? sides[1] : sides[0], window);
+    }
+
+    /// <summary>"q8_0/q4_0", "q4_0:rot", "int2:g32:min:tokens/int2:g32:min@128".</summary>
+    public string ShortName => (Key.Equals(Value) ? Key.Name : $"{Key.Name}/{Value.Name}") + (Window > 0 ? $"@{Window}" : "");
+
     /// <summary>Throws <see cref="AnyBitException"/> when this cache cannot hold <paramref name="config"/>'s heads for <paramref name="contextSize"/> positions.</summary>
     public void Validate(ModelConfig config, int contextSize)
     {
@@ -59,13 +81,16 @@ public sealed record KvCacheOptions
         int heads = config.NumLayers * config.NumKvHeads, hd = config.HeadDim;
         double perPosition = heads * (Key.BytesPerPosition(hd) + Value.BytesPerPosition(hd));
         long packed = (long)heads * (PackedBytes(Key, hd, contextSize) + PackedBytes(Value, hd, contextSize));
-        long window = (long)heads * hd * sizeof(float) *
-            ((long)KvStore.FloatPositions(Key, Window, contextSize, maxBatch) + KvStore.FloatPositions(Value, Window, contextSize, maxBatch));
+        long window = (long)heads * hd * sizeof(float) * ((long)FloatRows(Key, contextSize, maxBatch) + FloatRows(Value, contextSize, maxBatch));
         return new KvMemory(perPosition, packed + window, window);
     }
 
+    /// <summary>The stored positions: float32 rows are the whole cache of a float32 type, packed blocks otherwise.</summary>
     private static long PackedBytes(KvCacheType t, int hd, int contextSize) =>
-        t.IsFloat32 ? 0 : (long)KvStore.PackedRowsPerHead(t, hd, contextSize) * t.RowFormat(hd).ByteSize(t.RowLength(hd));
+        t.IsFloat32 ? (long)contextSize * hd * sizeof(float) : KvStore.PackedRowsPerHead(t, hd, contextSize) * t.RowFormat(hd).ByteSize(t.RowLength(hd));
+
+    /// <summary>Float32 rows a quantized type keeps beside its blocks (the window, a filling token block, a chunk).</summary>
+    private int FloatRows(KvCacheType t, int contextSize, int maxBatch) => t.IsFloat32 ? 0 : KvStore.FloatPositions(t, Window, contextSize, maxBatch);
 }
 
 /// <summary>Bytes of a KV cache: per position (quantized), per sequence (all of it), and of that the float32 window.</summary>
