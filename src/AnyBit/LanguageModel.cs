@@ -26,6 +26,9 @@ public sealed record LanguageModelOptions
 
     /// <summary>Which kernels run quantized weights (default: the fast integer kernels).</summary>
     public Kernels.Quantized.KernelMode Kernels { get; init; } = AnyBit.Kernels.Quantized.KernelMode.Fast;
+
+    /// <summary>How each sequence's KV cache stores keys and values (default float32; see <see cref="KvCacheOptions"/>).</summary>
+    public KvCacheOptions KvCache { get; init; } = KvCacheOptions.Default;
 }
 
 /// <summary>
@@ -50,7 +53,8 @@ public sealed class LanguageModel : IDisposable
     {
         Model = model;
         ContextSize = options.ContextSize ?? Math.Min(model.Config.MaxPositions, 4096);
-        _scheduler = new GenerationScheduler(model, options.ParallelSequences, ContextSize, options.QueueLimit);
+        KvCache = options.KvCache;
+        _scheduler = new GenerationScheduler(model, options.ParallelSequences, ContextSize, options.QueueLimit, options.KvCache);
         _chatStopIds = FindEndOfTurnTokens(model.Tokenizer);
     }
 
@@ -84,6 +88,9 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>Positions per sequence.</summary>
     public int ContextSize { get; }
+
+    /// <summary>How each sequence's KV cache stores keys and values.</summary>
+    public KvCacheOptions KvCache { get; }
 
     /// <summary>The scheduler that runs generations (slots, queue, counters).</summary>
     public GenerationScheduler Scheduler => _scheduler;

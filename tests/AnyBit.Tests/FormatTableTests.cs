@@ -94,7 +94,7 @@ public class FormatTableTests
     {
         var floatPath = Specs.Where(s => FormatRegistry.Parse(s).Kind is null).ToHashSet();
         Assert.Equal(
-            new[] { "f32", "f16", "bf16", "i2_s", "int2:channel", "int8:tensor:sym", "nf4:g16", "e2m1fn:g16", "e4m3", "e4m3fn:g32:f32", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
+            new[] { "f32", "f16", "bf16", "i2_s", "int2:channel", "int8:tensor:sym", "int2:g32:min", "int4:channel:min", "nf4:g16", "e2m1fn:g16", "e4m3", "e4m3fn:g32:f32", "mxfp8_e4m3", "mxfp8_e5m2", "nvfp4", "cb4:g128", "cb2:g64", "cb1:g32" }.Order(),
             floatPath.Order());
     }
 }

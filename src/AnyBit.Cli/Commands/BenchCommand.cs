@@ -16,13 +16,16 @@ internal static class BenchCommand
         var reps = new Option<int>("-r", "--repetitions") { Description = "Timed repetitions", DefaultValueFactory = _ => 5 };
         var json = CommonOptions.Json();
         var kernelsOption = CommonOptions.Kernels();
+        var kvCache = new CommonOptions.KvCache();
         var cmd = new Command("bench", "Measure prompt-processing and generation speed") { model, prompt, gen, threads, reps, json, kernelsOption };
+        kvCache.AddTo(cmd);
         cmd.SetAction((parse, cancellation) =>
         {
             int t = parse.GetValue(threads);
             if (t < 1 || t > 1024) throw new AnyBitException($"--threads {t} is out of range");
             string path = parse.GetValue(model)!;
             var mode = CommonOptions.ParseKernels(parse.GetValue(kernelsOption));
+            var cache = kvCache.Parse(parse);
             long bytes, parameters;
             var kernels = new Dictionary<string, string>();
             using (var files = ModelLoader.Open(path))
@@ -33,7 +36,9 @@ internal static class BenchCommand
             }
             using var m = ModelLoader.Load(path, new LoadOptions { Kernels = mode });
             foreach (var (type, kernel) in KernelReport.Describe(m)) kernels[type] = kernel;
-            var rows = Benchmark.Run(m, bytes, parameters, kernels, parse.GetValue(prompt), parse.GetValue(gen), t, parse.GetValue(reps), cancellation: cancellation);
+            var rows = Benchmark.Run(m, bytes, parameters, kernels, parse.GetValue(prompt), parse.GetValue(gen), t, parse.GetValue(reps), cancellation: cancellation, cache: cache);
+            int benchContext = Math.Max(parse.GetValue(prompt), parse.GetValue(gen) + 1) + 1;
+            var kvMemory = cache.Memory(m.Config, benchContext, Math.Max(1, parse.GetValue(prompt)));
             if (parse.GetValue(json))
             {
                 CommonOptions.WriteJson(rows.Select(r => new
@@ -41,6 +46,8 @@ internal static class BenchCommand
                     model_filename = r.Model, model_size = r.ModelSize, model_n_params = r.ModelParams, n_prompt = r.NPrompt, n_gen = r.NGen,
                     n_threads = r.NThreads, avg_ts = r.AvgTs, stddev_ts = r.StddevTs, samples_ts = r.Samples,
                     bytes_per_second = r.BytesPerSecond, bits_per_weight = r.BitsPerWeight, kernels = r.Kernels,
+                    type_k = cache.Key.Name, type_v = cache.Value.Name, cache_window = cache.Window,
+                    kv_bytes_per_token = kvMemory.BytesPerPosition, kv_bytes_per_sequence = kvMemory.BytesPerSequence,
                 }).ToArray());
                 return Task.FromResult(0);
             }
@@ -49,6 +56,7 @@ internal static class BenchCommand
             foreach (var r in rows)
                 Console.Out.WriteLine($"| {r.Model} | {r.ModelSize / 1048576.0:F2} MiB | {r.ModelParams / 1e6:F2} M | {r.BitsPerWeight:F2} | {r.NThreads} | {(r.NPrompt > 0 ? $"pp{r.NPrompt}" : $"tg{r.NGen}")} | {r.AvgTs:F2} ± {r.StddevTs:F2} | {(r.NGen > 0 ? (r.BytesPerSecond / 1e9).ToString("F2") : "-")} |");
             foreach (var (type, kernel) in kernels) Console.Out.WriteLine($"kernel {type}: {kernel}");
+            Console.Out.WriteLine(CommonOptions.DescribeKvCache(cache, m.Config, benchContext));
             return Task.FromResult(0);
         });
         return cmd;

@@ -10,10 +10,10 @@ namespace AnyBit.Cli.Commands;
 internal static class ChatLoop
 {
     public static async Task<int> RunAsync(string modelPath, string? tokenizerPath, int? contextSize, string? systemMessage,
-        GenerationOptions options, bool floatReference, AnyBit.Kernels.Quantized.KernelMode kernels, CancellationToken cancellation)
+        GenerationOptions options, bool floatReference, AnyBit.Kernels.Quantized.KernelMode kernels, KvCacheOptions cache, CancellationToken cancellation)
     {
         if (options.MaxTokens < 1) throw new AnyBitException($"--max-tokens {options.MaxTokens} must be ≥ 1 for --chat");
-        using var model = LanguageModel.Load(modelPath, new LanguageModelOptions { TokenizerPath = tokenizerPath, ContextSize = contextSize, FloatReference = floatReference, Kernels = kernels });
+        using var model = LanguageModel.Load(modelPath, new LanguageModelOptions { TokenizerPath = tokenizerPath, ContextSize = contextSize, FloatReference = floatReference, Kernels = kernels, KvCache = cache });
         _ = model.Tokenizer;
         if (options.MaxTokens >= model.ContextSize) throw new AnyBitException($"--max-tokens {options.MaxTokens} leaves no room for the conversation in a context of {model.ContextSize}");
         var turns = new List<ChatTurn>();

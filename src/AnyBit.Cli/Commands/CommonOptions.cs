@@ -31,6 +31,43 @@ internal static class CommonOptions
         DefaultValueFactory = _ => "fast",
     };
 
+    /// <summary>--cache-type-k, --cache-type-v and --cache-window, added to a command that runs the model.</summary>
+    public sealed class KvCache
+    {
+        public Option<string?> Key { get; } = new("--cache-type-k", "-ctk")
+        {
+            Description = "KV cache type of keys: f32 (default), f16, bf16, q8_0, q4_0, q4_1, q5_0, q5_1, iq4_nl, int{2..8}:g{N}, any minifloat/MX/nvfp4 format; "
+                + ":tokens groups along tokens per channel (KIVI), :rot rotates each head (e.g. q4_0:rot, int2:g32:asym:tokens)",
+        };
+
+        public Option<string?> Value { get; } = new("--cache-type-v", "-ctv") { Description = "KV cache type of values (forms as --cache-type-k)" };
+
+        public Option<int> Window { get; } = new("--cache-window")
+        {
+            Description = "The newest N positions stay in float32 beside the quantized cache (KIVI's residual)",
+            DefaultValueFactory = _ => 0,
+        };
+
+        public void AddTo(Command command)
+        {
+            command.Options.Add(Key);
+            command.Options.Add(Value);
+            command.Options.Add(Window);
+        }
+
+        /// <summary>The cache these options name; one-line errors for an unknown type or a negative window.</summary>
+        public AnyBit.Inference.KvCacheOptions Parse(ParseResult parse) =>
+            AnyBit.Inference.KvCacheOptions.Parse(parse.GetValue(Key), parse.GetValue(Value), parse.GetValue(Window));
+    }
+
+    /// <summary>"KV cache K q4_0, V q4_0: 2,304 bytes per position, 2.25 MiB per sequence of 1024 (0.00 MiB float32 window)".</summary>
+    public static string DescribeKvCache(AnyBit.Inference.KvCacheOptions cache, ModelConfig config, int context)
+    {
+        var m = cache.Memory(config, context);
+        return $"KV cache {cache}: {m.BytesPerPosition:N0} bytes per position, {m.BytesPerSequence / 1048576.0:F2} MiB per sequence of {context} positions"
+            + (m.WindowBytes > 0 ? $" ({m.WindowBytes / 1048576.0:F2} MiB of it float32 rows)" : "");
+    }
+
     /// <summary>The <see cref="AnyBit.Kernels.Quantized.KernelMode"/> named by --kernels.</summary>
     public static AnyBit.Kernels.Quantized.KernelMode ParseKernels(string? text) => text?.Trim().ToLowerInvariant() switch
     {

@@ -12,12 +12,17 @@ internal static class InspectCommand
         var model = CommonOptions.Model();
         var tokenizer = CommonOptions.Tokenizer();
         var json = CommonOptions.Json();
-        var cmd = new Command("inspect", "Show a model's architecture, tokenizer and tensors") { model, tokenizer, json };
+        var kvCache = new CommonOptions.KvCache();
+        var cmd = new Command("inspect", "Show a model's architecture, tokenizer and tensors (and the KV cache's size per position and per sequence)") { model, tokenizer, json };
+        kvCache.AddTo(cmd);
         cmd.SetAction(parse =>
         {
             if (AnyBit.Quantization.ModelQuantizer.IsBagOfTensors(parse.GetValue(model)!)) return InspectBag(parse.GetValue(model)!, parse.GetValue(json));
             using var files = ModelLoader.Open(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer) });
             var c = files.Config;
+            var cache = kvCache.Parse(parse);
+            cache.Validate(c, c.MaxPositions);
+            var kv = cache.Memory(c, c.MaxPositions);
             long totalBytes = files.Weights.Weights.Sum(w => w.Bytes);
             long totalParams = files.Weights.Weights.Sum(w => TensorTypes.ElementCount(w.Shape));
             // A token runs k of the E experts: the experts' weights count k/E toward the active parameters.
@@ -60,6 +65,7 @@ internal static class InspectCommand
                     ActiveParameters = activeParams,
                     Bytes = totalBytes,
                     BitsPerWeight = Math.Round(8.0 * totalBytes / Math.Max(1, totalParams), 4),
+                    KvCache = new { TypeK = cache.Key.Name, TypeV = cache.Value.Name, cache.Window, BytesPerToken = kv.BytesPerPosition, BytesPerSequence = kv.BytesPerSequence, SequenceLength = c.MaxPositions },
                     Tensors = tensors,
                 });
                 return 0;
@@ -74,6 +80,7 @@ internal static class InspectCommand
                     + $"{e.Gating.ToString().ToLowerInvariant()} router{(e.NormalizeWeights ? ", weights renormalized" : "")}; {activeParams:N0} active parameters per token");
             o.WriteLine($"tokenizer      {files.Tokenizer?.Kind ?? "none"}{(files.Tokenizer is null ? "" : $" ({files.Tokenizer.VocabSize} tokens, bos {files.Tokenizer.BosId?.ToString() ?? "-"}, eos {files.Tokenizer.EosId?.ToString() ?? "-"})")}");
             o.WriteLine($"parameters     {totalParams:N0} in {tensors.Length} tensors, {totalBytes:N0} bytes ({8.0 * totalBytes / Math.Max(1, totalParams):F2} bits per weight)");
+            o.WriteLine($"kv cache       {CommonOptions.DescribeKvCache(cache, c, c.MaxPositions)[9..]}");
             o.WriteLine();
             int width = Math.Max(20, tensors.Max(t => t.Name.Length));
             foreach (var t in tensors)

@@ -27,17 +27,20 @@ internal static class RunCommand
         var ignoreEos = new Option<bool>("--ignore-eos") { Description = "Keep generating after an end-of-sequence token" };
         var chat = new Option<bool>("--chat") { Description = "Interactive chat in the terminal, through the model's chat template (/reset, /exit)" };
         var system = new Option<string?>("--system") { Description = "System message for --chat" };
+        var kvCache = new CommonOptions.KvCache();
 
         var cmd = new Command("run", "Generate text from a prompt")
         {
             model, tokenizer, prompt, promptIds, maxTokens, temperature, topK, topP, minP, repeatPenalty, seed, ctx, json, floatRef, kernelsOption, ignoreEos, chat, system,
         };
+        kvCache.AddTo(cmd);
         cmd.SetAction((parse, cancellation) =>
         {
             string? text = parse.GetValue(prompt), idsText = parse.GetValue(promptIds);
+            var cache = kvCache.Parse(parse);
             if (parse.GetValue(chat)) return ChatLoop.RunAsync(parse.GetValue(model)!, parse.GetValue(tokenizer), parse.GetValue(ctx), parse.GetValue(system),
                 new AnyBit.Inference.GenerationOptions { MaxTokens = parse.GetValue(maxTokens), Sampling = ReadSampling(parse), StopAtEndOfSequence = !parse.GetValue(ignoreEos) },
-                parse.GetValue(floatRef), CommonOptions.ParseKernels(parse.GetValue(kernelsOption)), cancellation);
+                parse.GetValue(floatRef), CommonOptions.ParseKernels(parse.GetValue(kernelsOption)), cache, cancellation);
             if ((text is null) == (idsText is null)) throw new AnyBitException("give exactly one of --prompt TEXT or --prompt-ids 1,2,3");
             int n = parse.GetValue(maxTokens);
             if (n < 0) throw new AnyBitException($"--max-tokens {n} must be ≥ 0");
@@ -51,7 +54,7 @@ internal static class RunCommand
             if (context > m.Config.MaxPositions) throw new AnyBitException($"--ctx {context} exceeds the model's {m.Config.MaxPositions} positions");
             if (ids.Length >= context) throw new AnyBitException($"the prompt has {ids.Length} tokens; the context holds {context} (raise --ctx or shorten the prompt)");
 
-            using var session = m.CreateSession(context);
+            using var session = m.CreateSession(context, cache: cache);
             var sampler = new Sampler(sampling, m.Config.VocabSize);
             var generated = new List<int>();
             GenerationTimings? timings = null;

@@ -24,11 +24,13 @@ internal static class ServeCommand
         var alias = new Option<string?>("--alias") { Description = "Model name reported to clients (default: the file name)" };
         var floatRef = CommonOptions.FloatReference();
         var kernelsOption = CommonOptions.Kernels();
+        var kvCache = new CommonOptions.KvCache();
 
         var cmd = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API")
         {
             model, tokenizer, host, port, apiKey, parallel, ctx, queue, maxTokens, maxBody, alias, floatRef, kernelsOption,
         };
+        kvCache.AddTo(cmd);
         cmd.SetAction(async (parse, cancellation) =>
         {
             var options = new ServerOptions
@@ -51,6 +53,7 @@ internal static class ServeCommand
                 QueueLimit = parse.GetValue(queue),
                 FloatReference = parse.GetValue(floatRef),
                 Kernels = CommonOptions.ParseKernels(parse.GetValue(kernelsOption)),
+                KvCache = kvCache.Parse(parse),
             });
             _ = lm.Tokenizer; // a server needs text: fail now, not on the first request
             await using var app = OpenAiServer.Build(lm, options);
@@ -59,6 +62,7 @@ internal static class ServeCommand
             foreach (var a in addresses) Console.Out.WriteLine($"listening on {a}");
             Console.Out.Flush();
             Console.Error.WriteLine($"[{lm.Name}: {lm.Scheduler.SlotCount} slots × {lm.ContextSize} positions, queue {lm.Scheduler.QueueLimit}, chat template: {(lm.ChatTemplate.IsFallback ? "ChatML (the model has none)" : "the model's")}]");
+            Console.Error.WriteLine($"[{CommonOptions.DescribeKvCache(lm.KvCache, lm.Config, lm.ContextSize)}]");
             if (options.ApiKey is null && options.Host is not ("127.0.0.1" or "localhost" or "::1"))
                 Console.Error.WriteLine($"warning: serving on {options.Host} without --api-key: anyone who can reach this address can use the model");
             try

@@ -18,14 +18,14 @@ public sealed record BenchRow(string Model, long ModelSize, long ModelParams, do
 public static class Benchmark
 {
     public static List<BenchRow> Run(Transformer model, long modelBytes, long modelParams, IReadOnlyDictionary<string, string> kernels,
-        int prompt, int generate, int threads, int reps, ulong seed = 1234, CancellationToken cancellation = default)
+        int prompt, int generate, int threads, int reps, ulong seed = 1234, CancellationToken cancellation = default, Inference.KvCacheOptions? cache = null)
     {
         if (reps < 1) throw new AnyBitException($"repetitions {reps} must be at least 1");
         if (prompt < 0 || generate < 0) throw new AnyBitException("token counts must not be negative");
         int context = Math.Max(prompt, generate + 1) + 1;
         if (context > model.Config.MaxPositions) throw new AnyBitException($"{context} tokens exceed the model's context of {model.Config.MaxPositions}");
         using var pool = new WorkerPool(threads);
-        using var session = model.CreateSession(context, maxBatch: Math.Max(1, prompt), pool: pool);
+        using var session = model.CreateSession(context, maxBatch: Math.Max(1, prompt), pool: pool, cache: cache);
         var rng = new Random((int)seed);
         int vocab = model.Config.VocabSize;
         int[] RandomIds(int n) => Enumerable.Range(0, n).Select(_ => rng.Next(vocab)).ToArray();

@@ -63,14 +63,26 @@ public static class Perplexity
     /// Scores <paramref name="ids"/> under <paramref name="model"/>; with <paramref name="baseModel"/> also computes
     /// KL(base ‖ model) and agreement statistics on the same windows.
     /// </summary>
+    /// <remarks><paramref name="cache"/> is the KV cache of <paramref name="model"/>'s session; the base model's is
+    /// always float32, so comparing a model with itself measures what its cache type loses.</remarks>
     public static PerplexityResult Evaluate(Transformer model, Transformer? baseModel, int[] ids, int ctx, WindowMethod method,
-        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellation = default)
+        IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellation = default, Inference.KvCacheOptions? cache = null) =>
+        Evaluate(model, baseModel, ids, ctx, method, [cache ?? Inference.KvCacheOptions.Default], progress, cancellation)[0];
+
+    /// <summary>
+    /// One result per KV cache in <paramref name="caches"/>, all on the same windows: the base model runs once per
+    /// window and each cache's session after it (the KV cache quality table: <c>perplexity --cache-sweep</c>).
+    /// </summary>
+    public static IReadOnlyList<PerplexityResult> Evaluate(Transformer model, Transformer? baseModel, int[] ids, int ctx, WindowMethod method,
+        IReadOnlyList<Inference.KvCacheOptions> caches, IProgress<(int Done, int Total)>? progress = null, CancellationToken cancellation = default)
     {
         if (ctx < 2) throw new AnyBitException($"context {ctx} must be at least 2");
         if (ctx > model.Config.MaxPositions)
             throw new AnyBitException($"context {ctx} is longer than the model's {model.Config.MaxPositions} positions");
         if (baseModel is not null && baseModel.Config.VocabSize != model.Config.VocabSize)
             throw new AnyBitException($"the base model's vocabulary ({baseModel.Config.VocabSize}) differs from the model's ({model.Config.VocabSize})");
+        if (caches.Count == 0) throw new ArgumentException("no KV cache to evaluate", nameof(caches));
+        foreach (var c in caches) c.Validate(model.Config, ctx + 1);
         int? bos = model.Tokenizer?.BosId;
         bool addBos = method == WindowMethod.LlamaCpp && bos is not null && model.Tokenizer!.Encode("", addSpecial: true) is [var first] && first == bos;
         var windows = EvaluationWindows.Cut(ids.Length, ctx, method, addBos);
@@ -79,15 +91,17 @@ public static class Perplexity
 
         int vocab = model.Config.VocabSize;
         int batch = Math.Min(ctx, 512);
-        using var session = model.CreateSession(ctx + 1, maxBatch: batch);
+        // One cache keeps its session across windows; several take turns, each session made for its window only.
+        using var single = caches.Count == 1 ? model.CreateSession(ctx + 1, maxBatch: batch, cache: caches[0]) : null;
         using var baseSession = baseModel?.CreateSession(ctx + 1, maxBatch: batch);
         var logits = new float[(long)(ctx + 1) * vocab];
         var baseLogits = baseModel is null ? null : new float[(long)(ctx + 1) * vocab];
-        var kl = baseModel is null ? null : new KlAccumulator();
-        double nll = 0, baseNll = 0;
+        var kl = caches.Select(_ => baseModel is null ? null : new KlAccumulator()).ToArray();
+        var nll = new double[caches.Count];
+        var running = caches.Select(_ => new List<double>()).ToArray();
+        double baseNll = 0;
         long scored = 0;
         var input = new int[ctx + 1];
-        var running = new List<double>();
         var clock = Stopwatch.StartNew();
         progress?.Report((0, windows.Count));
         for (int w = 0; w < windows.Count; w++)
@@ -97,36 +111,43 @@ public static class Perplexity
             int fed = win.Length - 1; // the last id is only a target
             ids.AsSpan(win.Start, win.Length).CopyTo(input);
             if (win.ReplaceFirstWithBos) input[0] = bos!.Value;
-            session.Reset();
-            session.Forward(input.AsSpan(0, fed), logits);
             if (baseSession is not null)
             {
                 baseSession.Reset();
                 baseSession.Forward(input.AsSpan(0, fed), baseLogits);
+                for (int t = win.FirstScored; t < fed; t++) baseNll += NegativeLogLikelihood(baseLogits.AsSpan(t * vocab, vocab), ids[win.Start + t + 1]);
             }
-            for (int t = win.FirstScored; t < fed; t++)
+            for (int c = 0; c < caches.Count; c++)
             {
-                int target = ids[win.Start + t + 1];
-                var row = logits.AsSpan(t * vocab, vocab);
-                nll += NegativeLogLikelihood(row, target);
-                if (kl is not null)
+                var session = single ?? model.CreateSession(ctx + 1, maxBatch: batch, cache: caches[c]);
+                try
                 {
-                    var baseRow = baseLogits.AsSpan(t * vocab, vocab);
-                    baseNll += NegativeLogLikelihood(baseRow, target);
-                    kl.Add(baseRow, row, target);
+                    session.Reset();
+                    session.Forward(input.AsSpan(0, fed), logits);
+                }
+                finally
+                {
+                    if (single is null) session.Dispose();
+                }
+                for (int t = win.FirstScored; t < fed; t++)
+                {
+                    int target = ids[win.Start + t + 1];
+                    var row = logits.AsSpan(t * vocab, vocab);
+                    nll[c] += NegativeLogLikelihood(row, target);
+                    kl[c]?.Add(baseLogits.AsSpan(t * vocab, vocab), row, target);
                 }
             }
             scored += fed - win.FirstScored;
-            running.Add(Math.Exp(nll / scored));
+            for (int c = 0; c < caches.Count; c++) running[c].Add(Math.Exp(nll[c] / scored));
             progress?.Report((w + 1, windows.Count));
         }
-        double mean = nll / scored;
-        return new PerplexityResult(Math.Exp(mean), mean, scored, windows.Count, clock.Elapsed.TotalSeconds)
+        double seconds = clock.Elapsed.TotalSeconds;
+        return caches.Select((_, c) => new PerplexityResult(Math.Exp(nll[c] / scored), nll[c] / scored, scored, windows.Count, seconds)
         {
-            Kl = kl?.Result(),
-            RunningPerplexity = running,
-            BasePerplexity = kl is null ? null : Math.Exp(baseNll / scored),
-        };
+            Kl = kl[c]?.Result(),
+            RunningPerplexity = running[c],
+            BasePerplexity = kl[c] is null ? null : Math.Exp(baseNll / scored),
+        }).ToArray();
     }
 
     /// <summary>−log softmax(logits)[target], computed in double with the max subtracted.</summary>

@@ -35,7 +35,8 @@ public sealed class GenerationScheduler : IDisposable
     /// <param name="slots">sequences generated concurrently, each with a KV cache of <paramref name="contextSize"/></param>
     /// <param name="contextSize">positions per sequence (prompt plus output)</param>
     /// <param name="queueLimit">requests that may wait for a slot; more are refused with <see cref="SchedulerBusyException"/></param>
-    public GenerationScheduler(Transformer model, int slots, int contextSize, int queueLimit)
+    /// <param name="cache">how each slot's KV cache stores keys and values (default float32)</param>
+    public GenerationScheduler(Transformer model, int slots, int contextSize, int queueLimit, KvCacheOptions? cache = null)
     {
         if (slots < 1) throw new AnyBitException($"parallel sequences {slots} must be ≥ 1");
         if (contextSize < 2) throw new AnyBitException($"context size {contextSize} must be ≥ 2");
@@ -48,7 +49,7 @@ public sealed class GenerationScheduler : IDisposable
         _sessions = new InferenceSession[slots];
         try
         {
-            for (int i = 0; i < slots; i++) _sessions[i] = model.CreateSession(contextSize);
+            for (int i = 0; i < slots; i++) _sessions[i] = model.CreateSession(contextSize, cache: cache);
         }
         catch
         {

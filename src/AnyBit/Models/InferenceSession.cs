@@ -1,5 +1,7 @@
 using System.Numerics.Tensors;
+using AnyBit.Inference;
 using AnyBit.Kernels;
+using AnyBit.Kernels.Attention;
 using AnyBit.Kernels.Quantized;
 
 namespace AnyBit.Models;
@@ -17,7 +19,8 @@ public sealed unsafe partial class InferenceSession : IDisposable
     private readonly RotaryEmbedding _rope;
     private readonly RotaryEmbedding _ropeLocal; // the sliding-window layers' (Gemma 3's local base); _rope itself otherwise
     private readonly int _maxBatch;
-    private readonly NativeBuffer _keyCache, _valueCache; // (layer, kv_head, position, head_dim)
+    private readonly NativeBuffer? _keyCache, _valueCache; // (layer, kv_head, position, head_dim); null when the cache is compressed
+    private readonly KvCache? _kv; // the compressed (or rotated) cache; null for the plain float32 one
     private readonly NativeBuffer _x, _xn, _q, _k, _v, _att, _gate, _up, _logits;
     private readonly NativeBuffer? _reordered; // (token, input) of a weight whose columns are stored permuted; null when none is
     private readonly MatMulF32 _matmul = new();
@@ -26,16 +29,30 @@ public sealed unsafe partial class InferenceSession : IDisposable
     private readonly AttentionJob _attention;
     private readonly RowWork _rows;
 
-    internal InferenceSession(Transformer model, int contextSize, int maxBatch, WorkerPool pool)
+    internal InferenceSession(Transformer model, int contextSize, int maxBatch, WorkerPool pool, KvCacheOptions? cache = null)
     {
+        cache ??= KvCacheOptions.Default;
         _model = model; _c = model.Config; _pool = pool;
         ContextSize = contextSize;
         _maxBatch = Math.Max(1, Math.Min(maxBatch, contextSize));
         _rope = new RotaryEmbedding(_c.Rope, _c.HeadDim, contextSize, model.Weights.RopeFactorsFor(_c, contextSize));
         _ropeLocal = _c.LocalRope is { } local ? new RotaryEmbedding(local, _c.HeadDim, contextSize) : _rope;
-        long cacheSize = (long)_c.NumLayers * _c.NumKvHeads * contextSize * _c.HeadDim;
-        _keyCache = new NativeBuffer(cacheSize);
-        _valueCache = new NativeBuffer(cacheSize);
+        if (cache.IsPlainFloat32)
+        {
+            cache.Validate(_c, contextSize);
+            long cacheSize = (long)_c.NumLayers * _c.NumKvHeads * contextSize * _c.HeadDim;
+            _keyCache = new NativeBuffer(cacheSize);
+            _valueCache = new NativeBuffer(cacheSize);
+        }
+        else
+        {
+            _kv = new KvCache(cache, _c, contextSize, _maxBatch);
+            _kvAttention = new KvAttention(_c.NumHeads, _c.NumKvHeads, _c.HeadDim, _maxBatch, pool.WorkerCount, KvAttention.TileFor(cache),
+                Math.Max(_kv.Keys.BlockScratchLength, _kv.Values.BlockScratchLength));
+            _rowCaches = new KvCache[_maxBatch];
+            _rowPositionsScratch = new int[_maxBatch];
+        }
+        CacheOptions = cache;
         int b = _maxBatch, wide = Math.Max(_c.HiddenSize, _c.QueryWidth);
         _x = new NativeBuffer((long)b * _c.HiddenSize);
         _xn = new NativeBuffer((long)b * Math.Max(wide, _c.IntermediateSize));
@@ -55,6 +72,9 @@ public sealed unsafe partial class InferenceSession : IDisposable
 
     public Transformer Model => _model;
 
+    /// <summary>How this session's KV cache stores keys and values.</summary>
+    public KvCacheOptions CacheOptions { get; }
+
     /// <summary>Receives the inputs of every linear layer during <see cref="Forward"/> (calibration); null normally.</summary>
     public IActivationObserver? Observer { get; set; }
 
@@ -68,12 +88,13 @@ public sealed unsafe partial class InferenceSession : IDisposable
     public int Position { get; private set; }
 
     /// <summary>Forgets the sequence (the cache is overwritten from position 0).</summary>
-    public void Reset() => Position = 0;
+    public void Reset() => Rewind(0);
 
     /// <summary>Rewinds to <paramref name="position"/>, keeping the cache before it.</summary>
     public void Rewind(int position)
     {
         if (position < 0 || position > Position) throw new ArgumentOutOfRangeException(nameof(position));
+        _kv?.Rewind(position);
         Position = position;
     }
 
@@ -137,6 +158,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
             var s = sessions[i];
             if (s._model != driver._model) throw new ArgumentException("sessions of different models cannot share a batch", nameof(sessions));
             if (s.ContextSize != driver.ContextSize) throw new ArgumentException("sessions in a batch must have the same context size", nameof(sessions));
+            if (s.CacheOptions != driver.CacheOptions) throw new ArgumentException("sessions in a batch must have the same KV cache types", nameof(sessions));
             for (int j = 0; j < i; j++)
                 if (owners[j] == s) throw new ArgumentException("a session appears twice in the batch", nameof(sessions));
             if (s.Position + 1 > s.ContextSize) throw new AnyBitException($"{s.Position + 1} tokens exceed the context size of {s.ContextSize}");
@@ -283,20 +305,28 @@ public sealed unsafe partial class InferenceSession : IDisposable
         if (!perHead && L.QNorm is not null) Ops.RmsNorm(qt, L.QNorm.Span, eps, qt);
         if (!perHead && L.KNorm is not null) Ops.RmsNorm(kt, L.KNorm.Span, eps, kt);
         var rope = c.IsSlidingLayer(l) ? owner._ropeLocal : owner._rope;
+        var cache = owner._kv;
+        int group = c.NumHeads / c.NumKvHeads;
         for (int h = 0; h < c.NumHeads; h++)
         {
             var head = qt.Slice(h * hd, hd);
             if (perHead && L.QNorm is not null) Ops.RmsNorm(head, L.QNorm.Span, eps, head);
             rope.Apply(head, pos);
+            cache?.PrepareQuery(l, h / group, head);
         }
         for (int h = 0; h < c.NumKvHeads; h++)
         {
             var head = kt.Slice(h * hd, hd);
             if (perHead && L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
             rope.Apply(head, pos);
+            if (cache is not null)
+            {
+                cache.Write(l, h, pos, head, vt.Slice(h * hd, hd));
+                continue;
+            }
             long cacheAt = owner.CacheOffset(l, h, pos);
-            head.CopyTo(owner._keyCache.Slice(cacheAt, hd));
-            vt.Slice(h * hd, hd).CopyTo(owner._valueCache.Slice(cacheAt, hd));
+            head.CopyTo(owner._keyCache!.Slice(cacheAt, hd));
+            vt.Slice(h * hd, hd).CopyTo(owner._valueCache!.Slice(cacheAt, hd));
         }
     }
 
@@ -429,6 +459,11 @@ public sealed unsafe partial class InferenceSession : IDisposable
 
         public void Run(int layer, int tokens)
         {
+            if (s._kv is not null)
+            {
+                s.CompressedAttention(layer, tokens);
+                return;
+            }
             _layer = layer; _tokens = tokens;
             s._pool.Run(this, tokens * s._c.NumHeads);
         }
@@ -444,15 +479,17 @@ public sealed unsafe partial class InferenceSession : IDisposable
             long baseOffset = owner.CacheOffset(_layer, kvh, lo);
             float sink = s._model.Weights.Layers[_layer].AttnSinks is { } sinks ? sinks.Pointer[h] : float.NegativeInfinity;
             fixed (float* scores = _scores[worker])
-                AttentionKernel.Head(s._q.Pointer + (long)t * c.QueryWidth + h * hd, owner._keyCache.Pointer + baseOffset,
-                    owner._valueCache.Pointer + baseOffset, hd, pos - lo + 1, c.AttentionScale, scores,
+                AttentionKernel.Head(s._q.Pointer + (long)t * c.QueryWidth + h * hd, owner._keyCache!.Pointer + baseOffset,
+                    owner._valueCache!.Pointer + baseOffset, hd, pos - lo + 1, c.AttentionScale, scores,
                     s._att.Pointer + (long)t * c.QueryWidth + h * hd, c.AttnLogitSoftcap ?? 0, sink);
         }
     }
 
     public void Dispose()
     {
-        foreach (var b in new[] { _keyCache, _valueCache, _x, _xn, _q, _k, _v, _att, _gate, _up, _logits }) b.Dispose();
+        foreach (var b in new[] { _keyCache, _valueCache, _x, _xn, _q, _k, _v, _att, _gate, _up, _logits }) b?.Dispose();
+        _kv?.Dispose();
+        _kvAttention?.Dispose();
         _reordered?.Dispose();
         _quantized.Dispose();
         _moe?.Dispose();

@@ -28,11 +28,14 @@ public sealed class Transformer : IDisposable
     /// <summary>Path the model came from.</summary>
     public string Source { get; }
 
-    /// <summary>A new session with a KV cache for <paramref name="contextSize"/> positions.</summary>
-    public InferenceSession CreateSession(int contextSize, int maxBatch = 256, WorkerPool? pool = null)
+    /// <summary>
+    /// A new session with a KV cache for <paramref name="contextSize"/> positions, stored as <paramref name="cache"/>
+    /// says (default float32).
+    /// </summary>
+    public InferenceSession CreateSession(int contextSize, int maxBatch = 256, WorkerPool? pool = null, Inference.KvCacheOptions? cache = null)
     {
         if (contextSize <= 0) throw new AnyBitException($"context size {contextSize} must be positive");
-        return new InferenceSession(this, contextSize, maxBatch, pool ?? WorkerPool.Shared);
+        return new InferenceSession(this, contextSize, maxBatch, pool ?? WorkerPool.Shared, cache);
     }
 
     public void Dispose() => Weights.Dispose();

@@ -197,15 +197,16 @@ public sealed class IntFormat : TensorFormat
         for (int i = 0; i < codes.Length; i++) o.Codes[i] = (byte)(signs ? 2 * codes[i] : codes[i]);
     }
 
-    /// <summary>int{1..8}[:g{N}|:channel|:tensor][:sym|:asym].</summary>
+    /// <summary>int{1..8}[:g{N}|:channel|:tensor][:sym|:asym]; with :min the float-minimum form (<see cref="IntMinFormat"/>).</summary>
     private sealed class Family : FormatFamily
     {
         public override int Order => 0;
-        public override string Forms => "int{1..8}[:g{N}|:channel|:tensor][:sym|:asym][:f32] (default g128, asym; f32: float32 scales)";
+        public override string Forms => "int{1..8}[:g{N}|:channel|:tensor][:sym|:asym][:f32] (default g128, asym; f32: float32 scales); int{2..8}[:g{N}|:channel]:min (fp16 scale and minimum, q4_1's form)";
         public override IReadOnlyList<string> Examples =>
         [
             "int4:g32:asym", "int3:g64:sym", "int2:g128:asym", "int8:g256:sym", "int1:g64:sym", "int5:g32:asym", "int2:g64:sym",
             "int6:g128:asym", "int5:g128:sym", "int2:channel", "int8:tensor:sym", "int7:g64", "int4:g32:asym:f32", "int8:g128:sym:f32",
+            "int2:g32:min", "int4:channel:min",
         ];
 
         public override TensorFormat? TryParse(string head, FormatOptions options)
@@ -215,6 +216,13 @@ public sealed class IntFormat : TensorFormat
             if (bits is < 1 or > 8) throw new AnyBitException($"{head} has {head[3..]} bits; 1..8 are supported");
             int? group = options.TakeGroup();
             bool channel = options.Take("channel"), tensor = options.Take("tensor");
+            if (options.Take("min"))
+            {
+                // A float minimum replaces the zero point: no sym/asym choice, no per-tensor scope, fp16 parameters.
+                if (tensor || options.Take("sym") || options.Take("asym") || options.Take("f32")) throw new AnyBitException(":min takes only :g{N} or :channel");
+                if (group is not null && channel) throw new AnyBitException("give one of :g{N}, :channel");
+                return new IntMinFormat(bits, group ?? 128, channel);
+            }
             bool sym = options.Take("sym");
             bool asym = options.Take("asym");
             bool floatScale = options.Take("f32");

@@ -1,0 +1,77 @@
+using AnyBit.Models;
+
+namespace AnyBit.Inference;
+
+/// <summary>
+/// A sequence's KV cache when it is not the plain float32 one: the key and value stores (<see cref="KvStore"/>) and
+/// the rotation (<see cref="KvRotation"/>) of the sides that asked for it. The session writes each new position's
+/// heads here, rotates its queries to match, and calls <see cref="Advance"/> before a layer's attention.
+/// </summary>
+public sealed class KvCache : IDisposable
+{
+    internal KvCache(KvCacheOptions options, ModelConfig config, int contextSize, int maxBatch)
+    {
+        options.Validate(config, contextSize);
+        Options = options;
+        HeadDim = config.HeadDim;
+        Keys = new KvStore(options.Key, config.NumLayers, config.NumKvHeads, config.HeadDim, contextSize, options.Window, maxBatch);
+        try
+        {
+            Values = new KvStore(options.Value, config.NumLayers, config.NumKvHeads, config.HeadDim, contextSize, options.Window, maxBatch);
+        }
+        catch
+        {
+            Keys.Dispose();
+            throw;
+        }
+        if (options.Key.Rotated || options.Value.Rotated) Rotation = new KvRotation(config.NumLayers, config.NumKvHeads, config.HeadDim);
+    }
+
+    public KvCacheOptions Options { get; }
+    public int HeadDim { get; }
+    internal KvStore Keys { get; }
+    internal KvStore Values { get; }
+    /// <summary>The heads' rotation, where keys or values are rotated.</summary>
+    public KvRotation? Rotation { get; }
+
+    /// <summary>Rotates a query head (in place) as its KV head's keys are rotated; nothing when keys are not.</summary>
+    public void PrepareQuery(int layer, int kvHead, Span<float> query)
+    {
+        if (Options.Key.Rotated) Rotation!.Rotate(layer, kvHead, query);
+    }
+
+    /// <summary>Stores a new position's key and value heads (rotating them in place first where asked).</summary>
+    public void Write(int layer, int kvHead, int position, Span<float> key, Span<float> value)
+    {
+        if (Options.Key.Rotated) Rotation!.Rotate(layer, kvHead, key);
+        if (Options.Value.Rotated) Rotation!.Rotate(layer, kvHead, value);
+        Keys.Write(layer, kvHead, position, key);
+        Values.Write(layer, kvHead, position, value);
+    }
+
+    /// <summary>A head's attention output back in the model's basis, where values are rotated.</summary>
+    public void FinishOutput(int layer, int kvHead, Span<float> output)
+    {
+        if (Options.Value.Rotated) Rotation!.Unrotate(layer, kvHead, output);
+    }
+
+    /// <summary>Positions [0, <paramref name="count"/>) of <paramref name="layer"/> are written: quantize those leaving the window.</summary>
+    public void Advance(int layer, int count)
+    {
+        Keys.Advance(layer, count);
+        Values.Advance(layer, count);
+    }
+
+    /// <summary>Forgets positions from <paramref name="position"/> on.</summary>
+    public void Rewind(int position)
+    {
+        Keys.Rewind(position);
+        Values.Rewind(position);
+    }
+
+    public void Dispose()
+    {
+        Keys.Dispose();
+        Values.Dispose();
+    }
+}

@@ -1,0 +1,199 @@
+using AnyBit.Kernels;
+using AnyBit.Quantization;
+
+namespace AnyBit.Inference;
+
+/// <summary>
+/// One side (keys or values) of a sequence's KV cache: its quantized positions, packed by the cache type's format,
+/// and its float32 rows — the whole context for a float32 type, else a ring of the newest positions (the window,
+/// a token block still filling, and the current chunk). Positions are quantized from the ring once they leave the
+/// window (<see cref="Advance"/>); types grouped along the head without a window are quantized as they are written.
+/// Attention reads tiles of rows through <see cref="Fill"/>: decoded below a boundary, float32 above it.
+/// </summary>
+internal sealed unsafe class KvStore : IDisposable
+{
+    private readonly KvCacheType _type;
+    private readonly TensorFormat _row;        // the format of one stored row (a head, or a channel's token block)
+    private readonly int _layers, _kvHeads, _headDim, _context, _window, _block;
+    private readonly int _rowBytes;            // bytes of one stored row
+    private readonly int _blocksPerHead;       // token blocks per (layer, kv head) (:tokens types)
+    private readonly long _packedPerHead;      // bytes of one (layer, kv head)
+    private readonly NativeBuffer? _packedBuffer;
+    private readonly byte* _packed;            // (layer, kv_head, position, rowBytes), or for :tokens (layer, kv_head, token_block, head_dim, rowBytes)
+    private readonly NativeBuffer? _float;     // (layer, kv_head, slot, head_dim), slot = position mod FloatCapacity
+    private readonly int[] _quantized;         // per layer: positions [0, n) hold their quantized form (ring-fed stores)
+    private readonly int[] _written;           // per layer: positions [0, n) have been written
+
+    public KvStore(KvCacheType type, int layers, int kvHeads, int headDim, int context, int window, int maxBatch)
+    {
+        _type = type; _layers = layers; _kvHeads = kvHeads; _headDim = headDim; _context = context; _window = window;
+        _block = type.TokenBlock;
+        _row = type.RowFormat(headDim);
+        _rowBytes = (int)_row.ByteSize(type.RowLength(headDim));
+        _blocksPerHead = (context + _block - 1) / _block;
+        FloatCapacity = FloatPositions(type, window, context, maxBatch);
+        if (!type.IsFloat32)
+        {
+            _packedPerHead = (long)PackedRowsPerHead(type, headDim, context) * _rowBytes;
+            long bytes = (long)layers * kvHeads * _packedPerHead;
+            _packedBuffer = new NativeBuffer((bytes + 3) / 4); // counted with the other native buffers
+            _packed = (byte*)_packedBuffer.Pointer;
+        }
+        if (FloatCapacity > 0) _float = new NativeBuffer((long)layers * kvHeads * FloatCapacity * headDim);
+        _quantized = new int[layers];
+        _written = new int[layers];
+    }
+
+    public KvCacheType Type => _type;
+
+    /// <summary>Rows of the float32 part per (layer, kv head): the context for float32, 0 when quantized on write.</summary>
+    public int FloatCapacity { get; }
+
+    /// <summary>Float32 rows a store keeps per (layer, kv head). Enough for a chunk of maxBatch new positions, the
+    /// window before it and a token block still filling: a query of the chunk reads in float32 any position from
+    /// Q(first + 1) on, and the positions leaving the window are quantized from here after the chunk is written.</summary>
+    public static int FloatPositions(KvCacheType type, int window, int context, int maxBatch)
+    {
+        if (type.IsFloat32) return context;
+        if (QuantizesOnWrite(type, window)) return 0;
+        return Math.Min(context, window + type.TokenBlock + Math.Max(1, maxBatch));
+    }
+
+    /// <summary>Rows of the quantized part per (layer, kv head): a row per position, or a channel row per token block.</summary>
+    public static long PackedRowsPerHead(KvCacheType type, int headDim, int context) =>
+        type.AlongTokens ? (long)(context + type.TokenBlock - 1) / type.TokenBlock * headDim : context;
+
+    private static bool QuantizesOnWrite(KvCacheType type, int window) => !type.IsFloat32 && !type.AlongTokens && window == 0;
+
+    /// <summary>
+    /// Q(n): the positions a query that sees <paramref name="count"/> positions reads quantized (all below it):
+    /// none for float32, those older than the window, rounded down to whole token blocks for <c>:tokens</c>.
+    /// </summary>
+    public int QuantizedBefore(int count)
+    {
+        if (_type.IsFloat32) return 0;
+        int q = Math.Max(0, count - _window);
+        return q - q % _block;
+    }
+
+    private float* FloatRow(int layer, int kvHead, int position) =>
+        _float!.Pointer + (((long)layer * _kvHeads + kvHead) * FloatCapacity + position % FloatCapacity) * _headDim;
+
+    private byte* PackedRow(int layer, int kvHead, int position) =>
+        _packed + ((long)layer * _kvHeads + kvHead) * _packedPerHead + (long)position * _rowBytes;
+
+    private byte* PackedBlock(int layer, int kvHead, int block) =>
+        _packed + ((long)layer * _kvHeads + kvHead) * _packedPerHead + (long)block * _headDim * _rowBytes;
+
+    /// <summary>Stores the head row <paramref name="x"/> (headDim floats) of a new position.</summary>
+    public void Write(int layer, int kvHead, int position, ReadOnlySpan<float> x)
+    {
+        if (_float is null) _row.QuantizeRow(x, new Span<byte>(PackedRow(layer, kvHead, position), _rowBytes));
+        else x.CopyTo(new Span<float>(FloatRow(layer, kvHead, position), _headDim));
+    }
+
+    /// <summary>
+    /// After positions up to <paramref name="count"/> of <paramref name="layer"/> are written: quantizes, from the
+    /// float32 ring, the positions that have left the window (up to Q(count)), for every KV head.
+    /// </summary>
+    /// <remarks>Serial: a decode step quantizes at most one row (or one token block) per head; a prompt chunk
+    /// quantizes each of its rows once, a small cost beside the chunk's matrix products.</remarks>
+    public void Advance(int layer, int count)
+    {
+        _written[layer] = Math.Max(_written[layer], count);
+        if (_type.IsFloat32 || _float is null) return;
+        int from = _quantized[layer], to = QuantizedBefore(count);
+        if (to <= from) return;
+        if (!_type.AlongTokens)
+        {
+            for (int h = 0; h < _kvHeads; h++)
+                for (int j = from; j < to; j++)
+                    _row.QuantizeRow(new ReadOnlySpan<float>(FloatRow(layer, h, j), _headDim), new Span<byte>(PackedRow(layer, h, j), _rowBytes));
+        }
+        else
+        {
+            // A block of G positions becomes headDim channel rows of G values: the ring's rows transposed.
+            Span<float> channel = stackalloc float[_block];
+            for (int h = 0; h < _kvHeads; h++)
+                for (int b = from / _block; b < to / _block; b++)
+                {
+                    byte* dst = PackedBlock(layer, h, b);
+                    for (int c = 0; c < _headDim; c++)
+                    {
+                        for (int i = 0; i < _block; i++) channel[i] = FloatRow(layer, h, b * _block + i)[c];
+                        _row.QuantizeRow(channel, new Span<byte>(dst + (long)c * _rowBytes, _rowBytes));
+                    }
+                }
+        }
+        _quantized[layer] = to;
+    }
+
+    /// <summary>
+    /// Forgets positions from <paramref name="position"/> on. Positions still needed in float32 that the ring has
+    /// already dropped (a rewind further back than the ring reaches) are restored from their quantized form, and
+    /// token blocks reaching past the new end will be quantized again once they refill.
+    /// </summary>
+    public void Rewind(int position)
+    {
+        if (_type.IsFloat32) return;
+        var scratch = new float[_headDim * (1 + _block)]; // a row, then a decoded token block
+        for (int l = 0; l < _layers; l++)
+        {
+            if (_float is not null)
+            {
+                int need = QuantizedBefore(position), kept = _written[l] - FloatCapacity;
+                fixed (float* s = scratch)
+                    for (int j = need; j < Math.Min(position, kept); j++)
+                        for (int h = 0; h < _kvHeads; h++)
+                            new ReadOnlySpan<float>(Fill(l, h, j, 1, j + 1, s, s + _headDim), _headDim).CopyTo(new Span<float>(FloatRow(l, h, j), _headDim));
+            }
+            _quantized[l] = Math.Min(_quantized[l], QuantizedBefore(position));
+            _written[l] = Math.Min(_written[l], position);
+        }
+    }
+
+    /// <summary>Floats <see cref="Fill"/> needs in its block scratch.</summary>
+    public int BlockScratchLength => _type.AlongTokens ? _headDim * _block : 0;
+
+    /// <summary>
+    /// Rows of positions [<paramref name="first"/>, first + <paramref name="count"/>) of a KV head, headDim floats
+    /// each: decoded by the format's reference dequantizer below <paramref name="boundary"/>, float32 from it on.
+    /// Returns the rows in place where they are already float32 and consecutive, else in <paramref name="tile"/>
+    /// (count × headDim floats). <paramref name="blockScratch"/> holds a decoded token block (<see cref="BlockScratchLength"/>).
+    /// </summary>
+    public float* Fill(int layer, int kvHead, int first, int count, int boundary, float* tile, float* blockScratch)
+    {
+        int end = first + count;
+        int decodedEnd = Math.Clamp(boundary, first, end);
+        if (decodedEnd == first && _float is not null && first % FloatCapacity + count <= FloatCapacity)
+            return FloatRow(layer, kvHead, first);
+        if (decodedEnd > first)
+        {
+            if (!_type.AlongTokens)
+                _row.Dequantize(new ReadOnlySpan<byte>(PackedRow(layer, kvHead, first), (decodedEnd - first) * _rowBytes),
+                    new Span<float>(tile, (decodedEnd - first) * _headDim));
+            else
+                for (int b = first / _block; b * _block < decodedEnd; b++)
+                {
+                    // Decoded channel-major (headDim rows of G), then transposed into the tile's position rows.
+                    _row.Dequantize(new ReadOnlySpan<byte>(PackedBlock(layer, kvHead, b), _headDim * _rowBytes), new Span<float>(blockScratch, _headDim * _block));
+                    int lo = Math.Max(first, b * _block), hi = Math.Min(decodedEnd, (b + 1) * _block);
+                    for (int j = lo; j < hi; j++)
+                    {
+                        float* dst = tile + (long)(j - first) * _headDim;
+                        float* src = blockScratch + (j - b * _block);
+                        for (int c = 0; c < _headDim; c++) dst[c] = src[(long)c * _block];
+                    }
+                }
+        }
+        for (int j = decodedEnd; j < end; j++)
+            new ReadOnlySpan<float>(FloatRow(layer, kvHead, j), _headDim).CopyTo(new Span<float>(tile + (long)(j - first) * _headDim, _headDim));
+        return tile;
+    }
+
+    public void Dispose()
+    {
+        _packedBuffer?.Dispose();
+        _float?.Dispose();
+    }
+}
