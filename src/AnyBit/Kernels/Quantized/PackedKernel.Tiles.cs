@@ -147,9 +147,13 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// </summary>
     private static bool SignedBytesTokens =>
         TK.Bits == 8 && !TK.HasLut && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
-        && TD.CodeBias == 128 && TK.Offset + TD.CodeBias == 0 && !TD.SumsPairs;
+        && TD.CodeBias == 128 && TK.Offset + TD.CodeBias == 0 && !TD.SumsPairs && !SixteenRowTile;
 
-    /// <summary>The tiles that take eight tokens per call (<see cref="QuantizedMatMul.MaxTokensPerCall"/>).</summary>
+    /// <summary>
+    /// The tiles that take eight tokens per call (<see cref="QuantizedMatMul.MaxTokensPerCall"/>). Both are for CPUs
+    /// without AVX-512VL (measured on Zen 3): AVX-512 CPUs without VNNI, which run the AVX2 products too, keep their
+    /// 16-row tiles (<see cref="WordTile"/>, four tokens at a time), not measured against these.
+    /// </summary>
     private static bool EightTokenTile => SmallTableTokens || SignedBytesTokens;
 
     /// <summary>
@@ -163,7 +167,8 @@ internal static unsafe partial class PackedKernel<TK, TD>
     /// </summary>
     private static bool SmallTableTokens =>
         TK.HasLut && !TK.WideLut && TK.Bits == 4 && TK.SuperBlock == 32 && TK.Layout == SubScaleLayout.None && !TK.HasMins
-        && TK.MaxTableEntry <= 32 && Math.Max(TK.MaxTableEntry + TK.Offset, -TK.Offset) <= 16 && TD.SumsPairs && TD.CodeBias == 0;
+        && TK.MaxTableEntry <= 32 && Math.Max(TK.MaxTableEntry + TK.Offset, -TK.Offset) <= 16 && TD.SumsPairs && TD.CodeBias == 0
+        && !SixteenRowTile;
 
     /// <summary>
     /// The 8-row decode of 2-bit codes without sub-scales (int2 groups, TQ2_0/TQ1_0 where they stay interleaved)
