@@ -312,6 +312,35 @@ public unsafe class KvCacheTests
             Assert.True(MathF.Abs(expected[i] - actual[i]) <= 1e-4f * scale, $"{what}: logit {i}: {actual[i]} vs {expected[i]}");
     }
 
+    /// <summary>Continuous batching on compressed caches: one batched step gives each sequence what its own step would.</summary>
+    [Fact]
+    public void ForwardBatch_on_compressed_caches_equals_separate_forwards()
+    {
+        using var model = ModelLoader.Load(Shared.Fixture("models", "llama3-bpe"));
+        var cache = KvCacheOptions.Parse("int4:g16:min:tokens:rot", "q8_0:rot", 3);
+        int[][] prompts = [[1, 5, 9], [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40], [3, 7, 11, 13, 17]];
+        var single = prompts.Select(_ => model.CreateSession(64, cache: cache)).ToArray();
+        var batched = prompts.Select(_ => model.CreateSession(64, cache: cache)).ToArray();
+        try
+        {
+            for (int i = 0; i < prompts.Length; i++) { single[i].Forward(prompts[i]); batched[i].Forward(prompts[i]); }
+            for (int step = 0; step < 3; step++)
+            {
+                int[] next = [20 + step, 21 + step, 22 + step];
+                InferenceSession.ForwardBatch(batched, next);
+                for (int i = 0; i < prompts.Length; i++)
+                {
+                    var expected = single[i].Forward([next[i]]).ToArray();
+                    AssertClose(expected, batched[i].LastLogits.ToArray(), $"sequence {i} step {step}");
+                }
+            }
+        }
+        finally
+        {
+            foreach (var s in single.Concat(batched)) s.Dispose();
+        }
+    }
+
     [Theory]
     [InlineData("q4_z", "cache type 'q4_z'")]
     [InlineData("q4_k", "not a multiple")]
