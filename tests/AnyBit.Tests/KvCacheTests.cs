@@ -37,21 +37,26 @@ public unsafe class KvCacheTests
         {
             var type = KvCacheType.Parse(spec);
             var config = TinyConfig(hd, layers: 2, heads: 4, kvHeads: 2);
-            using var cache = new KvCache(new KvCacheOptions { Key = type, Value = type, Window = w }, config, positions, maxBatch: 16);
+            using var cache = new KvCache(new KvCacheOptions { Key = type, Value = type, Window = w }, config, positions);
             var rng = new Random(spec.GetHashCode(StringComparison.Ordinal) & 0xffff);
             var keys = RandomRows(rng, positions, hd);
             var rotated = (float[])keys.Clone();
+            // Chunks of 16 positions, both KV heads side by side in each row as the forward pass holds them.
+            var chunkK = new float[16 * 2 * hd];
+            var chunkV = new float[16 * 2 * hd];
             for (int start = 0; start < positions; start += 16)
             {
                 int n = Math.Min(16, positions - start);
                 for (int j = start; j < start + n; j++)
                 {
-                    var k = keys.AsSpan(j * hd, hd).ToArray();
-                    var v = k.ToArray();
-                    cache.Write(1, 1, j, k, v);
-                    k.CopyTo(rotated, j * hd); // Write rotates in place: what was stored
+                    var k = chunkK.AsSpan(((j - start) * 2 + 1) * hd, hd);
+                    keys.AsSpan(j * hd, hd).CopyTo(k);
+                    k.CopyTo(chunkV.AsSpan(((j - start) * 2 + 1) * hd, hd));
+                    cache.Write(1, 1, j, k, chunkV.AsSpan(((j - start) * 2 + 1) * hd, hd));
+                    k.CopyTo(rotated.AsSpan(j * hd, hd)); // Write rotates in place: what was stored
                 }
-                cache.Advance(1, start + n);
+                fixed (float* pk = chunkK, pv = chunkV) cache.BeginChunk(1, start, n, pk, pv, 2 * hd);
+                cache.EndChunk(1);
             }
             int boundary = cache.Keys.QuantizedBefore(positions);
             Assert.Equal(type.IsFloat32 ? 0 : type.AlongTokens ? (positions - w) / type.TokenBlock * type.TokenBlock : positions - w, boundary);
@@ -132,8 +137,8 @@ public unsafe class KvCacheTests
         int heads = 4, kvHeads = 2, context = 700, maxBatch = 48, layer = 1;
         var config = TinyConfig(hd, layers: 2, heads, kvHeads);
         var options = new KvCacheOptions { Key = KvCacheType.Parse(keyType), Value = KvCacheType.Parse(valueType), Window = cacheWindow };
-        using var a = new KvCache(options, config, context, maxBatch);
-        using var b = new KvCache(options, config, context, maxBatch);
+        using var a = new KvCache(options, config, context);
+        using var b = new KvCache(options, config, context);
         using var pool = new WorkerPool(3);
         int blockScratch = Math.Max(a.Keys.BlockScratchLength, a.Values.BlockScratchLength);
         using var attention = new KvAttention(heads, kvHeads, hd, maxBatch, pool.WorkerCount, KvAttention.TileFor(options), blockScratch);
@@ -143,11 +148,13 @@ public unsafe class KvCacheTests
         int[] chunks = [37, 1, 1, 48, 5, 33, 1, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 48, 1, 1, 1];
         int position = 0, positionB = 0;
         var q = new float[maxBatch * heads * hd];
+        var k = new float[maxBatch * kvHeads * hd]; // (row, kv head, head dim), as the forward pass holds them
+        var v = new float[maxBatch * kvHeads * hd];
         var output = new float[maxBatch * heads * hd];
         var expected = new float[hd];
         var caches = new KvCache[maxBatch];
         var positions = new int[maxBatch];
-        fixed (float* pq = q, po = output, pe = expected, ps = sinkLogits)
+        fixed (float* pq = q, po = output, pe = expected, ps = sinkLogits, pk = k, pv = v)
             foreach (int n in chunks.Where(c => c > 0))
             {
                 // The last steps batch one row of a second sequence with the first, as continuous batching does.
@@ -158,9 +165,10 @@ public unsafe class KvCacheTests
                     var cache = batched && r == 1 ? b : a;
                     int pos = batched && r == 1 ? positionB++ : position++;
                     caches[r] = cache; positions[r] = pos;
-                    var k = RandomRows(rng, kvHeads, hd);
-                    var v = RandomRows(rng, kvHeads, hd);
-                    for (int h = 0; h < kvHeads; h++) cache.Write(layer, h, pos, k.AsSpan(h * hd, hd), v.AsSpan(h * hd, hd));
+                    RandomRows(rng, kvHeads, hd).CopyTo(k, r * kvHeads * hd);
+                    RandomRows(rng, kvHeads, hd).CopyTo(v, r * kvHeads * hd);
+                    for (int h = 0; h < kvHeads; h++)
+                        cache.Write(layer, h, pos, k.AsSpan((r * kvHeads + h) * hd, hd), v.AsSpan((r * kvHeads + h) * hd, hd));
                     for (int h = 0; h < heads; h++)
                     {
                         var head = q.AsSpan((r * heads + h) * hd, hd);
@@ -168,8 +176,12 @@ public unsafe class KvCacheTests
                         cache.PrepareQuery(layer, h / (heads / kvHeads), head);
                     }
                 }
-                for (int r = 0; r < rows; r++)
-                    if (r + 1 == rows || caches[r + 1] != caches[r]) caches[r].Advance(layer, positions[r] + 1);
+                for (int r0 = 0, r = 0; r < rows; r++)
+                    if (r + 1 == rows || caches[r + 1] != caches[r])
+                    {
+                        caches[r].BeginChunk(layer, positions[r0], r + 1 - r0, pk + r0 * kvHeads * hd, pv + r0 * kvHeads * hd, kvHeads * hd);
+                        r0 = r + 1;
+                    }
                 attention.Run(pool, layer, rows, pq, po, caches.AsSpan(0, rows), positions.AsSpan(0, rows), scale, cap, sinks ? ps : null, slidingWindow);
                 for (int r = 0; r < rows; r++)
                     for (int h = 0; h < heads; h++)
@@ -183,6 +195,8 @@ public unsafe class KvCacheTests
                                 $"row {r} at {positions[r]} head {h} dim {i}: {got} vs {expected[i]}");
                         }
                     }
+                for (int r = 0; r < rows; r++)
+                    if (r + 1 == rows || caches[r + 1] != caches[r]) caches[r].EndChunk(layer);
             }
     }
 
@@ -252,8 +266,9 @@ public unsafe class KvCacheTests
 
     /// <summary>
     /// What a query reads depends on its position only: a prompt in one chunk, in ragged chunks, and token by token
-    /// give the same logits (up to the order of float sums), with a window and token blocks filling across chunks;
-    /// a rewind continues as if the forgotten positions had never been written.
+    /// give the same logits (up to the order of float sums), with a window and token blocks filling across chunks.
+    /// A rewind within the float rows the cache holds continues exactly as if the forgotten positions had never been
+    /// written; one further back reads the window's positions from their quantized form, so it continues close.
     /// </summary>
     [Fact]
     public void Chunking_and_rewinding_do_not_change_what_queries_read()
@@ -273,14 +288,21 @@ public unsafe class KvCacheTests
         }
         AssertClose(whole, stepwise, "ragged chunks");
 
-        // Back to 120 (the positions it reads in float32 from there on are still in the ring) and on again; then to 0.
-        foreach (int back in new[] { 120, 0 })
+        // Back to 149 (the positions read in float32 from there on are still held) and on again; then to 0.
+        foreach (int back in new[] { 149, 0 })
         {
             session.Rewind(back);
             var again = new float[(ids.Length - back) * vocab];
             session.Forward(ids.AsSpan(back), again);
             AssertClose(whole.AsSpan(back * vocab).ToArray(), again, $"after a rewind to {back}");
         }
+        // Back to 60: positions 36..59 left the float rows long ago and come back decoded.
+        session.Rewind(60);
+        var after = new float[(ids.Length - 60) * vocab];
+        session.Forward(ids.AsSpan(60), after);
+        int same = Enumerable.Range(0, ids.Length - 60).Count(t =>
+            Sampler.ArgMax(after.AsSpan(t * vocab, vocab)) == Sampler.ArgMax(whole.AsSpan((60 + t) * vocab, vocab)));
+        Assert.True(same >= (ids.Length - 60) * 8 / 10, $"same top token after a long rewind: {same} of {ids.Length - 60}");
     }
 
     private static void AssertClose(float[] expected, float[] actual, string what)
@@ -288,6 +310,35 @@ public unsafe class KvCacheTests
         float scale = expected.Max(MathF.Abs);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(MathF.Abs(expected[i] - actual[i]) <= 1e-4f * scale, $"{what}: logit {i}: {actual[i]} vs {expected[i]}");
+    }
+
+    /// <summary>Continuous batching on compressed caches: one batched step gives each sequence what its own step would.</summary>
+    [Fact]
+    public void ForwardBatch_on_compressed_caches_equals_separate_forwards()
+    {
+        using var model = ModelLoader.Load(Shared.Fixture("models", "llama3-bpe"));
+        var cache = KvCacheOptions.Parse("int4:g16:min:tokens:rot", "q8_0:rot", 3);
+        int[][] prompts = [[1, 5, 9], [2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40], [3, 7, 11, 13, 17]];
+        var single = prompts.Select(_ => model.CreateSession(64, cache: cache)).ToArray();
+        var batched = prompts.Select(_ => model.CreateSession(64, cache: cache)).ToArray();
+        try
+        {
+            for (int i = 0; i < prompts.Length; i++) { single[i].Forward(prompts[i]); batched[i].Forward(prompts[i]); }
+            for (int step = 0; step < 3; step++)
+            {
+                int[] next = [20 + step, 21 + step, 22 + step];
+                InferenceSession.ForwardBatch(batched, next);
+                for (int i = 0; i < prompts.Length; i++)
+                {
+                    var expected = single[i].Forward([next[i]]).ToArray();
+                    AssertClose(expected, batched[i].LastLogits.ToArray(), $"sequence {i} step {step}");
+                }
+            }
+        }
+        finally
+        {
+            foreach (var s in single.Concat(batched)) s.Dispose();
+        }
     }
 
     [Theory]
@@ -337,8 +388,8 @@ public unsafe class KvCacheTests
         Assert.Equal(0, q40.WindowBytes);
         var f32 = KvCacheOptions.Default.Memory(c, 1024);
         Assert.Equal(8 * 4 * 2 * 256.0, f32.BytesPerPosition);
-        var kivi = KvCacheOptions.Parse("int2:g32:min:tokens", "int2:g32:min", 128).Memory(c, 1024, maxBatch: 1);
+        var kivi = KvCacheOptions.Parse("int2:g32:min:tokens", "int2:g32:min", 128).Memory(c, 1024);
         Assert.Equal(8 * 4 * (64 * 12 / 32.0 + 24), kivi.BytesPerPosition); // keys: a 12-byte block per channel per 32 positions; values: two 12-byte blocks per head
-        Assert.Equal(8L * 4 * 64 * 4 * ((128 + 32 + 1) + (128 + 1 + 1)), kivi.WindowBytes);
+        Assert.Equal(8L * 4 * 64 * 4 * ((128 + 32) + (128 + 1)), kivi.WindowBytes); // the window and a token block still filling
     }
 }

@@ -38,7 +38,7 @@ internal static class BenchCommand
             foreach (var (type, kernel) in KernelReport.Describe(m)) kernels[type] = kernel;
             var rows = Benchmark.Run(m, bytes, parameters, kernels, parse.GetValue(prompt), parse.GetValue(gen), t, parse.GetValue(reps), cancellation: cancellation, cache: cache);
             int benchContext = Math.Max(parse.GetValue(prompt), parse.GetValue(gen) + 1) + 1;
-            var kvMemory = cache.Memory(m.Config, benchContext, Math.Max(1, parse.GetValue(prompt)));
+            var kvMemory = cache.Memory(m.Config, benchContext);
             if (parse.GetValue(json))
             {
                 CommonOptions.WriteJson(rows.Select(r => new

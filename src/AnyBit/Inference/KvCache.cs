@@ -5,19 +5,19 @@ namespace AnyBit.Inference;
 /// <summary>
 /// A sequence's KV cache when it is not the plain float32 one: the key and value stores (<see cref="KvStore"/>) and
 /// the rotation (<see cref="KvRotation"/>) of the sides that asked for it. The session writes each new position's
-/// heads here, rotates its queries to match, and calls <see cref="Advance"/> before a layer's attention.
+/// heads here, rotates its queries to match, and brackets each layer's attention with <see cref="BeginChunk"/> and <see cref="EndChunk"/>.
 /// </summary>
 public sealed class KvCache : IDisposable
 {
-    internal KvCache(KvCacheOptions options, ModelConfig config, int contextSize, int maxBatch)
+    internal KvCache(KvCacheOptions options, ModelConfig config, int contextSize)
     {
         options.Validate(config, contextSize);
         Options = options;
         HeadDim = config.HeadDim;
-        Keys = new KvStore(options.Key, config.NumLayers, config.NumKvHeads, config.HeadDim, contextSize, options.Window, maxBatch);
+        Keys = new KvStore(options.Key, config.NumLayers, config.NumKvHeads, config.HeadDim, contextSize, options.Window);
         try
         {
-            Values = new KvStore(options.Value, config.NumLayers, config.NumKvHeads, config.HeadDim, contextSize, options.Window, maxBatch);
+            Values = new KvStore(options.Value, config.NumLayers, config.NumKvHeads, config.HeadDim, contextSize, options.Window);
         }
         catch
         {
@@ -55,11 +55,25 @@ public sealed class KvCache : IDisposable
         if (Options.Value.Rotated) Rotation!.Unrotate(layer, kvHead, output);
     }
 
-    /// <summary>Positions [0, <paramref name="count"/>) of <paramref name="layer"/> are written: quantize those leaving the window.</summary>
-    public void Advance(int layer, int count)
+    /// <summary>
+    /// A layer is about to attend with the new positions [<paramref name="first"/>, first + <paramref name="count"/>),
+    /// whose (rotated) keys and values are rows of <paramref name="stride"/> floats at <paramref name="keys"/> and
+    /// <paramref name="values"/>, KV head h at + h·headDim: they are read there, the positions that left the window
+    /// are quantized, and after the attention <see cref="EndChunk"/> keeps the newest in the window.
+    /// </summary>
+    public unsafe void BeginChunk(int layer, int first, int count, float* keys, float* values, int stride)
     {
-        Keys.Advance(layer, count);
-        Values.Advance(layer, count);
+        Keys.BeginChunk(first, count, keys, stride);
+        Values.BeginChunk(first, count, values, stride);
+        Keys.Advance(layer, first + count);
+        Values.Advance(layer, first + count);
+    }
+
+    /// <summary>After the layer's attention: the chunk's rows still in the window are copied into the cache's own.</summary>
+    public void EndChunk(int layer)
+    {
+        Keys.EndChunk(layer);
+        Values.EndChunk(layer);
     }
 
     /// <summary>Forgets positions from <paramref name="position"/> on.</summary>

@@ -76,12 +76,12 @@ public sealed record KvCacheOptions
     /// Bytes the cache takes: per position once quantized (both sides, every layer and KV head), and for a whole
     /// sequence of <paramref name="contextSize"/> positions including the float32 window (<see cref="KvMemory"/>).
     /// </summary>
-    public KvMemory Memory(ModelConfig config, int contextSize, int maxBatch = 256)
+    public KvMemory Memory(ModelConfig config, int contextSize)
     {
         int heads = config.NumLayers * config.NumKvHeads, hd = config.HeadDim;
         double perPosition = heads * (Key.BytesPerPosition(hd) + Value.BytesPerPosition(hd));
         long packed = (long)heads * (PackedBytes(Key, hd, contextSize) + PackedBytes(Value, hd, contextSize));
-        long window = (long)heads * hd * sizeof(float) * ((long)FloatRows(Key, contextSize, maxBatch) + FloatRows(Value, contextSize, maxBatch));
+        long window = (long)heads * hd * sizeof(float) * ((long)FloatRows(Key, contextSize) + FloatRows(Value, contextSize));
         return new KvMemory(perPosition, packed + window, window);
     }
 
@@ -90,7 +90,7 @@ public sealed record KvCacheOptions
         t.IsFloat32 ? (long)contextSize * hd * sizeof(float) : KvStore.PackedRowsPerHead(t, hd, contextSize) * t.RowFormat(hd).ByteSize(t.RowLength(hd));
 
     /// <summary>Float32 rows a quantized type keeps beside its blocks (the window, a filling token block, a chunk).</summary>
-    private int FloatRows(KvCacheType t, int contextSize, int maxBatch) => t.IsFloat32 ? 0 : KvStore.FloatPositions(t, Window, contextSize, maxBatch);
+    private int FloatRows(KvCacheType t, int contextSize) => t.IsFloat32 ? 0 : KvStore.FloatPositions(t, Window, contextSize);
 }
 
 /// <summary>Bytes of a KV cache: per position (quantized), per sequence (all of it), and of that the float32 window.</summary>

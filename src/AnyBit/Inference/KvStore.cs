@@ -5,8 +5,10 @@ namespace AnyBit.Inference;
 
 /// <summary>
 /// One side (keys or values) of a sequence's KV cache: its quantized positions, packed by the cache type's format,
-/// and its float32 rows — the whole context for a float32 type, else a ring of the newest positions (the window,
-/// a token block still filling, and the current chunk). Positions are quantized from the ring once they leave the
+/// and its float32 rows — the whole context for a float32 type, else a ring of the newest positions (the window and
+/// a token block still filling). While a layer processes a chunk, the chunk's own rows are read where the forward
+/// pass computed them (<see cref="BeginChunk"/>), and those still in the window afterwards join the ring
+/// (<see cref="EndChunk"/>), so the ring does not grow with the chunk. Positions are quantized once they leave the
 /// window (<see cref="Advance"/>); types grouped along the head without a window are quantized as they are written.
 /// Attention reads tiles of rows through <see cref="Fill"/>: decoded below a boundary, float32 above it.
 /// </summary>
@@ -23,15 +25,17 @@ internal sealed unsafe class KvStore : IDisposable
     private readonly NativeBuffer? _float;     // (layer, kv_head, slot, head_dim), slot = position mod FloatCapacity
     private readonly int[] _quantized;         // per layer: positions [0, n) hold their quantized form (ring-fed stores)
     private readonly int[] _written;           // per layer: positions [0, n) have been written
+    private int _chunkFirst, _chunkCount, _chunkStride; // the chunk being processed: its positions and rows
+    private float* _chunkRows;                 // (position − first, stride): kv head h's row at + h·head_dim
 
-    public KvStore(KvCacheType type, int layers, int kvHeads, int headDim, int context, int window, int maxBatch)
+    public KvStore(KvCacheType type, int layers, int kvHeads, int headDim, int context, int window)
     {
         _type = type; _layers = layers; _kvHeads = kvHeads; _headDim = headDim; _context = context; _window = window;
         _block = type.TokenBlock;
         _row = type.RowFormat(headDim);
         _rowBytes = (int)_row.ByteSize(type.RowLength(headDim));
         _blocksPerHead = (context + _block - 1) / _block;
-        FloatCapacity = FloatPositions(type, window, context, maxBatch);
+        FloatCapacity = FloatPositions(type, window, context);
         if (!type.IsFloat32)
         {
             _packedPerHead = (long)PackedRowsPerHead(type, headDim, context) * _rowBytes;
@@ -49,14 +53,14 @@ internal sealed unsafe class KvStore : IDisposable
     /// <summary>Rows of the float32 part per (layer, kv head): the context for float32, 0 when quantized on write.</summary>
     public int FloatCapacity { get; }
 
-    /// <summary>Float32 rows a store keeps per (layer, kv head). Enough for a chunk of maxBatch new positions, the
-    /// window before it and a token block still filling: a query of the chunk reads in float32 any position from
-    /// Q(first + 1) on, and the positions leaving the window are quantized from here after the chunk is written.</summary>
-    public static int FloatPositions(KvCacheType type, int window, int context, int maxBatch)
+    /// <summary>Float32 rows a store keeps per (layer, kv head): between chunks, the positions from Q(n) to n — the
+    /// window and a token block still filling, fewer than window + block — which the next chunk's queries read in
+    /// float32 and its <see cref="Advance"/> quantizes.</summary>
+    public static int FloatPositions(KvCacheType type, int window, int context)
     {
         if (type.IsFloat32) return context;
         if (QuantizesOnWrite(type, window)) return 0;
-        return Math.Min(context, window + type.TokenBlock + Math.Max(1, maxBatch));
+        return Math.Min(context, window + type.TokenBlock);
     }
 
     /// <summary>Rows of the quantized part per (layer, kv head): a row per position, or a channel row per token block.</summary>
@@ -85,16 +89,50 @@ internal sealed unsafe class KvStore : IDisposable
     private byte* PackedBlock(int layer, int kvHead, int block) =>
         _packed + ((long)layer * _kvHeads + kvHead) * _packedPerHead + (long)block * _headDim * _rowBytes;
 
-    /// <summary>Stores the head row <paramref name="x"/> (headDim floats) of a new position.</summary>
+    /// <summary>
+    /// Stores the head row <paramref name="x"/> (headDim floats) of a new position where it is stored at once: quantized
+    /// for types without a window or token block, copied for float32. Other types read it from the chunk
+    /// (<see cref="BeginChunk"/>) until <see cref="EndChunk"/>.
+    /// </summary>
     public void Write(int layer, int kvHead, int position, ReadOnlySpan<float> x)
     {
-        if (_float is null) _row.QuantizeRow(x, new Span<byte>(PackedRow(layer, kvHead, position), _rowBytes));
-        else x.CopyTo(new Span<float>(FloatRow(layer, kvHead, position), _headDim));
+        if (_type.IsFloat32) x.CopyTo(new Span<float>(FloatRow(layer, kvHead, position), _headDim));
+        else if (_float is null) _row.QuantizeRow(x, new Span<byte>(PackedRow(layer, kvHead, position), _rowBytes));
     }
 
     /// <summary>
+    /// The rows of positions [<paramref name="first"/>, first + <paramref name="count"/>) for the layer being processed:
+    /// position first + i, KV head h at <paramref name="rows"/> + i·<paramref name="stride"/> + h·headDim (the forward
+    /// pass's own key or value buffer), valid until <see cref="EndChunk"/>.
+    /// </summary>
+    public void BeginChunk(int first, int count, float* rows, int stride)
+    {
+        _chunkFirst = first; _chunkCount = count; _chunkRows = rows; _chunkStride = stride;
+    }
+
+    /// <summary>After the layer's attention: the chunk's rows that the ring keeps (the newest ones) are copied into it.</summary>
+    public void EndChunk(int layer)
+    {
+        if (_float is not null && !_type.IsFloat32)
+        {
+            int end = _chunkFirst + _chunkCount;
+            for (int j = Math.Max(_chunkFirst, end - FloatCapacity); j < end; j++)
+                for (int h = 0; h < _kvHeads; h++)
+                    new ReadOnlySpan<float>(ChunkRow(h, j), _headDim).CopyTo(new Span<float>(FloatRow(layer, h, j), _headDim));
+        }
+        _chunkCount = 0;
+        _chunkRows = null;
+    }
+
+    private float* ChunkRow(int kvHead, int position) => _chunkRows + (long)(position - _chunkFirst) * _chunkStride + kvHead * _headDim;
+
+    /// <summary>A float32 row of a quantized type: the chunk's own, or the ring's for older positions.</summary>
+    private float* NewRow(int layer, int kvHead, int position) =>
+        position >= _chunkFirst && position < _chunkFirst + _chunkCount ? ChunkRow(kvHead, position) : FloatRow(layer, kvHead, position);
+
+    /// <summary>
     /// After positions up to <paramref name="count"/> of <paramref name="layer"/> are written: quantizes, from the
-    /// float32 ring, the positions that have left the window (up to Q(count)), for every KV head.
+    /// float32 ring and the chunk, the positions that have left the window (up to Q(count)), for every KV head.
     /// </summary>
     /// <remarks>Serial: a decode step quantizes at most one row (or one token block) per head; a prompt chunk
     /// quantizes each of its rows once, a small cost beside the chunk's matrix products.</remarks>
@@ -108,7 +146,7 @@ internal sealed unsafe class KvStore : IDisposable
         {
             for (int h = 0; h < _kvHeads; h++)
                 for (int j = from; j < to; j++)
-                    _row.QuantizeRow(new ReadOnlySpan<float>(FloatRow(layer, h, j), _headDim), new Span<byte>(PackedRow(layer, h, j), _rowBytes));
+                    _row.QuantizeRow(new ReadOnlySpan<float>(NewRow(layer, h, j), _headDim), new Span<byte>(PackedRow(layer, h, j), _rowBytes));
         }
         else
         {
@@ -120,7 +158,7 @@ internal sealed unsafe class KvStore : IDisposable
                     byte* dst = PackedBlock(layer, h, b);
                     for (int c = 0; c < _headDim; c++)
                     {
-                        for (int i = 0; i < _block; i++) channel[i] = FloatRow(layer, h, b * _block + i)[c];
+                        for (int i = 0; i < _block; i++) channel[i] = NewRow(layer, h, b * _block + i)[c];
                         _row.QuantizeRow(channel, new Span<byte>(dst + (long)c * _rowBytes, _rowBytes));
                     }
                 }
@@ -129,9 +167,11 @@ internal sealed unsafe class KvStore : IDisposable
     }
 
     /// <summary>
-    /// Forgets positions from <paramref name="position"/> on. Positions still needed in float32 that the ring has
-    /// already dropped (a rewind further back than the ring reaches) are restored from their quantized form, and
-    /// token blocks reaching past the new end will be quantized again once they refill.
+    /// Forgets positions from <paramref name="position"/> on. A rewind within the float32 rows the ring holds is exact.
+    /// Positions further back that the continuation reads in float32 (the window before the new end) were dropped by
+    /// the ring once quantized: they are restored from their quantized form, so the continuation reads those few
+    /// positions decoded where a fresh run would read them in float32. Token blocks reaching past the new end are
+    /// quantized again once they refill.
     /// </summary>
     public void Rewind(int position)
     {
@@ -158,15 +198,14 @@ internal sealed unsafe class KvStore : IDisposable
     /// <summary>
     /// Rows of positions [<paramref name="first"/>, first + <paramref name="count"/>) of a KV head, headDim floats
     /// each: decoded by the format's reference dequantizer below <paramref name="boundary"/>, float32 from it on.
-    /// Returns the rows in place where they are already float32 and consecutive, else in <paramref name="tile"/>
+    /// Returns the rows in place for a float32 type, else in <paramref name="tile"/>
     /// (count × headDim floats). <paramref name="blockScratch"/> holds a decoded token block (<see cref="BlockScratchLength"/>).
     /// </summary>
     public float* Fill(int layer, int kvHead, int first, int count, int boundary, float* tile, float* blockScratch)
     {
         int end = first + count;
         int decodedEnd = Math.Clamp(boundary, first, end);
-        if (decodedEnd == first && _float is not null && first % FloatCapacity + count <= FloatCapacity)
-            return FloatRow(layer, kvHead, first);
+        if (_type.IsFloat32) return FloatRow(layer, kvHead, first); // the whole context, in place
         if (decodedEnd > first)
         {
             if (!_type.AlongTokens)
@@ -187,7 +226,7 @@ internal sealed unsafe class KvStore : IDisposable
                 }
         }
         for (int j = decodedEnd; j < end; j++)
-            new ReadOnlySpan<float>(FloatRow(layer, kvHead, j), _headDim).CopyTo(new Span<float>(tile + (long)(j - first) * _headDim, _headDim));
+            new ReadOnlySpan<float>(NewRow(layer, kvHead, j), _headDim).CopyTo(new Span<float>(tile + (long)(j - first) * _headDim, _headDim));
         return tile;
     }
 

@@ -14,8 +14,9 @@ public sealed unsafe partial class InferenceSession
     public KvCache? KvCache => _kv;
 
     /// <summary>
-    /// One layer's attention for the chunk's rows, whose keys and values <see cref="PositionRow"/> has stored: each
-    /// row's sequence first quantizes the positions that left its float32 window, then the tiles run.
+    /// One layer's attention for the chunk's rows, whose keys and values <see cref="PositionRow"/> has written (and
+    /// rotated) in place: each row's sequence reads its new rows there and quantizes the positions that left its
+    /// float32 window, the tiles run, then each sequence keeps its newest rows.
     /// </summary>
     private void CompressedAttention(int layer, int tokens)
     {
@@ -26,12 +27,19 @@ public sealed unsafe partial class InferenceSession
             caches[t] = RowOwner(t)._kv!;
             positions[t] = RowPosition(t);
         }
-        // Rows of one sequence are consecutive and in position order: its last row says how far it was written.
-        for (int t = 0; t < tokens; t++)
-            if (t + 1 == tokens || caches[t + 1] != caches[t]) caches[t].Advance(layer, positions[t] + 1);
+        // Rows of one sequence are consecutive and in position order.
+        int kv = _c.KvWidth;
+        for (int t0 = 0, t = 0; t < tokens; t++)
+            if (t + 1 == tokens || caches[t + 1] != caches[t])
+            {
+                caches[t].BeginChunk(layer, positions[t0], t + 1 - t0, _k.Pointer + (long)t0 * kv, _v.Pointer + (long)t0 * kv, kv);
+                t0 = t + 1;
+            }
         float* sinks = _model.Weights.Layers[layer].AttnSinks is { } s ? s.Pointer : null;
         _kvAttention!.Run(_pool, layer, tokens, _q.Pointer, _att.Pointer, caches.AsSpan(0, tokens), positions.AsSpan(0, tokens),
             _c.AttentionScale, _c.AttnLogitSoftcap ?? 0, sinks, _c.WindowOf(layer) ?? 0);
+        for (int t = 0; t < tokens; t++)
+            if (t + 1 == tokens || caches[t + 1] != caches[t]) caches[t].EndChunk(layer);
         Array.Clear(caches, 0, tokens);
     }
 }

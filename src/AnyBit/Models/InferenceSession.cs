@@ -46,7 +46,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
         }
         else
         {
-            _kv = new KvCache(cache, _c, contextSize, _maxBatch);
+            _kv = new KvCache(cache, _c, contextSize);
             _kvAttention = new KvAttention(_c.NumHeads, _c.NumKvHeads, _c.HeadDim, _maxBatch, pool.WorkerCount, KvAttention.TileFor(cache),
                 Math.Max(_kv.Keys.BlockScratchLength, _kv.Values.BlockScratchLength));
             _rowCaches = new KvCache[_maxBatch];

@@ -59,7 +59,7 @@ internal sealed unsafe class KvAttention : IParallelWork, IDisposable
     /// <summary>
     /// Attention of <paramref name="rows"/> rows in layer <paramref name="layer"/>: row r is the query of
     /// <paramref name="caches"/>[r]'s sequence at <paramref name="positions"/>[r], whose own key and value are
-    /// already in that cache (and <see cref="KvCache.Advance"/> called). Queries and outputs are (row, head, head_dim);
+    /// already in that cache (<see cref="KvCache.BeginChunk"/> called). Queries and outputs are (row, head, head_dim);
     /// sinks are per-head sink logits (gpt-oss) or null; window is the layer's sliding window (0 for none).
     /// </summary>
     public void Run(WorkerPool pool, int layer, int rows, float* query, float* output, ReadOnlySpan<KvCache> caches, ReadOnlySpan<int> positions,
