@@ -22,12 +22,15 @@ public class FixedScaleRounderTests
 
     [Theory]
     [MemberData(nameof(Formats))]
-    public void Levels_ascend_and_the_lattice_types_lack_the_capability(string name)
+    public void Levels_ascend_and_GPTQ_rounds_these_formats_but_not_the_lattice_ones(string name)
     {
         var levels = ((IFixedScaleRounding)FormatRegistry.Parse(name)).Levels;
         for (int k = 1; k < levels.Length; k++) Assert.True(levels[k] > levels[k - 1]);
         Assert.False(FormatRegistry.Parse("iq2_xs") is IFixedScaleRounding);
         Assert.False(FormatRegistry.Parse("iq3_s") is IFixedScaleRounding);
+        // GPTQ rounds these formats itself; the lattice ones the pipeline rounds to nearest.
+        Assert.True(ColumnRounders.Supports(FormatRegistry.Parse(name)));
+        Assert.False(ColumnRounders.Supports(FormatRegistry.Parse("iq3_xxs")));
     }
 
     /// <summary>

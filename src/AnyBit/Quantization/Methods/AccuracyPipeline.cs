@@ -129,6 +129,7 @@ public static class AccuracyPipeline
 
             var factors = new Dictionary<(int, LinearInput, int), (double[] Factor, bool[] Dead, int[]? Order)>();
             var unrouted = new List<string>();
+            var latticeRounded = new List<string>();
             var tensors = new List<PlannedTensor>();
             var jobs = new List<SequentialGptq.Job>();
             foreach (string name in names)
@@ -151,11 +152,14 @@ public static class AccuracyPipeline
                 // GPTQ's Hessian: a dense input's, or an expert's over the tokens routed to it; an expert calibration never
                 // routed a token to has none and is rounded to nearest (reported).
                 var expertInput = ExpertUnits.InputOf(name);
-                InputStatistics? gptqStats = !accuracy.Gptq || !format.IsQuantized ? null
+                // A format GPTQ cannot round weight by weight (the lattice i-quants) is rounded to nearest with importance (reported).
+                bool gptqRounds = accuracy.Gptq && format.IsQuantized && ColumnRounders.Supports(format);
+                if (accuracy.Gptq && format.IsQuantized && !gptqRounds) latticeRounded.Add(name);
+                InputStatistics? gptqStats = !gptqRounds ? null
                     : reads is (int hl, LinearInput hk) ? stats!.For(hl, hk)
                     : expertInput is (int el, LinearInput ek, int ex) ? stats!.ForExpert(el, ek, ex) : null;
-                if (accuracy.Gptq && format.IsQuantized && expertInput is not null && gptqStats is null) unrouted.Add(name);
-                if (accuracy.Gptq && accuracy.GptqOptions.Sequential && reads is (int seqLayer, LinearInput seqKind) && format.IsQuantized)
+                if (gptqRounds && expertInput is not null && gptqStats is null) unrouted.Add(name);
+                if (gptqRounds && accuracy.GptqOptions.Sequential && reads is (int seqLayer, LinearInput seqKind))
                 {
                     jobs.Add(new SequentialGptq.Job(tensors.Count, name, seqLayer, seqKind, buffer, format, rows, cols, ImportanceOf(name)));
                 }
@@ -174,9 +178,7 @@ public static class AccuracyPipeline
                                 factors[key] = f = (factor, dead, order);
                             }
                             var w = buffer.Span.ToArray();
-                            // Types llama.cpp only quantizes with importance round each block weighted by it.
-                            var columnWeights = format.GgmlType is TensorType t && QuantPresets.NeedsImportance(t, name, options.Format) ? ImportanceOf(name) : null;
-                            var rounder = ColumnRounders.For(format, w, rows, cols, ImportanceOf(name), columnWeights);
+                            var rounder = ColumnRounders.For(format, w, rows, cols, ImportanceOf(name));
                             Gptq.Quantize(w, rows, cols, f.Factor, f.Dead, f.Order, rounder, accuracy.GptqOptions, cancellation);
                             return rounder.Encode();
                         },
@@ -200,6 +202,8 @@ public static class AccuracyPipeline
                 }
                 tensors.Add(planned);
             }
+            if (latticeRounded.Count > 0)
+                status?.Invoke($"GPTQ: {latticeRounded.Count} tensor(s) in formats it cannot round weight by weight (lattice i-quants) rounded to nearest with importance: {string.Join(", ", latticeRounded)}");
             if (unrouted.Count > 0)
                 status?.Invoke($"GPTQ: calibration routed no token to {unrouted.Count} expert tensor(s), rounded to nearest instead: {string.Join(", ", unrouted)}");
             tensors = Regroup(tensors, stackedShapes);

@@ -7,7 +7,7 @@ namespace AnyBit.Quantization.Methods;
 /// the original weights; each weight is then rounded to the nearest value representable under those parameters, and
 /// <see cref="Encode"/> writes exactly those codes under exactly those parameters, so the bytes decode to the values
 /// GPTQ worked with. <see cref="Fit"/> does nothing: refitting a block from error-corrected values moves its scales
-/// while it is being filled (the fault of <see cref="BlockColumnRounder"/> for these formats).
+/// while it is being filled, and a fresh scale search at the end stores values GPTQ never saw.
 /// Among equally near values the fitted code is kept (a zero-step sub-block keeps the format's codes), so with no
 /// error feedback the bytes are the format's own wherever its code was a nearest one; the formats that choose codes
 /// against the unrounded float scale (the legacy types, IQ4) differ where the f16 scale moved a boundary, and there

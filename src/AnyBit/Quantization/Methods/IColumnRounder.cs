@@ -24,15 +24,27 @@ public interface IColumnRounder
 public static class ColumnRounders
 {
     /// <summary>
-    /// Integer formats round with their own group fit; the scalar block formats (<see cref="IFixedScaleRounding"/>)
-    /// with their blocks' parameters fitted once from <paramref name="weights"/>, weighted by
-    /// <paramref name="importance"/>; the rest (the lattice i-quants) by re-quantizing the block around each weight,
-    /// weighted by <paramref name="blockImportance"/>.
+    /// True for the formats GPTQ rounds weight by weight: the integer formats and the scalar block formats
+    /// (<see cref="IFixedScaleRounding"/>). The lattice i-quants (a grid point per 4 or 8 weights) are not: the
+    /// accuracy pipeline rounds them to nearest with importance. Re-quantizing a lattice block around each weight
+    /// (the former BlockColumnRounder) refitted the block's scales as GPTQ filled it and re-encoded the final values
+    /// with a fresh search, so the stored values were not the ones GPTQ compensated for: on gutenberg-llama's
+    /// --target-bpw 3.5 plan (45 of 57 tensors lattice) it raised KL from 0.0521 (RTN) to 0.0689, where GPTQ on the
+    /// scalar tensors alone lowers it to 0.0501 (docs/accuracy.md).
     /// </summary>
-    public static IColumnRounder For(TensorFormat format, ReadOnlySpan<float> weights, int rows, int columns, float[]? importance, float[]? blockImportance) =>
-        format is IntFormat integer ? new IntColumnRounder(integer, rows, columns)
-        : format is IFixedScaleRounding ? new FixedScaleRounder(format, weights, rows, columns, importance)
-        : new BlockColumnRounder(format, rows, columns, blockImportance);
+    public static bool Supports(TensorFormat format) => format is IntFormat or IFixedScaleRounding;
+
+    /// <summary>
+    /// Integer formats round with their own group fit; the scalar block formats with their blocks' parameters fitted
+    /// once from <paramref name="weights"/>, weighted by <paramref name="importance"/> (<see cref="FixedScaleRounder"/>).
+    /// </summary>
+    public static IColumnRounder For(TensorFormat format, ReadOnlySpan<float> weights, int rows, int columns, float[]? importance) =>
+        format switch
+        {
+            IntFormat integer => new IntColumnRounder(integer, rows, columns),
+            IFixedScaleRounding => new FixedScaleRounder(format, weights, rows, columns, importance),
+            _ => throw new ArgumentException($"GPTQ cannot round {format.Name} weight by weight", nameof(format)),
+        };
 }
 
 /// <summary>
@@ -72,42 +84,6 @@ public sealed class IntColumnRounder(IntFormat format, int rows, int columns) : 
                 format.WriteBlock(_scale[r * _groups + g], _zero[r * _groups + g],
                     _codes.AsSpan((int)((long)r * columns + g * format.GroupSize), format.GroupSize),
                     bytes.AsSpan((int)(((long)r * _groups + g) * blockBytes), blockBytes));
-        return bytes;
-    }
-}
-
-/// <summary>
-/// <see cref="IColumnRounder"/> for any block format (used for those without <see cref="IFixedScaleRounding"/>): a weight is rounded by quantizing its whole block (with the
-/// columns already decided and the others as they stand now) through the format's own quantizer and reading the
-/// weight back. The result is re-encoded block by block at the end, so the bytes are the format's own. With
-/// <paramref name="importance"/> (one value per column) every block is quantized weighted by it.
-/// </summary>
-public sealed class BlockColumnRounder(TensorFormat format, int rows, int columns, float[]? importance = null) : IColumnRounder
-{
-    private readonly float[] _current = new float[(long)rows * columns];
-
-    public int GroupSize => format.BlockSize;
-
-    public void Fit(int row, int group, ReadOnlySpan<float> values) => values.CopyTo(_current.AsSpan((int)((long)row * columns + group * format.BlockSize), format.BlockSize));
-
-    public float Round(int row, int column, float value)
-    {
-        int start = column / format.BlockSize * format.BlockSize;
-        var block = _current.AsSpan((int)((long)row * columns + start), format.BlockSize);
-        block[column - start] = value;
-        Span<byte> bytes = stackalloc byte[format.BytesPerBlock];
-        Span<float> back = format.BlockSize <= 1024 ? stackalloc float[format.BlockSize] : new float[format.BlockSize];
-        if (importance is null) format.QuantizeRow(block, bytes);
-        else format.QuantizeRow(block, bytes, importance.AsSpan(start, format.BlockSize));
-        format.Dequantize(bytes, back);
-        block[column - start] = back[column - start];
-        return back[column - start];
-    }
-
-    public byte[] Encode()
-    {
-        var bytes = new byte[format.ByteSize((long)rows * columns)];
-        format.Quantize(_current, columns, bytes, importance);
         return bytes;
     }
 }

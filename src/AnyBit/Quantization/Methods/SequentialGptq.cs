@@ -40,7 +40,7 @@ internal static class SequentialGptq
                     factors[job.Input] = f = (factor, dead, order);
                 }
                 var w = job.Buffer.Span.ToArray();
-                var rounder = ColumnRounders.For(job.Format, w, job.Rows, job.Columns, job.Importance, null);
+                var rounder = ColumnRounders.For(job.Format, w, job.Rows, job.Columns, job.Importance);
                 Gptq.Quantize(w, job.Rows, job.Columns, f.Factor, f.Dead, f.Order, rounder, options, cancellation);
                 encoded[job.Name] = rounder.Encode();
                 results.Add((job, w));
