@@ -1,4 +1,5 @@
 using AnyBit.Kernels;
+using AnyBit.Kernels.Attention;
 using AnyBit.Quantization;
 
 namespace AnyBit.Inference;
@@ -16,8 +17,10 @@ internal sealed unsafe class KvStore : IDisposable
 {
     private readonly KvCacheType _type;
     private readonly TensorFormat _row;        // the format of one stored row (a head, or a channel's token block)
+    private readonly KvRowDecoder.Decoder? _decoder; // the row format's vectorized decoder; null: the reference's
     private readonly int _layers, _kvHeads, _headDim, _context, _window, _block;
     private readonly int _rowBytes;            // bytes of one stored row
+    private readonly int _rowLength;           // values of one stored row: the head dimension, or the token block
     private readonly int _blocksPerHead;       // token blocks per (layer, kv head) (:tokens types)
     private readonly long _packedPerHead;      // bytes of one (layer, kv head)
     private readonly NativeBuffer? _packedBuffer;
@@ -33,7 +36,9 @@ internal sealed unsafe class KvStore : IDisposable
         _type = type; _layers = layers; _kvHeads = kvHeads; _headDim = headDim; _context = context; _window = window;
         _block = type.TokenBlock;
         _row = type.RowFormat(headDim);
-        _rowBytes = (int)_row.ByteSize(type.RowLength(headDim));
+        _decoder = KvRowDecoder.For(_row);
+        _rowLength = type.RowLength(headDim);
+        _rowBytes = (int)_row.ByteSize(_rowLength);
         _blocksPerHead = (context + _block - 1) / _block;
         FloatCapacity = FloatPositions(type, window, context);
         if (!type.IsFloat32)
@@ -209,13 +214,12 @@ internal sealed unsafe class KvStore : IDisposable
         if (decodedEnd > first)
         {
             if (!_type.AlongTokens)
-                _row.Dequantize(new ReadOnlySpan<byte>(PackedRow(layer, kvHead, first), (decodedEnd - first) * _rowBytes),
-                    new Span<float>(tile, (decodedEnd - first) * _headDim));
+                Decode(PackedRow(layer, kvHead, first), decodedEnd - first, tile);
             else
                 for (int b = first / _block; b * _block < decodedEnd; b++)
                 {
                     // Decoded channel-major (headDim rows of G), then transposed into the tile's position rows.
-                    _row.Dequantize(new ReadOnlySpan<byte>(PackedBlock(layer, kvHead, b), _headDim * _rowBytes), new Span<float>(blockScratch, _headDim * _block));
+                    Decode(PackedBlock(layer, kvHead, b), _headDim, blockScratch);
                     int lo = Math.Max(first, b * _block), hi = Math.Min(decodedEnd, (b + 1) * _block);
                     for (int j = lo; j < hi; j++)
                     {
@@ -228,6 +232,14 @@ internal sealed unsafe class KvStore : IDisposable
         for (int j = decodedEnd; j < end; j++)
             new ReadOnlySpan<float>(NewRow(layer, kvHead, j), _headDim).CopyTo(new Span<float>(tile + (long)(j - first) * _headDim, _headDim));
         return tile;
+    }
+
+    /// <summary>Decodes <paramref name="rows"/> stored rows into floats.</summary>
+    private void Decode(byte* src, int rows, float* dst)
+    {
+        int values = rows * _rowLength;
+        if (_decoder is not null) _decoder(src, dst, values);
+        else _row.Dequantize(new ReadOnlySpan<byte>(src, rows * _rowBytes), new Span<float>(dst, values));
     }
 
     public void Dispose()
