@@ -5,7 +5,7 @@ using AnyBit.Models;
 namespace AnyBit.Evaluation;
 
 /// <summary>One llama-bench style result row: prompt processing (n_gen = 0) or generation (n_prompt = 0).</summary>
-public sealed record BenchRow(string Model, long ModelSize, long ModelParams, double BitsPerWeight, int NPrompt, int NGen, int NThreads,
+public sealed record BenchRow(string Model, long ModelSize, long ModelParams, double BitsPerWeight, int NPrompt, int NGen, int NDepth, int NThreads,
     double AvgTs, double StddevTs, double BytesPerSecond, IReadOnlyDictionary<string, string> Kernels, double[] Samples);
 
 /// <summary>
@@ -13,16 +13,20 @@ public sealed record BenchRow(string Model, long ModelSize, long ModelParams, do
 /// of a random prompt of p tokens (one batch) and of n single-token decode steps after a one-token prompt; tokens/s
 /// as mean ± sample standard deviation. Bytes/s is the bytes one decode step reads (every linear weight as the kernels
 /// hold it in memory, packed or float32, plus one embedding row) × generated tokens/s — the memory traffic decoding
-/// needs, to compare with the machine's bandwidth.
+/// needs, to compare with the machine's bandwidth. With a depth (llama-bench's <c>-d</c>), each run starts with that
+/// many positions already in the KV cache: processed once as a random prompt before the timed runs (untimed), or
+/// written as random rows (<see cref="InferenceSession.FillRandom"/>) where prefill of a long depth would take hours;
+/// each timed run rewinds to the depth.
 /// </summary>
 public static class Benchmark
 {
     public static List<BenchRow> Run(Transformer model, long modelBytes, long modelParams, IReadOnlyDictionary<string, string> kernels,
-        int prompt, int generate, int threads, int reps, ulong seed = 1234, CancellationToken cancellation = default, Inference.KvCacheOptions? cache = null)
+        int prompt, int generate, int threads, int reps, ulong seed = 1234, CancellationToken cancellation = default, Inference.KvCacheOptions? cache = null,
+        int depth = 0, bool randomFill = false)
     {
         if (reps < 1) throw new AnyBitException($"repetitions {reps} must be at least 1");
-        if (prompt < 0 || generate < 0) throw new AnyBitException("token counts must not be negative");
-        int context = Math.Max(prompt, generate + 1) + 1;
+        if (prompt < 0 || generate < 0 || depth < 0) throw new AnyBitException("token counts must not be negative");
+        int context = Context(prompt, generate, depth);
         if (context > model.Config.MaxPositions) throw new AnyBitException($"{context} tokens exceed the model's context of {model.Config.MaxPositions}");
         using var pool = new WorkerPool(threads);
         using var session = model.CreateSession(context, maxBatch: Math.Max(1, prompt), pool: pool, cache: cache);
@@ -32,11 +36,24 @@ public static class Benchmark
         double bpw = modelParams == 0 ? 0 : 8.0 * modelBytes / modelParams;
         string name = Path.GetFileName(Path.TrimEndingDirectorySeparator(model.Source));
         var rows = new List<BenchRow>();
+        if (depth > 0)
+        {
+            if (randomFill) session.FillRandom(depth, seed);
+            else
+            {
+                var ids = RandomIds(depth);
+                for (int at = 0; at < depth; at += 512)
+                {
+                    cancellation.ThrowIfCancellationRequested();
+                    session.Forward(ids.AsSpan(at, Math.Min(512, depth - at)));
+                }
+            }
+        }
 
         if (prompt > 0)
         {
             var ids = RandomIds(prompt);
-            var samples = Measure(reps, () => { session.Reset(); session.Forward(ids); }, cancellation).Select(s => prompt / s).ToArray();
+            var samples = Measure(reps, () => { session.Rewind(depth); session.Forward(ids); }, cancellation).Select(s => prompt / s).ToArray();
             rows.Add(Row(prompt, 0, samples, 0));
         }
         if (generate > 0)
@@ -45,7 +62,7 @@ public static class Benchmark
             var next = new int[1];
             var samples = Measure(reps, () =>
             {
-                session.Reset();
+                session.Rewind(depth);
                 session.Forward(first);
                 for (int i = 0; i < generate; i++)
                 {
@@ -61,9 +78,12 @@ public static class Benchmark
         {
             double mean = samples.Average();
             double sd = samples.Length > 1 ? Math.Sqrt(samples.Sum(s => (s - mean) * (s - mean)) / (samples.Length - 1)) : 0;
-            return new BenchRow(name, modelBytes, modelParams, bpw, p, n, pool.WorkerCount, mean, sd, bytesPerToken * mean, kernels, samples);
+            return new BenchRow(name, modelBytes, modelParams, bpw, p, n, depth, pool.WorkerCount, mean, sd, bytesPerToken * mean, kernels, samples);
         }
     }
+
+    /// <summary>Positions a run needs: the depth, then the prompt or a one-token prompt and the generated tokens.</summary>
+    public static int Context(int prompt, int generate, int depth) => depth + Math.Max(prompt, generate + 1) + 1;
 
     /// <summary>Weight bytes a decode step reads: every linear layer as held in memory, and one embedding row.</summary>
     public static long BytesPerToken(Transformer model)
