@@ -23,13 +23,14 @@ public sealed record SyntheticShape(int Hidden, int Layers, int Heads, int KvHea
     /// <summary>The weight format when none is given: a spec, a preset mix, or <see cref="SyntheticModel.Mxfp4Moe"/>.</summary>
     public string DefaultFormat { get; init; } = "f16";
 
-    /// <summary>Presets of realistic shape (hidden, layers, heads, KV heads, FFN, vocabulary).</summary>
+    /// <summary>Presets of realistic shape (hidden, layers, heads, KV heads, FFN, vocabulary, context). The dense
+    /// 1B–8B shapes declare Llama 3.x's 128k positions so long-context speed and memory can be measured on them.</summary>
     public static SyntheticShape Preset(string name) => name.ToLowerInvariant() switch
     {
         "tiny" => new SyntheticShape(256, 2, 4, 2, 768, 1024, 512),
-        "1b" => new SyntheticShape(2048, 16, 32, 8, 5632, 32000),
-        "3b" => new SyntheticShape(3072, 28, 24, 8, 8192, 32000),
-        "8b" => new SyntheticShape(4096, 32, 32, 8, 14336, 32000),
+        "1b" => new SyntheticShape(2048, 16, 32, 8, 5632, 32000, 131072),
+        "3b" => new SyntheticShape(3072, 28, 24, 8, 8192, 32000, 131072),
+        "8b" => new SyntheticShape(4096, 32, 32, 8, 14336, 32000, 131072),
         // OLMoE-1B-7B: 64 experts of width 1024, 8 per token.
         "olmoe" => new SyntheticShape(2048, 16, 16, 16, 1024, 50304) { Arch = "olmoe", Experts = 64, ExpertsUsed = 8 },
         "tiny-moe" => new SyntheticShape(256, 2, 4, 2, 256, 1024, 512) { Arch = "qwen3moe", Experts = 8, ExpertsUsed = 2 },
