@@ -20,10 +20,20 @@ internal interface IResponseShape
 /// </summary>
 internal static class GenerationResponder
 {
+    /// <summary>
+    /// Generates for <paramref name="prompt"/>; <paramref name="maxTokensParam"/> is the request field that set max
+    /// tokens, or null when the server's default applies.
+    /// </summary>
     public static async Task RespondAsync(HttpContext http, LanguageModel model, string modelName, int[] prompt, GenerationOptions options,
-        bool stream, bool includeUsage, IResponseShape shape)
+        bool stream, bool includeUsage, string? maxTokensParam, IResponseShape shape)
     {
         var aborted = http.RequestAborted;
+        // A max_tokens the context cannot hold beside the prompt is refused, as OpenAI refuses it, rather than cut
+        // short at the context's end: no slot can give what was asked. The default max tokens is only bounded by the
+        // context (a chat request without max_tokens must not fail because the default exceeds a small --ctx).
+        if (maxTokensParam is not null && (long)prompt.Length + options.MaxTokens > model.ContextSize)
+            throw new ApiError(400, $"the prompt has {prompt.Length} tokens and '{maxTokensParam}' asks for {options.MaxTokens} more; the context holds {model.ContextSize} "
+                + $"(lower '{maxTokensParam}' or shorten the prompt)", param: maxTokensParam, code: "context_length_exceeded");
         GenerationStream generation;
         try
         {
