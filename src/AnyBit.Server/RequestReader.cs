@@ -125,6 +125,7 @@ internal sealed class RequestReader
             Sampling = sampling,
             StopSequences = Stops(),
             StopAtEndOfSequence = !(Bool("ignore_eos") ?? false), // llama.cpp's extension, for benchmarks
+            CachePrompt = Bool("cache_prompt") ?? true, // llama.cpp's extension: false processes the whole prompt
         };
         return (options, stream, includeUsage, max is null ? null : maxName);
     }
