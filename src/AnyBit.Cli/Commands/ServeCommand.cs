@@ -76,7 +76,8 @@ internal static class ServeCommand
                 Console.Error.WriteLine($"[--kv-budget {AnyBit.Inference.KvCacheOptions.FormatBytes(kvBytes)}: {slots} slot{(slots == 1 ? "" : "s")} × "
                     + $"{AnyBit.Inference.KvCacheOptions.FormatBytes(perSequence)} per sequence of {lm.ContextSize} positions ({lm.KvCache}) = "
                     + $"{AnyBit.Inference.KvCacheOptions.FormatBytes(slots * perSequence)}"
-                    + (lm.SequencesWithinBudget > slots ? $"; the budget holds {lm.SequencesWithinBudget}, --parallel caps them]" : "]"));
+                    + (lm.SequencesWithinBudget > slots ? $"; the budget holds {lm.SequencesWithinBudget}, --parallel caps them]"
+                        : parallelCap > slots ? $"; --parallel {parallelCap} does not fit]" : "]"));
             }
             if (options.ApiKey is null && options.Host is not ("127.0.0.1" or "localhost" or "::1"))
                 Console.Error.WriteLine($"warning: serving on {options.Host} without --api-key: anyone who can reach this address can use the model");
