@@ -16,7 +16,7 @@ internal static class ChatCompletionsEndpoint
         using (doc)
         {
             var messages = ReadMessages(reader);
-            var (options, stream, includeUsage) = reader.Generation(server, server.DefaultChatMaxTokens);
+            var (options, stream, includeUsage, maxTokensParam) = reader.Generation(server, server.DefaultChatMaxTokens);
             int[] prompt;
             try
             {
@@ -26,7 +26,7 @@ internal static class ChatCompletionsEndpoint
             {
                 throw new ApiError(400, e.Message, param: "messages");
             }
-            await GenerationResponder.RespondAsync(http, model, modelName, prompt, model.ChatOptions(options), stream, includeUsage, new ChatShape());
+            await GenerationResponder.RespondAsync(http, model, modelName, prompt, model.ChatOptions(options), stream, includeUsage, maxTokensParam, new ChatShape());
         }
     }
 

@@ -12,10 +12,10 @@ internal static class CompletionsEndpoint
         using (doc)
         {
             var (promptIds, promptText) = ReadPrompt(reader, model);
-            var (options, stream, includeUsage) = reader.Generation(server, 16);
+            var (options, stream, includeUsage, maxTokensParam) = reader.Generation(server, 16);
             string echo = reader.Bool("echo") == true ? promptText : "";
             reader.String("suffix");
-            await GenerationResponder.RespondAsync(http, model, modelName, promptIds, options, stream, includeUsage, new TextShape(echo));
+            await GenerationResponder.RespondAsync(http, model, modelName, promptIds, options, stream, includeUsage, maxTokensParam, new TextShape(echo));
         }
     }
 

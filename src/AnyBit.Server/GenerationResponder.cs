@@ -1,5 +1,7 @@
 using AnyBit.Inference;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace AnyBit.Server;
 
@@ -20,10 +22,23 @@ internal interface IResponseShape
 /// </summary>
 internal static class GenerationResponder
 {
+    /// <summary>The logger category of the per-request lines.</summary>
+    public const string LogCategory = "AnyBit.Server";
+
+    /// <summary>
+    /// Generates for <paramref name="prompt"/>; <paramref name="maxTokensParam"/> is the request field that set max
+    /// tokens, or null when the server's default applies.
+    /// </summary>
     public static async Task RespondAsync(HttpContext http, LanguageModel model, string modelName, int[] prompt, GenerationOptions options,
-        bool stream, bool includeUsage, IResponseShape shape)
+        bool stream, bool includeUsage, string? maxTokensParam, IResponseShape shape)
     {
         var aborted = http.RequestAborted;
+        // A max_tokens the context cannot hold beside the prompt is refused, as OpenAI refuses it, rather than cut
+        // short at the context's end: no slot can give what was asked. The default max tokens is only bounded by the
+        // context (a chat request without max_tokens must not fail because the default exceeds a small --ctx).
+        if (maxTokensParam is not null && (long)prompt.Length + options.MaxTokens > model.ContextSize)
+            throw new ApiError(400, $"the prompt has {prompt.Length} tokens and '{maxTokensParam}' asks for {options.MaxTokens} more; the context holds {model.ContextSize} "
+                + $"(lower '{maxTokensParam}' or shorten the prompt)", param: maxTokensParam, code: "context_length_exceeded");
         GenerationStream generation;
         try
         {
@@ -50,6 +65,7 @@ internal static class GenerationResponder
             if (!stream)
             {
                 var result = await generation.ToResultAsync(aborted);
+                LogFinished(http, shape, result.Usage, result.FinishReason);
                 await http.Response.WriteAsJsonAsync(shape.Completion(id, created, modelName, result.Text, OpenAiJson.FinishReason(result.FinishReason), result.Usage),
                     OpenAiJson.Options, aborted);
                 return;
@@ -65,6 +81,7 @@ internal static class GenerationResponder
                     if (chunk.Text.Length > 0) await sse.WriteAsync(shape.Chunk(id, created, modelName, chunk.Text, false, null), aborted);
                     if (chunk.FinishReason is FinishReason reason)
                     {
+                        LogFinished(http, shape, chunk.Usage!, reason);
                         await sse.WriteAsync(shape.Chunk(id, created, modelName, null, false, OpenAiJson.FinishReason(reason)), aborted);
                         if (includeUsage) await sse.WriteAsync(UsageChunk(shape, id, created, modelName, chunk.Usage!), aborted);
                     }
@@ -77,6 +94,14 @@ internal static class GenerationResponder
             }
             await sse.DoneAsync(aborted);
         }
+    }
+
+    /// <summary>"POST /v1/completions: 57 prompt tokens (40 cached), 20 completion tokens, finish length".</summary>
+    private static void LogFinished(HttpContext http, IResponseShape shape, GenerationUsage usage, FinishReason reason)
+    {
+        var log = http.RequestServices.GetRequiredService<ILoggerFactory>().CreateLogger(LogCategory);
+        log.LogInformation("{Method} {Path}: {Prompt} prompt tokens ({Cached} cached), {Completion} completion tokens, finish {Finish}",
+            http.Request.Method, http.Request.Path, usage.PromptTokens, usage.CachedTokens, usage.CompletionTokens, OpenAiJson.FinishReason(reason));
     }
 
     /// <summary>OpenAI's final usage chunk: no choices, the usage object.</summary>

@@ -24,6 +24,10 @@ public static class OpenAiServer
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         builder.Logging.AddSimpleConsole(o => o.SingleLine = true).SetMinimumLevel(LogLevel.Warning);
+        // One line per finished request (its prompt, cached and completion tokens) from the server's own category;
+        // the framework's stays at warnings. Logs go to stderr: stdout carries the "listening on" address for scripts.
+        builder.Logging.AddFilter(GenerationResponder.LogCategory, LogLevel.Information);
+        builder.Logging.AddConsole(o => o.LogToStandardErrorThreshold = LogLevel.Trace);
         builder.WebHost.ConfigureKestrel(k =>
         {
             k.Limits.MaxRequestBodySize = options.MaxBodyBytes;
@@ -114,6 +118,7 @@ public static class OpenAiServer
             RequestsCompleted = s.CompletedRequests,
             RequestsCancelled = s.CancelledRequests,
             RequestsFailed = s.FailedRequests,
+            PromptTokensCached = s.CachedPromptTokens,
             Memory = new
             {
                 NativeBytes = NativeBuffer.AllocatedBytes,

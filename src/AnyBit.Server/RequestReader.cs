@@ -81,8 +81,11 @@ internal sealed class RequestReader
         return n;
     }
 
-    /// <summary>The sampling and stopping parameters shared by chat and text completions.</summary>
-    public (GenerationOptions Options, bool Stream, bool IncludeUsage) Generation(ServerOptions server, int defaultMaxTokens)
+    /// <summary>
+    /// The sampling and stopping parameters shared by chat and text completions; <c>MaxTokensParam</c> names the field
+    /// that set max tokens (null when the default applies).
+    /// </summary>
+    public (GenerationOptions Options, bool Stream, bool IncludeUsage, string? MaxTokensParam) Generation(ServerOptions server, int defaultMaxTokens)
     {
         String("model");
         String("user");
@@ -122,8 +125,9 @@ internal sealed class RequestReader
             Sampling = sampling,
             StopSequences = Stops(),
             StopAtEndOfSequence = !(Bool("ignore_eos") ?? false), // llama.cpp's extension, for benchmarks
+            CachePrompt = Bool("cache_prompt") ?? true, // llama.cpp's extension: false processes the whole prompt
         };
-        return (options, stream, includeUsage);
+        return (options, stream, includeUsage, max is null ? null : maxName);
     }
 
     private string[] Stops()

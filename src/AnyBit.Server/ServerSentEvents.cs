@@ -42,5 +42,12 @@ internal static class OpenAiJson
 
     public static string FinishReason(AnyBit.Inference.FinishReason reason) => reason == AnyBit.Inference.FinishReason.Length ? "length" : "stop";
 
-    public static object Usage(AnyBit.Inference.GenerationUsage u) => new { PromptTokens = u.PromptTokens, CompletionTokens = u.CompletionTokens, TotalTokens = u.TotalTokens };
+    /// <summary>OpenAI's usage object; <c>prompt_tokens_details.cached_tokens</c> counts the prompt tokens taken from a slot's cache.</summary>
+    public static object Usage(AnyBit.Inference.GenerationUsage u) => new
+    {
+        PromptTokens = u.PromptTokens,
+        CompletionTokens = u.CompletionTokens,
+        TotalTokens = u.TotalTokens,
+        PromptTokensDetails = new { CachedTokens = u.CachedTokens },
+    };
 }

@@ -15,8 +15,19 @@ public sealed record LanguageModelOptions
     /// <summary>Positions per sequence (prompt plus output). Default: the model's, at most 4096.</summary>
     public int? ContextSize { get; init; }
 
-    /// <summary>Sequences generated at once, each with its own KV cache (default 1).</summary>
-    public int ParallelSequences { get; init; } = 1;
+    /// <summary>
+    /// Sequences generated at once, each with its own KV cache. Default 1, or as many as <see cref="KvBudgetBytes"/>
+    /// holds; with a budget, this caps the number.
+    /// </summary>
+    public int? ParallelSequences { get; init; }
+
+    /// <summary>
+    /// Bytes the sequences' KV caches may take together: the number of sequences is this divided by one sequence's
+    /// cache at <see cref="ContextSize"/> (<see cref="KvCacheOptions.SequencesWithin"/>), at most
+    /// <see cref="ParallelSequences"/>. Null: no budget. Requests beyond the slots wait in the queue or are refused
+    /// (<see cref="SchedulerBusyException"/>); the caches never grow past it.
+    /// </summary>
+    public long? KvBudgetBytes { get; init; }
 
     /// <summary>Requests that may wait for a free sequence before <see cref="SchedulerBusyException"/> (default 64).</summary>
     public int QueueLimit { get; init; } = 64;
@@ -54,7 +65,16 @@ public sealed class LanguageModel : IDisposable
         Model = model;
         ContextSize = options.ContextSize ?? Math.Min(model.Config.MaxPositions, 4096);
         KvCache = options.KvCache;
-        _scheduler = new GenerationScheduler(model, options.ParallelSequences, ContextSize, options.QueueLimit, options.KvCache);
+        KvBudgetBytes = options.KvBudgetBytes;
+        int slots = options.ParallelSequences ?? 1;
+        if (options.KvBudgetBytes is long budget)
+        {
+            KvCache.Validate(model.Config, ContextSize); // a cache that cannot hold the model's heads says so first
+            int fits = KvCache.SequencesWithin(model.Config, ContextSize, budget);
+            slots = options.ParallelSequences is int cap ? Math.Min(cap, fits) : fits;
+            SequencesWithinBudget = fits;
+        }
+        _scheduler = new GenerationScheduler(model, slots, ContextSize, options.QueueLimit, options.KvCache);
         _chatStopIds = FindEndOfTurnTokens(model.Tokenizer);
     }
 
@@ -91,6 +111,12 @@ public sealed class LanguageModel : IDisposable
 
     /// <summary>How each sequence's KV cache stores keys and values.</summary>
     public KvCacheOptions KvCache { get; }
+
+    /// <summary>The budget the sequences' KV caches were sized by, or null.</summary>
+    public long? KvBudgetBytes { get; }
+
+    /// <summary>Sequences the KV budget holds before <see cref="LanguageModelOptions.ParallelSequences"/> caps them; null without a budget.</summary>
+    public int? SequencesWithinBudget { get; }
 
     /// <summary>The scheduler that runs generations (slots, queue, counters).</summary>
     public GenerationScheduler Scheduler => _scheduler;

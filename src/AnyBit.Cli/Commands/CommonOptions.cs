@@ -68,6 +68,28 @@ internal static class CommonOptions
             + (m.WindowBytes > 0 ? $" ({m.WindowBytes / 1048576.0:F2} MiB of it float32 rows)" : "");
     }
 
+    /// <summary>
+    /// A size for <paramref name="option"/>: "12MB", "900KB", "1.5GB" (decimal units, as file sizes are usually quoted),
+    /// "512MiB", "8GiB" (binary) or plain bytes; one-line errors for anything else, zero, or more than a long holds.
+    /// </summary>
+    public static long ParseSize(string text, string option)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(text.Trim(), @"^(\d+(?:\.\d+)?)\s*([KMGT]i?B|B)?$", System.Text.RegularExpressions.RegexOptions.IgnoreCase);
+        if (!m.Success) throw new AnyBitException($"{option} '{text}' is not a size such as 8GB, 512MiB, 900KB or 123456");
+        double value = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        string unit = m.Groups[2].Value.ToUpperInvariant();
+        double factor = unit switch
+        {
+            "KB" => 1e3, "MB" => 1e6, "GB" => 1e9, "TB" => 1e12,
+            "KIB" => 1L << 10, "MIB" => 1L << 20, "GIB" => 1L << 30, "TIB" => 1L << 40,
+            _ => 1,
+        };
+        double bytes = Math.Floor(value * factor);
+        if (bytes < 1) throw new AnyBitException($"{option} '{text}' must be at least one byte");
+        if (bytes >= long.MaxValue) throw new AnyBitException($"{option} '{text}' is too large");
+        return (long)bytes;
+    }
+
     /// <summary>The <see cref="AnyBit.Kernels.Quantized.KernelMode"/> named by --kernels.</summary>
     public static AnyBit.Kernels.Quantized.KernelMode ParseKernels(string? text) => text?.Trim().ToLowerInvariant() switch
     {

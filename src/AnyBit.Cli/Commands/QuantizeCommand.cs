@@ -68,7 +68,7 @@ internal static class QuantizeCommand
                 ImatrixFile = parse.GetValue(imatrix),
                 GptqOptions = new GptqOptions(parse.GetValue(damp), 128, parse.GetValue(actOrder), parse.GetValue(sequential)),
                 TargetBitsPerWeight = parse.GetValue(targetBpw),
-                TargetBytes = parse.GetValue(targetSize) is string ts ? ParseSize(ts) : null,
+                TargetBytes = parse.GetValue(targetSize) is string ts ? CommonOptions.ParseSize(ts, "--target-size") : null,
                 Candidates = parse.GetValue(candidates) is string list
                     ? list.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
                     : MixedPrecisionPlanner.DefaultCandidates,
@@ -102,17 +102,6 @@ internal static class QuantizeCommand
             return Task.FromResult(0);
         });
         return cmd;
-    }
-
-    /// <summary>"12MB", "900KB", "1.5GB" or plain bytes (decimal units, as file sizes are usually quoted).</summary>
-    internal static long ParseSize(string text)
-    {
-        var m = Regex.Match(text.Trim(), @"^(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?$", RegexOptions.IgnoreCase);
-        if (!m.Success) throw new AnyBitException($"--target-size '{text}' is not a size such as 12MB, 900KB or 123456");
-        double value = double.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
-        string unit = m.Groups[2].Value.ToUpperInvariant();
-        double factor = unit switch { "KB" => 1e3, "MB" => 1e6, "GB" => 1e9, "KIB" => 1024, "MIB" => 1 << 20, "GIB" => 1 << 30, _ => 1 };
-        return (long)(value * factor);
     }
 
     private static (Regex, string) ParseOverride(string text)

@@ -110,6 +110,7 @@ public sealed class AnyBitChatClient : IChatClient
         InputTokenCount = usage.PromptTokens,
         OutputTokenCount = usage.CompletionTokens,
         TotalTokenCount = usage.TotalTokens,
+        CachedInputTokenCount = usage.CachedTokens,
     };
 
     private static string NewId() => "chatcmpl-" + Guid.NewGuid().ToString("N");

@@ -20,6 +20,12 @@ public sealed record GenerationOptions
     /// <summary>More token ids that end generation like end-of-sequence (chat end-of-turn markers).</summary>
     public IReadOnlyList<int> StopTokenIds { get; init; } = [];
 
+    /// <summary>
+    /// Reuse a scheduler slot's cached keys and values for the prompt's prefix that slot last saw (default true;
+    /// llama.cpp server's <c>cache_prompt</c>). Reuse is exact, so this changes speed, not output.
+    /// </summary>
+    public bool CachePrompt { get; init; } = true;
+
     /// <summary>Throws an <see cref="AnyBitException"/> naming the first value out of range.</summary>
     public void Validate()
     {
@@ -44,6 +50,9 @@ public enum FinishReason
 /// <param name="CompletionTokens">tokens generated (an end-of-sequence token included)</param>
 public sealed record GenerationUsage(int PromptTokens, int CompletionTokens)
 {
+    /// <summary>Prompt tokens whose keys and values were reused from a cache rather than processed (OpenAI's <c>prompt_tokens_details.cached_tokens</c>).</summary>
+    public int CachedTokens { get; init; }
+
     /// <summary>Prompt plus completion tokens.</summary>
     public int TotalTokens => PromptTokens + CompletionTokens;
 }

@@ -18,6 +18,18 @@ public sealed class SchedulerBusyException(string message) : AnyBitException(mes
 /// (continuous batching: sequences join and leave the batch between steps). A cancelled request leaves its slot
 /// at the next step.
 /// </summary>
+/// <remarks>
+/// Prompt caching (llama.cpp server's <c>cache_prompt</c>, on unless <see cref="GenerationOptions.CachePrompt"/> is
+/// false): a slot's cache keeps the tokens of its last sequence after it ends. A new request goes to the free slot
+/// holding the longest common prefix with its prompt (when that is a fair part of it; else to the least recently
+/// used slot, so that the other caches live on), which is rewound to that prefix; only the rest of the prompt is
+/// processed, and <see cref="GenerationUsage.CachedTokens"/> reports the reused part.
+/// Reuse is limited to rewinds that are exact (<see cref="InferenceSession.ExactRewindAtMost"/>): with the float32
+/// cache, or a quantized one without a window, any prefix; with a float32 window, a rewind further back than the rows
+/// still held in float32 would read those window positions decoded where a fresh run reads them in float32, so the
+/// answer would depend on which slot served the request, and such a slot is reset instead. Reproducible outputs
+/// (temperature 0 gives the same text whichever slot runs it) were chosen over the prefill saved there.
+/// </remarks>
 public sealed class GenerationScheduler : IDisposable
 {
     private readonly Transformer _model;
@@ -27,9 +39,13 @@ public sealed class GenerationScheduler : IDisposable
     private readonly SemaphoreSlim _signal = new(0);
     private readonly Thread _thread;
     private readonly int[] _defaultStopIds;
+    private readonly List<int>?[] _cachedTokens; // per slot: the ids whose keys and values its cache holds, from position 0
+    private readonly int[] _cachedLength;        // per slot: how many of them (the session's position when its last job ended)
+    private readonly long[] _lastUsed;           // per slot: when a job last took it, for least-recently-used choice
+    private long _admissions;
     private volatile bool _stopping;
     private int _queued, _active;
-    private long _completed, _cancelled, _failed;
+    private long _completed, _cancelled, _failed, _cachedPromptTokens;
 
     /// <param name="model">the loaded model (not owned: dispose it after the scheduler)</param>
     /// <param name="slots">sequences generated concurrently, each with a KV cache of <paramref name="contextSize"/></param>
@@ -57,6 +73,9 @@ public sealed class GenerationScheduler : IDisposable
             throw;
         }
         _slots = new Job?[slots];
+        _cachedTokens = new List<int>?[slots];
+        _cachedLength = new int[slots];
+        _lastUsed = new long[slots];
         _defaultStopIds = model.Config.EosTokenIds;
         _thread = new Thread(Loop) { IsBackground = true, Name = "AnyBit scheduler" };
         _thread.Start();
@@ -85,6 +104,9 @@ public sealed class GenerationScheduler : IDisposable
 
     /// <summary>Requests that failed with an error.</summary>
     public long FailedRequests => Interlocked.Read(ref _failed);
+
+    /// <summary>Prompt tokens taken from a slot's cache instead of processed, over all requests (prompt caching).</summary>
+    public long CachedPromptTokens => Interlocked.Read(ref _cachedPromptTokens);
 
     /// <summary>
     /// Queues a generation and returns its stream of chunks. Throws at once, before queueing, when the prompt
@@ -134,12 +156,11 @@ public sealed class GenerationScheduler : IDisposable
         }
     }
 
-    /// <summary>Moves waiting requests into free slots and prefills their prompts.</summary>
+    /// <summary>Moves waiting requests into free slots and prefills their prompts (the part no slot's cache holds).</summary>
     private void Admit()
     {
-        for (int slot = 0; slot < _slots.Length; slot++)
+        while (Array.IndexOf(_slots, null) >= 0)
         {
-            if (_slots[slot] is not null) continue;
             Job? job = null;
             while (_queue.TryDequeue(out var candidate))
             {
@@ -155,11 +176,15 @@ public sealed class GenerationScheduler : IDisposable
                 Interlocked.Increment(ref _completed);
                 continue;
             }
+            int slot = ChooseSlot(job.Prompt, job.Options.CachePrompt, out int reuse);
             _slots[slot] = job;
+            _lastUsed[slot] = ++_admissions;
+            _cachedLength[slot] = 0; // the cache changes from here on; it is recorded again when the job ends
             Interlocked.Increment(ref _active);
+            Interlocked.Add(ref _cachedPromptTokens, reuse);
             try
             {
-                job.Start(_sessions[slot], _defaultStopIds);
+                job.Start(_sessions[slot], _defaultStopIds, reuse);
                 if (Advance(job)) Release(slot, cancelled: false);
             }
             catch (Exception e)
@@ -167,6 +192,53 @@ public sealed class GenerationScheduler : IDisposable
                 Fail(slot, job, e);
             }
         }
+    }
+
+    /// <summary>
+    /// A slot's cache is chosen for what it holds only when it covers at least this part of the prompt (llama.cpp
+    /// server's <c>--slot-prompt-similarity</c>, default 0.1): otherwise a request that shares a BOS or a short system
+    /// line would overwrite the one cache that holds a long conversation, for a reuse of a few tokens.
+    /// </summary>
+    private const double MinSharedPart = 0.1;
+
+    /// <summary>
+    /// The free slot for <paramref name="prompt"/>: with <paramref name="cachePrompt"/>, the one whose cache holds the
+    /// longest common prefix with it, as far as the slot rewinds there exactly, if that is at least
+    /// <see cref="MinSharedPart"/> of the prompt; else the least recently used one (keeping the newer caches for
+    /// their follow-ups). <paramref name="reuse"/> is the chosen slot's reusable prefix, at most all but the
+    /// prompt's last token: its logits choose the first new token.
+    /// </summary>
+    private int ChooseSlot(int[] prompt, bool cachePrompt, out int reuse)
+    {
+        int longest = -1, oldest = -1, longestReuse = 0, oldestReuse = 0;
+        for (int s = 0; s < _slots.Length; s++)
+        {
+            if (_slots[s] is not null) continue;
+            int common = 0;
+            if (cachePrompt && _cachedTokens[s] is List<int> cached)
+            {
+                int n = Math.Min(_cachedLength[s], prompt.Length - 1);
+                while (common < n && cached[common] == prompt[common]) common++;
+                common = _sessions[s].ExactRewindAtMost(common);
+            }
+            if (longest < 0 || common > longestReuse || (common == longestReuse && _lastUsed[s] < _lastUsed[longest]))
+            {
+                longest = s;
+                longestReuse = common;
+            }
+            if (oldest < 0 || _lastUsed[s] < _lastUsed[oldest])
+            {
+                oldest = s;
+                oldestReuse = common;
+            }
+        }
+        if (longestReuse >= MinSharedPart * prompt.Length)
+        {
+            reuse = longestReuse;
+            return longest;
+        }
+        reuse = oldestReuse;
+        return oldest;
     }
 
     private readonly List<InferenceSession> _batchSessions = new();
@@ -244,7 +316,7 @@ public sealed class GenerationScheduler : IDisposable
         job.Emit(new GenerationChunk(text, next)
         {
             FinishReason = finish,
-            Usage = new GenerationUsage(job.Prompt.Length, job.Generated),
+            Usage = new GenerationUsage(job.Prompt.Length, job.Generated) { CachedTokens = job.CachedTokens },
             Timings = job.Timings(),
         });
         return true;
@@ -254,6 +326,9 @@ public sealed class GenerationScheduler : IDisposable
     {
         var job = _slots[slot]!;
         _slots[slot] = null;
+        // The cache holds every token the job fed through the model (all of its history but the last sampled one).
+        _cachedTokens[slot] = job.History;
+        _cachedLength[slot] = job.Session!.Position;
         Interlocked.Decrement(ref _active);
         job.Complete(null, cancelled);
         if (cancelled) Interlocked.Increment(ref _cancelled);
@@ -265,6 +340,7 @@ public sealed class GenerationScheduler : IDisposable
         if (_slots[slot] == job)
         {
             _slots[slot] = null;
+            _cachedLength[slot] = 0; // a step failed part-way: the cache's contents are unknown
             Interlocked.Decrement(ref _active);
         }
         job.Complete(e, cancelled: false);
@@ -307,6 +383,8 @@ public sealed class GenerationScheduler : IDisposable
         public int[]? StopIds { get; private set; }
         public int[] NextToken { get; } = new int[1];
         public int Generated { get; set; }
+        /// <summary>Prompt tokens whose keys and values were already in the slot's cache.</summary>
+        public int CachedTokens { get; private set; }
 
         private int _queueState; // 0 waiting in the queue, 1 taken by the scheduler, 2 cancelled while waiting
 
@@ -333,8 +411,8 @@ public sealed class GenerationScheduler : IDisposable
             owner.Wake();
         }
 
-        /// <summary>Takes a slot: resets its cache and prefills the prompt.</summary>
-        public void Start(InferenceSession session, int[] defaultStopIds)
+        /// <summary>Takes a slot: rewinds its cache to the <paramref name="reuse"/> prompt tokens it holds and prefills the rest.</summary>
+        public void Start(InferenceSession session, int[] defaultStopIds, int reuse)
         {
             Session = session;
             Sampler = new Sampler(Options.Sampling, session.Model.Config.VocabSize);
@@ -348,13 +426,15 @@ public sealed class GenerationScheduler : IDisposable
             }
             History.AddRange(Prompt);
             _clock.Start();
-            session.Reset();
-            session.Forward(Prompt);
+            CachedTokens = reuse;
+            session.Rewind(reuse);
+            session.Forward(Prompt.AsSpan(reuse));
             _promptSeconds = _clock.Elapsed.TotalSeconds;
             _clock.Restart();
         }
 
-        public GenerationTimings Timings() => new(_promptSeconds, Prompt.Length, _clock.Elapsed.TotalSeconds, Generated);
+        /// <summary>The prompt's speed counts the tokens processed, not those taken from the cache.</summary>
+        public GenerationTimings Timings() => new(_promptSeconds, Prompt.Length - CachedTokens, _clock.Elapsed.TotalSeconds, Generated);
 
         public void Emit(GenerationChunk chunk) => _output.Writer.TryWrite(chunk);
 

@@ -83,6 +83,19 @@ public sealed class KvCache : IDisposable
         Values.Rewind(position);
     }
 
+    /// <summary>The largest position at most <paramref name="position"/> that both sides rewind to exactly (<see cref="KvStore.ExactRewindAtMost"/>).</summary>
+    public int ExactRewindAtMost(int position)
+    {
+        // Each side's answer is exact for it; narrowing until both agree ends at a position exact for both (0 at worst).
+        int p = position;
+        while (true)
+        {
+            int q = Values.ExactRewindAtMost(Keys.ExactRewindAtMost(p));
+            if (q == p) return p;
+            p = q;
+        }
+    }
+
     public void Dispose()
     {
         Keys.Dispose();

@@ -91,6 +91,27 @@ public sealed record KvCacheOptions
 
     /// <summary>Float32 rows a quantized type keeps beside its blocks (the window, a filling token block, a chunk).</summary>
     private int FloatRows(KvCacheType t, int contextSize) => t.IsFloat32 ? 0 : KvStore.FloatPositions(t, Window, contextSize);
+    /// <summary>
+    /// Sequences of <paramref name="contextSize"/> positions whose caches fit in <paramref name="budgetBytes"/>:
+    /// the budget divided by one sequence's bytes (<see cref="Memory"/>, float32 rows included), rounded down. Every
+    /// slot's cache is allocated whole when the scheduler starts, so this is also the most memory the caches take.
+    /// Throws <see cref="AnyBitException"/> saying what one sequence needs when not even one fits.
+    /// </summary>
+    public int SequencesWithin(ModelConfig config, int contextSize, long budgetBytes)
+    {
+        if (budgetBytes <= 0) throw new AnyBitException($"the KV cache budget of {budgetBytes} bytes must be positive");
+        long perSequence = Memory(config, contextSize).BytesPerSequence;
+        long fits = budgetBytes / Math.Max(1, perSequence);
+        if (fits < 1)
+            throw new AnyBitException($"a KV cache budget of {FormatBytes(budgetBytes)} holds no sequence: one sequence of {contextSize} positions "
+                + $"needs {FormatBytes(perSequence)} ({this}); raise the budget, lower the context or choose a smaller cache type");
+        return (int)Math.Min(fits, int.MaxValue);
+    }
+
+    /// <summary>"8.00 MiB (8,388,608 bytes)": binary units for reading, the exact count for comparing.</summary>
+    public static string FormatBytes(long bytes) =>
+        (bytes >= 1L << 30 ? $"{bytes / (double)(1L << 30):F2} GiB" : bytes >= 1L << 20 ? $"{bytes / (double)(1L << 20):F2} MiB" : $"{bytes / 1024.0:F2} KiB")
+        + $" ({bytes:N0} bytes)";
 }
 
 /// <summary>Bytes of a KV cache: per position (quantized), per sequence (all of it), and of that the float32 window.</summary>

@@ -197,6 +197,21 @@ internal sealed unsafe class KvStore : IDisposable
         }
     }
 
+    /// <summary>
+    /// The largest position at most <paramref name="position"/> that <see cref="Rewind"/> goes back to exactly: every
+    /// row the continuation reads in float32 (from Q(p) to p) still in the ring, so it reads what a fresh run
+    /// would. Always exact for float32 and for types quantized as written; with a window, only for a rewind within
+    /// the ring (p with Q(p) at or past the oldest row it holds); without a window, a <c>:tokens</c> type is exact
+    /// at token-block boundaries (Q(p) = p). 0 (a fresh start) is always exact.
+    /// </summary>
+    public int ExactRewindAtMost(int position)
+    {
+        if (_type.IsFloat32 || _float is null) return position;
+        int kept = _written.Max() - FloatCapacity; // the oldest position whose float32 row the ring still holds
+        if (QuantizedBefore(position) >= Math.Min(position, kept)) return position;
+        return _window == 0 ? position - position % _block : 0;
+    }
+
     /// <summary>Floats <see cref="Fill"/> needs in its block scratch.</summary>
     public int BlockScratchLength => _type.AlongTokens ? _headDim * _block : 0;
 

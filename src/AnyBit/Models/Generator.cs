@@ -1,6 +1,9 @@
 namespace AnyBit.Models;
 
-/// <summary>Timings of one generation, for <c>anybit run --json</c>.</summary>
+/// <summary>
+/// Timings of one generation, for <c>anybit run --json</c>. <c>PromptTokens</c> counts the prompt tokens processed
+/// (a prefix reused from a cache is not: see <see cref="Inference.GenerationUsage.CachedTokens"/>).
+/// </summary>
 public sealed record GenerationTimings(double PromptSeconds, int PromptTokens, double GenerationSeconds, int GeneratedTokens)
 {
     public double PromptTokensPerSecond => PromptSeconds > 0 ? PromptTokens / PromptSeconds : 0;

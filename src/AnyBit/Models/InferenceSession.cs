@@ -99,6 +99,18 @@ public sealed unsafe partial class InferenceSession : IDisposable
     }
 
     /// <summary>
+    /// The largest position at most <paramref name="position"/> (and <see cref="Position"/>) that <see cref="Rewind"/>
+    /// goes back to exactly, so that what follows reads the cache as a fresh run would: any for the float32 cache;
+    /// for a quantized cache with a float32 window, only rewinds within the rows it still holds in float32
+    /// (<see cref="KvCache.ExactRewindAtMost"/>).
+    /// </summary>
+    public int ExactRewindAtMost(int position)
+    {
+        int p = Math.Clamp(position, 0, Position);
+        return _kv is null ? p : _kv.ExactRewindAtMost(p);
+    }
+
+    /// <summary>
     /// Runs <paramref name="tokens"/> through the model at the current position and appends them to the cache.
     /// Writes the logits of every token to <paramref name="allLogits"/> ([tokens, vocab]) when it is non-empty;
     /// returns the logits of the last token (valid until the next call).
