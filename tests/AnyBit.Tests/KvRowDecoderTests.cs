@@ -45,3 +45,29 @@ public unsafe class KvRowDecoderTests
                 Assert.Fail($"{format.Name}: value {i} decodes to {actual[i]:R}, the reference gives {expected[i]:R}");
     }
 }
+
+/// <summary>The attention tile's float exp is within a few ulp of exp over the whole range a softmax feeds it.</summary>
+public unsafe class FlashAttentionExpTests
+{
+    [Fact]
+    public void Tile_exp_is_within_4_ulp_of_exp()
+    {
+        if (!System.Runtime.Intrinsics.X86.Avx2.IsSupported || !System.Runtime.Intrinsics.X86.Fma.IsSupported) return;
+        int n = 1 << 16;
+        var x = new float[n];
+        for (int i = 0; i < n; i++) x[i] = -90f * i / (n - 1); // 0 … −90, past the underflow cut at −87
+        var y = (float[])x.Clone();
+        float sum;
+        fixed (float* p = y) sum = FlashAttention.ExpSum(p, 0, n, 0f);
+        double expected = 0;
+        for (int i = 0; i < n; i++)
+        {
+            double e = Math.Exp(x[i]);
+            expected += e;
+            if (x[i] < -87f) { Assert.True(y[i] <= 2e-38f, $"exp({x[i]}) = {y[i]}"); continue; }
+            double ulp = Math.Max(MathF.BitIncrement((float)e) - (float)e, float.Epsilon);
+            Assert.True(Math.Abs(y[i] - e) <= 4 * ulp, $"exp({x[i]:R}) = {y[i]:R}, expected {e:R}");
+        }
+        Assert.Equal(expected, sum, expected * 1e-5); // float sums of 65,536 terms
+    }
+}

@@ -1,6 +1,7 @@
 using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 
 namespace AnyBit.Kernels.Attention;
 
@@ -41,7 +42,11 @@ public static unsafe class FlashAttention
     {
         if (from >= to) return;
         bool vector = Vector256.IsHardwareAccelerated && headDim % 8 == 0;
-        for (int r = from; r < to; r++)
+        int r = from;
+        if (vector && Avx.IsSupported)
+            for (; r + 8 <= to; r += 8)
+                (Dot8(query, headDim, keysLow, keysHigh, keySplit, r) * Vector256.Create(scale)).Store(scores + r);
+        for (; r < to; r++)
         {
             float* k = (r < keySplit ? keysLow : keysHigh) + (long)r * headDim;
             scores[r] = (vector ? Dot(query, k, headDim) : DotScalar(query, k, headDim)) * scale;
@@ -55,8 +60,14 @@ public static unsafe class FlashAttention
         }
         float m = state[0];
         float mNew = MathF.Max(m, TensorPrimitives.Max(s));
-        TensorPrimitives.Subtract(s, mNew, s);
-        TensorPrimitives.Exp(s, s);
+        float tileSum;
+        if (Avx2.IsSupported && Fma.IsSupported) tileSum = ExpSum(scores, from, to, mNew);
+        else
+        {
+            TensorPrimitives.Subtract(s, mNew, s);
+            TensorPrimitives.Exp(s, s);
+            tileSum = TensorPrimitives.Sum(s);
+        }
         float* acc = state + 2;
         if (m != mNew)
         {
@@ -67,13 +78,13 @@ public static unsafe class FlashAttention
             TensorPrimitives.Multiply(a, correction, a);
         }
         state[0] = mNew;
-        state[1] += TensorPrimitives.Sum(s);
+        state[1] += tileSum;
         if (vector) Accumulate(acc, headDim, scores, from, to, valuesLow, valuesHigh, valueSplit);
         else
-            for (int r = from; r < to; r++)
+            for (int j = from; j < to; j++)
             {
-                float* v = (r < valueSplit ? valuesLow : valuesHigh) + (long)r * headDim;
-                for (int i = 0; i < headDim; i++) acc[i] += scores[r] * v[i];
+                float* v = (j < valueSplit ? valuesLow : valuesHigh) + (long)j * headDim;
+                for (int i = 0; i < headDim; i++) acc[i] += scores[j] * v[i];
             }
     }
 
@@ -101,6 +112,49 @@ public static unsafe class FlashAttention
         TensorPrimitives.Divide(o, sum, o);
     }
 
+    /// <summary>scores[r] ← exp(scores[r] − max) for r in [from, to), returning their sum: 8 at a time by
+    /// <see cref="Exp8"/>, the rest by MathF.Exp.</summary>
+    internal static float ExpSum(float* scores, int from, int to, float max)
+    {
+        var sum = Vector256<float>.Zero;
+        var m = Vector256.Create(max);
+        int r = from;
+        for (; r + 8 <= to; r += 8)
+        {
+            var e = Exp8(Vector256.Load(scores + r) - m);
+            e.Store(scores + r);
+            sum += e;
+        }
+        float total = Vector256.Sum(sum);
+        for (; r < to; r++) total += scores[r] = MathF.Exp(scores[r] - max);
+        return total;
+    }
+
+    /// <summary>
+    /// exp(x) for x ≤ 0 in float arithmetic (Cephes' expf: x = n·ln 2 + r with |r| ≤ ln 2 / 2, a degree-6 polynomial
+    /// for e^r, 2ⁿ by the exponent bits; within 2 ulp of exp), 0 below −87. Written by hand because .NET's vector
+    /// Exp computes in double precision, which made it as costly as the tile's value accumulation; attention weights
+    /// need no more than float accuracy (the tests compare against double-precision attention).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Exp8(Vector256<float> x)
+    {
+        var tiny = Vector256.LessThan(x, Vector256.Create(-87f));
+        x = Vector256.Max(x, Vector256.Create(-87f));
+        var n = Avx.RoundToNearestInteger(x * Vector256.Create(1.44269504088896341f));
+        var r = Fma.MultiplyAddNegated(n, Vector256.Create(0.693359375f), x);
+        r = Fma.MultiplyAddNegated(n, Vector256.Create(-2.12194440e-4f), r);
+        var p = Vector256.Create(1.9875691500E-4f);
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(1.3981999507E-3f));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(8.3334519073E-3f));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(4.1665795894E-2f));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(1.6666665459E-1f));
+        p = Fma.MultiplyAdd(p, r, Vector256.Create(5.0000001201E-1f));
+        p = Fma.MultiplyAdd(p * r, r, r) + Vector256.Create(1f);
+        var scale = Vector256.ShiftLeft(Avx.ConvertToVector256Int32(n) + Vector256.Create(127), 23).AsSingle();
+        return Vector256.AndNot(p * scale, tiny);
+    }
+
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static float Dot(float* a, float* b, int n)
     {
@@ -114,6 +168,34 @@ public static unsafe class FlashAttention
         }
         if (i < n) s0 = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), s0);
         return Vector256.Sum(s0 + s1);
+    }
+
+    /// <summary>The query's dot products with the 8 key rows r … r + 7, as one vector: each row's sum held in its own
+    /// register across the head, the 8 reduced together by horizontal adds (a row's own reduction would cost as much as
+    /// its products for a head of 64).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Dot8(float* q, int n, float* low, float* high, int split, int r)
+    {
+        float* k0 = Row(r), k1 = Row(r + 1), k2 = Row(r + 2), k3 = Row(r + 3), k4 = Row(r + 4), k5 = Row(r + 5), k6 = Row(r + 6), k7 = Row(r + 7);
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (int i = 0; i < n; i += 8)
+        {
+            var x = Vector256.Load(q + i);
+            a0 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k0 + i), a0);
+            a1 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k1 + i), a1);
+            a2 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k2 + i), a2);
+            a3 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k3 + i), a3);
+            a4 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k4 + i), a4);
+            a5 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k5 + i), a5);
+            a6 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k6 + i), a6);
+            a7 = Vector256.FusedMultiplyAdd(x, Vector256.Load(k7 + i), a7);
+        }
+        // Per 128-bit half: [Σ0 Σ1 Σ2 Σ3] of rows 0–3 and of rows 4–7; the halves' partial sums then added.
+        var u0 = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
+        var u1 = Avx.HorizontalAdd(Avx.HorizontalAdd(a4, a5), Avx.HorizontalAdd(a6, a7));
+        return Avx.Permute2x128(u0, u1, 0x20) + Avx.Permute2x128(u0, u1, 0x31);
+
+        float* Row(int j) => (j < split ? low : high) + (long)j * n;
     }
 
     private static float DotScalar(float* a, float* b, int n)

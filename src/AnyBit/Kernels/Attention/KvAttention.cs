@@ -54,6 +54,8 @@ internal sealed unsafe class KvAttention : IParallelWork, IDisposable
     public int TileSize { get; }
 
     /// <summary>The tile a cache needs: 32 positions, or a whole token block when that is longer.</summary>
+    /// <remarks>128-position tiles decoded no faster than 32 at 4k positions (docs/kv-cache.md); 32 keeps a tile of a
+    /// 128-wide head in L1.</remarks>
     public static int TileFor(KvCacheOptions options) => Math.Max(32, Math.Max(options.Key.TokenBlock, options.Value.TokenBlock));
 
     /// <summary>

@@ -45,21 +45,29 @@ internal static unsafe class KvRowDecoder
     private static void F16(byte* src, float* dst, int values)
     {
         var h = (ushort*)src;
+        var exponent = Vector256.Create((ushort)0x7C00);
         int i = 0;
-        for (; i + 8 <= values; i += 8)
+        for (; i + 16 <= values; i += 16)
         {
-            var raw = Vector128.Load(h + i);
-            // Any infinity or NaN among the 8: the exact scalar conversion.
-            if ((raw & Vector128.Create((ushort)0x7C00)) is var e && Vector128.EqualsAny(e, Vector128.Create((ushort)0x7C00)))
+            var raw = Vector256.Load(h + i);
+            // Any infinity or NaN among the 16 (an all-ones exponent): the exact scalar conversion.
+            if (Vector256.EqualsAny(raw & exponent, exponent))
             {
-                for (int j = i; j < i + 8; j++) dst[j] = (float)BitConverter.UInt16BitsToHalf(h[j]);
+                for (int j = i; j < i + 16; j++) dst[j] = (float)BitConverter.UInt16BitsToHalf(h[j]);
                 continue;
             }
-            var wide = Avx2.ConvertToVector256Int32(raw.AsInt16());
-            var bits = Vector256.ShiftLeft(wide, 13) & Vector256.Create(unchecked((int)0x8FFFE000));
-            (bits.AsSingle() * Vector256.Create(BitConverter.Int32BitsToSingle(0x77800000))).Store(dst + i); // × 2¹¹²
+            Widen(raw.GetLower()).Store(dst + i);
+            Widen(raw.GetUpper()).Store(dst + i + 8);
         }
         for (; i < values; i++) dst[i] = (float)BitConverter.UInt16BitsToHalf(h[i]);
+
+        // 8 finite f16 as f32: the bits moved into an f32's places (sign-extension copies of the sign cleared), then
+        // × 2¹¹² rebiases normals and subnormals alike, exactly (HalfWidening's method).
+        static Vector256<float> Widen(Vector128<ushort> x)
+        {
+            var bits = Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(x.AsInt16()), 13) & Vector256.Create(unchecked((int)0x8FFFE000));
+            return bits.AsSingle() * Vector256.Create(BitConverter.Int32BitsToSingle(0x77800000));
+        }
     }
 
     private static void BF16(byte* src, float* dst, int values)
