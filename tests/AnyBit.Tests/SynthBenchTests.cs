@@ -97,4 +97,54 @@ public class SynthBenchTests
         }
         Assert.True(rows[1].GetProperty("bytes_per_second").GetDouble() > 0);
     }
+
+    /// <summary>
+    /// <c>bench -d</c>: runs start at the depth (prefilled or random rows), in the JSON as n_depth; a depth past the
+    /// model's context is a one-line error.
+    /// </summary>
+    [Fact]
+    public void Bench_runs_at_a_depth()
+    {
+        string path = Path.Combine(Shared.TempDir(), "d.gguf");
+        Assert.Equal(0, CliRunner.Run("synth", "--preset", "tiny", "-o", path).ExitCode);
+        foreach (var fill in new[] { "prefill", "random" })
+        {
+            var r = CliRunner.Run("bench", "--model", path, "-p", "8", "-n", "4", "-r", "1", "-t", "2", "-d", "300", "--depth-fill", fill, "-ctk", "q4_0", "--json");
+            Assert.Equal(0, r.ExitCode);
+            using var doc = JsonDocument.Parse(r.Stdout);
+            foreach (var row in doc.RootElement.EnumerateArray())
+            {
+                Assert.Equal(300, row.GetProperty("n_depth").GetInt32());
+                Assert.True(row.GetProperty("avg_ts").GetDouble() > 0);
+            }
+        }
+        var bad = CliRunner.Run("bench", "--model", path, "-p", "8", "-n", "4", "-d", "600");
+        Assert.Equal(1, bad.ExitCode);
+        Assert.Contains("more than the model's context of 512", bad.Stderr);
+        Assert.Single(bad.Stderr.Trim().Split('\n'));
+    }
+
+    /// <summary>
+    /// <see cref="InferenceSession.FillRandom"/> writes through the cache's own path: positions advance, a quantized
+    /// cache holds the rows as its format stores them (the decode that follows reads finite values), and the fill
+    /// refuses to pass the context.
+    /// </summary>
+    [Theory]
+    [InlineData(null)]
+    [InlineData("q4_0")]
+    [InlineData("int2:g32:min:tokens")]
+    public void Random_fill_advances_the_cache(string? type)
+    {
+        string path = Path.Combine(Shared.TempDir(), "f.gguf");
+        Assert.Equal(0, CliRunner.Run("synth", "--preset", "tiny", "-o", path).ExitCode);
+        using var model = ModelLoader.Load(path);
+        var cache = type is null ? null : new AnyBit.Inference.KvCacheOptions { Key = AnyBit.Inference.KvCacheType.Parse(type), Value = AnyBit.Inference.KvCacheType.Parse("q8_0"), Window = 16 };
+        using var pool = new AnyBit.Kernels.WorkerPool(2);
+        using var session = model.CreateSession(512, maxBatch: 64, pool: pool, cache: cache);
+        session.FillRandom(200);
+        Assert.Equal(200, session.Position);
+        var logits = session.Forward([5]);
+        Assert.All(logits.ToArray(), x => Assert.True(float.IsFinite(x)));
+        Assert.Throws<AnyBitException>(() => session.FillRandom(400));
+    }
 }
