@@ -28,10 +28,17 @@ internal static class RunCommand
         var chat = new Option<bool>("--chat") { Description = "Interactive chat in the terminal, through the model's chat template (/reset, /exit)" };
         var system = new Option<string?>("--system") { Description = "System message for --chat" };
         var kvCache = new CommonOptions.KvCache();
+        var draft = new Option<string?>("--draft")
+        {
+            Description = "Speculative decoding: 'ngram' drafts by prompt lookup (the tokens that followed the last n tokens' earlier occurrence), verified in one batch; greedy sampling only, output unchanged",
+        };
+        draft.AcceptOnlyFromAmong("ngram");
+        var draftMax = new Option<int>("--draft-max") { Description = "Most tokens drafted per step", DefaultValueFactory = _ => 10 };
+        var draftNgram = new Option<int>("--draft-ngram") { Description = "Longest suffix prompt lookup matches (down to 1)", DefaultValueFactory = _ => 3 };
 
         var cmd = new Command("run", "Generate text from a prompt")
         {
-            model, tokenizer, prompt, promptIds, maxTokens, temperature, topK, topP, minP, repeatPenalty, seed, ctx, json, floatRef, kernelsOption, ignoreEos, chat, system,
+            model, tokenizer, prompt, promptIds, maxTokens, temperature, topK, topP, minP, repeatPenalty, seed, ctx, json, floatRef, kernelsOption, ignoreEos, chat, system, draft, draftMax, draftNgram,
         };
         kvCache.AddTo(cmd);
         cmd.SetAction((parse, cancellation) =>
@@ -45,6 +52,13 @@ internal static class RunCommand
             int n = parse.GetValue(maxTokens);
             if (n < 0) throw new AnyBitException($"--max-tokens {n} must be ≥ 0");
             var sampling = ReadSampling(parse);
+            AnyBit.Inference.PromptLookup? lookup = null;
+            if (parse.GetValue(draft) is not null)
+            {
+                lookup = new AnyBit.Inference.PromptLookup { MaxDraft = parse.GetValue(draftMax), MaxNgram = parse.GetValue(draftNgram) };
+                lookup.Validate();
+                if (sampling.Temperature != 0) throw new AnyBitException("--draft ngram verifies greedy tokens only: add --temperature 0");
+            }
 
             using var m = ModelLoader.Load(parse.GetValue(model)!, new LoadOptions { TokenizerPath = parse.GetValue(tokenizer), FloatReference = parse.GetValue(floatRef), Kernels = CommonOptions.ParseKernels(parse.GetValue(kernelsOption)) });
             int[] ids = text is not null ? CommonOptions.RequireTokenizer(m).Encode(text) : CommonOptions.ParseIds(idsText!, m.Config.VocabSize);
@@ -70,7 +84,7 @@ internal static class RunCommand
                 promptEcho = sb.ToString();
             }
             if (!asJson && promptEcho.Length > 0) Console.Out.Write(promptEcho);
-            foreach (int id in Generator.Generate(session, ids, n, sampler, !parse.GetValue(ignoreEos), cancellation, t => timings = t))
+            foreach (int id in Generator.Generate(session, ids, n, sampler, !parse.GetValue(ignoreEos), cancellation, t => timings = t, lookup))
             {
                 generated.Add(id);
                 if (asJson) continue;
@@ -103,6 +117,8 @@ internal static class RunCommand
                         GeneratedTokens = timings.GeneratedTokens,
                         GenerationMs = timings.GenerationSeconds * 1000,
                         GenerationTokensPerSecond = timings.GenerationTokensPerSecond,
+                        DraftTokens = timings.DraftTokens,
+                        AcceptedTokens = timings.AcceptedTokens,
                     },
                 });
             }
@@ -110,7 +126,7 @@ internal static class RunCommand
             {
                 if (streamer is not null) Console.Out.Write(streamer.Flush());
                 Console.Out.WriteLine();
-                Console.Error.WriteLine($"[prompt {timings!.PromptTokens} tokens, {timings.PromptTokensPerSecond:F1} t/s; generated {timings.GeneratedTokens} tokens, {timings.GenerationTokensPerSecond:F1} t/s]");
+                Console.Error.WriteLine($"[prompt {timings!.PromptTokens} tokens, {timings.PromptTokensPerSecond:F1} t/s; generated {timings.GeneratedTokens} tokens, {timings.GenerationTokensPerSecond:F1} t/s{(lookup is null ? "" : $"; drafted {timings.DraftTokens}, accepted {timings.AcceptedTokens}")}]");
             }
             return Task.FromResult(0);
         });

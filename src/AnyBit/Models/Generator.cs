@@ -6,19 +6,34 @@ namespace AnyBit.Models;
 /// </summary>
 public sealed record GenerationTimings(double PromptSeconds, int PromptTokens, double GenerationSeconds, int GeneratedTokens)
 {
+    /// <summary>Tokens a draft proposed (speculative decoding; 0 without).</summary>
+    public int DraftTokens { get; init; }
+
+    /// <summary>Proposed tokens the model accepted.</summary>
+    public int AcceptedTokens { get; init; }
+
     public double PromptTokensPerSecond => PromptSeconds > 0 ? PromptTokens / PromptSeconds : 0;
     public double GenerationTokensPerSecond => GenerationSeconds > 0 ? GeneratedTokens / GenerationSeconds : 0;
 }
 
-/// <summary>Autoregressive generation: prefill the prompt as one batch, then one token at a time.</summary>
+/// <summary>
+/// Autoregressive generation: prefill the prompt as one batch, then one token at a time — or, with a draft
+/// (<see cref="Inference.PromptLookup"/>), several at a time: the proposed tokens are verified in one batched forward pass
+/// (the weights read once for all of them), the longest prefix the model itself would have produced is kept and the
+/// cache rewound past the first mismatch.
+/// </summary>
 public static class Generator
 {
     /// <summary>
     /// Yields up to <paramref name="maxTokens"/> new tokens after <paramref name="prompt"/>. Stops at an end-of-sequence
     /// id when <paramref name="stopAtEos"/> (the EOS token is yielded before stopping) or when the context is full.
+    /// With <paramref name="lookup"/> and a deterministic sampler (temperature 0), tokens are drafted by prompt lookup
+    /// and verified in batches; the output is the same token for token, since a token is kept only where the sampler
+    /// picks it from the model's own logits at that position. Other samplers decode one token at a time.
     /// </summary>
     public static IEnumerable<int> Generate(InferenceSession session, int[] prompt, int maxTokens, Sampler sampler,
-        bool stopAtEos = true, CancellationToken cancellation = default, Action<GenerationTimings>? onFinished = null)
+        bool stopAtEos = true, CancellationToken cancellation = default, Action<GenerationTimings>? onFinished = null,
+        Inference.PromptLookup? lookup = null)
     {
         if (prompt.Length == 0) throw new AnyBitException("the prompt is empty: give at least one token");
         if (prompt.Length > session.ContextSize)
@@ -34,25 +49,61 @@ public static class Generator
         var single = new int[1];
         double promptSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
-        int generated = 0;
+        int generated = 0, drafted = 0, accepted = 0;
+        bool speculate = lookup is not null && sampler.Options.Temperature == 0;
+        int vocab = config.VocabSize, maxDraft = speculate ? lookup!.MaxDraft : 0;
+        var batch = new int[maxDraft + 1];
+        var rows = speculate ? new float[(long)(maxDraft + 1) * vocab] : [];
+        int row = -1; // the logits the next token is sampled from: session.LastLogits (−1), or a row of rows
         try
         {
             while (generated < maxTokens)
             {
                 cancellation.ThrowIfCancellationRequested();
-                int next = sampler.Sample(session.LastLogits, history.AsSpan(0, count));
+                var logits = row < 0 ? session.LastLogits : rows.AsSpan(row * vocab, vocab);
+                int next = sampler.Sample(logits, history.AsSpan(0, count));
                 history[count++] = next;
                 generated++;
                 yield return next;
                 if (stopAtEos && Array.IndexOf(config.EosTokenIds, next) >= 0) break;
                 if (generated >= maxTokens || session.Position >= session.ContextSize) break;
-                single[0] = next;
-                session.Forward(single);
+                // Draft no more than can be emitted or stored: next plus k tokens enter the cache.
+                int room = Math.Min(maxTokens - generated, session.ContextSize - session.Position - 1);
+                int k = speculate && room > 0 ? lookup!.Propose(history.AsSpan(0, count), batch.AsSpan(1, Math.Min(maxDraft, room))) : 0;
+                if (k == 0)
+                {
+                    single[0] = next;
+                    session.Forward(single);
+                    row = -1;
+                    continue;
+                }
+                batch[0] = next;
+                int start = session.Position;
+                session.Forward(batch.AsSpan(0, k + 1), rows.AsSpan(0, (k + 1) * vocab));
+                drafted += k;
+                // Row i holds the logits after batch[i]: draft token i + 1 stands if the sampler picks it there.
+                int i = 0;
+                bool stop = false;
+                for (; i < k; i++)
+                {
+                    int verified = sampler.Sample(rows.AsSpan(i * vocab, vocab), history.AsSpan(0, count));
+                    if (verified != batch[i + 1]) break;
+                    history[count++] = verified;
+                    generated++;
+                    accepted++;
+                    yield return verified;
+                    if ((stopAtEos && Array.IndexOf(config.EosTokenIds, verified) >= 0) || generated >= maxTokens) { stop = true; break; }
+                }
+                if (stop) break;
+                // Keep next and the accepted tokens; the first rejected one's place is sampled from row i.
+                if (i < k) session.Rewind(start + i + 1);
+                row = i;
             }
         }
         finally
         {
-            onFinished?.Invoke(new GenerationTimings(promptSeconds, prompt.Length, clock.Elapsed.TotalSeconds, generated));
+            onFinished?.Invoke(new GenerationTimings(promptSeconds, prompt.Length, clock.Elapsed.TotalSeconds, generated)
+                { DraftTokens = drafted, AcceptedTokens = accepted });
         }
     }
 

@@ -1,0 +1,64 @@
+using AnyBit.Inference;
+using AnyBit.Models;
+
+namespace AnyBit.Tests;
+
+/// <summary>
+/// Prompt-lookup speculation: the draft is the continuation of the suffix's latest earlier occurrence, and greedy
+/// generation with it gives token for token what plain decoding gives, on a real model and several caches.
+/// </summary>
+public class SpeculativeTests
+{
+    [Fact]
+    public void Lookup_proposes_what_followed_the_latest_match_of_the_longest_suffix()
+    {
+        var lookup = new PromptLookup { MaxDraft = 3, MaxNgram = 3 };
+        var draft = new int[8];
+        // Suffix 2 3 4 occurs at 1 (followed by 9 9 9 9) and later at 6 (followed by 7 8): the latest wins.
+        int k = lookup.Propose([1, 2, 3, 4, 9, 9, 2, 3, 4, 7, 8, 5, 2, 3, 4], draft);
+        Assert.Equal([7, 8, 5], draft[..k]);
+        // No earlier occurrence of any suffix: no draft.
+        k = lookup.Propose([6, 1, 7, 1, 7, 2], draft);
+        Assert.Equal(0, k);
+        k = lookup.Propose([6, 1, 7, 3, 1, 7], draft);
+        Assert.Equal([3, 1, 7], draft[..k]); // "1 7" matched at 1, followed by 3 1 7
+        Assert.Equal(0, lookup.Propose([5], draft));
+        Assert.Throws<AnyBitException>(() => new PromptLookup { MaxDraft = 0 }.Validate());
+        Assert.Throws<AnyBitException>(() => new PromptLookup { MinNgram = 3, MaxNgram = 2 }.Validate());
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("q8_0")]
+    [InlineData("q4_0:rot")]
+    public void Greedy_output_is_unchanged_by_speculation(string? cacheType)
+    {
+        using var model = ModelLoader.Load(Shared.Data("models", "gutenberg-llama"));
+        var tokenizer = model.Tokenizer!;
+        string passage = File.ReadAllText(Shared.Data("text", "eval", "sherlock.txt"))[2000..3200];
+        // The passage, then its start again: a continuation the model partly copies, so drafts are accepted.
+        int[] prompt = tokenizer.Encode(passage + "\n\n" + passage[..300]);
+        var cache = cacheType is null ? null : new KvCacheOptions { Key = KvCacheType.Parse(cacheType), Value = KvCacheType.Parse(cacheType) };
+        var sampler = new Sampler(new SamplingOptions { Temperature = 0 }, model.Config.VocabSize);
+        int[] Run(PromptLookup? lookup, out GenerationTimings timings)
+        {
+            using var session = model.CreateSession(1024, cache: cache);
+            GenerationTimings? t = null;
+            var ids = Generator.Generate(session, prompt, 120, sampler, stopAtEos: false, onFinished: x => t = x, lookup: lookup).ToArray();
+            timings = t!;
+            return ids;
+        }
+        var plain = Run(null, out _);
+        var drafted = Run(new PromptLookup(), out var timings);
+        Assert.Equal(plain, drafted);
+        Assert.True(timings.AcceptedTokens > 10, $"{timings.AcceptedTokens} of {timings.DraftTokens} drafted tokens accepted");
+        // A token limit that falls inside an accepted draft still ends exactly there.
+        Assert.Equal(plain[..37], RunLimited(37));
+
+        int[] RunLimited(int n)
+        {
+            using var session = model.CreateSession(1024, cache: cache);
+            return Generator.Generate(session, prompt, n, sampler, stopAtEos: false, lookup: new PromptLookup()).ToArray();
+        }
+    }
+}
