@@ -55,6 +55,9 @@ public static class Generator
         var batch = new int[maxDraft + 1];
         var rows = speculate ? new float[(long)(maxDraft + 1) * vocab] : [];
         int row = -1; // the logits the next token is sampled from: session.LastLogits (−1), or a row of rows
+        // Draft length adapts to what was accepted: one more than the last accepted run, growing by two after a fully
+        // accepted draft, so a draft that keeps failing costs a two-token pass (about one token's weight traffic).
+        int draftLength = maxDraft;
         try
         {
             while (generated < maxTokens)
@@ -69,7 +72,7 @@ public static class Generator
                 if (generated >= maxTokens || session.Position >= session.ContextSize) break;
                 // Draft no more than can be emitted or stored: next plus k tokens enter the cache.
                 int room = Math.Min(maxTokens - generated, session.ContextSize - session.Position - 1);
-                int k = speculate && room > 0 ? lookup!.Propose(history.AsSpan(0, count), batch.AsSpan(1, Math.Min(maxDraft, room))) : 0;
+                int k = speculate && room > 0 ? lookup!.Propose(history.AsSpan(0, count), batch.AsSpan(1, Math.Min(draftLength, room))) : 0;
                 if (k == 0)
                 {
                     single[0] = next;
@@ -95,6 +98,7 @@ public static class Generator
                     if ((stopAtEos && Array.IndexOf(config.EosTokenIds, verified) >= 0) || generated >= maxTokens) { stop = true; break; }
                 }
                 if (stop) break;
+                draftLength = i == k ? Math.Min(maxDraft, k + 2) : Math.Max(1, i + 1);
                 // Keep next and the accepted tokens; the first rejected one's place is sampled from row i.
                 if (i < k) session.Rewind(start + i + 1);
                 row = i;
