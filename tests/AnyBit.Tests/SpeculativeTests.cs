@@ -55,10 +55,57 @@ public class SpeculativeTests
         // A token limit that falls inside an accepted draft still ends exactly there.
         Assert.Equal(plain[..37], RunLimited(37));
 
+        // Sampling with drafts: as many tokens, drafts verified (the distribution itself: SpeculativeSamplingTests).
+        var hot = new Sampler(new SamplingOptions { Temperature = 0.7f, TopK = 40, Seed = 3 }, model.Config.VocabSize);
+        using (var session = model.CreateSession(1024, cache: cache))
+        {
+            GenerationTimings? t = null;
+            var sampled = Generator.Generate(session, prompt, 80, hot, stopAtEos: false, onFinished: x => t = x, lookup: new PromptLookup()).ToArray();
+            Assert.Equal(80, sampled.Length);
+            Assert.True(t!.DraftTokens > 0);
+            Assert.Equal(prompt.Length + 80 - 1, session.Position); // the last token is sampled, not yet run
+        }
+
         int[] RunLimited(int n)
         {
             using var session = model.CreateSession(1024, cache: cache);
             return Generator.Generate(session, prompt, n, sampler, stopAtEos: false, lookup: new PromptLookup()).ToArray();
         }
+    }
+}
+
+/// <summary>Speculative sampling keeps the sampler's distribution: verified tokens are drawn as often as plain samples.</summary>
+public class SpeculativeSamplingTests
+{
+    [Theory]
+    [InlineData(2)] // a likely token
+    [InlineData(0)] // an unlikely one, still kept by the filters
+    [InlineData(5)] // one the filters remove
+    public void Verify_draws_from_the_same_distribution_as_Sample(int draft)
+    {
+        float[] logits = [0.3f, 1.5f, 2.0f, 1.1f, 0.9f, -3f];
+        var options = new SamplingOptions { Temperature = 0.9f, TopK = 5, TopP = 0.97f, MinP = 0.03f, Seed = 11 };
+        var plain = new Sampler(options, logits.Length);
+        var verify = new Sampler(options with { Seed = 12 }, logits.Length);
+        int n = 200_000;
+        var a = new int[logits.Length];
+        var b = new int[logits.Length];
+        int kept = 0;
+        for (int i = 0; i < n; i++)
+        {
+            a[plain.Sample(logits, [])]++;
+            b[verify.Verify(logits, [], draft, out bool accepted)]++;
+            if (accepted) kept++;
+        }
+        for (int t = 0; t < logits.Length; t++)
+        {
+            // Two independent binomial counts: their difference has σ = √(2·n·p(1 − p)).
+            double p = (a[t] + b[t]) / (2.0 * n);
+            double sigma = Math.Sqrt(2 * n * p * (1 - p)) + 1;
+            Assert.True(Math.Abs(a[t] - b[t]) < 5 * sigma, $"token {t}: plain {a[t]}, verified {b[t]}");
+        }
+        // The draft is kept about as often as it would be sampled (never, where the filters remove it).
+        Assert.True(Math.Abs(kept - a[draft]) < 5 * Math.Sqrt(2.0 * n * 0.25) + 1, $"kept {kept}, sampled {a[draft]}");
+        Assert.Equal(draft == 5 ? 0 : b[draft], draft == 5 ? b[5] : kept);
     }
 }

@@ -27,9 +27,9 @@ public static class Generator
     /// <summary>
     /// Yields up to <paramref name="maxTokens"/> new tokens after <paramref name="prompt"/>. Stops at an end-of-sequence
     /// id when <paramref name="stopAtEos"/> (the EOS token is yielded before stopping) or when the context is full.
-    /// With <paramref name="lookup"/> and a deterministic sampler (temperature 0), tokens are drafted by prompt lookup
-    /// and verified in batches; the output is the same token for token, since a token is kept only where the sampler
-    /// picks it from the model's own logits at that position. Other samplers decode one token at a time.
+    /// With <paramref name="lookup"/>, tokens are drafted by prompt lookup and verified in batches: greedy output is the
+    /// same token for token (a draft stands only where it is the argmax of the model's own logits there), and sampled
+    /// output follows the same distribution (<see cref="Sampler.Verify"/>), though not the same random stream.
     /// </summary>
     public static IEnumerable<int> Generate(InferenceSession session, int[] prompt, int maxTokens, Sampler sampler,
         bool stopAtEos = true, CancellationToken cancellation = default, Action<GenerationTimings>? onFinished = null,
@@ -50,7 +50,7 @@ public static class Generator
         double promptSeconds = clock.Elapsed.TotalSeconds;
         clock.Restart();
         int generated = 0, drafted = 0, accepted = 0;
-        bool speculate = lookup is not null && sampler.Options.Temperature == 0;
+        bool speculate = lookup is not null;
         int vocab = config.VocabSize, maxDraft = speculate ? lookup!.MaxDraft : 0;
         var batch = new int[maxDraft + 1];
         var rows = speculate ? new float[(long)(maxDraft + 1) * vocab] : [];
@@ -58,13 +58,15 @@ public static class Generator
         // Draft length adapts to what was accepted: one more than the last accepted run, growing by two after a fully
         // accepted draft, so a draft that keeps failing costs a two-token pass (about one token's weight traffic).
         int draftLength = maxDraft;
+        int pending = -1; // a token already chosen (a rejected draft's replacement), not yet sampled from logits
         try
         {
             while (generated < maxTokens)
             {
                 cancellation.ThrowIfCancellationRequested();
-                var logits = row < 0 ? session.LastLogits : rows.AsSpan(row * vocab, vocab);
-                int next = sampler.Sample(logits, history.AsSpan(0, count));
+                int next = pending >= 0 ? pending
+                    : sampler.Sample(row < 0 ? session.LastLogits : rows.AsSpan(row * vocab, vocab), history.AsSpan(0, count));
+                pending = -1;
                 history[count++] = next;
                 generated++;
                 yield return next;
@@ -84,13 +86,14 @@ public static class Generator
                 int start = session.Position;
                 session.Forward(batch.AsSpan(0, k + 1), rows.AsSpan(0, (k + 1) * vocab));
                 drafted += k;
-                // Row i holds the logits after batch[i]: draft token i + 1 stands if the sampler picks it there.
+                // Row i holds the logits after batch[i]: draft token i + 1 stands if the sampler keeps it there
+                // (Sampler.Verify: exact in distribution; the argmax when greedy), else its replacement comes next.
                 int i = 0;
                 bool stop = false;
                 for (; i < k; i++)
                 {
-                    int verified = sampler.Sample(rows.AsSpan(i * vocab, vocab), history.AsSpan(0, count));
-                    if (verified != batch[i + 1]) break;
+                    int verified = sampler.Verify(rows.AsSpan(i * vocab, vocab), history.AsSpan(0, count), batch[i + 1], out bool kept);
+                    if (!kept) { pending = verified; break; }
                     history[count++] = verified;
                     generated++;
                     accepted++;
@@ -99,7 +102,7 @@ public static class Generator
                 }
                 if (stop) break;
                 draftLength = i == k ? Math.Min(maxDraft, k + 2) : Math.Max(1, i + 1);
-                // Keep next and the accepted tokens; the first rejected one's place is sampled from row i.
+                // Keep next and the accepted tokens; the first rejected one's replacement is the next token.
                 if (i < k) session.Rewind(start + i + 1);
                 row = i;
             }

@@ -29,8 +29,18 @@ public sealed class Sampler
     public SamplingOptions Options => _o;
 
     /// <summary>Picks the next token given the logits and the tokens so far (for the repetition penalty).</summary>
-    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> history)
+    public int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> history) => Sample(logits, history, -1, out _);
+
+    /// <summary>
+    /// Verifies a drafted token: returns it with <paramref name="accepted"/> true where the target keeps it, else a
+    /// replacement, so that the token returned follows exactly the distribution <see cref="Sample(ReadOnlySpan{float}, ReadOnlySpan{int})"/>
+    /// draws from (every filter applied the same way). Greedy: the draft stands if it is the argmax.
+    /// </summary>
+    public int Verify(ReadOnlySpan<float> logits, ReadOnlySpan<int> history, int draft, out bool accepted) => Sample(logits, history, draft, out accepted);
+
+    private int Sample(ReadOnlySpan<float> logits, ReadOnlySpan<int> history, int draft, out bool accepted)
     {
+        accepted = false;
         var l = _logits.AsSpan(0, logits.Length);
         logits.CopyTo(l);
         if (_o.RepetitionPenalty != 1f)
@@ -46,7 +56,12 @@ public sealed class Sampler
             foreach (int id in recent)
                 if ((uint)id < (uint)l.Length) _seen[id] = false;
         }
-        if (_o.Temperature == 0f) return ArgMax(l);
+        if (_o.Temperature == 0f)
+        {
+            int best = ArgMax(l);
+            accepted = best == draft;
+            return best;
+        }
 
         int n = l.Length;
         var order = _order.AsSpan(0, n);
@@ -84,6 +99,22 @@ public sealed class Sampler
         }
         double total = 0;
         for (int i = 0; i < keep; i++) total += keys[i];
+        if (draft >= 0)
+        {
+            // Speculative sampling with a draft that proposed one token for certain (q = δ_draft): keep it with
+            // probability min(1, p/q) = p(draft), else sample from the residual max(0, p − q), normalized: p without
+            // the draft. P(draft) = p(draft) and P(x) = (1 − p(draft))·p(x)/(1 − p(draft)) = p(x): the target's
+            // distribution exactly.
+            int at = order[..keep].IndexOf(draft);
+            double pd = at < 0 ? 0 : keys[at];
+            if (NextDouble() * total < pd) { accepted = true; return draft; }
+            if (at >= 0)
+            {
+                total -= pd;
+                keys[at] = 0;
+                if (total <= 0) { accepted = true; return draft; } // the draft held all the mass (not reached: then pd = total)
+            }
+        }
         double r = NextDouble() * total;
         double acc = 0;
         for (int i = 0; i < keep; i++)
@@ -91,6 +122,8 @@ public sealed class Sampler
             acc += keys[i];
             if (r < acc) return order[i];
         }
+        for (int i = keep - 1; i >= 0; i--)
+            if (keys[i] > 0) return order[i];
         return order[keep - 1];
     }
 
