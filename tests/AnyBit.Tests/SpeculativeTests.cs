@@ -66,6 +66,20 @@ public class SpeculativeTests
             Assert.Equal(prompt.Length + 80 - 1, session.Position); // the last token is sampled, not yet run
         }
 
+        // Leaving the loop at any point (mid-verification included) leaves the cache holding the emitted tokens but
+        // the last, so the sequence continues correctly from there.
+        var rng = new Random(5);
+        for (int trial = 0; trial < 6; trial++)
+        {
+            int take = rng.Next(1, 100);
+            using var session = model.CreateSession(1024, cache: cache);
+            var taken = Generator.Generate(session, prompt, 120, sampler, stopAtEos: false, lookup: new PromptLookup()).Take(take).ToArray();
+            Assert.Equal(plain[..take], taken);
+            Assert.Equal(prompt.Length + take - 1, session.Position);
+            session.Forward([taken[^1]]);
+            Assert.Equal(plain[take], Sampler.ArgMax(session.LastLogits));
+        }
+
         int[] RunLimited(int n)
         {
             using var session = model.CreateSession(1024, cache: cache);

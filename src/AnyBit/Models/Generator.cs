@@ -109,6 +109,10 @@ public static class Generator
         }
         finally
         {
+            // Stopped while verifying a draft (a limit, an end-of-sequence, cancellation or the caller leaving the
+            // loop): drop the positions of draft tokens not emitted, so the cache holds exactly the emitted tokens but
+            // the last, as after plain decoding.
+            if (speculate && session.Position > count - 1) session.Rewind(Math.Max(prompt.Length, count - 1));
             onFinished?.Invoke(new GenerationTimings(promptSeconds, prompt.Length, clock.Elapsed.TotalSeconds, generated)
                 { DraftTokens = drafted, AcceptedTokens = accepted });
         }
