@@ -43,9 +43,8 @@ public static unsafe class AttentionKernel
         TensorPrimitives.Subtract(p, max, p);
         TensorPrimitives.Exp(p, p);
         TensorPrimitives.Divide(p, TensorPrimitives.Sum(p) + MathF.Exp(sink - max), p);
-        int d = 0;
-        for (; d + 64 <= headDim; d += 64) WeightedSum64(values + d, headDim, scores, count, output + d);
-        for (; d < headDim; d += 16) WeightedSum16(values + d, headDim, scores, count, output + d);
+        new Span<float>(output, headDim).Clear();
+        AddWeighted(output, values, headDim, scores, count);
     }
 
     private static void SoftCap(Span<float> p, float cap)
@@ -68,10 +67,14 @@ public static unsafe class AttentionKernel
         return Vector256.Sum(s0 + s1);
     }
 
-    /// <summary>out[0..64) = Σ_j p_j · v_j[0..64): eight accumulators held in registers across all positions.</summary>
-    private static void WeightedSum64(float* v, int stride, float* p, int count, float* output)
+    /// <summary>
+    /// acc[0..64) += Σ_j p_j · v_j[0..64), v_j at <paramref name="v"/> + j·<paramref name="stride"/>: eight
+    /// accumulators held in registers across all positions (also the tiled attention's value sums, FlashAttention).
+    /// </summary>
+    internal static void AddWeighted64(float* acc, float* v, int stride, float* p, int count)
     {
-        Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
+        var o0 = Vector256.Load(acc); var o1 = Vector256.Load(acc + 8); var o2 = Vector256.Load(acc + 16); var o3 = Vector256.Load(acc + 24);
+        var o4 = Vector256.Load(acc + 32); var o5 = Vector256.Load(acc + 40); var o6 = Vector256.Load(acc + 48); var o7 = Vector256.Load(acc + 56);
         for (int j = 0; j < count; j++, v += stride)
         {
             var s = Vector256.Create(p[j]);
@@ -84,20 +87,24 @@ public static unsafe class AttentionKernel
             o6 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 48), s, o6);
             o7 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 56), s, o7);
         }
-        o0.Store(output); o1.Store(output + 8); o2.Store(output + 16); o3.Store(output + 24);
-        o4.Store(output + 32); o5.Store(output + 40); o6.Store(output + 48); o7.Store(output + 56);
+        o0.Store(acc); o1.Store(acc + 8); o2.Store(acc + 16); o3.Store(acc + 24);
+        o4.Store(acc + 32); o5.Store(acc + 40); o6.Store(acc + 48); o7.Store(acc + 56);
     }
 
-    private static void WeightedSum16(float* v, int stride, float* p, int count, float* output)
+    /// <summary><see cref="AddWeighted64"/> for 8 dimensions (the rest of a head that is not a multiple of 64).</summary>
+    internal static void AddWeighted8(float* acc, float* v, int stride, float* p, int count)
     {
-        Vector256<float> o0 = default, o1 = default;
-        for (int j = 0; j < count; j++, v += stride)
-        {
-            var s = Vector256.Create(p[j]);
-            o0 = Vector256.FusedMultiplyAdd(Vector256.Load(v), s, o0);
-            o1 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 8), s, o1);
-        }
-        o0.Store(output); o1.Store(output + 8);
+        var o = Vector256.Load(acc);
+        for (int j = 0; j < count; j++, v += stride) o = Vector256.FusedMultiplyAdd(Vector256.Load(v), Vector256.Create(p[j]), o);
+        o.Store(acc);
+    }
+
+    /// <summary>acc[0..headDim) += Σ_j p_j · v_j (headDim a multiple of 8).</summary>
+    internal static void AddWeighted(float* acc, float* v, int headDim, float* p, int count)
+    {
+        int d = 0;
+        for (; d + 64 <= headDim; d += 64) AddWeighted64(acc + d, v + d, headDim, p, count);
+        for (; d < headDim; d += 8) AddWeighted8(acc + d, v + d, headDim, p, count);
     }
 
     /// <summary>The scalar definition (double sums) the SIMD path is tested against; also the path for odd head sizes.</summary>

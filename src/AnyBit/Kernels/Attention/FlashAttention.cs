@@ -205,37 +205,12 @@ public static unsafe class FlashAttention
         return s;
     }
 
-    /// <summary>acc += Σ_r p_r·v_r, 64 dimensions at a time held in registers across the tile's rows.</summary>
+    /// <summary>acc += Σ_r p_r·v_r over the tile's rows: those below the split from the decoded rows, the rest from
+    /// the float32 ones, each run by <see cref="AttentionKernel.AddWeighted"/> (in row order, as one pass would).</summary>
     private static void Accumulate(float* acc, int headDim, float* p, int from, int to, float* low, float* high, int split)
     {
-        int d = 0;
-        for (; d + 64 <= headDim; d += 64)
-        {
-            float* o = acc + d;
-            var o0 = Vector256.Load(o); var o1 = Vector256.Load(o + 8); var o2 = Vector256.Load(o + 16); var o3 = Vector256.Load(o + 24);
-            var o4 = Vector256.Load(o + 32); var o5 = Vector256.Load(o + 40); var o6 = Vector256.Load(o + 48); var o7 = Vector256.Load(o + 56);
-            for (int r = from; r < to; r++)
-            {
-                float* v = (r < split ? low : high) + (long)r * headDim + d;
-                var s = Vector256.Create(p[r]);
-                o0 = Vector256.FusedMultiplyAdd(Vector256.Load(v), s, o0);
-                o1 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 8), s, o1);
-                o2 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 16), s, o2);
-                o3 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 24), s, o3);
-                o4 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 32), s, o4);
-                o5 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 40), s, o5);
-                o6 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 48), s, o6);
-                o7 = Vector256.FusedMultiplyAdd(Vector256.Load(v + 56), s, o7);
-            }
-            o0.Store(o); o1.Store(o + 8); o2.Store(o + 16); o3.Store(o + 24);
-            o4.Store(o + 32); o5.Store(o + 40); o6.Store(o + 48); o7.Store(o + 56);
-        }
-        for (; d < headDim; d += 8)
-        {
-            var o0 = Vector256.Load(acc + d);
-            for (int r = from; r < to; r++)
-                o0 = Vector256.FusedMultiplyAdd(Vector256.Load((r < split ? low : high) + (long)r * headDim + d), Vector256.Create(p[r]), o0);
-            o0.Store(acc + d);
-        }
+        int mid = Math.Clamp(split, from, to);
+        AttentionKernel.AddWeighted(acc, low + (long)from * headDim, headDim, p + from, mid - from);
+        AttentionKernel.AddWeighted(acc, high + (long)mid * headDim, headDim, p + mid, to - mid);
     }
 }

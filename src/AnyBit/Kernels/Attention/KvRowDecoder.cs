@@ -2,6 +2,7 @@ using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using System.Runtime.Intrinsics.X86;
 using AnyBit.IO;
+using AnyBit.Kernels.Quantized;
 using AnyBit.Quantization;
 
 namespace AnyBit.Kernels.Attention;
@@ -14,7 +15,8 @@ namespace AnyBit.Kernels.Attention;
 /// </summary>
 /// <remarks>
 /// Each block's f16 scales are widened by the scalar conversion (one per 32 values), so infinite or NaN scales decode
-/// as the reference does; f16 rows check each 8 values for an all-ones exponent and take the scalar conversion there.
+/// as the reference does; f16 rows check each 16 values for an all-ones exponent and take the scalar conversion there
+/// (elsewhere <see cref="HalfWidening.Widen8Finite"/>, exact for finite values).
 /// x = d·q (+ m) is a product then a sum, as the reference computes it, never a fused multiply-add.
 /// </remarks>
 internal static unsafe class KvRowDecoder
@@ -56,18 +58,10 @@ internal static unsafe class KvRowDecoder
                 for (int j = i; j < i + 16; j++) dst[j] = (float)BitConverter.UInt16BitsToHalf(h[j]);
                 continue;
             }
-            Widen(raw.GetLower()).Store(dst + i);
-            Widen(raw.GetUpper()).Store(dst + i + 8);
+            HalfWidening.Widen8Finite((byte*)(h + i)).Store(dst + i);
+            HalfWidening.Widen8Finite((byte*)(h + i + 8)).Store(dst + i + 8);
         }
         for (; i < values; i++) dst[i] = (float)BitConverter.UInt16BitsToHalf(h[i]);
-
-        // 8 finite f16 as f32: the bits moved into an f32's places (sign-extension copies of the sign cleared), then
-        // × 2¹¹² rebiases normals and subnormals alike, exactly (HalfWidening's method).
-        static Vector256<float> Widen(Vector128<ushort> x)
-        {
-            var bits = Vector256.ShiftLeft(Avx2.ConvertToVector256Int32(x.AsInt16()), 13) & Vector256.Create(unchecked((int)0x8FFFE000));
-            return bits.AsSingle() * Vector256.Create(BitConverter.Int32BitsToSingle(0x77800000));
-        }
     }
 
     private static void BF16(byte* src, float* dst, int values)
@@ -110,7 +104,7 @@ internal static unsafe class KvRowDecoder
 
     private static readonly Vector128<sbyte> Signed4 = Vector128.Create((sbyte)-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7);
     private static readonly Vector128<sbyte> Unsigned4 = Vector128.Create((sbyte)0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    private static readonly Vector128<sbyte> NonLinear4 = Vector128.Create((sbyte)-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113);
+    private static readonly Vector128<sbyte> NonLinear4 = Vector128.Create(Formats.Ggml.NonLinear4.Values);
 
     /// <summary>A block of 32 nibble codes through a table, × d (+ m when <paramref name="hasMin"/>).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
