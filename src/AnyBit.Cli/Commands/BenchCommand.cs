@@ -44,13 +44,9 @@ internal static class BenchCommand
             using var m = ModelLoader.Load(path, new LoadOptions { Kernels = mode });
             foreach (var (type, kernel) in KernelReport.Describe(m)) kernels[type] = kernel;
             int d = parse.GetValue(depth);
-            if (d < 0) throw new AnyBitException($"--n-depth {d} must not be negative");
-            int benchContext = Benchmark.Context(parse.GetValue(prompt), parse.GetValue(gen), d);
-            if (benchContext > m.Config.MaxPositions)
-                throw new AnyBitException($"{path}: depth {d} and the runs need {benchContext} positions, more than the model's context of {m.Config.MaxPositions}");
-            cache.Validate(m.Config, benchContext);
             var rows = Benchmark.Run(m, bytes, parameters, kernels, parse.GetValue(prompt), parse.GetValue(gen), t, parse.GetValue(reps), cancellation: cancellation, cache: cache,
                 depth: d, randomFill: parse.GetValue(fill) == "random");
+            int benchContext = Benchmark.Context(parse.GetValue(prompt), parse.GetValue(gen), d);
             var kvMemory = cache.Memory(m.Config, benchContext);
             if (parse.GetValue(json))
             {

@@ -27,7 +27,8 @@ public static class Benchmark
         if (reps < 1) throw new AnyBitException($"repetitions {reps} must be at least 1");
         if (prompt < 0 || generate < 0 || depth < 0) throw new AnyBitException("token counts must not be negative");
         int context = Context(prompt, generate, depth);
-        if (context > model.Config.MaxPositions) throw new AnyBitException($"{context} tokens exceed the model's context of {model.Config.MaxPositions}");
+        if (context > model.Config.MaxPositions)
+            throw new AnyBitException($"{model.Source}: the runs need {context} positions{(depth > 0 ? $" with a depth of {depth}" : "")}, more than the model's context of {model.Config.MaxPositions}");
         using var pool = new WorkerPool(threads);
         using var session = model.CreateSession(context, maxBatch: Math.Max(1, prompt), pool: pool, cache: cache);
         var rng = new Random((int)seed);
@@ -42,6 +43,7 @@ public static class Benchmark
             else
             {
                 var ids = RandomIds(depth);
+                // In pieces only so that Ctrl-C is seen during a long prefill (Forward itself cuts them into batches).
                 for (int at = 0; at < depth; at += 512)
                 {
                     cancellation.ThrowIfCancellationRequested();

@@ -331,14 +331,7 @@ public sealed unsafe partial class InferenceSession : IDisposable
             var head = kt.Slice(h * hd, hd);
             if (perHead && L.KNorm is not null) Ops.RmsNorm(head, L.KNorm.Span, eps, head);
             rope.Apply(head, pos);
-            if (cache is not null)
-            {
-                cache.Write(l, h, pos, head, vt.Slice(h * hd, hd));
-                continue;
-            }
-            long cacheAt = owner.CacheOffset(l, h, pos);
-            head.CopyTo(owner._keyCache!.Slice(cacheAt, hd));
-            vt.Slice(h * hd, hd).CopyTo(owner._valueCache!.Slice(cacheAt, hd));
+            owner.StoreKv(l, h, pos, head, vt.Slice(h * hd, hd));
         }
     }
 
@@ -455,6 +448,20 @@ public sealed unsafe partial class InferenceSession : IDisposable
     private static void ScaleOutput(LinearWeight w, float* y, int length)
     {
         if (w.OutputScale != 1) TensorPrimitives.Multiply(new ReadOnlySpan<float>(y, length), w.OutputScale, new Span<float>(y, length));
+    }
+
+    /// <summary>Stores a new position's key and value heads: in the compressed cache (which rotates and quantizes them
+    /// there), or copied into the float32 one.</summary>
+    private void StoreKv(int layer, int kvHead, int position, Span<float> key, Span<float> value)
+    {
+        if (_kv is not null)
+        {
+            _kv.Write(layer, kvHead, position, key, value);
+            return;
+        }
+        long at = CacheOffset(layer, kvHead, position);
+        key.CopyTo(_keyCache!.Slice(at, key.Length));
+        value.CopyTo(_valueCache!.Slice(at, value.Length));
     }
 
     private long CacheOffset(int layer, int kvHead, int pos) =>

@@ -112,7 +112,8 @@ public sealed class Sampler
             {
                 total -= pd;
                 keys[at] = 0;
-                if (total <= 0) { accepted = true; return draft; } // the draft held all the mass (not reached: then pd = total)
+                // The draft held all the mass (pd = total), rejected only where u·total rounded up to total.
+                if (total <= 0) { accepted = true; return draft; }
             }
         }
         double r = NextDouble() * total;

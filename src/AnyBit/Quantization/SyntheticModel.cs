@@ -169,8 +169,9 @@ public static class SyntheticModel
         return a;
     }
 
-    /// <summary>Seeded normal samples (Box–Muller over a splitmix64 stream): the same seed gives the same model.</summary>
-    private static float[] Normal(long n, ulong seed, float sigma)
+    /// <summary>Seeded normal samples (Box–Muller over a splitmix64 stream): the same seed gives the same model
+    /// (also the random KV rows of <see cref="Models.InferenceSession.FillRandom"/>).</summary>
+    internal static float[] Normal(long n, ulong seed, float sigma)
     {
         var a = GC.AllocateUninitializedArray<float>(checked((int)n));
         ulong state = seed;

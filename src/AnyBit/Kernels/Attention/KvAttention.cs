@@ -54,8 +54,8 @@ internal sealed unsafe class KvAttention : IParallelWork, IDisposable
     public int TileSize { get; }
 
     /// <summary>The tile a cache needs: 32 positions, or a whole token block when that is longer.</summary>
-    /// <remarks>128-position tiles decoded no faster than 32 at 4k positions (docs/kv-cache.md); 32 keeps a tile of a
-    /// 128-wide head in L1.</remarks>
+    /// <remarks>Longer tiles (128 positions) measured no faster (docs/kv-cache.md, Measured and dropped), and short
+    /// ones keep each worker's four tiles small.</remarks>
     public static int TileFor(KvCacheOptions options) => Math.Max(32, Math.Max(options.Key.TokenBlock, options.Value.TokenBlock));
 
     /// <summary>
